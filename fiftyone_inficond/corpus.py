@@ -1,0 +1,103 @@
+"""Concept corpora: the ordered list of concepts whose similarities form a concept vector.
+
+A corpus fixes the column order of every concept vector computed from it, so it carries a
+stable id (a hash of its names) that runs record and later stages check.
+"""
+
+import hashlib
+import importlib.resources
+import os
+from dataclasses import dataclass
+
+# Broden names are "place-qualifier"; these real hyphenated words are not.
+_HYPHENATED_WORDS = ("lean-to", "polka-dotted", "horse-drawn", "check-in")
+_PROTECTED_HYPHEN = "\u2011"  # a non-breaking hyphen hides a word's own hyphen while splitting
+
+DEFAULT_TEMPLATE = "a photo of {}."
+
+
+@dataclass(frozen=True)
+class Corpus:
+    """Concept names (column order of concept vectors), their text prompts and a stable id."""
+
+    names: tuple
+    prompts: tuple
+    id: str
+
+    def __len__(self):
+        return len(self.names)
+
+    def index(self, name):
+        """Column of concept ``name`` in this corpus's concept vectors."""
+        try:
+            return self.names.index(name)
+        except ValueError:
+            raise KeyError(f"Concept '{name}' is not in corpus {self.id}") from None
+
+
+def concept_prompt(name):
+    """Turns a corpus name into natural text: ``brewery-outdoor`` -> ``brewery (outdoor)``."""
+    text = " ".join(name.split())
+    for word in _HYPHENATED_WORDS:
+        text = text.replace(word, word.replace("-", _PROTECTED_HYPHEN))
+    if "-" in text:
+        place, qualifier = text.rsplit("-", 1)
+        text = f"{place.strip()} ({qualifier.strip()})"
+    return text.replace(_PROTECTED_HYPHEN, "-")
+
+
+def corpus_id(names):
+    """A stable id of an ordered list of concept names."""
+    return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()[:16]
+
+
+def make_corpus(names):
+    """Builds a corpus from concept names: blank entries dropped, duplicates removed.
+
+    Duplicates are judged on the normalized prompt, ignoring case; the first occurrence wins.
+    """
+    unique, prompts, seen = [], [], set()
+    for raw in names:
+        if not isinstance(raw, str):
+            raise TypeError(f"Concept names must be strings; got {raw!r}")
+        name = " ".join(raw.split())
+        prompt = concept_prompt(name)
+        if not name or prompt.casefold() in seen:
+            continue
+        seen.add(prompt.casefold())
+        unique.append(name)
+        prompts.append(prompt)
+    if not unique:
+        raise ValueError(
+            "The concept corpus is empty: give at least one non-blank concept name "
+            "(one per line in a corpus file)"
+        )
+    return Corpus(names=tuple(unique), prompts=tuple(prompts), id=corpus_id(unique))
+
+
+def read_corpus_file(path):
+    """Reads a corpus file: one concept per line; blank lines and ``#`` comments ignored."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Corpus file '{path}' does not exist")
+    with open(path, encoding="utf-8") as f:
+        lines = [line.split("#", 1)[0] for line in f]
+    return make_corpus(lines)
+
+
+def broden_corpus():
+    """The default corpus: the Broden vocabulary (1,153 concepts) shipped with this package."""
+    path = importlib.resources.files("fiftyone_inficond") / "data" / "broden.txt"
+    with importlib.resources.as_file(path) as real_path:
+        return read_corpus_file(str(real_path))
+
+
+def load_corpus(source=None):
+    """Returns a :class:`Corpus` from ``None`` (Broden), a file path, a list of names or a corpus."""
+    if source is None:
+        return broden_corpus()
+    if isinstance(source, Corpus):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        return read_corpus_file(os.fspath(source))
+    return make_corpus(list(source))
+

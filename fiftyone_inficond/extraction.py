@@ -1,0 +1,169 @@
+"""Concept extraction over a FiftyOne collection: batched, resumable, recorded as a run."""
+
+import logging
+from dataclasses import dataclass, field as dataclass_field
+
+import fiftyone as fo
+import fiftyone.core.utils as fou
+
+from fiftyone_inficond.clip import encode_concepts, load_clip
+from fiftyone_inficond.concepts import ConceptExtractor
+from fiftyone_inficond.corpus import DEFAULT_TEMPLATE, load_corpus
+from fiftyone_inficond.dense import patch_grid
+from fiftyone_inficond.images import image_batches
+from fiftyone_inficond.runs import (
+    CONCEPTS_METHOD,
+    delete_run,
+    record_run,
+    run_config,
+    segments_field,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "ViT-B-16"
+_MAX_SEGMENTS = 255  # segment maps are stored as uint8
+
+
+@dataclass
+class ExtractionResult:
+    """What a :func:`compute_concepts` call did.
+
+    Attributes:
+        computed: samples whose concepts this call computed
+        already_done: samples skipped because an earlier call of the same run computed them
+        failed: sample id -> error, for images that could not be read
+    """
+
+    computed: int = 0
+    already_done: int = 0
+    failed: dict = dataclass_field(default_factory=dict)
+
+
+def compute_concepts(
+    samples,
+    model=DEFAULT_MODEL,
+    pretrained=None,
+    corpus=None,
+    field="concepts",
+    template=DEFAULT_TEMPLATE,
+    n_segments=16,
+    spatial_weight=1.0,
+    batch_size=32,
+    num_workers=0,
+    device=None,
+    overwrite=False,
+    progress=None,
+):
+    """Computes concept vectors of the samples into ``field``, resuming where a run stopped.
+
+    Writes a ``VectorField`` ``field`` (float32, one column per corpus concept, in corpus
+    order) and a :class:`fiftyone.core.labels.Segmentation` ``<field>_segments`` whose mask
+    is the segment map on the patch grid and whose ``concepts``/``similarities`` attributes
+    give each segment's nearest corpus column and its cosine similarity. The run is recorded
+    under key ``field`` with its model, corpus (id and names) and grid.
+
+    Args:
+        samples: a FiftyOne collection of images
+        model: an open_clip model name with a ViT image tower
+        pretrained: a pretrained tag of ``model`` or a local checkpoint path; ``None`` for a
+            random initialisation
+        corpus: ``None`` (Broden), a corpus file path, a list of names or a
+            :class:`fiftyone_inficond.corpus.Corpus`
+        field: the sample field to write
+        template: the text prompt template of a concept
+        n_segments: about how many segments per image (at most 255)
+        spatial_weight: how strongly segments stick to neighbouring patches
+        batch_size: images per batch
+        num_workers: image-decoding worker processes
+        device: a torch device; CUDA when available by default
+        overwrite: recompute everything when ``field`` holds another run's concepts
+        progress: ``True``/``False`` for a progress bar, or a callback taking a
+            :class:`fiftyone.core.utils.ProgressBar`
+
+    Returns:
+        an :class:`ExtractionResult`
+    """
+    if len(samples) == 0:
+        raise ValueError("The view is empty: select at least one sample to compute concepts of")
+    if not 1 <= n_segments <= _MAX_SEGMENTS:
+        raise ValueError(f"n_segments must be between 1 and {_MAX_SEGMENTS}; got {n_segments}")
+    corpus = load_corpus(corpus)
+    clip = load_clip(model, pretrained, device=device)
+    config = dict(
+        model=model,
+        pretrained=pretrained,
+        corpus_id=corpus.id,
+        concepts=list(corpus.names),
+        template=template,
+        grid=list(patch_grid(clip.model)),
+        n_segments=n_segments,
+        spatial_weight=spatial_weight,
+    )
+    _prepare_run(samples, field, config, overwrite)
+
+    todo = samples.exists(field, False)
+    result = ExtractionResult(already_done=len(samples) - len(todo))
+    if len(todo) == 0:
+        return result
+    ids, paths = todo.values(["id", "filepath"])
+    extractor = ConceptExtractor(
+        clip.model, encode_concepts(clip, corpus, template), n_segments, spatial_weight
+    )
+    batches = image_batches(paths, clip.preprocess, batch_size, num_workers)
+    with fou.ProgressBar(total=len(ids), progress=progress) as pb:
+        for indices, images, failures in batches:
+            for index, error in failures.items():
+                logger.warning("Skipping unreadable image %s (%s)", paths[index], error)
+                result.failed[ids[index]] = error
+            if images is not None:
+                batch = extractor(images.to(clip.device))
+                _write_batch(samples, field, [ids[i] for i in indices], batch)
+                result.computed += len(indices)
+            pb.update(count=len(indices) + len(failures))
+    return result
+
+
+def _prepare_run(samples, field, config, overwrite):
+    """Checks ``field`` can take this run, then records the run and declares its fields."""
+    dataset = samples._dataset
+    existing = run_config(samples, field, CONCEPTS_METHOD)
+    if existing == {**config, "field": field}:
+        return
+    if _is_occupied(dataset, field):
+        if existing is None:
+            raise ValueError(
+                f"Field '{field}' holds data that no concept run wrote: choose another field"
+            )
+        if not overwrite:
+            raise ValueError(
+                f"Field '{field}' holds concepts of another run (model {existing['model']}, "
+                f"pretrained {existing['pretrained']}, corpus {existing['corpus_id']}). "
+                f"Choose another field, or pass overwrite=True to recompute it"
+            )
+        delete_run(samples, field)
+    dataset.add_sample_field(field, fo.VectorField)
+    dataset.add_sample_field(
+        segments_field(field), fo.EmbeddedDocumentField, embedded_doc_type=fo.Segmentation
+    )
+    record_run(samples, field, CONCEPTS_METHOD, **config)
+
+
+def _is_occupied(dataset, field):
+    return (
+        field in dataset.list_runs()
+        or dataset.has_sample_field(field)
+        or dataset.has_sample_field(segments_field(field))
+    )
+
+
+def _write_batch(samples, field, ids, batch):
+    dataset = samples._dataset
+    dataset.set_values(field, dict(zip(ids, batch.vectors)), key_field="id")
+    segmentations = [
+        fo.Segmentation(mask=mask, concepts=concepts, similarities=similarities)
+        for mask, concepts, similarities in zip(
+            batch.segment_maps, batch.segment_concepts, batch.segment_similarities
+        )
+    ]
+    dataset.set_values(segments_field(field), dict(zip(ids, segmentations)), key_field="id")

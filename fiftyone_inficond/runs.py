@@ -1,0 +1,57 @@
+"""Run records: what wrote a field, stored as a FiftyOne custom run keyed by the field's name.
+
+Any client of the same database can list these runs and read their config (model, corpus,
+class names...), which is how later stages check they combine compatible fields.
+"""
+
+CONCEPTS_METHOD = "inficond_concepts"
+TEACHER_METHOD = "inficond_teacher"
+
+
+def record_run(samples, field, method, overwrite=False, **config):
+    """Registers run ``field`` on the dataset of ``samples`` with the given config."""
+    dataset = samples._dataset
+    dataset.register_run(
+        field, dataset.init_run(method=method, field=field, **config), overwrite=overwrite
+    )
+
+
+def run_config(samples, field, method):
+    """The config (a dict) of the ``method`` run that wrote ``field``, or ``None``."""
+    dataset = samples._dataset
+    if field not in dataset.list_runs():
+        return None
+    config = dataset.get_run_info(field).config
+    if config.method != method:
+        return None
+    return {
+        name: getattr(config, name)
+        for name in config.attributes()
+        if name not in ("cls", "type", "method")
+    }
+
+
+def require_run(samples, field, method, what):
+    """Like :func:`run_config`, but raises a clear error when ``field`` has no such run."""
+    config = run_config(samples, field, method)
+    if config is None:
+        raise ValueError(
+            f"Field '{field}' of dataset '{samples._dataset.name}' holds no {what}: "
+            f"compute them first"
+        )
+    return config
+
+
+def delete_run(samples, field):
+    """Deletes run ``field`` (if any) and the fields it wrote."""
+    dataset = samples._dataset
+    if field in dataset.list_runs():
+        dataset.delete_run(field)
+    for name in (field, segments_field(field)):
+        if dataset.has_sample_field(name):
+            dataset.delete_sample_field(name)
+
+
+def segments_field(field):
+    """The field holding the segment maps of concept field ``field``."""
+    return f"{field}_segments"
