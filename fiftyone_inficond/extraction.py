@@ -13,7 +13,7 @@ from fiftyone_inficond.dense import patch_grid
 from fiftyone_inficond.images import image_batches
 from fiftyone_inficond.runs import (
     CONCEPTS_METHOD,
-    delete_run,
+    claim_field,
     record_run,
     run_config,
     segments_field,
@@ -125,36 +125,16 @@ def compute_concepts(
 
 
 def _prepare_run(samples, field, config, overwrite):
-    """Checks ``field`` can take this run, then records the run and declares its fields."""
-    dataset = samples._dataset
-    existing = run_config(samples, field, CONCEPTS_METHOD)
-    if existing == {**config, "field": field}:
+    """Resumes the same run in ``field``, or records a new one and declares its fields."""
+    if run_config(samples, field, CONCEPTS_METHOD) == {**config, "field": field}:
         return
-    if _is_occupied(dataset, field):
-        if existing is None:
-            raise ValueError(
-                f"Field '{field}' holds data that no concept run wrote: choose another field"
-            )
-        if not overwrite:
-            raise ValueError(
-                f"Field '{field}' holds concepts of another run (model {existing['model']}, "
-                f"pretrained {existing['pretrained']}, corpus {existing['corpus_id']}). "
-                f"Choose another field, or pass overwrite=True to recompute it"
-            )
-        delete_run(samples, field)
+    claim_field(samples, field, CONCEPTS_METHOD, overwrite, what="concepts")
+    dataset = samples._dataset
     dataset.add_sample_field(field, fo.VectorField)
     dataset.add_sample_field(
         segments_field(field), fo.EmbeddedDocumentField, embedded_doc_type=fo.Segmentation
     )
     record_run(samples, field, CONCEPTS_METHOD, **config)
-
-
-def _is_occupied(dataset, field):
-    return (
-        field in dataset.list_runs()
-        or dataset.has_sample_field(field)
-        or dataset.has_sample_field(segments_field(field))
-    )
 
 
 def _write_batch(samples, field, ids, batch):

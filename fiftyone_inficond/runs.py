@@ -47,9 +47,35 @@ def delete_run(samples, field):
     dataset = samples._dataset
     if field in dataset.list_runs():
         dataset.delete_run(field)
-    for name in (field, segments_field(field)):
+    for name in _written_fields(field):
         if dataset.has_sample_field(name):
             dataset.delete_sample_field(name)
+
+
+def claim_field(samples, field, method, overwrite, what):
+    """Frees ``field`` for a new ``method`` run, refusing to destroy anything unasked.
+
+    Raises when ``field`` holds data no ``method`` run wrote, or, unless ``overwrite``,
+    data an earlier ``method`` run wrote.
+    """
+    dataset = samples._dataset
+    occupied = field in dataset.list_runs() or any(
+        dataset.has_sample_field(name) for name in _written_fields(field)
+    )
+    if not occupied:
+        return
+    if run_config(samples, field, method) is None:
+        raise ValueError(f"Field '{field}' holds data that is not {what}: choose another field")
+    if not overwrite:
+        raise ValueError(
+            f"Field '{field}' already holds {what} of another run. Choose another field, "
+            f"or pass overwrite=True to replace them"
+        )
+    delete_run(samples, field)
+
+
+def _written_fields(field):
+    return (field, segments_field(field))
 
 
 def segments_field(field):

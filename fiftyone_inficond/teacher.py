@@ -1,0 +1,321 @@
+"""Teacher scores: any model's per-class probabilities, stored as a sample field.
+
+Distillation here is response-based and model-agnostic: all a teacher contributes is a
+``(n_samples, n_classes)`` matrix of probabilities. Every source (an array, a score file,
+a label field, a FiftyOne model, an open_clip zero-shot classifier) ends in
+:func:`set_teacher_scores`, which validates, converts logits and records the class list.
+"""
+
+import json
+import logging
+import os
+import uuid
+from collections import Counter
+
+import fiftyone as fo
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.special import expit, softmax
+
+from fiftyone_inficond.clip import encode_texts, load_clip
+from fiftyone_inficond.images import image_batches
+from fiftyone_inficond.runs import TEACHER_METHOD, claim_field, record_run, require_run
+
+logger = logging.getLogger(__name__)
+
+SCORE_KINDS = ("auto", "probabilities", "logits")
+
+
+def _check_classes(classes):
+    classes = [str(c) for c in classes]
+    if not classes:
+        raise ValueError("The teacher's class list is empty: give one name per score column")
+    duplicates = sorted({c for c in classes if classes.count(c) > 1})
+    if duplicates:
+        raise ValueError(f"Duplicate class names in the teacher's class list: {duplicates}")
+    return classes
+
+
+def _check_scores(scores, n_rows, classes):
+    scores = np.asarray(scores, dtype=np.float64)
+    if scores.ndim != 2:
+        raise ValueError(f"Teacher scores must be a 2-D matrix; got shape {scores.shape}")
+    if scores.shape[0] != n_rows:
+        raise ValueError(
+            f"Teacher scores have {scores.shape[0]} rows but {n_rows} samples are given: "
+            f"give one row per sample"
+        )
+    if scores.shape[1] != len(classes):
+        raise ValueError(
+            f"Teacher scores have {scores.shape[1]} columns but {len(classes)} classes are "
+            f"given: give one column per class"
+        )
+    bad = ~np.isfinite(scores)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise ValueError(
+            f"Teacher scores contain {bad.sum()} NaN or infinite values "
+            f"(first at row {row}, class '{classes[col]}'): fix or drop those rows"
+        )
+    return scores
+
+
+def to_probabilities(scores, scores_are="auto"):
+    """Probabilities from scores; logits go through a sigmoid (multi-label teachers).
+
+    ``"auto"`` takes scores within [0, 1] as probabilities and anything else as logits.
+    """
+    if scores_are not in SCORE_KINDS:
+        raise ValueError(f"scores_are must be one of {SCORE_KINDS}; got '{scores_are}'")
+    if scores_are == "auto":
+        in_unit_range = scores.min() >= 0 and scores.max() <= 1
+        scores_are = "probabilities" if in_unit_range else "logits"
+    if scores_are == "logits":
+        return expit(scores), scores_are
+    if scores.min() < 0 or scores.max() > 1:
+        raise ValueError(
+            "Scores said to be probabilities fall outside [0, 1]: pass scores_are='logits'"
+        )
+    return scores, scores_are
+
+
+def _match_keys(samples, keys, key_field):
+    """Sample ids for each key (``None`` where no sample matches)."""
+    ids, values = samples.values(["id", "filepath" if key_field == "filename" else key_field])
+    if key_field == "filename":
+        values = [os.path.basename(v) for v in values]
+        repeated = [name for name, count in Counter(values).items() if count > 1]
+        if repeated:
+            raise ValueError(
+                f"Several samples share the file name(s) {sorted(repeated)[:5]}: match by "
+                f"'filepath' or 'id' instead"
+            )
+    lookup = dict(zip(values, ids))
+    return [lookup.get(str(k)) for k in keys]
+
+
+def set_teacher_scores(
+    samples,
+    scores,
+    classes,
+    field="teacher",
+    keys=None,
+    key_field="id",
+    scores_are="auto",
+    source="array",
+    overwrite=False,
+):
+    """Stores teacher scores as a ``VectorField`` of probabilities and records the run.
+
+    Args:
+        samples: a FiftyOne collection
+        scores: ``(n, n_classes)`` probabilities or logits
+        classes: the class name of each column
+        field: the sample field to write
+        keys: what each row belongs to (values of ``key_field``); ``None`` means the rows
+            follow the order of ``samples``
+        key_field: ``"id"``, ``"filepath"`` or ``"filename"`` (file base names)
+        scores_are: ``"auto"``, ``"probabilities"`` or ``"logits"`` (sigmoid applied)
+        source: a short description recorded in the run
+        overwrite: replace an earlier teacher run in ``field``
+
+    Returns:
+        the number of samples written
+    """
+    if len(samples) == 0:
+        raise ValueError("The view is empty: select at least one sample to score")
+    classes = _check_classes(classes)
+    if keys is None:
+        ids = samples.values("id")
+        scores = _check_scores(scores, len(ids), classes)
+    else:
+        keys = list(keys)
+        scores = _check_scores(scores, len(keys), classes)
+        ids = _match_keys(samples, keys, key_field)
+        matched = [i for i, sample_id in enumerate(ids) if sample_id is not None]
+        if not matched:
+            raise ValueError(
+                f"None of the {len(keys)} teacher rows match a sample by {key_field} "
+                f"(e.g. '{keys[0]}'): check the score file belongs to this dataset"
+            )
+        if len(matched) < len(keys):
+            logger.warning("%d teacher rows match no sample and are ignored", len(keys) - len(matched))
+        ids, scores = [ids[i] for i in matched], scores[matched]
+    probabilities, scores_are = to_probabilities(scores, scores_are)
+
+    claim_field(samples, field, TEACHER_METHOD, overwrite, what="teacher scores")
+    dataset = samples._dataset
+    dataset.add_sample_field(field, fo.VectorField)
+    values = dict(zip(ids, probabilities.astype(np.float32)))
+    dataset.set_values(field, values, key_field="id")
+    record_run(samples, field, TEACHER_METHOD, classes=classes, source=source, scores_are=scores_are)
+    return len(values)
+
+
+def read_score_file(path):
+    """Reads a JSON score file with keys ``classes``, ``files`` and ``scores``."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Teacher score file '{path}' does not exist")
+    with open(path, encoding="utf-8") as f:
+        try:
+            data = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"Teacher score file '{path}' is not valid JSON: {e}") from e
+    missing = {"classes", "files", "scores"} - set(data)
+    if missing:
+        raise ValueError(f"Teacher score file '{path}' lacks the key(s) {sorted(missing)}")
+    return data["scores"], data["classes"], data["files"]
+
+
+def teacher_from_file(samples, path, field="teacher", scores_are="auto", overwrite=False):
+    """Teacher scores from a JSON file whose ``files`` are image file names."""
+    scores, classes, files = read_score_file(path)
+    return set_teacher_scores(
+        samples,
+        scores,
+        classes,
+        field=field,
+        keys=files,
+        key_field="filename",
+        scores_are=scores_are,
+        source=f"file:{os.path.basename(path)}",
+        overwrite=overwrite,
+    )
+
+
+def scores_from_labels(labels, classes):
+    """Per class, the highest confidence among a sample's labels; 0 where the class is absent.
+
+    Works for ``Classification``, ``Classifications`` and ``Detections`` labels, so a
+    detector is a teacher too (its best box per class).
+    """
+    column = {c: j for j, c in enumerate(classes)}
+    scores = np.zeros((len(labels), len(classes)))
+    for i, label in enumerate(labels):
+        for item in _label_items(label):
+            j = column.get(item.label)
+            if j is not None and item.confidence is not None:
+                scores[i, j] = max(scores[i, j], item.confidence)
+    return scores
+
+
+def _label_items(label):
+    if label is None:
+        return []
+    if isinstance(label, fo.Classifications):
+        return label.classifications
+    if isinstance(label, fo.Detections):
+        return label.detections
+    return [label]
+
+
+def teacher_from_labels(samples, label_field, classes=None, field="teacher", overwrite=False):
+    """Teacher scores from the confidences of an existing label field."""
+    if len(samples) == 0:
+        raise ValueError("The view is empty: select at least one sample to score")
+    if not samples.has_field(label_field):
+        raise ValueError(f"The dataset has no field '{label_field}'")
+    if classes is None:
+        label_path, _ = samples._get_label_field_path(label_field, "label")
+        classes = samples.distinct(label_path)
+    labels = samples.values(label_field)
+    return set_teacher_scores(
+        samples,
+        scores_from_labels(labels, _check_classes(classes)),
+        classes,
+        field=field,
+        scores_are="probabilities",
+        source=f"labels:{label_field}",
+        overwrite=overwrite,
+    )
+
+
+def teacher_from_model(samples, model, classes=None, field="teacher", batch_size=None, overwrite=False):
+    """Teacher scores from any model :meth:`fiftyone.core.collections.SampleCollection.apply_model` accepts.
+
+    Classifiers that keep logits give softmax probabilities over all classes; otherwise
+    each class's score is its best prediction confidence.
+    """
+    if len(samples) == 0:
+        raise ValueError("The view is empty: select at least one sample to score")
+    classes = _check_classes(classes or getattr(model, "classes", None) or [])
+    store_logits = bool(getattr(model, "has_logits", False))
+    scratch = f"_inficond_{uuid.uuid4().hex[:8]}"
+    try:
+        samples.apply_model(model, label_field=scratch, store_logits=store_logits, batch_size=batch_size)
+        labels = samples.values(scratch)
+    finally:
+        if samples._dataset.has_sample_field(scratch):
+            samples._dataset.delete_sample_field(scratch)
+    if store_logits:
+        scores = np.stack([softmax(np.asarray(label.logits), axis=-1) for label in labels])
+    else:
+        scores = scores_from_labels(labels, classes)
+    return set_teacher_scores(
+        samples,
+        scores,
+        classes,
+        field=field,
+        scores_are="probabilities",
+        source=f"model:{type(model).__name__}",
+        overwrite=overwrite,
+    )
+
+
+def teacher_from_clip(
+    samples,
+    classes,
+    model="ViT-B-16",
+    pretrained=None,
+    field="teacher",
+    template="a photo of a {}.",
+    batch_size=32,
+    device=None,
+    overwrite=False,
+):
+    """An open_clip zero-shot teacher over the class names.
+
+    CLIP's logits become a softmax over the classes; a model with a logit bias (SigLIP)
+    is a sigmoid classifier, so each class gets its own sigmoid.
+    """
+    if len(samples) == 0:
+        raise ValueError("The view is empty: select at least one sample to score")
+    classes = _check_classes(classes)
+    clip = load_clip(model, pretrained, device=device, resize_mode="shortest")
+    text = encode_texts(clip, [template.format(c) for c in classes])
+    ids, paths = samples.values(["id", "filepath"])
+    scored_ids, rows = [], []
+    for indices, images, failures in image_batches(paths, clip.preprocess, batch_size):
+        for index, error in failures.items():
+            logger.warning("Skipping unreadable image %s (%s)", paths[index], error)
+        if images is not None:
+            rows.append(_zero_shot(clip.model, images.to(clip.device), text))
+            scored_ids.extend(ids[i] for i in indices)
+    if not rows:
+        raise ValueError("No image of the view could be read: nothing to score")
+    return set_teacher_scores(
+        samples,
+        np.concatenate(rows),
+        classes,
+        field=field,
+        keys=scored_ids,
+        scores_are="probabilities",
+        source=f"open_clip:{model}:{pretrained}",
+        overwrite=overwrite,
+    )
+
+
+@torch.no_grad()
+def _zero_shot(model, images, text):
+    image = F.normalize(model.encode_image(images).float(), dim=-1)
+    logits = model.logit_scale.exp() * image @ text.T
+    if getattr(model, "logit_bias", None) is not None:
+        return torch.sigmoid(logits + model.logit_bias).cpu().numpy()
+    return logits.softmax(dim=-1).cpu().numpy()
+
+
+def teacher_scores(samples, field="teacher"):
+    """``(scores, classes)`` of a teacher field: an ``(n, k)`` float32 matrix in ``samples`` order."""
+    config = require_run(samples, field, TEACHER_METHOD, "teacher scores")
+    return np.stack(samples.values(field)).astype(np.float32), config["classes"]

@@ -1,0 +1,78 @@
+"""Shared fixtures: real coco128 images on the real (embedded or shared) MongoDB, tiny models."""
+
+import os
+import subprocess
+import sys
+import uuid
+
+import fiftyone as fo
+import pytest
+import torch
+
+from fiftyone_inficond.clip import load_clip
+from fiftyone_inficond.datasets import load_yolo_multilabel
+
+COCO128 = os.path.normpath(
+    os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets", "coco128-train")
+)
+TINY_MODEL = "inficond-tiny-vit"
+
+
+def unique_name(prefix="inficond-test"):
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture(scope="session")
+def coco128_dir():
+    assert os.path.isdir(COCO128), f"coco128 test data missing at {COCO128}"
+    return COCO128
+
+
+@pytest.fixture(scope="session")
+def coco128_base(coco128_dir):
+    dataset = load_yolo_multilabel(coco128_dir, unique_name())
+    yield dataset
+    dataset.delete()
+
+
+@pytest.fixture
+def coco128(coco128_base):
+    """A throw-away copy of coco128 with ground truth, deleted after the test."""
+    dataset = coco128_base.clone(unique_name())
+    yield dataset
+    dataset.delete()
+
+
+@pytest.fixture
+def coco_subset(coco128):
+    """The first 12 images: enough for real behaviour, quick on 2 cores."""
+    return coco128.limit(12)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """A checkpoint file of the tiny test ViT with weights unlike its seeded initialisation."""
+    model = load_clip(TINY_MODEL, device="cpu").model
+    with torch.no_grad():
+        generator = torch.Generator().manual_seed(1)
+        for parameter in model.parameters():
+            parameter.add_(0.02 * torch.randn(parameter.shape, generator=generator))
+    path = tmp_path_factory.mktemp("checkpoints") / "tiny.pt"
+    torch.save(model.state_dict(), path)
+    return str(path)
+
+
+def run_python(code):
+    """Runs ``code`` in a new Python process (a second client of the same database)."""
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=os.environ
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def assert_nothing_written(dataset, field):
+    dataset.reload()
+    assert not dataset.has_sample_field(field)
+    assert field not in dataset.list_runs()
+    assert not any(name.startswith("_inficond") for name in dataset.get_field_schema())
