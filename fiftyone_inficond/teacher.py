@@ -241,13 +241,15 @@ def teacher_from_model(samples, model, classes=None, field="teacher", batch_size
         raise ValueError("The view is empty: select at least one sample to score")
     classes = _check_classes(classes or getattr(model, "classes", None) or [])
     store_logits = bool(getattr(model, "has_logits", False))
-    scratch = f"_inficond_{uuid.uuid4().hex[:8]}"
+    scratch = f"inficond_scratch_{uuid.uuid4().hex[:8]}"
     try:
         samples.apply_model(model, label_field=scratch, store_logits=store_logits, batch_size=batch_size)
-        labels = samples.values(scratch)
+        ids, labels = samples.exists(scratch).values(["id", scratch])
     finally:
         if samples._dataset.has_sample_field(scratch):
             samples._dataset.delete_sample_field(scratch)
+    if not ids:
+        raise ValueError("The model predicted nothing for any sample of the view: nothing to score")
     if store_logits:
         scores = np.stack([softmax(np.asarray(label.logits), axis=-1) for label in labels])
     else:
@@ -257,6 +259,7 @@ def teacher_from_model(samples, model, classes=None, field="teacher", batch_size
         scores,
         classes,
         field=field,
+        keys=ids,
         scores_are="probabilities",
         source=f"model:{type(model).__name__}",
         overwrite=overwrite,

@@ -75,4 +75,4 @@ def assert_nothing_written(dataset, field):
     dataset.reload()
     assert not dataset.has_sample_field(field)
     assert field not in dataset.list_runs()
-    assert not any(name.startswith("_inficond") for name in dataset.get_field_schema())
+    assert not any(name.startswith("inficond_scratch") for name in dataset.get_field_schema())
