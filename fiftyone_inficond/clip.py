@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import open_clip
 import torch
 import torch.nn.functional as F
+from open_clip.transformer import text_global_pool
 
 from fiftyone_inficond.corpus import DEFAULT_TEMPLATE
 
@@ -111,13 +112,39 @@ def load_clip(model_name, pretrained=None, device=None, resize_mode="squash"):
     )
 
 
+def _encode_text_up_to(model, tokens, length):
+    """``CLIP.encode_text`` on the first ``length`` positions only.
+
+    Text attention is causal and pooling reads the end-of-text token, so the padding
+    after the longest prompt changes nothing; dropping it makes short concept prompts
+    several times cheaper to encode than at the full 77-token context.
+    """
+    x = model.token_embedding(tokens[:, :length]) + model.positional_embedding[:length]
+    x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
+    x = text_global_pool(model.ln_final(x), tokens[:, :length], model.text_pool_type)
+    return x @ model.text_projection
+
+
+def _can_truncate(model):
+    return (
+        isinstance(model, open_clip.CLIP)
+        and model.attn_mask is not None
+        and model.text_pool_type == "argmax"
+        and isinstance(model.text_projection, torch.nn.Parameter)
+    )
+
+
 @torch.no_grad()
 def encode_texts(clip, texts, batch_size=256):
     """L2-normalized text embeddings, shape ``(len(texts), embed_dim)``."""
     chunks = []
     for start in range(0, len(texts), batch_size):
         tokens = clip.tokenizer(list(texts[start : start + batch_size])).to(clip.device)
-        chunks.append(clip.model.encode_text(tokens).float())
+        if _can_truncate(clip.model):
+            length = int((tokens != 0).sum(dim=1).max())
+            chunks.append(_encode_text_up_to(clip.model, tokens, length).float())
+        else:
+            chunks.append(clip.model.encode_text(tokens).float())
     return F.normalize(torch.cat(chunks), dim=-1)
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field as dataclass_field
 import fiftyone as fo
 import fiftyone.core.utils as fou
 
-from fiftyone_inficond.clip import encode_concepts, load_clip
+from fiftyone_inficond.clip import ClipModel, encode_concepts, load_clip
 from fiftyone_inficond.concepts import ConceptExtractor
 from fiftyone_inficond.corpus import DEFAULT_TEMPLATE, load_corpus
 from fiftyone_inficond.dense import patch_grid
@@ -65,7 +65,8 @@ def compute_concepts(
 
     Args:
         samples: a FiftyOne collection of images
-        model: an open_clip model name with a ViT image tower
+        model: an open_clip model name with a ViT image tower, or a loaded
+            :class:`fiftyone_inficond.clip.ClipModel` (then ``pretrained`` is ignored)
         pretrained: a pretrained tag of ``model`` or a local checkpoint path; ``None`` for a
             random initialisation
         corpus: ``None`` (Broden), a corpus file path, a list of names or a
@@ -89,10 +90,10 @@ def compute_concepts(
     if not 1 <= n_segments <= _MAX_SEGMENTS:
         raise ValueError(f"n_segments must be between 1 and {_MAX_SEGMENTS}; got {n_segments}")
     corpus = load_corpus(corpus)
-    clip = load_clip(model, pretrained, device=device)
+    clip = model if isinstance(model, ClipModel) else load_clip(model, pretrained, device=device)
     config = dict(
-        model=model,
-        pretrained=pretrained,
+        model=clip.name,
+        pretrained=clip.pretrained,
         corpus_id=corpus.id,
         concepts=list(corpus.names),
         template=template,

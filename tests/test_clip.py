@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from conftest import TINY_MODEL
-from fiftyone_inficond.clip import load_clip
+from fiftyone_inficond.clip import encode_texts, load_clip
 
 
 def test_local_checkpoint_loads_through_pretrained(tiny_checkpoint):
@@ -53,3 +53,11 @@ def test_unavailable_pretrained_tag_says_to_use_a_local_path():
     assert done.returncode != 0
     assert "RuntimeError: Pretrained weights 'openai' of 'ViT-B-32' could not be loaded" in done.stderr
     assert "pass its local path as pretrained" in done.stderr
+
+
+def test_concept_text_encoding_matches_open_clip(tiny_checkpoint):
+    clip = load_clip(TINY_MODEL, tiny_checkpoint, device="cpu")
+    texts = ["a photo of wine cellar (bottle storage).", "a photo of red.", "x"]
+    with torch.no_grad():
+        expected = torch.nn.functional.normalize(clip.model.encode_text(clip.tokenizer(texts)), dim=-1)
+    assert torch.allclose(encode_texts(clip, texts), expected, atol=1e-5)
