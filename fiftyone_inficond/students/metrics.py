@@ -1,0 +1,120 @@
+"""How well students mimic the teacher and the ground truth, with sklearn's metrics."""
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_fscore_support
+
+SORT_KEYS = ("ap_gap", "agreement_ap", "recall", "precision", "f1")
+
+
+@dataclass
+class ClassMetrics:
+    """Per-class metrics as arrays of length k (NaN where undefined)."""
+
+    teacher_ap: np.ndarray  # teacher scores vs ground truth
+    student_ap: np.ndarray  # student scores vs ground truth
+    agreement_ap: np.ndarray  # student scores vs the teacher's decisions
+    precision: np.ndarray  # student decisions vs teacher decisions
+    recall: np.ndarray
+    f1: np.ndarray
+
+    @property
+    def ap_gap(self):
+        """How much AP against the ground truth the student loses to the teacher."""
+        return self.teacher_ap - self.student_ap
+
+    def summary(self):
+        """Means over classes where defined."""
+        names = ("teacher_ap", "student_ap", "agreement_ap", "precision", "recall", "f1")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN columns stay NaN
+            return {name: _float(np.nanmean(getattr(self, name))) for name in names}
+
+    def rows(self, classes):
+        """One dict per class, for tables and provenance."""
+        return [
+            {
+                "class": name,
+                "teacher_ap": _float(self.teacher_ap[j]),
+                "student_ap": _float(self.student_ap[j]),
+                "ap_gap": _float(self.ap_gap[j]),
+                "agreement_ap": _float(self.agreement_ap[j]),
+                "precision": _float(self.precision[j]),
+                "recall": _float(self.recall[j]),
+                "f1": _float(self.f1[j]),
+            }
+            for j, name in enumerate(classes)
+        ]
+
+    def order(self, by="ap_gap"):
+        """Class indices sorted worst first: largest AP gap, or lowest agreement/recall/..."""
+        if by not in SORT_KEYS:
+            raise ValueError(f"Sort by one of {SORT_KEYS}; got '{by}'")
+        values = getattr(self, by)
+        key = -values if by == "ap_gap" else values
+        return np.argsort(np.where(np.isnan(key), np.inf, key), kind="stable")
+
+
+def _float(value):
+    return None if np.isnan(value) else float(value)
+
+
+def per_class_ap(truth, scores):
+    """Average precision per column; NaN for columns without positives."""
+    ap = np.full(truth.shape[1], np.nan)
+    defined = truth.any(axis=0)
+    if defined.any():
+        ap[defined] = average_precision_score(truth[:, defined], scores[:, defined], average=None)
+    return ap
+
+
+def class_metrics(teacher, student, truth=None, threshold=0.5):
+    """Per-class metrics of student probabilities against teacher probabilities and truth.
+
+    Args:
+        teacher, student: ``(n, k)`` probabilities
+        truth: optional ``(n, k)`` bool ground truth
+        threshold: the probability at which a teacher or student says "positive"
+    """
+    decisions = teacher >= threshold
+    precision, recall, f1, _ = precision_recall_fscore_support(
+        decisions, student >= threshold, average=None, zero_division=0
+    )
+    missing = np.full(teacher.shape[1], np.nan)
+    return ClassMetrics(
+        teacher_ap=missing if truth is None else per_class_ap(truth, teacher),
+        student_ap=missing if truth is None else per_class_ap(truth, student),
+        agreement_ap=per_class_ap(decisions, student),
+        precision=precision,
+        recall=recall,
+        f1=f1,
+    )
+
+
+SUBSETS = ("both_right", "student_wrong", "both_wrong", "student_right")
+
+
+def agreement_subsets(teacher, student, truth, column, threshold=0.5):
+    """The four agreement subsets of one class, among its positives and its negatives.
+
+    A sample is a positive when the ground truth says so (the teacher's decision when there is
+    no ground truth). "Right" means deciding as the reference does. Returns
+    ``{"positives": {subset: row indices}, "negatives": {...}}``; the eight sets partition
+    the samples.
+    """
+    teacher_says = teacher[:, column] >= threshold
+    student_says = student[:, column] >= threshold
+    reference = teacher_says if truth is None else truth[:, column].astype(bool)
+    teacher_right, student_right = teacher_says == reference, student_says == reference
+    masks = {
+        "both_right": teacher_right & student_right,
+        "student_wrong": teacher_right & ~student_right,
+        "both_wrong": ~teacher_right & ~student_right,
+        "student_right": ~teacher_right & student_right,
+    }
+    return {
+        group: {name: np.flatnonzero(mask & members) for name, mask in masks.items()}
+        for group, members in (("positives", reference), ("negatives", ~reference))
+    }

@@ -1,0 +1,46 @@
+"""Which concepts matter for a class: by weight, and by where the student fails."""
+
+import numpy as np
+
+
+def top_by_weight(weight, column, n=10, sign="positive"):
+    """The ``n`` concepts with the largest (``"positive"``), smallest (``"negative"``) or
+    largest absolute (``"absolute"``) weight in a class's student, as ``(indices, weights)``."""
+    row = weight[column]
+    keys = {"positive": -row, "negative": row, "absolute": -np.abs(row)}
+    if sign not in keys:
+        raise ValueError(f"sign must be one of {sorted(keys)}; got '{sign}'")
+    order = np.argsort(keys[sign], kind="stable")[:n]
+    return order, row[order]
+
+
+def presence_discrepancy(concepts, teacher_says, student_says):
+    """Per concept, mean presence in misaligned minus aligned samples, among the teacher's
+    positives (P) and among its negatives (N).
+
+    Args:
+        concepts: ``(n, n_concepts)`` concept vectors
+        teacher_says, student_says: ``(n,)`` bool decisions for one class
+
+    Returns:
+        ``{"P": array, "N": array}`` of length ``n_concepts`` (NaN where a group is empty):
+        large absolute values mark concepts whose presence separates the samples the student
+        gets wrong from those it gets right.
+    """
+    aligned = teacher_says == student_says
+    result = {}
+    for group, members in (("P", teacher_says), ("N", ~teacher_says)):
+        right, wrong = concepts[members & aligned], concepts[members & ~aligned]
+        if len(right) and len(wrong):
+            result[group] = wrong.mean(axis=0) - right.mean(axis=0)
+        else:
+            result[group] = np.full(concepts.shape[1], np.nan)
+    return result
+
+
+def top_by_discrepancy(discrepancy, n=10):
+    """The ``n`` concepts with the largest absolute discrepancy, as ``(indices, values)``."""
+    if np.isnan(discrepancy).all():
+        return np.array([], dtype=int), np.array([])
+    order = np.argsort(-np.abs(np.nan_to_num(discrepancy)), kind="stable")[:n]
+    return order, discrepancy[order]

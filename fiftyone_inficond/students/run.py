@@ -1,0 +1,374 @@
+"""The student SDK: train, evaluate, tune and revert concept students of a dataset."""
+
+import numpy as np
+from scipy.special import expit, logit
+
+from fiftyone_inficond.runs import record_run
+from fiftyone_inficond.students import store
+from fiftyone_inficond.students.data import load_data
+from fiftyone_inficond.students.metrics import agreement_subsets, class_metrics
+from fiftyone_inficond.students.ranking import presence_discrepancy, top_by_discrepancy, top_by_weight
+from fiftyone_inficond.students.training import TrainingConfig, fit, initial_weights, standardization
+from fiftyone_inficond.students.tuning import Instruction, apply_instructions, no_bounds
+from fiftyone_inficond.students.whatif import weight_range, what_if
+
+DEFAULT_TUNING_EPOCHS = 3
+
+
+def train_students(
+    samples,
+    key="students",
+    concepts_field="concepts",
+    teacher_field="teacher",
+    gt_field="ground_truth",
+    train_tag=None,
+    split_field=None,
+    epochs=10,
+    l1=1e-4,
+    lr=1e-2,
+    batch_size=512,
+    seed=0,
+    threshold=0.5,
+    user=None,
+    overwrite=False,
+):
+    """Trains one linear student per teacher class and saves them as student run ``key``.
+
+    Args:
+        samples: a FiftyOne collection with concept vectors and teacher scores
+        key: the run key
+        concepts_field, teacher_field: fields written by concept extraction and a teacher
+        gt_field: a ``Classifications`` ground-truth field for evaluation, or ``None``
+            (ignored when the dataset has no such field)
+        train_tag, split_field: train on samples with this tag, or whose split field is
+            ``"train"``; the rest is the validation split. All samples by default
+        epochs, l1, lr, batch_size, seed: training hyper-parameters
+        threshold: the probability at which teacher and students say "positive"
+        user: who trains (the OS user by default)
+        overwrite: replace an existing student run ``key``
+
+    Returns:
+        a :class:`StudentRun`
+    """
+    dataset = samples._dataset
+    if key in dataset.list_runs():
+        if not overwrite:
+            raise ValueError(f"A run '{key}' already exists: choose another key or pass overwrite=True")
+        delete_students(dataset, key)
+    if gt_field is not None and not samples.has_field(gt_field):
+        gt_field = None
+    data, classes, concept_run = load_data(
+        samples, concepts_field, teacher_field, gt_field, train_tag, split_field
+    )
+    mean, std = standardization(data.concepts[data.train])
+    config = dict(
+        classes=classes,
+        concepts_field=concepts_field,
+        teacher_field=teacher_field,
+        gt_field=gt_field,
+        corpus_id=concept_run["corpus_id"],
+        train_tag=train_tag,
+        split_field=split_field,
+        training=dict(epochs=epochs, l1=l1, lr=lr, batch_size=batch_size, seed=seed),
+        threshold=threshold,
+        concept_mean=mean.tolist(),
+        concept_std=std.tolist(),
+    )
+    run = StudentRun(samples, key, config, data, concept_run["concepts"])
+    weight, bias = initial_weights(len(classes), data.concepts.shape[1], seed)
+    lower, upper = no_bounds(weight.shape)
+    weight, bias = fit(run.inputs[data.train], data.teacher[data.train], weight, bias, lower, upper, run.training)
+    run.state = store.StudentState(weight, bias, lower, upper)
+    record_run(samples, key, store.STUDENTS_METHOD, **config)
+    summary = run._metrics().summary()
+    run._save(kind="train", user=user, instructions=[], metrics_after=summary)
+    return run
+
+
+def load_students(samples, key="students"):
+    """Loads student run ``key`` (its newest revision) with the data it was trained on."""
+    dataset = samples._dataset
+    info = dataset.get_run_info(key) if key in dataset.list_runs() else None
+    if info is None or info.config.method != store.STUDENTS_METHOD:
+        raise KeyError(f"Dataset '{dataset.name}' has no student run '{key}'")
+    config = {name: getattr(info.config, name) for name in info.config.attributes()}
+    data, _, concept_run = load_data(
+        samples,
+        config["concepts_field"],
+        config["teacher_field"],
+        config["gt_field"],
+        config["train_tag"],
+        config["split_field"],
+    )
+    run = StudentRun(samples, key, config, data, concept_run["concepts"])
+    run.revision, run.state = store.load_state(dataset, key)
+    return run
+
+
+def list_student_runs(samples):
+    """Keys of the student runs of a dataset."""
+    return samples._dataset.list_runs(method=store.STUDENTS_METHOD)
+
+
+def delete_students(samples, key):
+    """Deletes student run ``key`` and its whole history."""
+    dataset = samples._dataset
+    dataset.delete_run(key)
+    store.delete_history(dataset, key)
+
+
+class StudentRun:
+    """A student run with its data in memory: metrics, rankings, what-ifs, tuning, history.
+
+    Attributes:
+        classes: class names (rows of ``weight``)
+        concepts: concept names (columns of ``weight``)
+        state: the current :class:`fiftyone_inficond.students.store.StudentState`
+        revision: the stored revision ``state`` belongs to
+    """
+
+    def __init__(self, samples, key, config, data, concepts):
+        self.samples = samples
+        self.key = key
+        self.config = config
+        self.data = data
+        self.classes = list(config["classes"])
+        self.concepts = list(concepts)
+        self.training = TrainingConfig(**config["training"])
+        self.threshold = config["threshold"]
+        mean = np.asarray(config["concept_mean"], dtype=np.float32)
+        std = np.asarray(config["concept_std"], dtype=np.float32)
+        self.inputs = (data.concepts - mean) / std
+        self.state = None
+        self.revision = -1
+
+    # --- predictions -------------------------------------------------------------------
+
+    @property
+    def weight(self):
+        return self.state.weight
+
+    @property
+    def bias(self):
+        return self.state.bias
+
+    def logits(self, rows=slice(None)):
+        """``(n, k)`` student logits of the run's samples."""
+        return self.inputs[rows] @ self.weight.T + self.bias
+
+    def probabilities(self):
+        """``(n, k)`` student probabilities of the run's samples, row order of ``ids``."""
+        return expit(self.logits())
+
+    @property
+    def ids(self):
+        return self.data.ids
+
+    # --- evaluation --------------------------------------------------------------------
+
+    def _evaluation_rows(self, split):
+        splits = {"all": slice(None), "train": self.data.train, "validation": ~self.data.train}
+        if split not in splits:
+            raise ValueError(f"split must be one of {sorted(splits)}; got '{split}'")
+        return splits[split]
+
+    def _metrics(self, split="all"):
+        rows = self._evaluation_rows(split)
+        truth = None if self.data.truth is None else self.data.truth[rows]
+        return class_metrics(self.data.teacher[rows], expit(self.logits(rows)), truth, self.threshold)
+
+    def performance(self, split="all", sort_by=None):
+        """Per-class metrics (rows of dicts, worst first when ``sort_by`` is given) and their means.
+
+        Returns:
+            ``{"classes": [...], "summary": {...}}``
+        """
+        metrics = self._metrics(split)
+        rows = metrics.rows(self.classes)
+        if sort_by is not None:
+            rows = [rows[j] for j in metrics.order(sort_by)]
+        return {"classes": rows, "summary": metrics.summary()}
+
+    def agreement(self, cls):
+        """Sample ids of the four agreement subsets among positives and among negatives."""
+        column = self._class_index(cls)
+        subsets = agreement_subsets(
+            self.data.teacher, self.probabilities(), self.data.truth, column, self.threshold
+        )
+        ids = np.asarray(self.ids)
+        return {
+            group: {name: ids[rows].tolist() for name, rows in named.items()}
+            for group, named in subsets.items()
+        }
+
+    # --- concepts ----------------------------------------------------------------------
+
+    def top_concepts(self, cls, n=10, by="weight", sign="positive"):
+        """The ``n`` most important concepts of a class as ``[(name, value), ...]``.
+
+        ``by="weight"`` ranks by student weight (``sign``: positive, negative, absolute);
+        ``by="P"``/``"N"`` ranks by the presence discrepancy between samples the student
+        gets wrong and right among the teacher's positives / negatives.
+        """
+        column = self._class_index(cls)
+        if by == "weight":
+            order, values = top_by_weight(self.weight, column, n, sign)
+        elif by in ("P", "N"):
+            discrepancy = presence_discrepancy(self.data.concepts, *self._decisions(column))[by]
+            order, values = top_by_discrepancy(discrepancy, n)
+        else:
+            raise ValueError(f"Rank concepts by 'weight', 'P' or 'N'; got '{by}'")
+        return [(self.concepts[j], float(v)) for j, v in zip(order, values)]
+
+    def what_if(self, cls, concepts=None, n=10, n_values=41):
+        """Metrics against the teacher as each concept's weight varies, without retraining.
+
+        Args:
+            cls: a class name
+            concepts: concept names; by default the class's top ``n`` by weight
+            n_values: weight values per curve
+
+        Returns:
+            ``{"concepts": names, "values": (c, m), "accuracy"|"f1"|"recall"|"precision": (c, m)}``
+        """
+        column = self._class_index(cls)
+        names = concepts or [name for name, _ in self.top_concepts(cls, n)]
+        indices = [self._concept_index(name) for name in names]
+        row = self.weight[column]
+        values = np.stack([weight_range(row, j, n_values) for j in indices])
+        teacher_says, _ = self._decisions(column)
+        curves = what_if(self.logits()[:, column], self.inputs, row, indices, teacher_says, values, self.threshold)
+        return {"concepts": names, "values": values, **curves}
+
+    def _decisions(self, column):
+        teacher_says = self.data.teacher[:, column] >= self.threshold
+        student_says = self.logits()[:, column] >= logit(self.threshold)
+        return teacher_says, student_says
+
+    # --- tuning and history -----------------------------------------------------------
+
+    def tune(self, up=None, down=None, factor=1.5, epochs=DEFAULT_TUNING_EPOCHS, user=None):
+        """Up-tunes and down-tunes concepts, retrains the tuned classes and saves the iteration.
+
+        Args:
+            up, down: ``{class name: [concept names]}``
+            factor: how strongly (> 1; see :mod:`fiftyone_inficond.students.tuning`)
+            epochs: retraining epochs, starting from the adjusted weights
+            user: who tunes (the OS user by default)
+
+        Returns:
+            the new history entry
+
+        Raises:
+            StaleRunError: someone saved a newer revision since this run was loaded
+        """
+        instructions = self._instructions(up or {}, "up") + self._instructions(down or {}, "down")
+        if not instructions:
+            raise ValueError("Nothing to tune: give up= and/or down= {class: [concepts]}")
+        before = self._metrics()
+        lower, upper, start = apply_instructions(
+            self.weight, self.state.lower, self.state.upper, instructions, factor
+        )
+        tuned = sorted({item.cls for item in instructions})
+        weight, bias = self.weight.copy(), self.bias.copy()
+        weight[tuned], bias[tuned] = fit(
+            self.inputs[self.data.train],
+            self.data.teacher[self.data.train][:, tuned],
+            start[tuned],
+            self.bias[tuned],
+            lower[tuned],
+            upper[tuned],
+            TrainingConfig(**{**self.config["training"], "epochs": epochs}),
+        )
+        previous = self.state
+        self.state = store.StudentState(weight, bias, lower, upper)
+        after = self._metrics()
+        try:
+            return self._save(
+                kind="tune",
+                user=user,
+                instructions=[self._describe(item) for item in instructions],
+                factor=factor,
+                epochs=epochs,
+                metrics_before=before.summary(),
+                metrics_after=after.summary(),
+                class_metrics={
+                    self.classes[j]: {"before": before.rows(self.classes)[j], "after": after.rows(self.classes)[j]}
+                    for j in tuned
+                },
+                change=self._change(previous, instructions),
+            )
+        except Exception:
+            self.state = previous
+            raise
+
+    def revert(self, revision, user=None):
+        """Restores exactly the weights and bounds of history entry ``revision``, as a new entry."""
+        before = self._metrics().summary()
+        _, state = store.load_state(self.samples._dataset, self.key, revision)
+        previous, self.state = self.state, state
+        try:
+            return self._save(
+                kind="revert",
+                user=user,
+                instructions=[],
+                reverted_to=revision,
+                metrics_before=before,
+                metrics_after=self._metrics().summary(),
+            )
+        except Exception:
+            self.state = previous
+            raise
+
+    @property
+    def history(self):
+        """Every iteration, oldest first: kind, who, when, instructions, metrics, change."""
+        return store.list_entries(self.samples._dataset, self.key)
+
+    def reload(self):
+        """Moves to the newest stored revision (e.g. after a :class:`StaleRunError`)."""
+        self.revision, self.state = store.load_state(self.samples._dataset, self.key)
+        return self
+
+    def _save(self, **info):
+        entry = store.append_entry(self.samples._dataset, self.key, self.revision + 1, self.state, **info)
+        self.revision += 1
+        return entry
+
+    def _change(self, previous, instructions):
+        return [
+            {
+                **self._describe(item),
+                "weight_before": float(previous.weight[item.cls, item.concept]),
+                "weight_after": float(self.weight[item.cls, item.concept]),
+                "lower": _finite(self.state.lower[item.cls, item.concept]),
+                "upper": _finite(self.state.upper[item.cls, item.concept]),
+            }
+            for item in instructions
+        ]
+
+    def _describe(self, item):
+        return {"class": self.classes[item.cls], "concept": self.concepts[item.concept], "direction": item.direction}
+
+    def _instructions(self, by_class, direction):
+        return [
+            Instruction(self._class_index(cls), self._concept_index(name), direction)
+            for cls, names in by_class.items()
+            for name in ([names] if isinstance(names, str) else names)
+        ]
+
+    def _class_index(self, cls):
+        try:
+            return self.classes.index(cls)
+        except ValueError:
+            raise KeyError(f"Class '{cls}' is not a class of student run '{self.key}'") from None
+
+    def _concept_index(self, name):
+        try:
+            return self.concepts.index(name)
+        except ValueError:
+            raise KeyError(f"Concept '{name}' is not in the corpus of student run '{self.key}'") from None
+
+
+def _finite(value):
+    return float(value) if np.isfinite(value) else None

@@ -1,0 +1,87 @@
+"""Fitting concept students to teacher probabilities with Lightning, from in-memory tensors."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from fiftyone_inficond.students.module import ConceptStudents
+
+
+@dataclass
+class TrainingConfig:
+    """Hyper-parameters of student training (and of each tuning re-training)."""
+
+    epochs: int = 10
+    l1: float = 1e-4
+    lr: float = 1e-2
+    batch_size: int = 512
+    seed: int = 0
+
+
+class TensorBatches(IterableDataset):
+    """Shuffled mini-batches sliced from tensors: no per-sample indexing or collation."""
+
+    def __init__(self, inputs, targets, batch_size, seed):
+        self.inputs, self.targets = inputs, targets
+        self.batch_size = batch_size
+        self.seed = seed
+        self.epoch = 0
+
+    def __len__(self):
+        return -(-len(self.inputs) // self.batch_size)
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(len(self.inputs), generator=generator)
+        for start in range(0, len(order), self.batch_size):
+            rows = order[start : start + self.batch_size]
+            yield self.inputs[rows], self.targets[rows]
+
+
+def standardization(concepts):
+    """Per-concept mean and standard deviation (at least 1e-6) of a concept matrix."""
+    return concepts.mean(axis=0), np.maximum(concepts.std(axis=0), 1e-6)
+
+
+def fit(inputs, targets, weight, bias, lower, upper, config):
+    """Trains students from the given start and returns ``(weight, bias)`` as numpy arrays.
+
+    Args:
+        inputs: ``(n, n_concepts)`` standardized concept vectors
+        targets: ``(n, k)`` teacher probabilities
+        weight, bias, lower, upper: start weights ``(k, n_concepts)``, biases ``(k,)`` and
+            weight bounds ``(k, n_concepts)``
+        config: a :class:`TrainingConfig`
+    """
+    tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(config.seed)
+        module = ConceptStudents(
+            tensor(weight), tensor(bias), tensor(lower), tensor(upper), l1=config.l1, lr=config.lr
+        )
+        module.project()
+        batches = TensorBatches(tensor(inputs), tensor(targets), config.batch_size, config.seed)
+        trainer = pl.Trainer(
+            max_epochs=config.epochs,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            deterministic=True,
+        )
+        trainer.fit(module, DataLoader(batches, batch_size=None))
+    return (
+        module.linear.weight.detach().numpy().copy(),
+        module.linear.bias.detach().numpy().copy(),
+    )
+
+
+def initial_weights(n_classes, n_concepts, seed):
+    """Small seeded random start weights and zero biases."""
+    generator = np.random.default_rng(seed)
+    return generator.normal(0, 0.01, size=(n_classes, n_concepts)).astype(np.float32), np.zeros(n_classes, np.float32)

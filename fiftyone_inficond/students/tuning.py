@@ -1,0 +1,69 @@
+"""Turning up/down-tuning instructions into weight bounds.
+
+For a tuned concept with current weight ``w`` in a class whose mean absolute weight is
+``s``, and a factor ``x > 1``, the step is ``(x - 1) * max(|w|, s)``:
+
+- **up-tune**: lower bound ``w + step``. A positive weight grows to ``x * w``; a negative
+  one moves towards (or past) zero; a zero weight becomes ``(x - 1) * s``. Either way the
+  concept ends up supporting its class more than before.
+- **down-tune**: upper bound ``w - step``, the mirror image: the concept supports its
+  class less.
+
+Using ``max(|w|, s)`` keeps a zero or tiny weight from yielding a bound that changes nothing.
+Bounds accumulate over iterations: a new up-tune raises (never lowers) a concept's lower
+bound, a new down-tune lowers its upper bound. Tuning a concept the opposite way releases
+its earlier opposite bound, so the newest instruction on a concept always wins and the
+bounds stay feasible. Retraining starts from the weights clamped into the new bounds.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+DIRECTIONS = ("up", "down")
+
+
+@dataclass(frozen=True)
+class Instruction:
+    """Up- or down-tune concept ``concept`` (a column) of class ``cls`` (a row)."""
+
+    cls: int
+    concept: int
+    direction: str
+
+    def __post_init__(self):
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"A tuning direction is 'up' or 'down'; got '{self.direction}'")
+
+
+def apply_instructions(weight, lower, upper, instructions, factor):
+    """New ``(lower, upper)`` bounds and start weights after ``instructions``.
+
+    Args:
+        weight: ``(k, n_concepts)`` current weights
+        lower, upper: ``(k, n_concepts)`` current bounds (``-inf``/``inf`` where none)
+        instructions: :class:`Instruction` s
+        factor: ``x > 1``, how strongly to tune
+
+    Returns:
+        ``(lower, upper, start_weight)``, new arrays
+    """
+    if not factor > 1:
+        raise ValueError(f"The tuning factor must be greater than 1; got {factor}")
+    lower, upper = lower.copy(), upper.copy()
+    scale = np.abs(weight).mean(axis=1)
+    for item in instructions:
+        w = weight[item.cls, item.concept]
+        step = (factor - 1) * max(abs(w), scale[item.cls], 1e-6)
+        if item.direction == "up":
+            lower[item.cls, item.concept] = max(lower[item.cls, item.concept], w + step)
+            upper[item.cls, item.concept] = np.inf
+        else:
+            upper[item.cls, item.concept] = min(upper[item.cls, item.concept], w - step)
+            lower[item.cls, item.concept] = -np.inf
+    return lower, upper, np.clip(weight, lower, upper)
+
+
+def no_bounds(shape):
+    """Lower and upper bound arrays that constrain nothing."""
+    return np.full(shape, -np.inf, np.float32), np.full(shape, np.inf, np.float32)
