@@ -1,7 +1,7 @@
 """How well students mimic the teacher and the ground truth, with sklearn's metrics."""
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_fscore_support
@@ -19,6 +19,15 @@ class ClassMetrics:
     precision: np.ndarray  # student decisions vs teacher decisions
     recall: np.ndarray
     f1: np.ndarray
+
+    def with_columns(self, columns, partial):
+        """A copy with ``columns`` taken from ``partial`` (metrics of just those classes)."""
+        updated = {}
+        for field in fields(self):
+            values = getattr(self, field.name).copy()
+            values[columns] = getattr(partial, field.name)
+            updated[field.name] = values
+        return replace(self, **updated)
 
     @property
     def ap_gap(self):
@@ -70,6 +79,14 @@ def per_class_ap(truth, scores):
     return ap
 
 
+def per_class_prf(truth, decisions):
+    """Precision, recall and F1 per column of bool matrices (0 where undefined)."""
+    if truth.shape[1] == 1:  # sklearn reads a single column as a binary, not multilabel, target
+        scores = precision_recall_fscore_support(truth[:, 0], decisions[:, 0], average="binary", zero_division=0)
+        return tuple(np.array([value]) for value in scores[:3])
+    return precision_recall_fscore_support(truth, decisions, average=None, zero_division=0)[:3]
+
+
 def class_metrics(teacher, student, truth=None, threshold=0.5):
     """Per-class metrics of student probabilities against teacher probabilities and truth.
 
@@ -79,9 +96,7 @@ def class_metrics(teacher, student, truth=None, threshold=0.5):
         threshold: the probability at which a teacher or student says "positive"
     """
     decisions = teacher >= threshold
-    precision, recall, f1, _ = precision_recall_fscore_support(
-        decisions, student >= threshold, average=None, zero_division=0
-    )
+    precision, recall, f1 = per_class_prf(decisions, student >= threshold)
     missing = np.full(teacher.shape[1], np.nan)
     return ClassMetrics(
         teacher_ap=missing if truth is None else per_class_ap(truth, teacher),

@@ -26,7 +26,7 @@ def train_students(
     epochs=10,
     l1=1e-4,
     lr=1e-2,
-    batch_size=512,
+    batch_size=None,
     seed=0,
     threshold=0.5,
     user=None,
@@ -42,7 +42,8 @@ def train_students(
             (ignored when the dataset has no such field)
         train_tag, split_field: train on samples with this tag, or whose split field is
             ``"train"``; the rest is the validation split. All samples by default
-        epochs, l1, lr, batch_size, seed: training hyper-parameters
+        epochs, l1, lr, batch_size, seed: training hyper-parameters (see
+            :class:`fiftyone_inficond.students.training.TrainingConfig`)
         threshold: the probability at which teacher and students say "positive"
         user: who trains (the OS user by default)
         overwrite: replace an existing student run ``key``
@@ -75,7 +76,7 @@ def train_students(
         concept_std=std.tolist(),
     )
     run = StudentRun(samples, key, config, data, concept_run["concepts"])
-    weight, bias = initial_weights(len(classes), data.concepts.shape[1], seed)
+    weight, bias = initial_weights(data.teacher[data.train], data.concepts.shape[1], seed)
     lower, upper = no_bounds(weight.shape)
     weight, bias = fit(run.inputs[data.train], data.teacher[data.train], weight, bias, lower, upper, run.training)
     run.state = store.StudentState(weight, bias, lower, upper)
@@ -141,6 +142,7 @@ class StudentRun:
         self.inputs = (data.concepts - mean) / std
         self.state = None
         self.revision = -1
+        self._metrics_cache = {}  # split -> (state, ClassMetrics)
 
     # --- predictions -------------------------------------------------------------------
 
@@ -172,10 +174,19 @@ class StudentRun:
             raise ValueError(f"split must be one of {sorted(splits)}; got '{split}'")
         return splits[split]
 
-    def _metrics(self, split="all"):
+    def _metrics(self, split="all", columns=None):
+        """Metrics of all classes, or of ``columns`` only; cached per state and split."""
+        cached = self._metrics_cache.get(split)
+        if columns is None and cached is not None and cached[0] is self.state:
+            return cached[1]
         rows = self._evaluation_rows(split)
-        truth = None if self.data.truth is None else self.data.truth[rows]
-        return class_metrics(self.data.teacher[rows], expit(self.logits(rows)), truth, self.threshold)
+        columns = slice(None) if columns is None else columns
+        truth = None if self.data.truth is None else self.data.truth[rows][:, columns]
+        student = expit(self.inputs[rows] @ self.weight[columns].T + self.bias[columns])
+        metrics = class_metrics(self.data.teacher[rows][:, columns], student, truth, self.threshold)
+        if columns == slice(None):
+            self._metrics_cache[split] = (self.state, metrics)
+        return metrics
 
     def performance(self, split="all", sort_by=None):
         """Per-class metrics (rows of dicts, worst first when ``sort_by`` is given) and their means.
@@ -282,7 +293,9 @@ class StudentRun:
         )
         previous = self.state
         self.state = store.StudentState(weight, bias, lower, upper)
-        after = self._metrics()
+        # Students are independent: only the tuned classes' metrics can have changed.
+        after = before.with_columns(tuned, self._metrics(columns=tuned))
+        self._metrics_cache["all"] = (self.state, after)
         try:
             return self._save(
                 kind="tune",

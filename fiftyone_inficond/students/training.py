@@ -2,12 +2,18 @@
 
 from dataclasses import dataclass
 
+import logging
+
 import numpy as np
 import pytorch_lightning as pl
 import torch
+from scipy.special import logit
 from torch.utils.data import DataLoader, IterableDataset
 
 from fiftyone_inficond.students.module import ConceptStudents
+
+# Lightning announces the hardware on every fit; tuning fits often, so keep it to warnings.
+logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
 
 
 @dataclass
@@ -17,8 +23,13 @@ class TrainingConfig:
     epochs: int = 10
     l1: float = 1e-4
     lr: float = 1e-2
-    batch_size: int = 512
+    batch_size: int = None  # None: about 20 steps per epoch, between 8 and 512 samples
     seed: int = 0
+
+    def batch_size_for(self, n_samples):
+        if self.batch_size is not None:
+            return self.batch_size
+        return int(np.clip(n_samples // 20, 8, 512))
 
 
 class TensorBatches(IterableDataset):
@@ -29,9 +40,6 @@ class TensorBatches(IterableDataset):
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
-
-    def __len__(self):
-        return -(-len(self.inputs) // self.batch_size)
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
@@ -64,7 +72,8 @@ def fit(inputs, targets, weight, bias, lower, upper, config):
             tensor(weight), tensor(bias), tensor(lower), tensor(upper), l1=config.l1, lr=config.lr
         )
         module.project()
-        batches = TensorBatches(tensor(inputs), tensor(targets), config.batch_size, config.seed)
+        batch_size = config.batch_size_for(len(inputs))
+        batches = TensorBatches(tensor(inputs), tensor(targets), batch_size, config.seed)
         trainer = pl.Trainer(
             max_epochs=config.epochs,
             accelerator="cpu",
@@ -81,7 +90,10 @@ def fit(inputs, targets, weight, bias, lower, upper, config):
     )
 
 
-def initial_weights(n_classes, n_concepts, seed):
-    """Small seeded random start weights and zero biases."""
+def initial_weights(targets, n_concepts, seed):
+    """Small seeded random start weights, and biases at the logit of each class's mean
+    teacher probability, so training starts from the teacher's base rates."""
     generator = np.random.default_rng(seed)
-    return generator.normal(0, 0.01, size=(n_classes, n_concepts)).astype(np.float32), np.zeros(n_classes, np.float32)
+    weight = generator.normal(0, 0.01, size=(targets.shape[1], n_concepts)).astype(np.float32)
+    base_rate = np.clip(targets.mean(axis=0), 1e-4, 1 - 1e-4)
+    return weight, logit(base_rate).astype(np.float32)
