@@ -36,9 +36,7 @@ class ConceptStudents(pl.LightningModule):
         return bce + self.l1 * self.linear.weight.abs().sum() / self.linear.out_features
 
     def training_step(self, batch, batch_index):
-        loss = self.loss(*batch)
-        self.log("train_loss", loss, prog_bar=False, logger=False)
-        return loss
+        return self.loss(*batch)
 
     def on_train_batch_end(self, outputs, batch, batch_index):
         self.project()

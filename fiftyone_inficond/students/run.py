@@ -78,7 +78,8 @@ def train_students(
     run = StudentRun(samples, key, config, data, concept_run["concepts"])
     weight, bias = initial_weights(data.teacher[data.train], data.concepts.shape[1], seed)
     lower, upper = no_bounds(weight.shape)
-    weight, bias = fit(run.inputs[data.train], data.teacher[data.train], weight, bias, lower, upper, run.training)
+    train = run._evaluation_rows("train")
+    weight, bias = fit(run.inputs[train], data.teacher[train], weight, bias, lower, upper, run.training)
     run.state = store.StudentState(weight, bias, lower, upper)
     record_run(samples, key, store.STUDENTS_METHOD, **config)
     summary = run._metrics().summary()
@@ -169,9 +170,15 @@ class StudentRun:
     # --- evaluation --------------------------------------------------------------------
 
     def _evaluation_rows(self, split):
-        splits = {"all": slice(None), "train": self.data.train, "validation": ~self.data.train}
+        # Without a split every row trains: a slice avoids copying the whole matrix.
+        train = slice(None) if self.data.train.all() else self.data.train
+        splits = {"all": slice(None), "train": train, "validation": ~self.data.train}
         if split not in splits:
             raise ValueError(f"split must be one of {sorted(splits)}; got '{split}'")
+        if split == "validation" and self.data.train.all():
+            raise ValueError(
+                f"Student run '{self.key}' has no validation split: train with train_tag or split_field"
+            )
         return splits[split]
 
     def _metrics(self, split="all", columns=None):
@@ -282,9 +289,10 @@ class StudentRun:
         )
         tuned = sorted({item.cls for item in instructions})
         weight, bias = self.weight.copy(), self.bias.copy()
+        train = self._evaluation_rows("train")
         weight[tuned], bias[tuned] = fit(
-            self.inputs[self.data.train],
-            self.data.teacher[self.data.train][:, tuned],
+            self.inputs[train],
+            self.data.teacher[train][:, tuned],
             start[tuned],
             self.bias[tuned],
             lower[tuned],

@@ -56,7 +56,7 @@ def _encode(array):
     return {"shape": list(array.shape), "data": Binary(array.tobytes())}
 
 
-def _decode(doc):
+def decode(doc):
     return np.frombuffer(doc["data"], dtype=np.float32).reshape(doc["shape"]).copy()
 
 
@@ -88,8 +88,9 @@ def append_entry(dataset, key, revision, state, **info):
 
 
 def _mirror_results(dataset, key, revision, state):
+    """The newest weights as the FiftyOne run's results (``{"shape", "data"}`` float32 bytes)."""
     results = dataset.init_run_results(
-        key, revision=revision, weight=state.weight.tolist(), bias=state.bias.tolist()
+        key, revision=revision, weight=_encode(state.weight), bias=_encode(state.bias)
     )
     dataset.save_run_results(key, results, overwrite=True, cache=False)
 
@@ -115,7 +116,7 @@ def load_state(dataset, key, revision=None):
     if doc is None:
         what = "any iteration" if revision is None else f"revision {revision}"
         raise KeyError(f"Student run '{key}' has no {what}")
-    return doc["revision"], StudentState(**{name: _decode(doc[name]) for name in _ARRAYS})
+    return doc["revision"], StudentState(**{name: decode(doc[name]) for name in _ARRAYS})
 
 
 def delete_history(dataset, key):
