@@ -30,6 +30,7 @@ test: venv
 
 bench: venv
 	$(PY) benchmarks/concepts.py
+	$(PY) benchmarks/students.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

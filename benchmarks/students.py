@@ -60,6 +60,7 @@ def main():
     parser.add_argument("--classes", type=int, default=80)
     args = parser.parse_args()
     logging.getLogger("fiftyone").setLevel(logging.WARNING)
+    fo.config.show_progress_bars = False
 
     corpus = load_corpus()
     concepts, teacher = synthetic(args.samples, len(corpus), args.classes)

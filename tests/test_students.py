@@ -12,7 +12,13 @@ from conftest import TINY_MODEL, run_python, unique_name
 from fiftyone_inficond.extraction import compute_concepts
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.module import ConceptStudents
-from fiftyone_inficond.students.run import delete_students, list_student_runs, load_students, train_students
+from fiftyone_inficond.students.run import (
+    delete_students,
+    list_student_runs,
+    load_students,
+    rename_students,
+    train_students,
+)
 from fiftyone_inficond.teacher import teacher_from_file
 
 
@@ -282,3 +288,15 @@ def test_bad_requests_are_explained(distilled):
     with pytest.raises(KeyError, match="has no student run 'nope'"):
         load_students(distilled, "nope")
     assert [e["kind"] for e in run.history] == ["train"]
+
+
+def test_several_runs_are_listed_renamed_and_deleted(distilled):
+    train_students(distilled, key="a", epochs=1).tune(up={"person": ["sky"]})
+    train_students(distilled, key="b", epochs=1)
+    assert list_student_runs(distilled) == ["a", "b"]
+    with pytest.raises(ValueError, match="already exists"):
+        rename_students(distilled, "a", "b")
+    rename_students(distilled, "a", "renamed")
+    assert [e["kind"] for e in load_students(distilled, "renamed").history] == ["train", "tune"]
+    delete_students(distilled, "renamed")
+    assert list_student_runs(distilled) == ["b"] and store.list_entries(distilled, "renamed") == []

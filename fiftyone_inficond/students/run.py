@@ -112,6 +112,15 @@ def list_student_runs(samples):
     return samples._dataset.list_runs(method=store.STUDENTS_METHOD)
 
 
+def rename_students(samples, key, new_key):
+    """Renames student run ``key`` (and its history) to ``new_key``."""
+    dataset = samples._dataset
+    if new_key in dataset.list_runs():
+        raise ValueError(f"A run '{new_key}' already exists: choose another key")
+    dataset.rename_run(key, new_key)
+    store.rename_history(dataset, key, new_key)
+
+
 def delete_students(samples, key):
     """Deletes student run ``key`` and its whole history."""
     dataset = samples._dataset
