@@ -1,4 +1,4 @@
-"""The demo: coco128 with ground truth, the YOLOX-Nano teacher and concept vectors.
+"""The demo: coco128 with ground truth, the YOLOX-Nano teacher, concept vectors and students.
 
 Run ``make demo`` (or ``python -m fiftyone_inficond.demo``), then open the dataset in the
 App with ``fiftyone app launch inficond-coco128``.
@@ -11,6 +11,7 @@ import fiftyone as fo
 
 from fiftyone_inficond.datasets import load_yolo_multilabel
 from fiftyone_inficond.extraction import DEFAULT_MODEL, compute_concepts
+from fiftyone_inficond.students.run import list_student_runs, load_students, train_students
 from fiftyone_inficond.teacher import teacher_from_file
 
 DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets", "coco128-train")
@@ -25,6 +26,8 @@ def build_coco128(data, name, model, pretrained):
     if not dataset.has_field("teacher"):
         teacher_from_file(dataset, os.path.join(data, "teacher_yolox_nano.json"))
     result = compute_concepts(dataset, model=model, pretrained=pretrained, progress=True)
+    if "students" not in list_student_runs(dataset):
+        train_students(dataset, key="students")
     return dataset, result
 
 
@@ -42,6 +45,8 @@ def main():
         f"{len(result.failed)} unreadable; teacher classes: "
         f"{len(dataset.get_run_info('teacher').config.classes)}"
     )
+    summary = load_students(dataset, "students").performance()["summary"]
+    print("students:", ", ".join(f"{name} {value:.3f}" for name, value in summary.items()))
 
 
 if __name__ == "__main__":
