@@ -85,24 +85,9 @@ def compute_concepts(
     Returns:
         an :class:`ExtractionResult`
     """
-    if len(samples) == 0:
-        raise ValueError("The view is empty: select at least one sample to compute concepts of")
-    if not 1 <= n_segments <= _MAX_SEGMENTS:
-        raise ValueError(f"n_segments must be between 1 and {_MAX_SEGMENTS}; got {n_segments}")
-    corpus = load_corpus(corpus)
-    clip = model if isinstance(model, ClipModel) else load_clip(model, pretrained, device=device)
-    config = dict(
-        model=clip.name,
-        pretrained=clip.pretrained,
-        corpus_id=corpus.id,
-        concepts=list(corpus.names),
-        template=template,
-        grid=list(patch_grid(clip.model)),
-        n_segments=n_segments,
-        spatial_weight=spatial_weight,
+    clip, corpus = prepare_concepts(
+        samples, model, pretrained, corpus, field, template, n_segments, spatial_weight, device, overwrite
     )
-    _prepare_run(samples, field, config, overwrite)
-
     todo = samples.exists(field, False)
     result = ExtractionResult(already_done=len(samples) - len(todo))
     if len(todo) == 0:
@@ -125,6 +110,59 @@ def compute_concepts(
     return result
 
 
+def prepare_concepts(
+    samples,
+    model=DEFAULT_MODEL,
+    pretrained=None,
+    corpus=None,
+    field="concepts",
+    template=DEFAULT_TEMPLATE,
+    n_segments=16,
+    spatial_weight=1.0,
+    device=None,
+    overwrite=False,
+):
+    """Validates a concept run and records it on ``field`` (or finds the same run to resume).
+
+    Nothing is written unless every input is valid. :func:`compute_concepts` calls it; call it
+    yourself before starting several workers on shards of one view, so that they all find
+    the run recorded and only resume it.
+
+    Returns:
+        ``(clip, corpus)``: the loaded :class:`fiftyone_inficond.clip.ClipModel` and corpus
+    """
+    if len(samples) == 0:
+        raise ValueError("The view is empty: select at least one sample to compute concepts of")
+    if not 1 <= n_segments <= _MAX_SEGMENTS:
+        raise ValueError(f"n_segments must be between 1 and {_MAX_SEGMENTS}; got {n_segments}")
+    corpus = load_corpus(corpus)
+    clip = model if isinstance(model, ClipModel) else load_clip(model, pretrained, device=device)
+    config = dict(
+        model=clip.name,
+        pretrained=clip.pretrained,
+        corpus_id=corpus.id,
+        concepts=list(corpus.names),
+        template=template,
+        grid=list(patch_grid(clip.model)),
+        n_segments=n_segments,
+        spatial_weight=spatial_weight,
+    )
+    _prepare_run(samples, field, config, overwrite)
+    return clip, corpus
+
+
+def shard(samples, index, count):
+    """Shard ``index`` of ``count`` disjoint shards of ``samples``, by sample id.
+
+    The split depends only on the ids, so workers that each take one shard of the same view
+    cover it exactly once, whatever order they run in.
+    """
+    if not 0 <= index < count:
+        raise ValueError(f"Shard index must be in [0, {count}); got {index}")
+    ids = [i for i in samples.values("id") if int(i, 16) % count == index]
+    return samples.select(ids, ordered=True)
+
+
 def _prepare_run(samples, field, config, overwrite):
     """Resumes the same run in ``field``, or records a new one and declares its fields."""
     if run_config(samples, field, CONCEPTS_METHOD) == {**config, "field": field}:
@@ -139,8 +177,9 @@ def _prepare_run(samples, field, config, overwrite):
 
 
 def _write_batch(samples, field, ids, batch):
+    """Writes segments first: a sample counts as done once its vector lands, so a worker
+    killed between the two writes leaves it to be recomputed, never half-written."""
     dataset = samples._dataset
-    dataset.set_values(field, dict(zip(ids, batch.vectors)), key_field="id")
     segmentations = [
         fo.Segmentation(mask=mask, concepts=concepts, similarities=similarities)
         for mask, concepts, similarities in zip(
@@ -148,3 +187,4 @@ def _write_batch(samples, field, ids, batch):
         )
     ]
     dataset.set_values(segments_field(field), dict(zip(ids, segmentations)), key_field="id")
+    dataset.set_values(field, dict(zip(ids, batch.vectors)), key_field="id")

@@ -217,7 +217,7 @@ def teacher_from_labels(samples, label_field, classes=None, field="teacher", ove
     if not samples.has_field(label_field):
         raise ValueError(f"The dataset has no field '{label_field}'")
     if classes is None:
-        label_path, _ = samples._get_label_field_path(label_field, "label")
+        _, label_path = samples._get_label_field_path(label_field, "label")
         classes = samples.distinct(label_path)
     labels = samples.values(label_field)
     return set_teacher_scores(

@@ -3,14 +3,23 @@
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 
-import fiftyone as fo
-import pytest
-import torch
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-from fiftyone_inficond.clip import load_clip
-from fiftyone_inficond.datasets import load_yolo_multilabel
+# FiftyOne finds plugins under FIFTYONE_PLUGINS_DIR: a fresh folder holding only this plugin
+# (its repository, linked), set before FiftyOne reads its config, here and in subprocesses.
+PLUGINS_DIR = tempfile.mkdtemp(prefix="inficond-plugins-")
+os.symlink(REPO, os.path.join(PLUGINS_DIR, "inficond"))
+os.environ["FIFTYONE_PLUGINS_DIR"] = PLUGINS_DIR
+
+import fiftyone as fo  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from fiftyone_inficond.clip import load_clip  # noqa: E402
+from fiftyone_inficond.datasets import load_yolo_multilabel  # noqa: E402
 
 COCO128 = os.path.normpath(
     os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets", "coco128-train")

@@ -114,8 +114,13 @@ def load_state(dataset, key, revision=None):
         query["revision"] = revision
     doc = _history().find_one(query, sort=[("revision", -1)])
     if doc is None:
-        what = "any iteration" if revision is None else f"revision {revision}"
-        raise KeyError(f"Student run '{key}' has no {what}")
+        if revision is not None:
+            raise KeyError(f"Student run '{key}' has no revision {revision}")
+        raise KeyError(
+            f"Student run '{key}' has no stored iterations on dataset '{dataset.name}'. Its "
+            f"history stays with the dataset it was trained on (clones do not carry it): "
+            f"train it again here"
+        )
     return doc["revision"], StudentState(**{name: decode(doc[name]) for name in _ARRAYS})
 
 

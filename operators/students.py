@@ -1,0 +1,163 @@
+"""Train, tune, revert, list, rename and delete student runs."""
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from fiftyone_inficond.students.run import (
+    delete_students,
+    list_student_runs,
+    load_students,
+    rename_students,
+    train_students,
+)
+
+from fiftyone_inficond.students.store import list_entries
+
+from .common import add_target_view, form, target_view
+
+
+def _run_key_input(ctx, inputs):
+    keys = list_student_runs(ctx.dataset)
+    choices = types.Dropdown()
+    for key in keys:
+        choices.add_choice(key, label=key)
+    inputs.enum("key", keys, view=choices, label="Student run", required=True)
+
+
+def _operator_config(name, label, description, delegated=False):
+    return foo.OperatorConfig(
+        name=name,
+        label=f"InFiConD: {label}",
+        description=description,
+        dynamic=True,
+        allow_immediate_execution=True,
+        allow_delegated_execution=delegated,
+    )
+
+
+class TrainStudents(foo.Operator):
+    @property
+    def config(self):
+        return _operator_config("train_students", "train students", "One linear concept student per class", True)
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        add_target_view(ctx, inputs, "Train on")
+        inputs.str("key", default="students", label="Run key")
+        inputs.str("concepts_field", default="concepts", label="Concepts field")
+        inputs.str("teacher_field", default="teacher", label="Teacher field")
+        inputs.str("gt_field", default="ground_truth", label="Ground-truth field (optional)")
+        inputs.str("train_tag", label="Train on samples with this tag (optional)")
+        inputs.int("epochs", default=10, label="Epochs")
+        inputs.float("l1", default=1e-4, label="L1 weight (λ)")
+        inputs.int("seed", default=0, label="Seed")
+        inputs.bool("overwrite", default=False, label="Replace an existing run with this key")
+        return form(inputs, "Train students")
+
+    def execute(self, ctx):
+        p = ctx.params
+        run = train_students(
+            target_view(ctx),
+            key=p.get("key", "students"),
+            concepts_field=p.get("concepts_field", "concepts"),
+            teacher_field=p.get("teacher_field", "teacher"),
+            gt_field=p.get("gt_field") or None,
+            train_tag=p.get("train_tag") or None,
+            epochs=p.get("epochs", 10),
+            l1=p.get("l1", 1e-4),
+            seed=p.get("seed", 0),
+            user=ctx.user_id,
+            overwrite=p.get("overwrite", False),
+        )
+        return {"key": run.key, "revision": run.revision, "summary": run.performance()["summary"]}
+
+
+class TuneStudents(foo.Operator):
+    @property
+    def config(self):
+        return _operator_config("tune_students", "tune students", "Up-tune (👍) or down-tune (👎) concepts and retrain")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        _run_key_input(ctx, inputs)
+        inputs.str("class", label="Class", description="The class whose concepts to tune")
+        inputs.list("up_concepts", types.String(), label="👍 Up-tune concepts")
+        inputs.list("down_concepts", types.String(), label="👎 Down-tune concepts")
+        inputs.float("factor", default=1.5, label="Factor (> 1)")
+        inputs.int("epochs", default=3, label="Retraining epochs")
+        return form(inputs, "Tune students")
+
+    def execute(self, ctx):
+        p = ctx.params
+        # Python callers give {class: [concepts]}; the App form gives one class at a time.
+        up, down = p.get("up") or {}, p.get("down") or {}
+        if p.get("class"):
+            up = {p["class"]: p.get("up_concepts") or []}
+            down = {p["class"]: p.get("down_concepts") or []}
+        run = load_students(ctx.dataset, p["key"])
+        entry = run.tune(up=up, down=down, factor=p.get("factor", 1.5), epochs=p.get("epochs", 3), user=ctx.user_id)
+        return {"revision": entry["revision"], "change": entry["change"], "metrics_after": entry["metrics_after"]}
+
+
+class RevertStudents(foo.Operator):
+    @property
+    def config(self):
+        return _operator_config("revert_students", "revert students", "Restore an earlier iteration exactly")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        _run_key_input(ctx, inputs)
+        inputs.int("revision", label="Revision to restore", required=True)
+        return form(inputs, "Revert students")
+
+    def execute(self, ctx):
+        run = load_students(ctx.dataset, ctx.params["key"])
+        entry = run.revert(ctx.params["revision"], user=ctx.user_id)
+        return {"revision": entry["revision"], "reverted_to": entry["reverted_to"]}
+
+
+class ListStudentRuns(foo.Operator):
+    @property
+    def config(self):
+        return _operator_config("list_student_runs", "list student runs", "Student runs and their history")
+
+    def execute(self, ctx):
+        runs = {}
+        for key in list_student_runs(ctx.dataset):
+            history = list_entries(ctx.dataset, key)
+            runs[key] = [
+                {**{k: entry.get(k) for k in ("revision", "kind", "user", "instructions")}, "time": str(entry["time"])}
+                for entry in history
+            ]
+        return {"runs": runs}
+
+
+class RenameStudentRun(foo.Operator):
+    @property
+    def config(self):
+        return _operator_config("rename_student_run", "rename student run", "Rename a student run")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        _run_key_input(ctx, inputs)
+        inputs.str("new_key", label="New key", required=True)
+        return form(inputs, "Rename student run")
+
+    def execute(self, ctx):
+        rename_students(ctx.dataset, ctx.params["key"], ctx.params["new_key"])
+        return {"key": ctx.params["new_key"]}
+
+
+class DeleteStudentRun(foo.Operator):
+    @property
+    def config(self):
+        return _operator_config("delete_student_run", "delete student run", "Delete a student run and its history")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        _run_key_input(ctx, inputs)
+        return form(inputs, "Delete student run")
+
+    def execute(self, ctx):
+        delete_students(ctx.dataset, ctx.params["key"])
+        return {"deleted": ctx.params["key"]}

@@ -1,0 +1,70 @@
+"""Import or compute teacher scores from a score file, a label field, a zoo model or open_clip."""
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from fiftyone_inficond.extraction import DEFAULT_MODEL
+from fiftyone_inficond.teacher import teacher_from_clip, teacher_from_file, teacher_from_labels, teacher_from_model
+
+from .common import add_target_view, form, target_view
+
+SOURCES = ("file", "labels", "zoo", "clip")
+
+
+class ImportTeacherScores(foo.Operator):
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="import_teacher_scores",
+            label="InFiConD: teacher scores",
+            description="Per-class teacher probabilities from a file, a label field or a model",
+            dynamic=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+        )
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        add_target_view(ctx, inputs, "Score")
+        inputs.enum("source", SOURCES, default="file", label="Source")
+        source = ctx.params.get("source", "file")
+        if source == "file":
+            inputs.str("path", label="JSON score file", description='keys "classes", "files", "scores"', required=True)
+        elif source == "labels":
+            inputs.str("label_field", label="Label field (Classifications/Detections)", required=True)
+        elif source == "zoo":
+            inputs.str("model_name", label="FiftyOne zoo model", required=True)
+        else:
+            inputs.str("model", default=DEFAULT_MODEL, label="open_clip model")
+            inputs.str("pretrained", label="Pretrained tag or checkpoint path")
+        if source != "file":
+            inputs.list("classes", types.String(), label="Classes", required=source == "clip")
+        inputs.str("field", default="teacher", label="Field")
+        inputs.bool("overwrite", default=False, label="Overwrite an earlier teacher in this field")
+        return form(inputs, "Teacher scores")
+
+    def execute(self, ctx):
+        params = ctx.params
+        view = target_view(ctx)
+        common = dict(field=params.get("field", "teacher"), overwrite=params.get("overwrite", False))
+        source = params.get("source", "file")
+        if source == "file":
+            written = teacher_from_file(view, params["path"], **common)
+        elif source == "labels":
+            written = teacher_from_labels(view, params["label_field"], classes=params.get("classes"), **common)
+        elif source == "zoo":
+            import fiftyone.zoo as foz
+
+            model = foz.load_zoo_model(params["model_name"])
+            written = teacher_from_model(view, model, classes=params.get("classes"), **common)
+        elif source == "clip":
+            written = teacher_from_clip(
+                view,
+                params["classes"],
+                model=params.get("model") or DEFAULT_MODEL,
+                pretrained=params.get("pretrained") or None,
+                **common,
+            )
+        else:
+            raise ValueError(f"source must be one of {SOURCES}; got '{source}'")
+        return {"written": written}
