@@ -1,5 +1,6 @@
-"""Pieces every operator shares: the target view and progress reporting."""
+"""Pieces every operator shares: config, target-view input, progress reporting, forms."""
 
+import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 PLUGIN = "@inficond/inficond"
@@ -15,7 +16,7 @@ def add_target_view(ctx, inputs, action):
     )
 
 
-def target_view(ctx):
+def ctx.target_view():
     return ctx.target_view()
 
 
@@ -30,3 +31,17 @@ def progress_reporter(ctx, label):
 
 def form(inputs, label, description=None):
     return types.Property(inputs, view=types.View(label=label, description=description))
+
+
+def operator_config(name, label, description, delegated=False):
+    """An ``OperatorConfig`` with a dynamic form; ``delegated`` work may be scheduled and
+    is scheduled by default."""
+    return foo.OperatorConfig(
+        name=name,
+        label=f"InFiConD: {label}",
+        description=description,
+        dynamic=True,
+        allow_immediate_execution=True,
+        allow_delegated_execution=delegated,
+        default_choice_to_delegated=delegated,
+    )

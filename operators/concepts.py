@@ -5,7 +5,7 @@ import fiftyone.operators.types as types
 
 from fiftyone_inficond.extraction import DEFAULT_MODEL, compute_concepts, prepare_concepts, shard
 
-from .common import PLUGIN, add_target_view, form, progress_reporter, target_view
+from .common import PLUGIN, add_target_view, form, operator_config, progress_reporter
 
 CORPUS_SOURCES = ("default", "file", "list")
 
@@ -13,14 +13,8 @@ CORPUS_SOURCES = ("default", "file", "list")
 class ComputeConcepts(foo.Operator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="compute_concepts",
-            label="InFiConD: compute concepts",
-            description="Concept vectors of images with an open_clip model",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-            default_choice_to_delegated=True,
+        return operator_config(
+            "compute_concepts", "compute concepts", "Concept vectors of images with an open_clip model", True
         )
 
     def resolve_input(self, ctx):
@@ -51,7 +45,7 @@ class ComputeConcepts(foo.Operator):
         num_shards = params.get("num_shards", 1) or 1
         if num_shards > 1 and params.get("shard_index") is None:
             return {"queued": queue_shards(ctx, num_shards)}
-        view = target_view(ctx)
+        view = ctx.target_view()
         if num_shards > 1:
             view = shard(view, params["shard_index"], num_shards)
         result = compute_concepts(
@@ -91,7 +85,7 @@ def queue_shards(ctx, num_shards):
     Recording first means the shards only ever resume the same run, in any order.
     """
     params = ctx.params
-    view = target_view(ctx)
+    view = ctx.target_view()
     prepare_concepts(
         view,
         model=params.get("model") or DEFAULT_MODEL,

@@ -13,7 +13,7 @@ from fiftyone_inficond.students.run import (
 
 from fiftyone_inficond.students.store import list_entries
 
-from .common import add_target_view, form, target_view
+from .common import add_target_view, form, operator_config
 
 
 def _run_key_input(ctx, inputs):
@@ -24,21 +24,10 @@ def _run_key_input(ctx, inputs):
     inputs.enum("key", keys, view=choices, label="Student run", required=True)
 
 
-def _operator_config(name, label, description, delegated=False):
-    return foo.OperatorConfig(
-        name=name,
-        label=f"InFiConD: {label}",
-        description=description,
-        dynamic=True,
-        allow_immediate_execution=True,
-        allow_delegated_execution=delegated,
-    )
-
-
 class TrainStudents(foo.Operator):
     @property
     def config(self):
-        return _operator_config("train_students", "train students", "One linear concept student per class", True)
+        return operator_config("train_students", "train students", "One linear concept student per class", True)
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -57,7 +46,7 @@ class TrainStudents(foo.Operator):
     def execute(self, ctx):
         p = ctx.params
         run = train_students(
-            target_view(ctx),
+            ctx.target_view(),
             key=p.get("key", "students"),
             concepts_field=p.get("concepts_field", "concepts"),
             teacher_field=p.get("teacher_field", "teacher"),
@@ -75,7 +64,7 @@ class TrainStudents(foo.Operator):
 class TuneStudents(foo.Operator):
     @property
     def config(self):
-        return _operator_config("tune_students", "tune students", "Up-tune (👍) or down-tune (👎) concepts and retrain")
+        return operator_config("tune_students", "tune students", "Up-tune (👍) or down-tune (👎) concepts and retrain")
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -102,7 +91,7 @@ class TuneStudents(foo.Operator):
 class RevertStudents(foo.Operator):
     @property
     def config(self):
-        return _operator_config("revert_students", "revert students", "Restore an earlier iteration exactly")
+        return operator_config("revert_students", "revert students", "Restore an earlier iteration exactly")
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -119,7 +108,7 @@ class RevertStudents(foo.Operator):
 class ListStudentRuns(foo.Operator):
     @property
     def config(self):
-        return _operator_config("list_student_runs", "list student runs", "Student runs and their history")
+        return operator_config("list_student_runs", "list student runs", "Student runs and their history")
 
     def execute(self, ctx):
         runs = {}
@@ -135,7 +124,7 @@ class ListStudentRuns(foo.Operator):
 class RenameStudentRun(foo.Operator):
     @property
     def config(self):
-        return _operator_config("rename_student_run", "rename student run", "Rename a student run")
+        return operator_config("rename_student_run", "rename student run", "Rename a student run")
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -151,7 +140,7 @@ class RenameStudentRun(foo.Operator):
 class DeleteStudentRun(foo.Operator):
     @property
     def config(self):
-        return _operator_config("delete_student_run", "delete student run", "Delete a student run and its history")
+        return operator_config("delete_student_run", "delete student run", "Delete a student run and its history")
 
     def resolve_input(self, ctx):
         inputs = types.Object()

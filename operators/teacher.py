@@ -6,7 +6,7 @@ import fiftyone.operators.types as types
 from fiftyone_inficond.extraction import DEFAULT_MODEL
 from fiftyone_inficond.teacher import teacher_from_clip, teacher_from_file, teacher_from_labels, teacher_from_model
 
-from .common import add_target_view, form, target_view
+from .common import add_target_view, form, operator_config
 
 SOURCES = ("file", "labels", "zoo", "clip")
 
@@ -14,13 +14,11 @@ SOURCES = ("file", "labels", "zoo", "clip")
 class ImportTeacherScores(foo.Operator):
     @property
     def config(self):
-        return foo.OperatorConfig(
-            name="import_teacher_scores",
-            label="InFiConD: teacher scores",
-            description="Per-class teacher probabilities from a file, a label field or a model",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
+        return operator_config(
+            "import_teacher_scores",
+            "teacher scores",
+            "Per-class teacher probabilities from a file, a label field or a model",
+            True,
         )
 
     def resolve_input(self, ctx):
@@ -45,7 +43,7 @@ class ImportTeacherScores(foo.Operator):
 
     def execute(self, ctx):
         params = ctx.params
-        view = target_view(ctx)
+        view = ctx.target_view()
         common = dict(field=params.get("field", "teacher"), overwrite=params.get("overwrite", False))
         source = params.get("source", "file")
         if source == "file":
