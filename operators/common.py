@@ -16,10 +16,6 @@ def add_target_view(ctx, inputs, action):
     )
 
 
-def ctx.target_view():
-    return ctx.target_view()
-
-
 def progress_reporter(ctx, label):
     """A FiftyOne progress callback that reports to the operation (App bar or delegated run)."""
 
