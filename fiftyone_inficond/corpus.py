@@ -84,9 +84,12 @@ def read_corpus_file(path):
     return make_corpus(lines)
 
 
-def broden_corpus():
-    """The default corpus: the Broden vocabulary (1,153 concepts) shipped with this package."""
-    path = importlib.resources.files("fiftyone_inficond") / "data" / "broden.txt"
+def packaged_corpus(name):
+    """A corpus shipped with this package: ``"broden"`` (the default, 1,153 concepts) or
+    ``"world"`` (the synthetic world's concepts)."""
+    path = importlib.resources.files("fiftyone_inficond") / "data" / f"{name}.txt"
+    if not path.is_file():
+        raise ValueError(f"No packaged corpus '{name}': use 'broden' or 'world'")
     with importlib.resources.as_file(path) as real_path:
         return read_corpus_file(str(real_path))
 
@@ -94,7 +97,7 @@ def broden_corpus():
 def load_corpus(source=None):
     """Returns a :class:`Corpus` from ``None`` (Broden), a file path, a list of names or a corpus."""
     if source is None:
-        return broden_corpus()
+        return packaged_corpus("broden")
     if isinstance(source, Corpus):
         return source
     if isinstance(source, (str, os.PathLike)):

@@ -1,0 +1,42 @@
+"""Writing generated scenes to disk as a FiftyOne dataset with their full ground truth."""
+
+import os
+
+import fiftyone as fo
+
+from fiftyone_inficond.world.scenes import generate_scenes
+from fiftyone_inficond.world.vocabulary import CLASSES, CONCEPTS
+
+MASK_TARGETS = {i + 1: name for i, name in enumerate(CONCEPTS)}
+
+
+def load_world(name, root, n=300, seed=0, split="train", cloud_with=None, overwrite=False):
+    """Generates ``n`` scenes into ``root`` and loads them as a persistent FiftyOne dataset.
+
+    Each sample has ``ground_truth`` (``Classifications`` of its classes), ``world_concepts``
+    (the concept names present), ``world_regions`` and ``world_colours`` (``Segmentation``
+    masks whose values name corpus concepts through the dataset's mask targets), a
+    ``caption`` and the tag ``split``.
+    """
+    os.makedirs(root, exist_ok=True)
+    dataset = fo.Dataset(name, overwrite=overwrite, persistent=True)
+    samples = []
+    for i, scene in enumerate(generate_scenes(n, seed=seed, cloud_with=cloud_with)):
+        path = os.path.join(root, f"{split}-{seed}-{i:05d}.png")
+        scene.image.save(path)
+        samples.append(
+            fo.Sample(
+                filepath=path,
+                tags=[split],
+                ground_truth=fo.Classifications(classifications=[fo.Classification(label=c) for c in scene.classes]),
+                world_concepts=scene.concepts,
+                world_regions=fo.Segmentation(mask=scene.region_mask),
+                world_colours=fo.Segmentation(mask=scene.colour_mask),
+                caption=scene.caption,
+            )
+        )
+    dataset.add_samples(samples)
+    dataset.mask_targets = {"world_regions": MASK_TARGETS, "world_colours": MASK_TARGETS}
+    dataset.default_classes = list(CLASSES)
+    dataset.save()
+    return dataset

@@ -1,0 +1,70 @@
+"""The synthetic world's generator: deterministic per seed, masks that agree with concepts."""
+
+import numpy as np
+import pytest
+
+from conftest import unique_name
+from fiftyone_inficond.corpus import packaged_corpus
+from fiftyone_inficond.world.dataset import load_world
+from fiftyone_inficond.world.scenes import generate_scenes
+from fiftyone_inficond.world.vocabulary import CLASSES, CONCEPTS, TEXTURES
+
+@pytest.fixture(scope="module")
+def scenes():
+    return generate_scenes(60, seed=7)
+
+
+def test_same_seed_same_world_other_seed_other_world(scenes):
+    again = generate_scenes(60, seed=7)
+    for a, b in zip(scenes, again):
+        assert a.image.tobytes() == b.image.tobytes()
+        assert np.array_equal(a.region_mask, b.region_mask) and np.array_equal(a.colour_mask, b.colour_mask)
+        assert (a.classes, a.concepts, a.caption) == (b.classes, b.concepts, b.caption)
+    other = generate_scenes(5, seed=8)
+    assert all(a.image.tobytes() != b.image.tobytes() for a, b in zip(scenes, other))
+
+
+def test_masks_agree_with_concepts(scenes):
+    for scene in scenes:
+        in_masks = {CONCEPTS[i - 1] for mask in (scene.region_mask, scene.colour_mask) for i in np.unique(mask) if i}
+        assert in_masks == set(scene.concepts) - set(TEXTURES)
+        assert scene.region_mask.min() > 0  # every pixel has a region concept
+        assert scene.region_mask.shape == scene.image.size[::-1]
+        for cls in scene.classes:
+            parts, _ = CLASSES[cls]
+            assert set(parts) & set(scene.concepts), f"{cls} without any of its parts"
+            assert cls in scene.caption
+
+
+def test_multi_label_scenes_of_every_class(scenes):
+    assert {c for s in scenes for c in s.classes} == set(CLASSES)
+    assert any(len(s.classes) > 1 for s in scenes)
+    assert all(1 <= len(s.classes) <= 4 for s in scenes if s.classes)
+
+
+def test_spurious_cloud_correlation_can_be_injected():
+    def cloud_rate_with_boats(scenes):
+        boats = [s for s in scenes if "boat" in s.classes]
+        return np.mean(["cloud" in s.concepts for s in boats])
+
+    assert cloud_rate_with_boats(generate_scenes(300, seed=1, cloud_with={"boat": 0.95})) > 0.85
+    assert cloud_rate_with_boats(generate_scenes(300, seed=1)) < 0.5
+
+
+def test_world_corpus_file_is_the_vocabulary():
+    corpus = packaged_corpus("world")
+    assert corpus.names == CONCEPTS
+
+
+def test_world_dataset_in_fiftyone(tmp_path):
+    dataset = load_world(unique_name(), str(tmp_path), n=6, seed=3, split="val")
+    try:
+        scenes = generate_scenes(6, seed=3)
+        assert len(dataset) == 6 and dataset.count_sample_tags() == {"val": 6}
+        for sample, scene in zip(dataset, scenes):
+            assert [c.label for c in sample.ground_truth.classifications] == scene.classes
+            assert sample.world_concepts == scene.concepts
+            assert np.array_equal(sample.world_regions.mask, scene.region_mask)
+        assert dataset.mask_targets["world_regions"][1] == CONCEPTS[0]
+    finally:
+        dataset.delete()
