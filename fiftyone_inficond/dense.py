@@ -43,19 +43,40 @@ def _value_path(block, x):
     return block.ls_1(getattr(block, "ln_attn", lambda t: t)(out))
 
 
+def _run_blocks(transformer, blocks, x):
+    if not transformer.batch_first:
+        x = x.transpose(0, 1)
+    for block in blocks:
+        x = block(x)
+    return x if transformer.batch_first else x.transpose(0, 1)
+
+
+def _project(visual, tokens):
+    return tokens @ visual.proj if visual.proj is not None else tokens
+
+
+def _trunk(visual, images):
+    """Tokens after every block but the last, batch first."""
+    return _run_blocks(visual.transformer, visual.transformer.resblocks[:-1], visual._embeds(images))
+
+
+def _dense_from_trunk(visual, x):
+    return _project(visual, visual.ln_post(_value_path(visual.transformer.resblocks[-1], x[:, 1:])))
+
+
 def dense_patch_embeddings(model, images):
     """Value-path patch embeddings, shape ``(batch, rows * cols, embed_dim)``, unnormalized.
 
     Differentiable, so the same path serves extraction and training for dense alignment.
     """
     visual = _visual_tower(model)
-    x = visual._embeds(images)
-    transformer = visual.transformer
-    if not transformer.batch_first:
-        x = x.transpose(0, 1)
-    for block in transformer.resblocks[:-1]:
-        x = block(x)
-    if not transformer.batch_first:
-        x = x.transpose(0, 1)
-    tokens = visual.ln_post(_value_path(transformer.resblocks[-1], x[:, 1:]))
-    return tokens @ visual.proj if visual.proj is not None else tokens
+    return _dense_from_trunk(visual, _trunk(visual, images))
+
+
+def global_and_dense_embeddings(model, images):
+    """``encode_image``'s embedding and the dense patch embeddings from one shared trunk."""
+    visual = _visual_tower(model)
+    x = _trunk(visual, images)
+    last = _run_blocks(visual.transformer, visual.transformer.resblocks[-1:], x)
+    pooled, _ = visual._pool(last)
+    return _project(visual, pooled), _dense_from_trunk(visual, x)

@@ -83,3 +83,13 @@ def test_concept_vector_is_max_over_segments_of_positive_similarity(clip):
         # The vector's entry for each segment's label is at least that segment's similarity.
         for concept, similarity in zip(batch.segment_concepts[i], batch.segment_similarities[i]):
             assert batch.vectors[i, concept] >= max(similarity, 0) - 1e-4
+
+
+def test_global_embedding_from_the_shared_trunk_is_encode_image(clip):
+    from fiftyone_inficond.dense import global_and_dense_embeddings
+
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        pooled, dense = global_and_dense_embeddings(clip.model, images)
+        assert torch.allclose(pooled, clip.model.encode_image(images), atol=1e-5)
+        assert torch.allclose(dense, dense_patch_embeddings(clip.model, images), atol=1e-6)

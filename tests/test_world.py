@@ -68,3 +68,18 @@ def test_world_dataset_in_fiftyone(tmp_path):
         assert dataset.mask_targets["world_regions"][1] == CONCEPTS[0]
     finally:
         dataset.delete()
+
+
+def test_world_teacher_is_a_fiftyone_model(tmp_path):
+    from fiftyone_inficond.teacher import teacher_from_model, teacher_scores
+    from fiftyone_inficond.world.teacher_model import CLASS_NAMES, as_fiftyone_model, train_world_teacher
+
+    model = train_world_teacher(generate_scenes(64, seed=5), epochs=1)
+    dataset = load_world(unique_name(), str(tmp_path), n=8, seed=6)
+    try:
+        teacher_from_model(dataset, as_fiftyone_model(model), batch_size=4)
+        scores, classes = teacher_scores(dataset)
+        assert classes == CLASS_NAMES and scores.shape == (8, len(CLASS_NAMES))
+        assert ((scores > 0) & (scores < 1)).all() and len(np.unique(scores.round(4), axis=0)) > 1
+    finally:
+        dataset.delete()

@@ -33,10 +33,10 @@ class TrainingConfig:
 
 
 class TensorBatches(IterableDataset):
-    """Shuffled mini-batches sliced from tensors: no per-sample indexing or collation."""
+    """Shuffled mini-batches sliced from aligned tensors: no per-sample indexing or collation."""
 
-    def __init__(self, inputs, targets, batch_size, seed):
-        self.inputs, self.targets = inputs, targets
+    def __init__(self, *tensors, batch_size, seed):
+        self.tensors = tensors
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
@@ -44,10 +44,10 @@ class TensorBatches(IterableDataset):
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         self.epoch += 1
-        order = torch.randperm(len(self.inputs), generator=generator)
+        order = torch.randperm(len(self.tensors[0]), generator=generator)
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
-            yield self.inputs[rows], self.targets[rows]
+            yield tuple(tensor[rows] for tensor in self.tensors)
 
 
 def standardization(concepts):
@@ -73,7 +73,7 @@ def fit(inputs, targets, weight, bias, lower, upper, config):
         )
         module.project()
         batch_size = config.batch_size_for(len(inputs))
-        batches = TensorBatches(tensor(inputs), tensor(targets), batch_size, config.seed)
+        batches = TensorBatches(tensor(inputs), tensor(targets), batch_size=batch_size, seed=config.seed)
         trainer = pl.Trainer(
             max_epochs=config.epochs,
             accelerator="cpu",

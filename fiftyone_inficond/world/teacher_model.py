@@ -1,0 +1,111 @@
+"""The world's teacher: a small CNN trained on the world's class labels, used as a FiftyOne model.
+
+It sees only pixels and class labels, so it learns whatever predicts the labels in its training
+split, including an injected spurious correlation (boats under clouds): exactly the kind of
+teacher whose knowledge distillation should make visible and tuning should correct.
+"""
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.data import DataLoader
+
+import fiftyone as fo
+import fiftyone.utils.torch as fout
+
+from fiftyone_inficond.students.training import TensorBatches
+from fiftyone_inficond.world.vocabulary import CLASSES
+
+CLASS_NAMES = list(CLASSES)
+IMAGE_SIZE = 64
+MEAN, STD = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
+
+
+class WorldCNN(nn.Module):
+    """Four strided conv blocks, global pooling, one logit per class."""
+
+    def __init__(self, n_classes=len(CLASS_NAMES), width=32):
+        super().__init__()
+        layers, channels = [], 3
+        for out in (width, 2 * width, 4 * width, 4 * width):
+            layers += [nn.Conv2d(channels, out, 3, stride=2, padding=1), nn.BatchNorm2d(out), nn.ReLU()]
+            channels = out
+        self.features = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(channels, n_classes)
+
+    def forward(self, images):
+        return self.head(self.features(images))
+
+
+class TeacherModule(pl.LightningModule):
+    """The CNN, its multi-label BCE loss and its optimizer."""
+
+    def __init__(self, model, lr=3e-3):
+        super().__init__()
+        self.model = model
+        self.lr = lr
+
+    def training_step(self, batch, batch_index):
+        images, labels = batch
+        return F.binary_cross_entropy_with_logits(self.model(images), labels)
+
+    def configure_optimizers(self):
+        return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+class MultiLabelOutputProcessor(fout.OutputProcessor):
+    """Sigmoid scores of every class as ``Classifications`` (a multi-label classifier)."""
+
+    def __init__(self, classes=None, **kwargs):
+        super().__init__(classes=classes)
+        self.classes = classes
+
+    def __call__(self, output, frame_size, confidence_thresh=None, **kwargs):
+        probabilities = torch.sigmoid(output).detach().cpu().numpy()
+        return [
+            fo.Classifications(
+                classifications=[fo.Classification(label=c, confidence=float(p)) for c, p in zip(self.classes, row)]
+            )
+            for row in probabilities
+        ]
+
+
+def _tensors(scenes):
+    images = np.stack([np.asarray(s.image.resize((IMAGE_SIZE, IMAGE_SIZE))) for s in scenes]) / 255.0
+    images = (images - MEAN) / STD
+    labels = np.array([[c in s.classes for c in CLASS_NAMES] for s in scenes], dtype=np.float32)
+    return torch.as_tensor(images, dtype=torch.float32).permute(0, 3, 1, 2), torch.as_tensor(labels)
+
+
+def train_world_teacher(scenes, epochs=8, batch_size=64, seed=0):
+    """Trains a :class:`WorldCNN` on scenes' class labels; returns it in eval mode."""
+    torch.manual_seed(seed)
+    model = WorldCNN()
+    trainer = pl.Trainer(
+        max_epochs=epochs,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_model_summary=False,
+        enable_progress_bar=False,
+    )
+    batches = TensorBatches(*_tensors(scenes), batch_size=batch_size, seed=seed)
+    trainer.fit(TeacherModule(model), DataLoader(batches, batch_size=None))
+    return model.eval()
+
+
+def as_fiftyone_model(model):
+    """Wraps a trained :class:`WorldCNN` as a FiftyOne model (``apply_model`` accepts it)."""
+    config = fout.TorchImageModelConfig(
+        dict(
+            entrypoint_fcn=lambda: model,
+            output_processor_cls=MultiLabelOutputProcessor,
+            classes=CLASS_NAMES,
+            image_size=[IMAGE_SIZE, IMAGE_SIZE],
+            image_mean=MEAN,
+            image_std=STD,
+        )
+    )
+    return fout.TorchImageModel(config)
