@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 export FIFTYONE_DO_NOT_TRACK := true
 export FIFTYONE_DATABASE_VALIDATION := false
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo demo-coco test bench fidelity world-clip clean
 
 venv: $(STAMP)
 
@@ -23,7 +23,10 @@ $(STAMP): pyproject.toml
 	touch $@
 
 demo: venv
-	$(PY) -m fiftyone_inficond.demo
+	$(PY) -m fiftyone_inficond.demo world
+
+demo-coco: venv
+	$(PY) -m fiftyone_inficond.demo coco128
 
 test: venv
 	$(PY) -m pytest -q
@@ -31,6 +34,13 @@ test: venv
 bench: venv
 	$(PY) benchmarks/concepts.py
 	$(PY) benchmarks/students.py
+
+fidelity: venv
+	$(PY) benchmarks/fidelity.py
+
+# Retrains the committed world CLIP checkpoint (about 15 minutes on 2 CPU cores).
+world-clip: venv
+	$(PY) -m fiftyone_inficond.world.clip_training
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -83,3 +83,39 @@ def test_world_teacher_is_a_fiftyone_model(tmp_path):
         assert ((scores > 0) & (scores < 1)).all() and len(np.unique(scores.round(4), axis=0)) > 1
     finally:
         dataset.delete()
+
+
+def test_world_clip_loads_through_the_normal_checkpoint_path():
+    import torch
+
+    from fiftyone_inficond.clip import load_clip
+    from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
+
+    saved = torch.load(WORLD_CHECKPOINT)
+    loaded = load_clip(WORLD_MODEL, WORLD_CHECKPOINT, device="cpu").model.state_dict()
+    assert all(torch.equal(saved[k].float(), loaded[k].float()) for k in saved)
+
+
+def test_small_end_to_end_run_on_the_world(tmp_path):
+    from fiftyone_inficond.clip import load_clip
+    from fiftyone_inficond.extraction import compute_concepts
+    from fiftyone_inficond.students.run import train_students
+    from fiftyone_inficond.teacher import teacher_from_model
+    from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
+    from fiftyone_inficond.world.fidelity import pixel_agreement, presence_auroc
+    from fiftyone_inficond.world.teacher_model import as_fiftyone_model, train_world_teacher
+
+    dataset = load_world(unique_name(), str(tmp_path), n=40, seed=123)
+    try:
+        corpus = packaged_corpus("world")
+        compute_concepts(dataset, load_clip(WORLD_MODEL, WORLD_CHECKPOINT, device="cpu"), corpus=corpus)
+        auroc = presence_auroc(np.stack(dataset.values("concepts")), dataset.values("world_concepts"), corpus.names)
+        # The committed world CLIP sees the world's concepts far better than chance.
+        assert np.median(list(auroc.values())) > 0.8
+        assert pixel_agreement(dataset, "concepts", corpus.names) > 0.5
+
+        teacher_from_model(dataset, as_fiftyone_model(train_world_teacher(generate_scenes(64, seed=5), epochs=1)))
+        run = train_students(dataset, key="world", epochs=5)
+        assert run.weight.shape == (len(CLASSES), len(corpus)) and len(run.history) == 1
+    finally:
+        dataset.delete()

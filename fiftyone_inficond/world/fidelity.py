@@ -1,0 +1,46 @@
+"""Measuring concept extraction against the world's truth."""
+
+import numpy as np
+from PIL import Image
+from sklearn.metrics import roc_auc_score
+
+from fiftyone_inficond.runs import segments_field
+from fiftyone_inficond.world.vocabulary import CONCEPT_INDEX
+
+
+def presence_auroc(vectors, present, concepts):
+    """Per concept, the AUROC of its concept-vector column against its presence.
+
+    Args:
+        vectors: ``(n, n_concepts)`` concept vectors in ``concepts`` order
+        present: per sample, the names of the concepts truly present
+        concepts: the corpus's concept names
+
+    Returns:
+        ``{concept: auroc}`` for concepts both present and absent somewhere
+    """
+    truth = np.array([[c in names for c in concepts] for names in present])
+    return {
+        c: float(roc_auc_score(truth[:, j], vectors[:, j]))
+        for j, c in enumerate(concepts)
+        if 0 < truth[:, j].sum() < len(truth)
+    }
+
+
+def pixel_agreement(samples, field, concepts):
+    """Fraction of pixels whose segment's label is the pixel's region or colour concept.
+
+    The segment map (on the patch grid) is scaled up to the image with nearest-neighbour
+    sampling, as the App draws it.
+    """
+    corpus_to_world = np.array([CONCEPT_INDEX[c] + 1 for c in concepts])
+    agree = total = 0
+    for segments, regions, colours in zip(
+        samples.values(segments_field(field)), samples.values("world_regions"), samples.values("world_colours")
+    ):
+        height, width = regions.mask.shape
+        grid = Image.fromarray(segments.mask).resize((width, height), Image.NEAREST)
+        labels = corpus_to_world[np.asarray(segments.concepts)][np.asarray(grid)]
+        agree += int(((labels == regions.mask) | (labels == colours.mask)).sum())
+        total += height * width
+    return agree / total
