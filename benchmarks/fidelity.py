@@ -1,13 +1,13 @@
 """Fidelity report: every stage measured against the synthetic world's truth, in one run.
 
 A freshly seeded world the world CLIP never saw: a training split with the injected spurious
-correlation (boats under clouds) and a held-out split without it.
+correlation (airplanes under clouds) and a held-out split without it.
 
 1. Concepts: per-concept presence AUROC (concept vector vs truth) and pixel-level agreement of
    segment labels with the masks, on the held-out split.
 2. Teacher (a CNN trained on the training split's labels) and students (distilled on the
    training split): mAP against ground truth and agreement AP with the teacher, held out.
-3. A scripted tuning pass: down-tune "cloud" for "boat", up-tune its parts; the boat
+3. A scripted tuning pass: down-tune "cloud" for "airplane", up-tune its parts; the airplane
    student's held-out AP gain against its gap to the teacher.
 """
 
@@ -31,8 +31,8 @@ from fiftyone_inficond.world.fidelity import pixel_agreement, presence_auroc
 from fiftyone_inficond.world.scenes import generate_scenes
 from fiftyone_inficond.world.teacher_model import as_fiftyone_model, train_world_teacher
 
-SPURIOUS = {"boat": 0.95}
-SPURIOUS_CLASS, SPURIOUS_CONCEPT, TRUE_PARTS = "boat", "cloud", ["hull", "sail", "mast"]
+SPURIOUS = {"airplane": 0.95}
+SPURIOUS_CLASS, SPURIOUS_CONCEPT, TRUE_PARTS = "airplane", "cloud", ["wing", "tail", "body"]
 
 
 def build(root, n_train, n_heldout, seed):

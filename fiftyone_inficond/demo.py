@@ -1,7 +1,7 @@
 """The demos: the synthetic world (default) and coco128.
 
 ``make demo`` builds ``inficond-world``: generated scenes with per-pixel concept truth, a CNN
-teacher trained with a spurious correlation (boats under clouds), concepts from the world CLIP
+teacher trained with a spurious correlation (airplanes under clouds), concepts from the world CLIP
 and students. ``make demo-coco`` builds ``inficond-coco128``: 128 real COCO images, the real
 YOLOX-Nano teacher and concepts from a (weightless, unless you give one) open_clip model.
 Open either with ``fiftyone app launch <name>``.
@@ -31,7 +31,7 @@ def build_world(name, n=300, seed=1):
     from fiftyone_inficond.world.scenes import generate_scenes
     from fiftyone_inficond.world.teacher_model import as_fiftyone_model, train_world_teacher
 
-    spurious = {"boat": 0.95}
+    spurious = {"airplane": 0.95}
     if fo.dataset_exists(name):
         dataset = fo.load_dataset(name)
     else:

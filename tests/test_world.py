@@ -7,7 +7,7 @@ from conftest import unique_name
 from fiftyone_inficond.corpus import packaged_corpus
 from fiftyone_inficond.world.dataset import load_world
 from fiftyone_inficond.world.scenes import generate_scenes
-from fiftyone_inficond.world.vocabulary import CLASSES, CONCEPTS, TEXTURES
+from fiftyone_inficond.world.vocabulary import CLASSES, CONCEPTS
 
 @pytest.fixture(scope="module")
 def scenes():
@@ -26,8 +26,10 @@ def test_same_seed_same_world_other_seed_other_world(scenes):
 
 def test_masks_agree_with_concepts(scenes):
     for scene in scenes:
-        in_masks = {CONCEPTS[i - 1] for mask in (scene.region_mask, scene.colour_mask) for i in np.unique(mask) if i}
-        assert in_masks == set(scene.concepts) - set(TEXTURES)
+        masks = (scene.region_mask, scene.colour_mask, scene.texture_mask)
+        in_masks = {CONCEPTS[i - 1] for mask in masks for i in np.unique(mask) if i}
+        assert in_masks == set(scene.concepts)
+        assert np.array_equal(scene.colour_mask > 0, scene.texture_mask > 0)  # both on main parts
         assert scene.region_mask.min() > 0  # every pixel has a region concept
         assert scene.region_mask.shape == scene.image.size[::-1]
         for cls in scene.classes:

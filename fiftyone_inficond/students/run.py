@@ -78,7 +78,7 @@ def train_students(
     run = StudentRun(samples, key, config, data, concept_run["concepts"])
     weight, bias = initial_weights(data.teacher[data.train], data.concepts.shape[1], seed)
     lower, upper = no_bounds(weight.shape)
-    train = run._evaluation_rows("train")
+    train = run._rows("train")
     weight, bias = fit(run.inputs[train], data.teacher[train], weight, bias, lower, upper, run.training)
     run.state = store.StudentState(weight, bias, lower, upper)
     record_run(samples, key, store.STUDENTS_METHOD, **config)
@@ -178,7 +178,7 @@ class StudentRun:
 
     # --- evaluation --------------------------------------------------------------------
 
-    def _evaluation_rows(self, split):
+    def _rows(self, split):
         # Without a split every row trains: a slice avoids copying the whole matrix.
         train = slice(None) if self.data.train.all() else self.data.train
         splits = {"all": slice(None), "train": train, "validation": ~self.data.train}
@@ -195,7 +195,7 @@ class StudentRun:
         cached = self._metrics_cache.get(split)
         if columns is None and cached is not None and cached[0] is self.state:
             return cached[1]
-        rows = self._evaluation_rows(split)
+        rows = self._rows(split)
         columns = slice(None) if columns is None else columns
         truth = None if self.data.truth is None else self.data.truth[rows][:, columns]
         student = expit(self.inputs[rows] @ self.weight[columns].T + self.bias[columns])
@@ -298,7 +298,7 @@ class StudentRun:
         )
         tuned = sorted({item.cls for item in instructions})
         weight, bias = self.weight.copy(), self.bias.copy()
-        train = self._evaluation_rows("train")
+        train = self._rows("train")
         weight[tuned], bias[tuned] = fit(
             self.inputs[train],
             self.data.teacher[train][:, tuned],

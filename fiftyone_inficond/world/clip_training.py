@@ -7,7 +7,7 @@ Two losses, both on the model's own paths:
 - a patch loss on the value-path patch embeddings (the very features concept extraction
   uses): each patch's cosine logits against the concept prompts' text embeddings, trained
   with cross-entropy towards the patch's region concept (background, cloud, sun or part) and,
-  on an object's main part, its colour concept. The world's per-pixel masks make this
+  on an object's main part, its colour and texture concepts. The world's per-pixel masks make this
   supervision exact; the fidelity report measures the result on a fresh seed.
 
 Run ``python -m fiftyone_inficond.world.clip_training`` (the Makefile's ``world-clip``
@@ -32,12 +32,10 @@ from fiftyone_inficond.corpus import DEFAULT_TEMPLATE, packaged_corpus
 from fiftyone_inficond.dense import global_and_dense_embeddings, patch_grid
 from fiftyone_inficond.students.training import TensorBatches
 from fiftyone_inficond.world.scenes import generate_scenes
-from fiftyone_inficond.world.vocabulary import COLOURS, CONCEPT_INDEX
 
 WORLD_MODEL = "inficond-world-vit"
 WORLD_CHECKPOINT = str(importlib.resources.files("fiftyone_inficond") / "data" / "inficond-world-vit.pt")
 PARTIAL_CAPTIONS = 0.3
-COLOUR_COLUMNS = [CONCEPT_INDEX[c] for c in COLOURS]
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +60,7 @@ def _scene_chunk(args):
 
 
 def make_training_data(clip, n, seed, workers=2):
-    """Tensors for training: images, caption tokens, patch region and colour targets."""
+    """Tensors for training: images, caption tokens, patch region, colour and texture targets."""
     chunks = [(n // workers + (i < n % workers), seed * 1000 + i) for i in range(workers)]
     with ProcessPoolExecutor(workers) as pool:
         scenes = [scene for chunk in pool.map(_scene_chunk, chunks) for scene in chunk]
@@ -75,8 +73,9 @@ def make_training_data(clip, n, seed, workers=2):
         torch.stack([clip.preprocess(s.image) for s in scenes]),
         clip.tokenizer(captions),
         torch.as_tensor(np.stack([patch_labels(s.region_mask, grid) for s in scenes]) - 1),
-        # 0 (no colour) becomes -1, ignored by the loss
+        # 0 (off main parts) becomes -1, ignored by the loss
         torch.as_tensor(np.stack([patch_labels(s.colour_mask, grid) for s in scenes]) - 1),
+        torch.as_tensor(np.stack([patch_labels(s.texture_mask, grid) for s in scenes]) - 1),
     )
 
 
@@ -91,7 +90,7 @@ class WorldClipModule(pl.LightningModule):
         self.max_steps = max_steps
 
     def training_step(self, batch, batch_index):
-        images, captions, regions, colours = batch
+        images, captions, regions, colours, textures = batch
         scale = self.model.logit_scale.exp()
         image, patches = global_and_dense_embeddings(self.model, images)
         image, patches = F.normalize(image, dim=-1), F.normalize(patches, dim=-1)
@@ -102,10 +101,12 @@ class WorldClipModule(pl.LightningModule):
 
         concepts = F.normalize(self.model.encode_text(self.concept_tokens), dim=-1)
         patch_logits = scale * patches @ concepts.T  # (batch, patches, concepts)
-        region_loss = F.cross_entropy(patch_logits.flatten(0, 1), regions.flatten())
-        colour_targets = torch.where(colours >= 0, colours, -100).flatten()
-        colour_loss = F.cross_entropy(patch_logits.flatten(0, 1), colour_targets, ignore_index=-100)
-        return clip_loss + region_loss + colour_loss
+        patch_logits = patch_logits.flatten(0, 1)
+        region_loss = F.cross_entropy(patch_logits, regions.flatten())
+        # -1 marks patches off objects' main parts, which have no colour or texture
+        colour_loss = F.cross_entropy(patch_logits, colours.flatten(), ignore_index=-1)
+        texture_loss = F.cross_entropy(patch_logits, textures.flatten(), ignore_index=-1)
+        return clip_loss + region_loss + colour_loss + texture_loss
 
     def configure_optimizers(self):
         optimizer = torch.optim.AdamW(self.parameters(), lr=self.lr, weight_decay=0.05)

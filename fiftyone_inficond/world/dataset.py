@@ -8,6 +8,7 @@ from fiftyone_inficond.world.scenes import generate_scenes
 from fiftyone_inficond.world.vocabulary import CLASSES, CONCEPTS
 
 MASK_TARGETS = {i + 1: name for i, name in enumerate(CONCEPTS)}
+MASK_FIELDS = ("world_regions", "world_colours", "world_textures")
 
 
 def load_world(name, root, n=300, seed=0, split="train", cloud_with=None, overwrite=False):
@@ -32,11 +33,12 @@ def load_world(name, root, n=300, seed=0, split="train", cloud_with=None, overwr
                 world_concepts=scene.concepts,
                 world_regions=fo.Segmentation(mask=scene.region_mask),
                 world_colours=fo.Segmentation(mask=scene.colour_mask),
+                world_textures=fo.Segmentation(mask=scene.texture_mask),
                 caption=scene.caption,
             )
         )
     dataset.add_samples(samples)
-    dataset.mask_targets = {"world_regions": MASK_TARGETS, "world_colours": MASK_TARGETS}
+    dataset.mask_targets = {name: MASK_TARGETS for name in MASK_FIELDS}
     dataset.default_classes = list(CLASSES)
     dataset.save()
     return dataset

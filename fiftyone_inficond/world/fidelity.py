@@ -5,6 +5,7 @@ from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from fiftyone_inficond.runs import segments_field
+from fiftyone_inficond.world.dataset import MASK_FIELDS
 from fiftyone_inficond.world.vocabulary import CONCEPT_INDEX
 
 
@@ -28,19 +29,18 @@ def presence_auroc(vectors, present, concepts):
 
 
 def pixel_agreement(samples, field, concepts):
-    """Fraction of pixels whose segment's label is the pixel's region or colour concept.
+    """Fraction of pixels whose segment's label is one of the pixel's true concepts (its
+    region, colour or texture).
 
     The segment map (on the patch grid) is scaled up to the image with nearest-neighbour
     sampling, as the App draws it.
     """
     corpus_to_world = np.array([CONCEPT_INDEX[c] + 1 for c in concepts])
     agree = total = 0
-    for segments, regions, colours in zip(
-        samples.values(segments_field(field)), samples.values("world_regions"), samples.values("world_colours")
-    ):
-        height, width = regions.mask.shape
+    for segments, *truths in zip(samples.values(segments_field(field)), *(samples.values(f) for f in MASK_FIELDS)):
+        height, width = truths[0].mask.shape
         grid = Image.fromarray(segments.mask).resize((width, height), Image.NEAREST)
         labels = corpus_to_world[np.asarray(segments.concepts)][np.asarray(grid)]
-        agree += int(((labels == regions.mask) | (labels == colours.mask)).sum())
+        agree += int(np.logical_or.reduce([labels == truth.mask for truth in truths]).sum())
         total += height * width
     return agree / total

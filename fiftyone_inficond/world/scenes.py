@@ -3,7 +3,7 @@
 A scene is a sky over one ground (grass, water, road, sand or snow), maybe a cloud or the sun,
 and 1-4 objects of the world's classes, each drawn from parts in a main colour and texture.
 Every pixel belongs to a region concept (a background, cloud, sun or part) and, on an
-object's main part, a colour concept. The concepts an image "has" are read off its masks after
+object's main part, a colour and a texture concept. The concepts an image "has" are read off its masks after
 drawing, so masks and concept lists agree by construction, occlusions included.
 """
 
@@ -36,6 +36,7 @@ class Scene:
         concepts: every concept present, in world-corpus order
         region_mask: ``(H, W)`` uint8 world-corpus index + 1 of each pixel's region concept
         colour_mask: ``(H, W)`` uint8 index + 1 of the colour concept, 0 off main parts
+        texture_mask: ``(H, W)`` uint8 index + 1 of the texture concept, 0 off main parts
         caption: a sentence describing the scene
     """
 
@@ -44,6 +45,7 @@ class Scene:
     concepts: list
     region_mask: np.ndarray
     colour_mask: np.ndarray
+    texture_mask: np.ndarray
     caption: str
 
 
@@ -53,12 +55,14 @@ class _Canvas:
     pixels: np.ndarray = field(init=False)
     region: np.ndarray = field(init=False)
     colour: np.ndarray = field(init=False)
+    texture: np.ndarray = field(init=False)
     instance: np.ndarray = field(init=False)
 
     def __post_init__(self):
         self.pixels = np.zeros((self.size, self.size, 3), np.float32)
         self.region = np.zeros((self.size, self.size), np.uint8)
         self.colour = np.zeros((self.size, self.size), np.uint8)
+        self.texture = np.zeros((self.size, self.size), np.uint8)
         self.instance = np.zeros((self.size, self.size), np.int16)
 
     def paint(self, draw_shape, concept, rgb, rng, colour=None, texture="plain", instance=0, noise=6):
@@ -72,6 +76,7 @@ class _Canvas:
         self.pixels[inside] = fill[inside]
         self.region[inside] = CONCEPT_INDEX[concept] + 1
         self.colour[inside] = CONCEPT_INDEX[colour] + 1 if colour else 0
+        self.texture[inside] = CONCEPT_INDEX[texture] + 1 if colour else 0  # main parts only
         self.instance[inside] = instance
 
 
@@ -212,8 +217,8 @@ def generate_scene(rng, size=128, cloud_rate=0.3, cloud_with=None):
         obj for instance, (obj, area) in enumerate(zip(objects, drawn), start=1)
         if area and (canvas.instance == instance).sum() >= VISIBLE_FRACTION * area
     ]
-    present = {CONCEPTS[i - 1] for i in np.unique(canvas.region) if i} | {CONCEPTS[i - 1] for i in np.unique(canvas.colour) if i}
-    present |= {texture for cls, _, texture in visible}
+    layers = (canvas.region, canvas.colour, canvas.texture)
+    present = {CONCEPTS[i - 1] for layer in layers for i in np.unique(layer) if i}
     image = Image.fromarray(np.clip(canvas.pixels, 0, 255).astype(np.uint8))
     sky_things = [t for t in ("cloud", "sun") if t in present]
     return Scene(
@@ -222,6 +227,7 @@ def generate_scene(rng, size=128, cloud_rate=0.3, cloud_with=None):
         concepts=[c for c in CONCEPTS if c in present],
         region_mask=canvas.region,
         colour_mask=canvas.colour,
+        texture_mask=canvas.texture,
         caption=_caption(rng, visible or objects, ground, sky_things),
     )
 

@@ -1,7 +1,7 @@
 """The world's teacher: a small CNN trained on the world's class labels, used as a FiftyOne model.
 
 It sees only pixels and class labels, so it learns whatever predicts the labels in its training
-split, including an injected spurious correlation (boats under clouds): exactly the kind of
+split, including an injected spurious correlation (e.g. airplanes under clouds): exactly the kind of
 teacher whose knowledge distillation should make visible and tuning should correct.
 """
 
