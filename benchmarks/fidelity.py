@@ -26,23 +26,13 @@ from fiftyone_inficond.extraction import compute_concepts
 from fiftyone_inficond.students.run import delete_students, train_students
 from fiftyone_inficond.teacher import teacher_from_model
 from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
-from fiftyone_inficond.world.dataset import load_world
+from fiftyone_inficond.world.dataset import load_world_splits
 from fiftyone_inficond.world.fidelity import pixel_agreement, presence_auroc
 from fiftyone_inficond.world.scenes import generate_scenes
 from fiftyone_inficond.world.teacher_model import as_fiftyone_model, train_world_teacher
 
 SPURIOUS = {"airplane": 0.95}
 SPURIOUS_CLASS, SPURIOUS_CONCEPT, TRUE_PARTS = "airplane", "cloud", ["wing", "tail", "body"]
-
-
-def build(root, n_train, n_heldout, seed):
-    """One dataset: a training split with the spurious correlation, a held-out split without."""
-    name = f"inficond-fidelity-{uuid.uuid4().hex[:8]}"
-    dataset = load_world(name, root, n=n_train, seed=seed, split="train", cloud_with=SPURIOUS)
-    heldout = load_world(f"{name}-heldout", root, n=n_heldout, seed=seed + 1, split="heldout")
-    dataset.add_collection(heldout)
-    heldout.delete()
-    return dataset
 
 
 def main():
@@ -58,7 +48,9 @@ def main():
 
     corpus = packaged_corpus("world")
     clip = load_clip(WORLD_MODEL, args.checkpoint, device="cpu")
-    dataset = build(tempfile.mkdtemp(prefix="inficond-world-"), args.train, args.heldout, args.seed)
+    root = tempfile.mkdtemp(prefix="inficond-world-")
+    name = f"inficond-fidelity-{uuid.uuid4().hex[:8]}"
+    dataset = load_world_splits(name, root, args.train, args.heldout, args.seed, cloud_with=SPURIOUS)
     try:
         compute_concepts(dataset, clip, corpus=corpus, batch_size=64)
         heldout = dataset.match_tags("heldout")

@@ -27,7 +27,7 @@ WORLD_IMAGES = os.path.join(tempfile.gettempdir(), "inficond-world")
 def build_world(name, n=300, seed=1):
     """(Re)builds the world demo: 2/3 training split with the spurious correlation, 1/3 held out."""
     from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
-    from fiftyone_inficond.world.dataset import load_world
+    from fiftyone_inficond.world.dataset import load_world_splits
     from fiftyone_inficond.world.scenes import generate_scenes
     from fiftyone_inficond.world.teacher_model import as_fiftyone_model, train_world_teacher
 
@@ -35,10 +35,7 @@ def build_world(name, n=300, seed=1):
     if fo.dataset_exists(name):
         dataset = fo.load_dataset(name)
     else:
-        dataset = load_world(name, WORLD_IMAGES, n=2 * n // 3, seed=seed, split="train", cloud_with=spurious)
-        heldout = load_world(f"{name}-heldout", WORLD_IMAGES, n=n // 3, seed=seed + 1, split="heldout")
-        dataset.add_collection(heldout)
-        heldout.delete()
+        dataset = load_world_splits(name, WORLD_IMAGES, 2 * n // 3, n // 3, seed, cloud_with=spurious)
     if not dataset.has_field("teacher"):
         teacher = train_world_teacher(generate_scenes(1000, seed=seed + 2, cloud_with=spurious))
         teacher_from_model(dataset, as_fiftyone_model(teacher))

@@ -42,3 +42,13 @@ def load_world(name, root, n=300, seed=0, split="train", cloud_with=None, overwr
     dataset.default_classes = list(CLASSES)
     dataset.save()
     return dataset
+
+
+def load_world_splits(name, root, n_train, n_heldout, seed=0, cloud_with=None):
+    """One dataset with a ``train`` split (with the ``cloud_with`` correlation, if any) and a
+    ``heldout`` split from another seed without it: the setting distillation is judged in."""
+    dataset = load_world(name, root, n=n_train, seed=seed, split="train", cloud_with=cloud_with)
+    heldout = load_world(f"{name}-heldout", root, n=n_heldout, seed=seed + 1, split="heldout")
+    dataset.add_collection(heldout)
+    heldout.delete()
+    return dataset
