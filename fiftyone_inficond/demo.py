@@ -9,7 +9,6 @@ Open either with ``fiftyone app launch <name>``.
 
 import argparse
 import os
-import tempfile
 
 import fiftyone as fo
 
@@ -21,7 +20,7 @@ from fiftyone_inficond.students.run import list_student_runs, load_students, tra
 from fiftyone_inficond.teacher import teacher_from_file, teacher_from_model
 
 DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets", "coco128-train")
-WORLD_IMAGES = os.path.join(tempfile.gettempdir(), "inficond-world")
+WORLD_IMAGES = os.path.join(fo.config.default_dataset_dir, "inficond-world")  # persists like the dataset
 
 
 def build_world(name, n=300, seed=1):
