@@ -263,13 +263,18 @@ class StudentRun:
         indices = [self._concept_index(name) for name in names]
         row = self.weight[column]
         values = np.stack([weight_range(row, j, n_values) for j in indices])
-        teacher_says, _ = self._decisions(column)
-        curves = what_if(self.logits()[:, column], self.inputs, row, indices, teacher_says, values, self.threshold)
+        teacher_says = self.data.teacher[:, column] >= self.threshold
+        logits = self._class_logits(column)
+        curves = what_if(logits, self.inputs, row, indices, teacher_says, values, self.threshold)
         return {"concepts": names, "values": values, **curves}
+
+    def _class_logits(self, column):
+        """``(n,)`` logits of one class's student: one matrix-vector product, not all k."""
+        return self.inputs @ self.weight[column] + self.bias[column]
 
     def _decisions(self, column):
         teacher_says = self.data.teacher[:, column] >= self.threshold
-        student_says = self.logits()[:, column] >= logit(self.threshold)
+        student_says = self._class_logits(column) >= logit(self.threshold)
         return teacher_says, student_says
 
     # --- tuning and history -----------------------------------------------------------
@@ -313,6 +318,7 @@ class StudentRun:
         # Students are independent: only the tuned classes' metrics can have changed.
         after = before.with_columns(tuned, self._metrics(columns=tuned))
         self._metrics_cache["all"] = (self.state, after)
+        rows_before, rows_after = before.rows(self.classes), after.rows(self.classes)
         try:
             return self._save(
                 kind="tune",
@@ -322,10 +328,7 @@ class StudentRun:
                 epochs=epochs,
                 metrics_before=before.summary(),
                 metrics_after=after.summary(),
-                class_metrics={
-                    self.classes[j]: {"before": before.rows(self.classes)[j], "after": after.rows(self.classes)[j]}
-                    for j in tuned
-                },
+                class_metrics={self.classes[j]: {"before": rows_before[j], "after": rows_after[j]} for j in tuned},
                 change=self._change(previous, instructions),
             )
         except Exception:

@@ -10,6 +10,7 @@ two clients both tune from revision ``r``, MongoDB accepts exactly one: the othe
 :class:`StaleRunError` naming who changed the run, and nothing of either is lost.
 """
 
+import functools
 import getpass
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -43,7 +44,10 @@ def current_user():
     return getpass.getuser()
 
 
+@functools.cache
 def _history():
+    # The unique index is what makes concurrent saves safe; ensuring it once per process
+    # keeps a round trip off every save and load.
     collection = foo.get_db_conn()[HISTORY_COLLECTION]
     collection.create_index(
         [("dataset_id", ASCENDING), ("run_key", ASCENDING), ("revision", ASCENDING)], unique=True
