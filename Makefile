@@ -38,7 +38,7 @@ bench: venv
 fidelity: venv
 	$(PY) benchmarks/fidelity.py
 
-# Retrains the committed world CLIP checkpoint (about 15 minutes on 2 CPU cores).
+# Retrains the committed world CLIP checkpoint (under 30 minutes on 2 CPU cores).
 world-clip: venv
 	$(PY) -m fiftyone_inficond.world.clip_training
 

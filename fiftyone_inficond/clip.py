@@ -112,13 +112,17 @@ def load_clip(model_name, pretrained=None, device=None, resize_mode="squash"):
     )
 
 
-def _encode_text_up_to(model, tokens, length):
-    """``CLIP.encode_text`` on the first ``length`` positions only.
+def encode_text_tokens(model, tokens):
+    """``CLIP.encode_text``, unnormalized and differentiable, on the tokens up to the longest text.
 
-    Text attention is causal and pooling reads the end-of-text token, so the padding
-    after the longest prompt changes nothing; dropping it makes short concept prompts
-    several times cheaper to encode than at the full 77-token context.
+    Text attention is causal and pooling reads the end-of-text token, so the padding after
+    the longest text changes nothing; dropping it makes short concept prompts several times
+    cheaper to encode than at the full 77-token context. Models where that does not hold
+    encode the full context.
     """
+    if not _can_truncate(model):
+        return model.encode_text(tokens)
+    length = int((tokens != 0).sum(dim=1).max())
     x = model.token_embedding(tokens[:, :length]) + model.positional_embedding[:length]
     x = model.transformer(x, attn_mask=model.attn_mask[:length, :length])
     x = text_global_pool(model.ln_final(x), tokens[:, :length], model.text_pool_type)
@@ -137,14 +141,10 @@ def _can_truncate(model):
 @torch.no_grad()
 def encode_texts(clip, texts, batch_size=256):
     """L2-normalized text embeddings, shape ``(len(texts), embed_dim)``."""
-    chunks = []
-    for start in range(0, len(texts), batch_size):
-        tokens = clip.tokenizer(list(texts[start : start + batch_size])).to(clip.device)
-        if _can_truncate(clip.model):
-            length = int((tokens != 0).sum(dim=1).max())
-            chunks.append(_encode_text_up_to(clip.model, tokens, length).float())
-        else:
-            chunks.append(clip.model.encode_text(tokens).float())
+    chunks = [
+        encode_text_tokens(clip.model, clip.tokenizer(list(texts[start : start + batch_size])).to(clip.device)).float()
+        for start in range(0, len(texts), batch_size)
+    ]
     return F.normalize(torch.cat(chunks), dim=-1)
 
 

@@ -1,13 +1,14 @@
 """The synthetic world's generator: deterministic per seed, masks that agree with concepts."""
 
+import fiftyone as fo
 import numpy as np
 import pytest
 
 from conftest import unique_name
 from fiftyone_inficond.corpus import packaged_corpus
-from fiftyone_inficond.world.dataset import load_world
-from fiftyone_inficond.world.scenes import generate_scenes
-from fiftyone_inficond.world.vocabulary import CLASSES, CONCEPTS
+from fiftyone_inficond.world.dataset import is_current_world, load_world
+from fiftyone_inficond.world.scenes import MAX_OBJECTS, generate_scenes
+from fiftyone_inficond.world.vocabulary import BACKGROUNDS, CLASSES, CONCEPTS
 
 @pytest.fixture(scope="module")
 def scenes():
@@ -29,8 +30,11 @@ def test_masks_agree_with_concepts(scenes):
         masks = (scene.region_mask, scene.colour_mask, scene.texture_mask)
         in_masks = {CONCEPTS[i - 1] for mask in masks for i in np.unique(mask) if i}
         assert in_masks == set(scene.concepts)
-        assert np.array_equal(scene.colour_mask > 0, scene.texture_mask > 0)  # both on main parts
         assert scene.region_mask.min() > 0  # every pixel has a region concept
+        on_background = np.isin(scene.region_mask - 1, [CONCEPTS.index(b) for b in BACKGROUNDS])
+        assert np.array_equal(scene.colour_mask > 0, ~on_background)  # every thing and part has a colour
+        assert not (scene.texture_mask > 0)[~on_background].all()  # textures only on main parts
+        assert not (scene.texture_mask > 0)[on_background].any()
         assert scene.region_mask.shape == scene.image.size[::-1]
         for cls in scene.classes:
             parts, _ = CLASSES[cls]
@@ -41,7 +45,7 @@ def test_masks_agree_with_concepts(scenes):
 def test_multi_label_scenes_of_every_class(scenes):
     assert {c for s in scenes for c in s.classes} == set(CLASSES)
     assert any(len(s.classes) > 1 for s in scenes)
-    assert all(1 <= len(s.classes) <= 4 for s in scenes if s.classes)
+    assert all(1 <= len(s.classes) <= MAX_OBJECTS for s in scenes if s.classes)
 
 
 def test_spurious_cloud_correlation_can_be_injected():
@@ -55,7 +59,19 @@ def test_spurious_cloud_correlation_can_be_injected():
 
 def test_world_corpus_file_is_the_vocabulary():
     corpus = packaged_corpus("world")
-    assert corpus.names == CONCEPTS
+    assert corpus.names == CONCEPTS and 40 <= len(corpus) <= 80
+
+
+def test_patch_fractions_are_the_share_of_each_patch_a_concept_covers():
+    from fiftyone_inficond.world.clip_training import patch_fractions
+
+    mask = np.zeros((8, 8), np.int64)
+    mask[:2, :3] = 2  # 6 of patch 0's 16 pixels
+    mask[4:, 4:] = 1  # all of patch 3
+    fractions = patch_fractions([mask, (mask == 2) * 3], (2, 2), 4)
+    assert fractions.shape == (4, 4)
+    assert np.allclose(fractions[0], [20 / 16, 0, 6 / 16, 6 / 16])  # value 0 counted once per mask
+    assert np.allclose(fractions[3], [1, 1, 0, 0])
 
 
 def test_world_dataset_in_fiftyone(tmp_path):
@@ -68,6 +84,7 @@ def test_world_dataset_in_fiftyone(tmp_path):
             assert sample.world_concepts == scene.concepts
             assert np.array_equal(sample.world_regions.mask, scene.region_mask)
         assert dataset.mask_targets["world_regions"][1] == CONCEPTS[0]
+        assert is_current_world(fo.load_dataset(dataset.name))  # the demo rebuilds stale worlds
     finally:
         dataset.delete()
 

@@ -1,4 +1,4 @@
-"""The synthetic world's vocabulary: backgrounds, parts, colours, textures and classes.
+"""The synthetic world's vocabulary: backgrounds, things, parts, colours, textures and classes.
 
 The world corpus (``fiftyone_inficond/data/world.txt``) lists exactly these concepts, in this
 order; it is a corpus file like any user corpus.
@@ -13,6 +13,7 @@ BACKGROUNDS = {  # name: (base RGB, texture noise amplitude)
     "snow": ((240, 243, 248), 5),
 }
 SKY_THINGS = ("cloud", "sun")
+GROUND_THINGS = ("rock",)
 PARTS = (
     "body", "wheel", "window", "door", "roof", "wall", "chimney",
     "hull", "sail", "mast", "trunk", "leaves", "wing", "tail", "frame", "handlebar",
@@ -26,8 +27,11 @@ COLOURS = {
     "orange": (240, 130, 30),
     "brown": (120, 75, 40),
     "green": (40, 140, 50),
+    "grey": (135, 135, 140),
+    "pink": (240, 140, 190),
+    "purple": (130, 50, 160),
 }
-TEXTURES = ("striped", "dotted", "plain")
+TEXTURES = ("striped", "dotted", "checkered", "plain")
 
 # Each class: the parts it is drawn from and the grounds it usually stands on.
 CLASSES = {
@@ -36,10 +40,10 @@ CLASSES = {
     "boat": (("hull", "sail", "mast"), ("water",)),
     "house": (("wall", "roof", "door", "window", "chimney"), ("grass", "snow")),
     "tree": (("trunk", "leaves"), ("grass", "snow", "sand")),
-    "airplane": (("body", "wing", "tail", "window"), ("sky",)),
+    "airplane": (("body", "wing", "tail"), ("sky",)),
     "bicycle": (("wheel", "frame", "handlebar"), ("road", "grass")),
 }
 GROUNDS = ("grass", "water", "road", "sand", "snow")
 
-CONCEPTS = (*BACKGROUNDS, *SKY_THINGS, *PARTS, *COLOURS, *TEXTURES)
+CONCEPTS = (*BACKGROUNDS, *SKY_THINGS, *GROUND_THINGS, *PARTS, *COLOURS, *TEXTURES)
 CONCEPT_INDEX = {name: i for i, name in enumerate(CONCEPTS)}
