@@ -32,7 +32,8 @@ from fiftyone_inficond.world.scenes import generate_scenes
 from fiftyone_inficond.world.teacher_model import as_fiftyone_model, train_world_teacher
 
 SPURIOUS = {"airplane": 0.95}
-SPURIOUS_CLASS, SPURIOUS_CONCEPT, TRUE_PARTS = "airplane", "cloud", ["wing", "tail", "body"]
+# The parts that tell an airplane from the other classes ("body" is shared with cars and buses)
+SPURIOUS_CLASS, SPURIOUS_CONCEPT, TRUE_PARTS = "airplane", "cloud", ["wing", "tail"]
 
 
 def main():
@@ -61,10 +62,12 @@ def main():
         teacher_scenes = generate_scenes(1500, seed=args.seed + 2, cloud_with=SPURIOUS)
         teacher_from_model(dataset, as_fiftyone_model(train_world_teacher(teacher_scenes)), batch_size=64)
         run = train_students(dataset, key="fidelity", train_tag="train")
-        before = _class_row(run, SPURIOUS_CLASS)
-        summary = run.performance(split="validation")["summary"]
+        before, weight_before = _class_row(run, SPURIOUS_CLASS), _spurious_weight(run)
+        top_before = run.top_concepts(SPURIOUS_CLASS, n=5)
+        performance = run.performance(split="validation")
+        summary = performance["summary"]
         run.tune(up={SPURIOUS_CLASS: TRUE_PARTS}, down={SPURIOUS_CLASS: [SPURIOUS_CONCEPT]}, factor=2.0)
-        after = _class_row(run, SPURIOUS_CLASS)
+        after, weight_after = _class_row(run, SPURIOUS_CLASS), _spurious_weight(run)
         delete_students(dataset, "fidelity")
     finally:
         dataset.delete()
@@ -79,10 +82,17 @@ def main():
         f"teacher mAP {summary['teacher_ap']:.3f}; student mAP {summary['student_ap']:.3f}; "
         f"agreement AP {summary['agreement_ap']:.3f}"
     )
+    for row in performance["classes"]:
+        print(
+            f"  {row['class']:<9} teacher AP {row['teacher_ap']:.3f}  student AP {row['student_ap']:.3f}  "
+            f"agreement AP {row['agreement_ap']:.3f}"
+        )
     print(
         f"{SPURIOUS_CLASS}: teacher AP {before['teacher_ap']:.3f}, student AP {before['student_ap']:.3f} -> "
         f"{after['student_ap']:.3f} after tuning"
     )
+    print(f"{SPURIOUS_CLASS} student's top concepts:", ", ".join(f"{c} {w:.2f}" for c, w in top_before))
+    print(f"its weight on '{SPURIOUS_CONCEPT}': {weight_before:.3f} -> {weight_after:.3f} after tuning")
     print(
         f"auroc_min={values.min():.3f} auroc_median={np.median(values):.3f} auroc_goal=0.95 "
         f"pixel_agreement={agreement:.3f} "
@@ -90,6 +100,10 @@ def main():
         f"agreement_ap={summary['agreement_ap']:.3f} agreement_goal=0.90 "
         f"tuning_gap_closed={(gain / gap if gap > 0 else float('nan')):.2f} tuning_goal=0.5"
     )
+
+
+def _spurious_weight(run):
+    return float(run.weight[run.classes.index(SPURIOUS_CLASS), run.concepts.index(SPURIOUS_CONCEPT)])
 
 
 def _class_row(run, cls):

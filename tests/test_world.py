@@ -130,7 +130,7 @@ def test_small_end_to_end_run_on_the_world(tmp_path):
         compute_concepts(dataset, load_clip(WORLD_MODEL, WORLD_CHECKPOINT, device="cpu"), corpus=corpus)
         auroc = presence_auroc(np.stack(dataset.values("concepts")), dataset.values("world_concepts"), corpus.names)
         # The committed world CLIP sees the world's concepts far better than chance.
-        assert np.median(list(auroc.values())) > 0.8
+        assert np.median(list(auroc.values())) > 0.9
         assert pixel_agreement(dataset, "concepts", corpus.names) > 0.5
 
         teacher_from_model(dataset, as_fiftyone_model(train_world_teacher(generate_scenes(64, seed=5), epochs=1)))

@@ -194,8 +194,8 @@ def _paint_background(canvas, rng, ground, horizon):
         canvas.paint(lambda d, box=box: d.rectangle(box, fill=255), name, rng, rgb=rgb, noise=noise)
 
 
-def _paint_things(canvas, rng, horizon, cloud_probability):
-    """Maybe a cloud and the sun in the sky, and a rock on the ground."""
+def _paint_sky_things(canvas, rng, horizon, cloud_probability):
+    """Maybe a cloud and the sun."""
     size = canvas.size
     if rng.random() < cloud_probability:
         cx, cy = rng.uniform(0.1, 0.9) * size, rng.uniform(0.15, 0.7) * horizon
@@ -203,9 +203,14 @@ def _paint_things(canvas, rng, horizon, cloud_probability):
     if rng.random() < 0.3:
         sx, sy = rng.uniform(0.1, 0.9) * size, rng.uniform(0.2, 0.6) * horizon
         canvas.paint(lambda d: d.ellipse([sx - 11, sy - 11, sx + 11, sy + 11], fill=255), "sun", rng, colour="yellow", noise=3)
+
+
+def _paint_rock(canvas, rng):
+    """Maybe a rock in the foreground, in front of the objects."""
     if rng.random() < 0.25:
-        rx, ry = rng.uniform(0.1, 0.9) * size, rng.uniform(horizon + 8, size - 4)
-        canvas.paint(lambda d: d.ellipse([rx - 12, ry - 8, rx + 12, ry + 8], fill=255), "rock", rng, colour="grey", noise=10)
+        size = canvas.size
+        rx, ry = rng.uniform(0.1, 0.9) * size, rng.uniform(0.85, 0.95) * size
+        canvas.paint(lambda d: d.ellipse([rx - 18, ry - 11, rx + 18, ry + 11], fill=255), "rock", rng, colour="grey", noise=10)
 
 
 def generate_scene(rng, size=128, cloud_rate=0.3, cloud_with=None):
@@ -227,7 +232,7 @@ def generate_scene(rng, size=128, cloud_rate=0.3, cloud_with=None):
 
     _paint_background(canvas, rng, ground, horizon)
     cloud_probability = max([cloud_rate] + [p for c, p in (cloud_with or {}).items() if c in chosen])
-    _paint_things(canvas, rng, horizon, cloud_probability)
+    _paint_sky_things(canvas, rng, horizon, cloud_probability)
 
     objects, drawn = [], []
     for instance, cls in enumerate(sorted(chosen, key=lambda c: c != "airplane"), start=1):
@@ -238,6 +243,7 @@ def generate_scene(rng, size=128, cloud_rate=0.3, cloud_with=None):
         _draw_object(canvas, cls, x, y, s, colour, texture, instance, rng)
         drawn.append(int((canvas.instance == instance).sum()))
         objects.append((cls, colour, texture))
+    _paint_rock(canvas, rng)
 
     visible = [
         obj for instance, (obj, area) in enumerate(zip(objects, drawn), start=1)

@@ -8,7 +8,7 @@ BACKGROUNDS = {  # name: (base RGB, texture noise amplitude)
     "sky": ((120, 180, 235), 6),
     "grass": ((70, 150, 60), 22),
     "water": ((40, 90, 170), 14),
-    "road": ((95, 95, 100), 10),
+    "road": ((75, 75, 80), 10),  # asphalt, darker than grey things
     "sand": ((220, 195, 130), 16),
     "snow": ((240, 243, 248), 5),
 }
