@@ -28,10 +28,9 @@ from fiftyone_inficond.teacher import teacher_from_model
 from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
 from fiftyone_inficond.world.dataset import load_world_splits
 from fiftyone_inficond.world.fidelity import pixel_agreement, presence_auroc
-from fiftyone_inficond.world.scenes import generate_scenes
-from fiftyone_inficond.world.teacher_model import as_fiftyone_model, train_world_teacher
+from fiftyone_inficond.world.scenes import AIRPLANES_UNDER_CLOUDS, generate_scenes
+from fiftyone_inficond.world.teacher_model import TRAINING_SCENES, as_fiftyone_model, train_world_teacher
 
-SPURIOUS = {"airplane": 0.95}
 # The parts that tell an airplane from the other classes ("body" is shared with cars and buses)
 SPURIOUS_CLASS, SPURIOUS_CONCEPT, TRUE_PARTS = "airplane", "cloud", ["wing", "tail"]
 
@@ -51,7 +50,7 @@ def main():
     clip = load_clip(WORLD_MODEL, args.checkpoint, device="cpu")
     root = tempfile.mkdtemp(prefix="inficond-world-")
     name = f"inficond-fidelity-{uuid.uuid4().hex[:8]}"
-    dataset = load_world_splits(name, root, args.train, args.heldout, args.seed, cloud_with=SPURIOUS)
+    dataset = load_world_splits(name, root, args.train, args.heldout, args.seed, cloud_with=AIRPLANES_UNDER_CLOUDS)
     try:
         compute_concepts(dataset, clip, corpus=corpus, batch_size=64)
         heldout = dataset.match_tags("heldout")
@@ -59,7 +58,7 @@ def main():
         auroc = presence_auroc(vectors, heldout.values("world_concepts"), corpus.names)
         agreement = pixel_agreement(heldout, "concepts", corpus.names)
 
-        teacher_scenes = generate_scenes(1500, seed=args.seed + 2, cloud_with=SPURIOUS)
+        teacher_scenes = generate_scenes(TRAINING_SCENES, seed=args.seed + 2, cloud_with=AIRPLANES_UNDER_CLOUDS)
         teacher_from_model(dataset, as_fiftyone_model(train_world_teacher(teacher_scenes)), batch_size=64)
         run = train_students(dataset, key="fidelity", train_tag="train")
         before, weight_before = _class_row(run, SPURIOUS_CLASS), _spurious_weight(run)

@@ -125,7 +125,9 @@ class WorldClipModule(pl.LightningModule):
 
         concepts = F.normalize(encode_text_tokens(self.model, self.concept_tokens), dim=-1)
         patch_logits = self.dense_log_scale.exp() * patches @ concepts.T + self.dense_bias  # (batch, patches, concepts)
-        patch_loss = F.binary_cross_entropy_with_logits(patch_logits, fractions.float(), reduction="none").sum(-1).mean()
+        patch_loss = F.binary_cross_entropy_with_logits(
+            patch_logits, fractions.float(), reduction="none"
+        ).sum(-1).mean()
         presence_loss = F.binary_cross_entropy_with_logits(
             patch_logits.amax(dim=1), presence.float(), reduction="none"
         ).sum(-1).mean()

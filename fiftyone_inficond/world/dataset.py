@@ -10,7 +10,7 @@ from fiftyone_inficond.world.vocabulary import CLASSES, CONCEPTS
 MASK_TARGETS = {i + 1: name for i, name in enumerate(CONCEPTS)}
 MASK_FIELDS = ("world_regions", "world_colours", "world_textures")
 # Bumped whenever the generator or vocabulary changes, so stale generated datasets are rebuilt
-WORLD_VERSION = 3
+WORLD_VERSION = 4
 
 
 def is_current_world(dataset):

@@ -29,6 +29,8 @@ MAIN_TEXTURES = ("striped", "dotted", "checkered", "plain", "plain")
 VISIBLE_FRACTION = 0.3  # an object counts as present when this much of it stays visible
 AIRPLANE_WEIGHT = 0.3  # the sky fits every scene: keep airplanes from crowding it
 MAX_OBJECTS = 3
+# The documented spurious correlation of training splits: airplanes almost always under a cloud
+AIRPLANES_UNDER_CLOUDS = {"airplane": 0.95}
 
 
 @dataclass

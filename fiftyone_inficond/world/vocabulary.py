@@ -6,7 +6,7 @@ order; it is a corpus file like any user corpus.
 
 BACKGROUNDS = {  # name: (base RGB, texture noise amplitude)
     "sky": ((120, 180, 235), 6),
-    "grass": ((70, 150, 60), 22),
+    "grass": ((105, 170, 60), 22),  # lighter and yellower than the colour green
     "water": ((40, 90, 170), 14),
     "road": ((75, 75, 80), 10),  # asphalt, darker than grey things
     "sand": ((220, 195, 130), 16),
