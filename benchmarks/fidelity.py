@@ -61,12 +61,13 @@ def main():
         teacher_scenes = generate_scenes(TRAINING_SCENES, seed=args.seed + 2, cloud_with=AIRPLANES_UNDER_CLOUDS)
         teacher_from_model(dataset, as_fiftyone_model(train_world_teacher(teacher_scenes)), batch_size=64)
         run = train_students(dataset, key="fidelity", train_tag="train")
-        before, weight_before = _class_row(run, SPURIOUS_CLASS), _spurious_weight(run)
-        top_before = run.top_concepts(SPURIOUS_CLASS, n=5)
         performance = run.performance(split="validation")
         summary = performance["summary"]
+        before, weight_before = _class_row(performance, SPURIOUS_CLASS), _spurious_weight(run)
+        top_before = run.top_concepts(SPURIOUS_CLASS, n=5)
         run.tune(up={SPURIOUS_CLASS: TRUE_PARTS}, down={SPURIOUS_CLASS: [SPURIOUS_CONCEPT]}, factor=2.0)
-        after, weight_after = _class_row(run, SPURIOUS_CLASS), _spurious_weight(run)
+        after = _class_row(run.performance(split="validation"), SPURIOUS_CLASS)
+        weight_after = _spurious_weight(run)
         delete_students(dataset, "fidelity")
     finally:
         dataset.delete()
@@ -105,9 +106,8 @@ def _spurious_weight(run):
     return float(run.weight[run.classes.index(SPURIOUS_CLASS), run.concepts.index(SPURIOUS_CONCEPT)])
 
 
-def _class_row(run, cls):
-    rows = run.performance(split="validation")["classes"]
-    return next(row for row in rows if row["class"] == cls)
+def _class_row(performance, cls):
+    return next(row for row in performance["classes"] if row["class"] == cls)
 
 
 if __name__ == "__main__":
