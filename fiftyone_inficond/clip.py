@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from open_clip.transformer import text_global_pool
 
 from fiftyone_inficond.corpus import DEFAULT_TEMPLATE
+from fiftyone_inficond.errors import InvalidRequest, MissingFile
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def _check_model_name(model_name):
         return
     if model_name.replace("/", "-") not in open_clip.list_models():
         known = ", ".join(sorted(open_clip.list_models())[:8])
-        raise ValueError(
+        raise InvalidRequest(
             f"Unknown open_clip model '{model_name}'. Use a name from "
             f"open_clip.list_models() (e.g. {known}, ...)"
         )
@@ -51,7 +52,7 @@ def _check_pretrained(model_name, pretrained):
     if not pretrained or pretrained in tags:
         return
     if os.path.isdir(pretrained) or not os.path.exists(pretrained):
-        raise FileNotFoundError(
+        raise MissingFile(
             f"Checkpoint '{pretrained}' not found. Give the path of a checkpoint file for "
             f"'{model_name}' or one of its pretrained tags ({', '.join(tags) or 'none known'})"
         )
@@ -86,7 +87,7 @@ def load_clip(model_name, pretrained=None, device=None, resize_mode="squash"):
             )
     except Exception as e:
         if pretrained and os.path.isfile(pretrained):
-            raise ValueError(
+            raise InvalidRequest(
                 f"'{pretrained}' is not a checkpoint of open_clip model '{model_name}': {e}"
             ) from e
         if pretrained:

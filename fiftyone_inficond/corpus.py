@@ -7,7 +7,10 @@ stable id (a hash of its names) that runs record and later stages check.
 import hashlib
 import importlib.resources
 import os
+import string
 from dataclasses import dataclass
+
+from fiftyone_inficond.errors import InvalidRequest, MissingFile, UnknownName
 
 # Broden names are "place-qualifier"; these real hyphenated words are not.
 _HYPHENATED_WORDS = ("lean-to", "polka-dotted", "horse-drawn", "check-in")
@@ -32,7 +35,7 @@ class Corpus:
         try:
             return self.names.index(name)
         except ValueError:
-            raise KeyError(f"Concept '{name}' is not in corpus {self.id}") from None
+            raise UnknownName(f"Concept '{name}' is not in corpus {self.id}") from None
 
 
 def concept_prompt(name):
@@ -46,6 +49,20 @@ def concept_prompt(name):
     return text.replace(_PROTECTED_HYPHEN, "-")
 
 
+def check_template(template):
+    """Refuses a prompt template without exactly one ``{}`` where the concept goes."""
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(template) if f is not None]
+    except (ValueError, TypeError):
+        fields = None
+    if fields != [""]:
+        raise InvalidRequest(
+            f"A concept template must contain {{}} exactly once, where the concept goes "
+            f"(like '{DEFAULT_TEMPLATE}'); got {template!r}"
+        )
+    return template
+
+
 def corpus_id(names):
     """A stable id of an ordered list of concept names."""
     return hashlib.sha256("\n".join(names).encode("utf-8")).hexdigest()[:16]
@@ -56,10 +73,12 @@ def make_corpus(names):
 
     Duplicates are judged on the normalized prompt, ignoring case; the first occurrence wins.
     """
+    if isinstance(names, (str, bytes)):
+        raise InvalidRequest("Give the concepts as a list of names, or a corpus file path; got one string")
     unique, prompts, seen = [], [], set()
     for raw in names:
         if not isinstance(raw, str):
-            raise TypeError(f"Concept names must be strings; got {raw!r}")
+            raise InvalidRequest(f"Concept names must be strings; got {raw!r}")
         name = " ".join(raw.split())
         prompt = concept_prompt(name)
         if not name or prompt.casefold() in seen:
@@ -68,7 +87,7 @@ def make_corpus(names):
         unique.append(name)
         prompts.append(prompt)
     if not unique:
-        raise ValueError(
+        raise InvalidRequest(
             "The concept corpus is empty: give at least one non-blank concept name "
             "(one per line in a corpus file)"
         )
@@ -78,9 +97,12 @@ def make_corpus(names):
 def read_corpus_file(path):
     """Reads a corpus file: one concept per line; blank lines and ``#`` comments ignored."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Corpus file '{path}' does not exist")
-    with open(path, encoding="utf-8") as f:
-        lines = [line.split("#", 1)[0] for line in f]
+        raise MissingFile(f"Corpus file '{path}' does not exist")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line.split("#", 1)[0] for line in f]
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"Corpus file '{path}' is not UTF-8 text: give one concept name per line") from None
     return make_corpus(lines)
 
 
@@ -89,7 +111,7 @@ def packaged_corpus(name):
     ``"world"`` (the synthetic world's concepts)."""
     path = importlib.resources.files("fiftyone_inficond") / "data" / f"{name}.txt"
     if not path.is_file():
-        raise ValueError(f"No packaged corpus '{name}': use 'broden' or 'world'")
+        raise InvalidRequest(f"No packaged corpus '{name}': use 'broden' or 'world'")
     with importlib.resources.as_file(path) as real_path:
         return read_corpus_file(str(real_path))
 
@@ -102,5 +124,7 @@ def load_corpus(source=None):
         return source
     if isinstance(source, (str, os.PathLike)):
         return read_corpus_file(os.fspath(source))
-    return make_corpus(list(source))
+    if not isinstance(source, (list, tuple)):
+        raise InvalidRequest(f"A corpus is a list of concept names or a file path; got {type(source).__name__}")
+    return make_corpus(source)
 

@@ -5,6 +5,8 @@ import os
 
 import fiftyone as fo
 
+from fiftyone_inficond.errors import InvalidRequest
+
 
 def read_lines(path):
     """Non-blank stripped lines of a text file."""
@@ -29,7 +31,7 @@ def load_yolo_multilabel(root, name, label_field="ground_truth", overwrite=False
     classes = read_lines(os.path.join(root, "classes.txt"))
     paths = sorted(glob.glob(os.path.join(root, "images", "*")))
     if not paths:
-        raise ValueError(f"No images found in '{os.path.join(root, 'images')}'")
+        raise InvalidRequest(f"No images found in '{os.path.join(root, 'images')}'")
     dataset = fo.Dataset(name, overwrite=overwrite, persistent=True)
     samples = []
     for path in paths:

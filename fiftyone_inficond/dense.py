@@ -11,11 +11,13 @@ projection, so every patch lands in the space of the text embeddings.
 import torch.nn.functional as F
 from open_clip.transformer import Attention, VisionTransformer
 
+from fiftyone_inficond.errors import InvalidRequest
+
 
 def _visual_tower(model):
     visual = getattr(model, "visual", model)
     if not isinstance(visual, VisionTransformer) or visual.attn_pool is not None:
-        raise ValueError(
+        raise InvalidRequest(
             f"Dense concept features need an open_clip ViT image tower without attentional "
             f"pooling; this model's is {type(visual).__name__}. Choose a ViT model "
             f"(e.g. ViT-B-16)"

@@ -8,8 +8,10 @@ import fiftyone.core.utils as fou
 
 from fiftyone_inficond.clip import ClipModel, encode_concepts, load_clip
 from fiftyone_inficond.concepts import ConceptExtractor
-from fiftyone_inficond.corpus import DEFAULT_TEMPLATE, load_corpus
+from fiftyone_inficond.corpus import DEFAULT_TEMPLATE, check_template, load_corpus
 from fiftyone_inficond.dense import patch_grid
+from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.fiftyone_api import dataset_of, exact_count
 from fiftyone_inficond.images import image_batches
 from fiftyone_inficond.runs import (
     CONCEPTS_METHOD,
@@ -18,6 +20,7 @@ from fiftyone_inficond.runs import (
     run_config,
     segments_field,
 )
+from fiftyone_inficond.validation import field_name, number, whole_number
 
 logger = logging.getLogger(__name__)
 
@@ -85,12 +88,15 @@ def compute_concepts(
     Returns:
         an :class:`ExtractionResult`
     """
+    batch_size = whole_number(batch_size, "the batch size", 1, 4096)
+    num_workers = whole_number(num_workers, "the number of image-decoding workers", 0, 64)
     clip, corpus = prepare_concepts(
         samples, model, pretrained, corpus, field, template, n_segments, spatial_weight, device, overwrite
     )
     todo = samples.exists(field, False)
-    result = ExtractionResult(already_done=len(samples) - len(todo))
-    if len(todo) == 0:
+    n_todo = exact_count(todo)
+    result = ExtractionResult(already_done=exact_count(samples) - n_todo)
+    if n_todo == 0:
         return result
     ids, paths = todo.values(["id", "filepath"])
     extractor = ConceptExtractor(
@@ -131,10 +137,12 @@ def prepare_concepts(
     Returns:
         ``(clip, corpus)``: the loaded :class:`fiftyone_inficond.clip.ClipModel` and corpus
     """
-    if len(samples) == 0:
-        raise ValueError("The view is empty: select at least one sample to compute concepts of")
-    if not 1 <= n_segments <= _MAX_SEGMENTS:
-        raise ValueError(f"n_segments must be between 1 and {_MAX_SEGMENTS}; got {n_segments}")
+    field = field_name(field, "the concepts field")
+    n_segments = whole_number(n_segments, "the number of segments per image (n_segments)", 1, _MAX_SEGMENTS)
+    spatial_weight = number(spatial_weight, "the spatial weight", 0, 1e3)
+    check_template(template)
+    if exact_count(samples) == 0:
+        raise InvalidRequest("The view is empty: select at least one sample to compute concepts of")
     corpus = load_corpus(corpus)
     clip = model if isinstance(model, ClipModel) else load_clip(model, pretrained, device=device)
     config = dict(
@@ -158,7 +166,7 @@ def shard(samples, index, count):
     cover it exactly once, whatever order they run in.
     """
     if not 0 <= index < count:
-        raise ValueError(f"Shard index must be in [0, {count}); got {index}")
+        raise InvalidRequest(f"Shard index must be in [0, {count}); got {index}")
     ids = [i for i in samples.values("id") if int(i, 16) % count == index]
     return samples.select(ids, ordered=True)
 
@@ -168,7 +176,7 @@ def _prepare_run(samples, field, config, overwrite):
     if run_config(samples, field, CONCEPTS_METHOD) == {**config, "field": field}:
         return
     claim_field(samples, field, CONCEPTS_METHOD, overwrite, what="concepts")
-    dataset = samples._dataset
+    dataset = dataset_of(samples)
     dataset.add_sample_field(field, fo.VectorField)
     dataset.add_sample_field(
         segments_field(field), fo.EmbeddedDocumentField, embedded_doc_type=fo.Segmentation
@@ -179,7 +187,7 @@ def _prepare_run(samples, field, config, overwrite):
 def _write_batch(samples, field, ids, batch):
     """Writes segments first: a sample counts as done once its vector lands, so a worker
     killed between the two writes leaves it to be recomputed, never half-written."""
-    dataset = samples._dataset
+    dataset = dataset_of(samples)
     segmentations = [
         fo.Segmentation(mask=mask, concepts=concepts, similarities=similarities)
         for mask, concepts, similarities in zip(

@@ -1,8 +1,15 @@
 """Run records: what wrote a field, stored as a FiftyOne custom run keyed by the field's name.
 
 Any client of the same database can list these runs and read their config (model, corpus,
-class names...), which is how later stages check they combine compatible fields.
+class names...), which is how later stages check they combine compatible fields, and how a
+student run notices that the concepts or teacher scores it learnt from were replaced.
 """
+
+import hashlib
+import json
+
+from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.fiftyone_api import dataset_of, exact_count
 
 CONCEPTS_METHOD = "inficond_concepts"
 TEACHER_METHOD = "inficond_teacher"
@@ -10,7 +17,7 @@ TEACHER_METHOD = "inficond_teacher"
 
 def record_run(samples, field, method, overwrite=False, **config):
     """Registers run ``field`` on the dataset of ``samples`` with the given config."""
-    dataset = samples._dataset
+    dataset = dataset_of(samples)
     dataset.register_run(
         field, dataset.init_run(method=method, field=field, **config), overwrite=overwrite
     )
@@ -18,7 +25,7 @@ def record_run(samples, field, method, overwrite=False, **config):
 
 def run_config(samples, field, method):
     """The config (a dict) of the ``method`` run that wrote ``field``, or ``None``."""
-    dataset = samples._dataset
+    dataset = dataset_of(samples)
     if field not in dataset.list_runs():
         return None
     config = dataset.get_run_info(field).config
@@ -35,16 +42,23 @@ def require_run(samples, field, method, what):
     """Like :func:`run_config`, but raises a clear error when ``field`` has no such run."""
     config = run_config(samples, field, method)
     if config is None:
-        raise ValueError(
-            f"Field '{field}' of dataset '{samples._dataset.name}' holds no {what}: "
+        raise InvalidRequest(
+            f"Field '{field}' of dataset '{dataset_of(samples).name}' holds no {what}: "
             f"compute them first"
         )
     return config
 
 
+def fingerprint(config):
+    """A short stable digest of a run config (its field name left out): equal configs, equal runs."""
+    settings = {name: value for name, value in config.items() if name != "field"}
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
 def delete_run(samples, field):
     """Deletes run ``field`` (if any) and the fields it wrote."""
-    dataset = samples._dataset
+    dataset = dataset_of(samples)
     if field in dataset.list_runs():
         dataset.delete_run(field)
     for name in _written_fields(field):
@@ -55,22 +69,30 @@ def delete_run(samples, field):
 def claim_field(samples, field, method, overwrite, what):
     """Frees ``field`` for a new ``method`` run, refusing to destroy anything unasked.
 
-    Raises when ``field`` holds data no ``method`` run wrote, or, unless ``overwrite``,
-    data an earlier ``method`` run wrote.
+    Raises when ``field`` holds data no ``method`` run wrote; unless ``overwrite``, data an
+    earlier ``method`` run wrote; and even then, data of samples outside ``samples`` (a
+    field belongs to one run, so overwriting part of it would delete the rest).
     """
-    dataset = samples._dataset
+    dataset = dataset_of(samples)
     occupied = field in dataset.list_runs() or any(
         dataset.has_sample_field(name) for name in _written_fields(field)
     )
     if not occupied:
         return
     if run_config(samples, field, method) is None:
-        raise ValueError(f"Field '{field}' holds data that is not {what}: choose another field")
+        raise InvalidRequest(f"Field '{field}' holds data that is not {what}: choose another field")
     if not overwrite:
-        raise ValueError(
+        raise InvalidRequest(
             f"Field '{field}' already holds {what} of another run. Choose another field, "
             f"or pass overwrite=True to replace them"
         )
+    if dataset.has_sample_field(field):
+        outside = exact_count(dataset.exists(field)) - exact_count(samples.exists(field))
+        if outside > 0:
+            raise InvalidRequest(
+                f"Field '{field}' also holds {what} of {outside} samples outside this view, which "
+                f"overwriting would delete: run it on the whole dataset, or choose another field"
+            )
     delete_run(samples, field)
 
 

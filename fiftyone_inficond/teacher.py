@@ -6,6 +6,7 @@ a label field, a FiftyOne model, an open_clip zero-shot classifier) ends in
 :func:`set_teacher_scores`, which validates, converts logits and records the class list.
 """
 
+import hashlib
 import json
 import logging
 import os
@@ -19,8 +20,12 @@ import torch.nn.functional as F
 from scipy.special import expit, softmax
 
 from fiftyone_inficond.clip import encode_texts, load_clip
+from fiftyone_inficond.errors import InvalidRequest, MissingFile
+from fiftyone_inficond.fiftyone_api import dataset_of, exact_count, label_path
 from fiftyone_inficond.images import image_batches
+from fiftyone_inficond.labels import label_items, require_label_field
 from fiftyone_inficond.runs import TEACHER_METHOD, claim_field, record_run, require_run
+from fiftyone_inficond.validation import field_name
 
 logger = logging.getLogger(__name__)
 
@@ -28,33 +33,38 @@ SCORE_KINDS = ("auto", "probabilities", "logits")
 
 
 def _check_classes(classes):
+    if isinstance(classes, (str, bytes)) or not isinstance(classes, (list, tuple)):
+        raise InvalidRequest(f"Give the teacher's classes as a list of names, one per score column; got {classes!r}")
     classes = [str(c) for c in classes]
     if not classes:
-        raise ValueError("The teacher's class list is empty: give one name per score column")
+        raise InvalidRequest("The teacher's class list is empty: give one name per score column")
     duplicates = sorted({c for c in classes if classes.count(c) > 1})
     if duplicates:
-        raise ValueError(f"Duplicate class names in the teacher's class list: {duplicates}")
+        raise InvalidRequest(f"Duplicate class names in the teacher's class list: {duplicates}")
     return classes
 
 
 def _check_scores(scores, n_rows, classes):
-    scores = np.asarray(scores, dtype=np.float64)
+    try:
+        scores = np.asarray(scores, dtype=np.float64)
+    except (ValueError, TypeError):
+        raise InvalidRequest("Teacher scores must be a matrix of numbers, one row per sample") from None
     if scores.ndim != 2:
-        raise ValueError(f"Teacher scores must be a 2-D matrix; got shape {scores.shape}")
+        raise InvalidRequest(f"Teacher scores must be a 2-D matrix; got shape {scores.shape}")
     if scores.shape[0] != n_rows:
-        raise ValueError(
+        raise InvalidRequest(
             f"Teacher scores have {scores.shape[0]} rows but {n_rows} samples are given: "
             f"give one row per sample"
         )
     if scores.shape[1] != len(classes):
-        raise ValueError(
+        raise InvalidRequest(
             f"Teacher scores have {scores.shape[1]} columns but {len(classes)} classes are "
             f"given: give one column per class"
         )
     bad = ~np.isfinite(scores)
     if bad.any():
         row, col = np.argwhere(bad)[0]
-        raise ValueError(
+        raise InvalidRequest(
             f"Teacher scores contain {bad.sum()} NaN or infinite values "
             f"(first at row {row}, class '{classes[col]}'): fix or drop those rows"
         )
@@ -67,14 +77,14 @@ def to_probabilities(scores, scores_are="auto"):
     ``"auto"`` takes scores within [0, 1] as probabilities and anything else as logits.
     """
     if scores_are not in SCORE_KINDS:
-        raise ValueError(f"scores_are must be one of {SCORE_KINDS}; got '{scores_are}'")
+        raise InvalidRequest(f"scores_are must be one of {SCORE_KINDS}; got '{scores_are}'")
     if scores_are == "auto":
         in_unit_range = scores.min() >= 0 and scores.max() <= 1
         scores_are = "probabilities" if in_unit_range else "logits"
     if scores_are == "logits":
         return expit(scores), scores_are
     if scores.min() < 0 or scores.max() > 1:
-        raise ValueError(
+        raise InvalidRequest(
             "Scores said to be probabilities fall outside [0, 1]: pass scores_are='logits'"
         )
     return scores, scores_are
@@ -87,12 +97,32 @@ def _match_keys(samples, keys, key_field):
         values = [os.path.basename(v) for v in values]
         repeated = [name for name, count in Counter(values).items() if count > 1]
         if repeated:
-            raise ValueError(
+            raise InvalidRequest(
                 f"Several samples share the file name(s) {sorted(repeated)[:5]}: match by "
                 f"'filepath' or 'id' instead"
             )
     lookup = dict(zip(values, ids))
     return [lookup.get(str(k)) for k in keys]
+
+
+def _refuse_repeated(keys, key_field):
+    seen = {}
+    for row, key in enumerate(keys):
+        if key in seen:
+            raise InvalidRequest(
+                f"Teacher rows {seen[key]} and {row} both belong to {key_field} '{key}': give one row per sample"
+            )
+        seen[key] = row
+
+
+def scores_digest(ids, probabilities):
+    """A digest of what a teacher run wrote, independent of row order: equal scores, equal digest."""
+    order = np.argsort(ids)
+    digest = hashlib.sha256()
+    for i in order:
+        digest.update(ids[i].encode("ascii"))
+    digest.update(np.ascontiguousarray(probabilities[order], dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def set_teacher_scores(
@@ -123,19 +153,21 @@ def set_teacher_scores(
     Returns:
         the number of samples written
     """
-    if len(samples) == 0:
-        raise ValueError("The view is empty: select at least one sample to score")
+    field = field_name(field, "the teacher field")
+    if exact_count(samples) == 0:
+        raise InvalidRequest("The view is empty: select at least one sample to score")
     classes = _check_classes(classes)
     if keys is None:
         ids = samples.values("id")
         scores = _check_scores(scores, len(ids), classes)
     else:
-        keys = list(keys)
+        keys = [str(k) for k in keys]
         scores = _check_scores(scores, len(keys), classes)
+        _refuse_repeated(keys, key_field)
         ids = _match_keys(samples, keys, key_field)
         matched = [i for i, sample_id in enumerate(ids) if sample_id is not None]
         if not matched:
-            raise ValueError(
+            raise InvalidRequest(
                 f"None of the {len(keys)} teacher rows match a sample by {key_field} "
                 f"(e.g. '{keys[0]}'): check the score file belongs to this dataset"
             )
@@ -144,27 +176,31 @@ def set_teacher_scores(
         ids, scores = [ids[i] for i in matched], scores[matched]
     probabilities, scores_are = to_probabilities(scores, scores_are)
 
+    probabilities = probabilities.astype(np.float32)
     claim_field(samples, field, TEACHER_METHOD, overwrite, what="teacher scores")
-    dataset = samples._dataset
+    dataset = dataset_of(samples)
     dataset.add_sample_field(field, fo.VectorField)
-    values = dict(zip(ids, probabilities.astype(np.float32)))
+    values = dict(zip(ids, probabilities))
     dataset.set_values(field, values, key_field="id")
-    record_run(samples, field, TEACHER_METHOD, classes=classes, source=source, scores_are=scores_are)
+    record_run(
+        samples, field, TEACHER_METHOD, classes=classes, source=source, scores_are=scores_are,
+        digest=scores_digest(ids, probabilities),
+    )
     return len(values)
 
 
 def read_score_file(path):
     """Reads a JSON score file with keys ``classes``, ``files`` and ``scores``."""
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"Teacher score file '{path}' does not exist")
+        raise MissingFile(f"Teacher score file '{path}' does not exist")
     with open(path, encoding="utf-8") as f:
         try:
             data = json.load(f)
         except json.JSONDecodeError as e:
-            raise ValueError(f"Teacher score file '{path}' is not valid JSON: {e}") from e
+            raise InvalidRequest(f"Teacher score file '{path}' is not valid JSON: {e}") from e
     missing = {"classes", "files", "scores"} - set(data)
     if missing:
-        raise ValueError(f"Teacher score file '{path}' lacks the key(s) {sorted(missing)}")
+        raise InvalidRequest(f"Teacher score file '{path}' lacks the key(s) {sorted(missing)}")
     return data["scores"], data["classes"], data["files"]
 
 
@@ -193,32 +229,20 @@ def scores_from_labels(labels, classes):
     column = {c: j for j, c in enumerate(classes)}
     scores = np.zeros((len(labels), len(classes)))
     for i, label in enumerate(labels):
-        for item in _label_items(label):
+        for item in label_items(label):
             j = column.get(item.label)
             if j is not None and item.confidence is not None:
                 scores[i, j] = max(scores[i, j], item.confidence)
     return scores
 
 
-def _label_items(label):
-    if label is None:
-        return []
-    if isinstance(label, fo.Classifications):
-        return label.classifications
-    if isinstance(label, fo.Detections):
-        return label.detections
-    return [label]
-
-
 def teacher_from_labels(samples, label_field, classes=None, field="teacher", overwrite=False):
     """Teacher scores from the confidences of an existing label field."""
-    if len(samples) == 0:
-        raise ValueError("The view is empty: select at least one sample to score")
-    if not samples.has_field(label_field):
-        raise ValueError(f"The dataset has no field '{label_field}'")
+    if exact_count(samples) == 0:
+        raise InvalidRequest("The view is empty: select at least one sample to score")
+    require_label_field(samples, label_field, "teacher")
     if classes is None:
-        _, label_path = samples._get_label_field_path(label_field, "label")
-        classes = samples.distinct(label_path)
+        classes = samples.distinct(label_path(samples, label_field))
     labels = samples.values(label_field)
     return set_teacher_scores(
         samples,
@@ -237,8 +261,8 @@ def teacher_from_model(samples, model, classes=None, field="teacher", batch_size
     Classifiers that keep logits give softmax probabilities over all classes; otherwise
     each class's score is its best prediction confidence.
     """
-    if len(samples) == 0:
-        raise ValueError("The view is empty: select at least one sample to score")
+    if exact_count(samples) == 0:
+        raise InvalidRequest("The view is empty: select at least one sample to score")
     classes = _check_classes(classes or getattr(model, "classes", None) or [])
     store_logits = bool(getattr(model, "has_logits", False))
     scratch = f"inficond_scratch_{uuid.uuid4().hex[:8]}"
@@ -246,10 +270,10 @@ def teacher_from_model(samples, model, classes=None, field="teacher", batch_size
         samples.apply_model(model, label_field=scratch, store_logits=store_logits, batch_size=batch_size)
         ids, labels = samples.exists(scratch).values(["id", scratch])
     finally:
-        if samples._dataset.has_sample_field(scratch):
-            samples._dataset.delete_sample_field(scratch)
+        if dataset_of(samples).has_sample_field(scratch):
+            dataset_of(samples).delete_sample_field(scratch)
     if not ids:
-        raise ValueError("The model predicted nothing for any sample of the view: nothing to score")
+        raise InvalidRequest("The model predicted nothing for any sample of the view: nothing to score")
     if store_logits:
         scores = np.stack([softmax(np.asarray(label.logits), axis=-1) for label in labels])
     else:
@@ -282,8 +306,8 @@ def teacher_from_clip(
     CLIP's logits become a softmax over the classes; a model with a logit bias (SigLIP)
     is a sigmoid classifier, so each class gets its own sigmoid.
     """
-    if len(samples) == 0:
-        raise ValueError("The view is empty: select at least one sample to score")
+    if exact_count(samples) == 0:
+        raise InvalidRequest("The view is empty: select at least one sample to score")
     classes = _check_classes(classes)
     clip = load_clip(model, pretrained, device=device, resize_mode="shortest")
     text = encode_texts(clip, [template.format(c) for c in classes])
@@ -296,7 +320,7 @@ def teacher_from_clip(
             rows.append(_zero_shot(clip.model, images.to(clip.device), text))
             scored_ids.extend(ids[i] for i in indices)
     if not rows:
-        raise ValueError("No image of the view could be read: nothing to score")
+        raise InvalidRequest("No image of the view could be read: nothing to score")
     return set_teacher_scores(
         samples,
         np.concatenate(rows),

@@ -1,9 +1,18 @@
 """Pieces every operator shares: config, target-view input, progress reporting, forms."""
 
+import os
+
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_inficond.errors import InvalidRequest
+
 PLUGIN = "@inficond/inficond"
+# Folders on the App server whose files App users may name (corpora, score files, checkpoints),
+# separated like PATH. Unset: App users can name no server file; Python callers of the library
+# are not confined.
+SERVER_DIRS_VARIABLE = "INFICOND_SERVER_DIRS"
+_CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
 
 def add_target_view(ctx, inputs, action):
@@ -41,3 +50,28 @@ def operator_config(name, label, description, delegated=False):
         allow_delegated_execution=delegated,
         default_choice_to_delegated=delegated,
     )
+
+
+def server_file(path, what):
+    """``path`` if it lies, symbolic links resolved, inside a folder of ``INFICOND_SERVER_DIRS``."""
+    folders = [f for f in os.environ.get(SERVER_DIRS_VARIABLE, "").split(os.pathsep) if f]
+    if not folders:
+        raise InvalidRequest(
+            f"Reading a {what} from the server is turned off: ask whoever runs the App to list "
+            f"the allowed folders in {SERVER_DIRS_VARIABLE}"
+        )
+    real = os.path.realpath(str(path))
+    if not any(os.path.commonpath([real, os.path.realpath(f)]) == os.path.realpath(f) for f in folders):
+        raise InvalidRequest(
+            f"The {what} '{path}' is outside the folders this App may read ({os.pathsep.join(folders)}): "
+            f"put it in one of them"
+        )
+    return real
+
+
+def pretrained_param(value):
+    """A pretrained tag as given, or a checkpoint path confined like :func:`server_file`."""
+    if not value:
+        return None
+    looks_like_path = os.sep in value or value.endswith(_CHECKPOINT_SUFFIXES)
+    return server_file(value, "checkpoint file") if looks_like_path else value

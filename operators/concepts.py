@@ -3,9 +3,10 @@
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.extraction import DEFAULT_MODEL, compute_concepts, prepare_concepts, shard
 
-from .common import PLUGIN, add_target_view, form, operator_config, progress_reporter
+from .common import PLUGIN, add_target_view, form, operator_config, pretrained_param, progress_reporter, server_file
 
 CORPUS_SOURCES = ("default", "file", "list")
 
@@ -51,7 +52,7 @@ class ComputeConcepts(foo.Operator):
         result = compute_concepts(
             view,
             model=params.get("model") or DEFAULT_MODEL,
-            pretrained=params.get("pretrained") or None,
+            pretrained=pretrained_param(params.get("pretrained")),
             corpus=_corpus(params),
             field=params.get("field", "concepts"),
             batch_size=params.get("batch_size", 32),
@@ -71,9 +72,9 @@ class ComputeConcepts(foo.Operator):
 def _corpus(params):
     source = params.get("corpus_source", "default")
     if source not in CORPUS_SOURCES:
-        raise ValueError(f"corpus_source must be one of {CORPUS_SOURCES}; got '{source}'")
+        raise InvalidRequest(f"The corpus source must be one of {CORPUS_SOURCES}; got '{source}'")
     if source == "file":
-        return params["corpus_path"]
+        return server_file(params.get("corpus_path") or "", "corpus file")
     if source == "list":
         return params["corpus"]
     return None
@@ -89,7 +90,7 @@ def queue_shards(ctx, num_shards):
     prepare_concepts(
         view,
         model=params.get("model") or DEFAULT_MODEL,
-        pretrained=params.get("pretrained") or None,
+        pretrained=pretrained_param(params.get("pretrained")),
         corpus=_corpus(params),
         field=params.get("field", "concepts"),
         overwrite=params.get("overwrite", False),

@@ -8,10 +8,9 @@ from fiftyone_inficond.students.run import (
     list_student_runs,
     load_students,
     rename_students,
+    student_history,
     train_students,
 )
-
-from fiftyone_inficond.students.store import list_entries
 
 from .common import add_target_view, form, operator_config
 
@@ -113,7 +112,7 @@ class ListStudentRuns(foo.Operator):
     def execute(self, ctx):
         runs = {}
         for key in list_student_runs(ctx.dataset):
-            history = list_entries(ctx.dataset, key)
+            history = student_history(ctx.dataset, key)
             runs[key] = [
                 {**{k: entry.get(k) for k in ("revision", "kind", "user", "instructions")}, "time": str(entry["time"])}
                 for entry in history

@@ -3,10 +3,11 @@
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.extraction import DEFAULT_MODEL
 from fiftyone_inficond.teacher import teacher_from_clip, teacher_from_file, teacher_from_labels, teacher_from_model
 
-from .common import add_target_view, form, operator_config
+from .common import add_target_view, form, operator_config, pretrained_param, server_file
 
 SOURCES = ("file", "labels", "zoo", "clip")
 
@@ -47,7 +48,7 @@ class ImportTeacherScores(foo.Operator):
         common = dict(field=params.get("field", "teacher"), overwrite=params.get("overwrite", False))
         source = params.get("source", "file")
         if source == "file":
-            written = teacher_from_file(view, params["path"], **common)
+            written = teacher_from_file(view, server_file(params.get("path") or "", "teacher score file"), **common)
         elif source == "labels":
             written = teacher_from_labels(view, params["label_field"], classes=params.get("classes"), **common)
         elif source == "zoo":
@@ -60,9 +61,9 @@ class ImportTeacherScores(foo.Operator):
                 view,
                 params["classes"],
                 model=params.get("model") or DEFAULT_MODEL,
-                pretrained=params.get("pretrained") or None,
+                pretrained=pretrained_param(params.get("pretrained")),
                 **common,
             )
         else:
-            raise ValueError(f"source must be one of {SOURCES}; got '{source}'")
+            raise InvalidRequest(f"The teacher source must be one of {SOURCES}; got '{source}'")
         return {"written": written}

@@ -25,6 +25,8 @@ COCO128 = os.path.normpath(
     os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets", "coco128-train")
 )
 TINY_MODEL = "inficond-tiny-vit"
+# App users may name server files only inside these folders: the test data and pytest's temporary files.
+os.environ["INFICOND_SERVER_DIRS"] = os.pathsep.join([COCO128, tempfile.gettempdir()])
 
 
 def unique_name(prefix="inficond-test"):

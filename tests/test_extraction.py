@@ -105,7 +105,7 @@ def test_empty_view_writes_nothing(coco128, tiny_checkpoint):
         (dict(model="ViT-Nope"), ValueError, "Unknown open_clip model 'ViT-Nope'"),
         (dict(pretrained="/nowhere/weights.pt"), FileNotFoundError, "not found"),
         (dict(corpus=["", " "]), ValueError, "corpus is empty"),
-        (dict(n_segments=300), ValueError, "n_segments must be between 1 and 255"),
+        (dict(n_segments=300), ValueError, "n_segments\\) must be a whole number from 1 to 255; got 300"),
     ],
 )
 def test_bad_inputs_write_nothing(coco_subset, tiny_checkpoint, kwargs, error, message):

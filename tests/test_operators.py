@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from bson import ObjectId
 
-from conftest import TINY_MODEL, assert_nothing_written
+from conftest import COCO128, TINY_MODEL, assert_nothing_written
 from fiftyone_inficond.extraction import compute_concepts
 from fiftyone_inficond.students.run import list_student_runs, load_students
 from fiftyone_inficond.teacher import teacher_scores
@@ -56,7 +56,9 @@ def test_concepts_and_teacher_operators(coco_subset, tiny_checkpoint, coco128_di
     [
         ("compute_concepts", dict(model="ViT-Nope"), "Unknown open_clip model 'ViT-Nope'"),
         ("compute_concepts", dict(model=TINY_MODEL, corpus_source="list", corpus=[" "]), "corpus is empty"),
-        ("import_teacher_scores", dict(source="file", path="/nowhere.json"), "does not exist"),
+        ("import_teacher_scores", dict(source="file", path=os.path.join(COCO128, "nowhere.json")), "does not exist"),
+        ("import_teacher_scores", dict(source="file", path="/etc/passwd"), "outside the folders this App may read"),
+        ("compute_concepts", dict(corpus_source="file", corpus_path="/etc/passwd"), "outside the folders this App may read"),
         ("import_teacher_scores", dict(source="labels", label_field="nope"), "has no field 'nope'"),
     ],
 )

@@ -163,9 +163,9 @@ def test_what_if_equals_sklearn_on_edited_weights(distilled):
             assert curves["precision"][c, v] == pytest.approx(precision_score(teacher_says, says, zero_division=0))
 
 
-def _assert_bounds_hold(dataset, key):
-    for entry in store.list_entries(dataset, key):
-        _, state = store.load_state(dataset, key, entry["revision"])
+def _assert_bounds_hold(run):
+    for entry in run.history:
+        _, state = store.load_state(run.samples, run.key, run.uid, entry["revision"])
         assert (state.weight >= state.lower).all() and (state.weight <= state.upper).all()
 
 
@@ -190,7 +190,7 @@ def test_tuning_moves_concepts_and_keeps_every_bound(distilled):
     run.tune(up={"person": ["sky"]})  # the opposite way releases the earlier upper bound
     assert run.state.upper[person, run.concepts.index("sky")] == np.inf
     assert [e["kind"] for e in run.history] == ["train", "tune", "tune", "tune", "tune"]
-    _assert_bounds_hold(distilled, run.key)
+    _assert_bounds_hold(run)
 
 
 def test_zero_and_negative_weights_are_tuned_the_right_way():
@@ -211,7 +211,7 @@ def test_zero_and_negative_weights_are_tuned_the_right_way():
 def test_revert_restores_bit_for_bit(distilled):
     run = train_students(distilled)
     run.tune(up={"person": ["road"]})
-    _, after_first = store.load_state(distilled, run.key, 1)
+    _, after_first = store.load_state(distilled, run.key, run.uid, 1)
     run.tune(down={"person": ["road"]})
     entry = run.revert(1)
     assert entry["kind"] == "revert" and entry["reverted_to"] == 1 and entry["revision"] == 3
@@ -255,7 +255,7 @@ def test_a_stale_save_is_refused_and_the_other_save_kept(distilled):
     assert mine.revision == 0 and mine.state.upper[0].max() == np.inf  # nothing applied locally
     history = load_students(distilled, "team").history
     assert [(e["revision"], e["user"]) for e in history] == [(0, history[0]["user"]), (1, "bob")]
-    _, bob_state = store.load_state(distilled, "team", 1)
+    _, bob_state = store.load_state(distilled, "team", mine.uid, 1)
     assert bob_state.weight.tobytes().hex()[:64] == bob_prefix and revision == "1"
 
     mine.reload().tune(down={"person": ["sky"]}, user="alice")
@@ -298,5 +298,6 @@ def test_several_runs_are_listed_renamed_and_deleted(distilled):
         rename_students(distilled, "a", "b")
     rename_students(distilled, "a", "renamed")
     assert [e["kind"] for e in load_students(distilled, "renamed").history] == ["train", "tune"]
+    uid = load_students(distilled, "renamed").uid
     delete_students(distilled, "renamed")
-    assert list_student_runs(distilled) == ["b"] and store.list_entries(distilled, "renamed") == []
+    assert list_student_runs(distilled) == ["b"] and store.list_entries(distilled, uid) == []

@@ -1,10 +1,17 @@
-"""The arrays students learn from, read out of a FiftyOne collection."""
+"""The arrays students learn from, read out of a FiftyOne collection.
+
+Training reads the samples of a view; loading a run reads exactly the samples it was trained
+on (recorded by id with the run), so a run keeps its samples whatever view it is opened from.
+"""
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from fiftyone_inficond.runs import CONCEPTS_METHOD, TEACHER_METHOD, require_run
+from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged
+from fiftyone_inficond.fiftyone_api import dataset_of, exact_count
+from fiftyone_inficond.labels import label_items, require_label_field
+from fiftyone_inficond.runs import CONCEPTS_METHOD, TEACHER_METHOD, fingerprint, require_run
 
 
 @dataclass
@@ -26,12 +33,81 @@ class DistillationData:
     train: np.ndarray
 
 
+@dataclass
+class Inputs:
+    """The concept and teacher runs a student run learns from (their configs)."""
+
+    concepts: dict
+    teacher: dict
+
+    @property
+    def classes(self):
+        return list(self.teacher["classes"])
+
+    @property
+    def concept_names(self):
+        return list(self.concepts["concepts"])
+
+    def record(self):
+        """What a student run records to notice later that its inputs changed."""
+        return dict(
+            classes=self.classes,
+            corpus_id=self.concepts["corpus_id"],
+            concepts_fingerprint=fingerprint(self.concepts),
+            teacher_digest=_teacher_digest(self.teacher),
+        )
+
+
+def _teacher_digest(teacher_run):
+    return teacher_run.get("digest") or fingerprint(teacher_run)
+
+
+def read_inputs(samples, concepts_field, teacher_field):
+    return Inputs(
+        concepts=require_run(samples, concepts_field, CONCEPTS_METHOD, "concepts"),
+        teacher=require_run(samples, teacher_field, TEACHER_METHOD, "teacher scores"),
+    )
+
+
+def check_inputs(key, config, inputs):
+    """Refuses a run whose concepts or teacher changed since it was trained, saying how to recover."""
+    then, now = config, inputs.record()
+    teacher, concepts = config["teacher_field"], config["concepts_field"]
+    if now["classes"] != then["classes"]:
+        if sorted(now["classes"]) == sorted(then["classes"]):
+            change = "changed order"
+        else:
+            added = sorted(set(now["classes"]) - set(then["classes"]))
+            removed = sorted(set(then["classes"]) - set(now["classes"]))
+            change = f"changed (added {added or 'none'}, removed {removed or 'none'})"
+        raise RunInputsChanged(
+            f"The teacher classes in '{teacher}' {change} since run '{key}' was trained: "
+            f"retrain it, or restore the teacher it was trained on"
+        )
+    if now["corpus_id"] != then["corpus_id"]:
+        raise RunInputsChanged(
+            f"The concept corpus of '{concepts}' changed since run '{key}' was trained "
+            f"({len(inputs.concept_names)} concepts now): retrain it, or recompute '{concepts}' "
+            f"with the corpus it was trained on"
+        )
+    if now["concepts_fingerprint"] != then["concepts_fingerprint"]:
+        raise RunInputsChanged(
+            f"The concepts in '{concepts}' were recomputed with other settings (model, template or "
+            f"segments) since run '{key}' was trained: retrain it, or recompute them as before"
+        )
+    if now["teacher_digest"] != then["teacher_digest"]:
+        raise RunInputsChanged(
+            f"The teacher scores in '{teacher}' were replaced by other scores since run '{key}' was "
+            f"trained: retrain it, or import the scores it was trained on again"
+        )
+
+
 def truth_matrix(labels, classes):
-    """``(n, k)`` bool multi-label matrix from ``Classifications`` labels (``None`` = none)."""
+    """``(n, k)`` bool multi-label matrix from label field values (``None`` = no label)."""
     column = {c: j for j, c in enumerate(classes)}
     truth = np.zeros((len(labels), len(classes)), dtype=bool)
     for i, label in enumerate(labels):
-        for item in label.classifications if label is not None else []:
+        for item in label_items(label):
             if item.label in column:
                 truth[i, column[item.label]] = True
     return truth
@@ -41,39 +117,57 @@ def train_mask(samples, train_tag=None, split_field=None):
     """Which samples train the students: those tagged ``train_tag``, or whose
     ``split_field`` is ``"train"``; all of them when neither is given."""
     if train_tag is not None and split_field is not None:
-        raise ValueError("Give train_tag or split_field, not both")
+        raise InvalidRequest("Give train_tag or split_field, not both")
     if train_tag is not None:
         return np.array([train_tag in tags for tags in samples.values("tags")])
     if split_field is not None:
         if not samples.has_field(split_field):
-            raise ValueError(f"The dataset has no field '{split_field}' to split by")
+            raise InvalidRequest(f"The dataset has no field '{split_field}' to split by")
         return np.array([value == "train" for value in samples.values(split_field)])
-    return np.ones(len(samples), dtype=bool)
+    return np.ones(exact_count(samples), dtype=bool)
 
 
-def load_data(samples, concepts_field, teacher_field, gt_field=None, train_tag=None, split_field=None):
-    """Reads concept vectors, teacher scores and ground truth; returns data and class names."""
-    concept_run = require_run(samples, concepts_field, CONCEPTS_METHOD, "concepts")
-    teacher_run = require_run(samples, teacher_field, TEACHER_METHOD, "teacher scores")
+def training_data(samples, inputs, concepts_field, teacher_field, gt_field=None, train_tag=None, split_field=None):
+    """Reads concept vectors, teacher scores and ground truth of the samples that have both."""
+    if gt_field is not None:
+        require_label_field(samples, gt_field, "ground truth")
     usable = samples.exists(concepts_field).exists(teacher_field)
-    if len(usable) == 0:
-        raise ValueError(
+    if exact_count(usable) == 0:
+        raise InvalidRequest(
             f"No sample has both '{concepts_field}' and '{teacher_field}': compute concepts "
             f"and teacher scores for the same samples first"
         )
-    classes = teacher_run["classes"]
-    ids, concepts, teacher = usable.values(["id", concepts_field, teacher_field])
-    truth = None
-    if gt_field is not None:
-        truth = truth_matrix(usable.values(gt_field), classes)
+    fields = ["id", concepts_field, teacher_field] + ([gt_field] if gt_field else [])
+    values = usable.values(fields)
     train = train_mask(usable, train_tag, split_field)
     if not train.any():
-        raise ValueError("The training split is empty: tag some samples for training")
-    data = DistillationData(
-        ids=ids,
+        raise InvalidRequest("The training split is empty: tag some samples for training")
+    return _arrays(values, inputs.classes, train)
+
+
+def run_data(samples, key, sample_ids, train, config):
+    """Reads the arrays of exactly the samples run ``key`` was trained on, in its row order."""
+    concepts_field, teacher_field, gt_field = config["concepts_field"], config["teacher_field"], config["gt_field"]
+    fields = ["id", concepts_field, teacher_field] + ([gt_field] if gt_field else [])
+    view = dataset_of(samples).select(sample_ids).exists(concepts_field).exists(teacher_field)
+    values = view.values(fields)
+    row = {sample_id: i for i, sample_id in enumerate(values[0])}
+    lost = sum(sample_id not in row for sample_id in sample_ids)
+    if lost:
+        raise RunInputsChanged(
+            f"{lost} of the {len(sample_ids)} samples run '{key}' was trained on were deleted or lost "
+            f"their '{concepts_field}' or '{teacher_field}' values since: retrain it"
+        )
+    order = [row[sample_id] for sample_id in sample_ids]
+    return _arrays([[column[i] for i in order] for column in values], config["classes"], train)
+
+
+def _arrays(values, classes, train):
+    ids, concepts, teacher, *truth = values
+    return DistillationData(
+        ids=list(ids),
         concepts=np.stack(concepts).astype(np.float32),
         teacher=np.stack(teacher).astype(np.float32),
-        truth=truth,
-        train=train,
+        truth=truth_matrix(truth[0], classes) if truth else None,
+        train=np.asarray(train, dtype=bool),
     )
-    return data, classes, concept_run

@@ -1,18 +1,35 @@
-"""The student SDK: train, evaluate, tune and revert concept students of a dataset."""
+"""The student SDK: train, evaluate, tune and revert concept students of a dataset.
+
+Every write validates all of its inputs first and then writes in an order where a crash at
+any point leaves the old state or the new one (see :mod:`fiftyone_inficond.students.store`).
+"""
+
+import uuid
+from dataclasses import asdict
 
 import numpy as np
 from scipy.special import expit, logit
 
-from fiftyone_inficond.runs import record_run
+from fiftyone_inficond import fiftyone_api
+from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged, StaleRunError, UnknownName
 from fiftyone_inficond.students import store
-from fiftyone_inficond.students.data import load_data
+from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data, training_data
 from fiftyone_inficond.students.metrics import agreement_subsets, class_metrics
 from fiftyone_inficond.students.ranking import presence_discrepancy, top_by_discrepancy, top_by_weight
-from fiftyone_inficond.students.training import TrainingConfig, fit, initial_weights, standardization
-from fiftyone_inficond.students.tuning import Instruction, apply_instructions, no_bounds
+from fiftyone_inficond.students.training import (
+    MAX_EPOCHS,
+    TrainingConfig,
+    fit,
+    initial_weights,
+    standardization,
+    training_config,
+)
+from fiftyone_inficond.students.tuning import DIRECTIONS, MAX_FACTOR, Instruction, apply_instructions, no_bounds
 from fiftyone_inficond.students.whatif import weight_range, what_if
+from fiftyone_inficond.validation import name, number, run_key, whole_number
 
 DEFAULT_TUNING_EPOCHS = 3
+_RUN_KINDS = {"inficond_concepts": "a concept run", "inficond_teacher": "a teacher run"}
 
 
 def train_students(
@@ -51,81 +68,150 @@ def train_students(
     Returns:
         a :class:`StudentRun`
     """
-    dataset = samples._dataset
-    if key in dataset.list_runs():
-        if not overwrite:
-            raise ValueError(f"A run '{key}' already exists: choose another key or pass overwrite=True")
-        delete_students(dataset, key)
+    key = run_key(key)
+    training = training_config(epochs, l1, lr, batch_size, seed)
+    threshold = number(threshold, "the decision threshold", 0, 1, low_open=True, high_open=True)
+    replaced_uid = _claim_key(samples, key, overwrite)
+    inputs = read_inputs(samples, name(concepts_field, "the concepts field"), name(teacher_field, "the teacher field"))
     if gt_field is not None and not samples.has_field(gt_field):
         gt_field = None
-    data, classes, concept_run = load_data(
-        samples, concepts_field, teacher_field, gt_field, train_tag, split_field
-    )
+    data = training_data(samples, inputs, concepts_field, teacher_field, gt_field, train_tag, split_field)
     mean, std = standardization(data.concepts[data.train])
     config = dict(
-        classes=classes,
+        uid=uuid.uuid4().hex,
         concepts_field=concepts_field,
         teacher_field=teacher_field,
         gt_field=gt_field,
-        corpus_id=concept_run["corpus_id"],
         train_tag=train_tag,
         split_field=split_field,
-        training=dict(epochs=epochs, l1=l1, lr=lr, batch_size=batch_size, seed=seed),
+        training=asdict(training),
         threshold=threshold,
         concept_mean=mean.tolist(),
         concept_std=std.tolist(),
+        **inputs.record(),
     )
-    run = StudentRun(samples, key, config, data, concept_run["concepts"])
-    weight, bias = initial_weights(data.teacher[data.train], data.concepts.shape[1], seed)
+    run = StudentRun(samples, key, config, data, inputs.concept_names)
+    weight, bias = initial_weights(data.teacher[data.train], data.concepts.shape[1], training.seed)
     lower, upper = no_bounds(weight.shape)
     train = run._rows("train")
-    weight, bias = fit(run.inputs[train], data.teacher[train], weight, bias, lower, upper, run.training)
+    weight, bias = fit(run.inputs[train], data.teacher[train], weight, bias, lower, upper, training)
     run.state = store.StudentState(weight, bias, lower, upper)
-    record_run(samples, key, store.STUDENTS_METHOD, **config)
     summary = run._metrics().summary()
-    run._save(kind="train", user=user, instructions=[], metrics_after=summary)
+    # History first (unreachable until the run points at it), then the run record in one write.
+    store.insert_first(samples, run.uid, run.state, data.ids, data.train,
+                       kind="train", user=user, instructions=[], metrics_after=summary)
+    try:
+        _register(samples, key, config, replaced_uid)
+    except Exception:
+        store.delete_history(samples, run.uid)
+        raise
+    run.revision = 0
+    if replaced_uid is not None:
+        store.delete_history(samples, replaced_uid)
+    store.mirror_results(samples, key, run.uid, 0, run.state)
+    store.purge_orphans()
     return run
 
 
+def _stored_kind(samples, key):
+    """``(kind, config)`` of run ``key`` as stored now: kind is "students", another run's
+    description, or ``None`` when there is no such run."""
+    config = fiftyone_api.stored_run_config(samples, key)
+    if config is None:
+        return None, None
+    method = config.get("method")
+    if method == store.STUDENTS_METHOD:
+        return "students", config
+    return _RUN_KINDS.get(method, "a run of another kind"), config
+
+
+def _claim_key(samples, key, overwrite):
+    """The uid of the student run ``key`` replaces (``None``: a new key); refuses other runs."""
+    kind, config = _stored_kind(samples, key)
+    if kind is None:
+        return None
+    if kind != "students":
+        raise InvalidRequest(f"'{key}' is {kind}, not a student run: choose another key")
+    if not overwrite:
+        raise InvalidRequest(f"A student run '{key}' already exists: choose another key or pass overwrite=True")
+    return config.get("uid")
+
+
+def _register(samples, key, config, replaced_uid):
+    """Points run ``key`` at the new config: a new run record, or the old record updated in one write."""
+    dataset = fiftyone_api.dataset_of(samples)
+    dataset.reload()  # another client may have changed the runs since this process loaded them
+    run_config = dataset.init_run(method=store.STUDENTS_METHOD, **config)
+    if replaced_uid is None:
+        if key in dataset.list_runs():
+            raise StaleRunError(f"Someone else created a run '{key}' while you trained: choose another key")
+        dataset.register_run(key, run_config)
+        return
+    if store.run_uid(samples, key) != replaced_uid:
+        raise StaleRunError(f"Someone else changed run '{key}' while you trained: nothing was saved, train again")
+    dataset.update_run_config(key, run_config)
+
+
+def _student_config(samples, key):
+    """The stored config dict of student run ``key``, refusing any other key with a clear message."""
+    kind, config = _stored_kind(samples, key)
+    if kind is None:
+        raise UnknownName(f"Dataset '{fiftyone_api.dataset_of(samples).name}' has no student run '{key}'")
+    if kind != "students":
+        raise InvalidRequest(f"'{key}' is {kind}, not a student run")
+    if "uid" not in config:
+        raise RunInputsChanged(f"Student run '{key}' was trained by an older version of this plugin: train it again")
+    return config
+
+
 def load_students(samples, key="students"):
-    """Loads student run ``key`` (its newest revision) with the data it was trained on."""
-    dataset = samples._dataset
-    info = dataset.get_run_info(key) if key in dataset.list_runs() else None
-    if info is None or info.config.method != store.STUDENTS_METHOD:
-        raise KeyError(f"Dataset '{dataset.name}' has no student run '{key}'")
-    config = {name: getattr(info.config, name) for name in info.config.attributes()}
-    data, _, concept_run = load_data(
-        samples,
-        config["concepts_field"],
-        config["teacher_field"],
-        config["gt_field"],
-        config["train_tag"],
-        config["split_field"],
-    )
-    run = StudentRun(samples, key, config, data, concept_run["concepts"])
-    run.revision, run.state = store.load_state(dataset, key)
+    """Loads student run ``key`` (its newest revision) with exactly the samples it was trained on.
+
+    Raises:
+        RunInputsChanged: its concepts, teacher or samples changed since it was trained
+    """
+    config = _student_config(samples, key)
+    try:
+        inputs = read_inputs(samples, config["concepts_field"], config["teacher_field"])
+    except InvalidRequest as error:
+        raise RunInputsChanged(f"Student run '{key}' lost its inputs: {error}") from None
+    check_inputs(key, config, inputs)
+    sample_ids, train = store.load_samples(samples, key, config["uid"])
+    data = run_data(samples, key, sample_ids, train, config)
+    run = StudentRun(samples, key, config, data, inputs.concept_names)
+    run.revision, run.state = store.load_state(samples, key, run.uid)
     return run
 
 
 def list_student_runs(samples):
-    """Keys of the student runs of a dataset."""
-    return samples._dataset.list_runs(method=store.STUDENTS_METHOD)
+    """Keys of the student runs of a dataset (as stored now, also by other clients)."""
+    return fiftyone_api.run_keys(samples, store.STUDENTS_METHOD)
+
+
+def student_history(samples, key):
+    """Every iteration of student run ``key``, oldest first, without loading its data."""
+    return store.list_entries(samples, _student_config(samples, key)["uid"])
 
 
 def rename_students(samples, key, new_key):
-    """Renames student run ``key`` (and its history) to ``new_key``."""
-    dataset = samples._dataset
-    if new_key in dataset.list_runs():
-        raise ValueError(f"A run '{new_key}' already exists: choose another key")
+    """Renames student run ``key`` to ``new_key``; its history follows (it is keyed by run uid)."""
+    new_key = run_key(new_key)
+    _student_config(samples, key)
+    if _stored_kind(samples, new_key)[0] is not None:
+        raise InvalidRequest(f"A run '{new_key}' already exists: choose another key")
+    dataset = fiftyone_api.dataset_of(samples)
+    dataset.reload()
     dataset.rename_run(key, new_key)
-    store.rename_history(dataset, key, new_key)
 
 
 def delete_students(samples, key):
-    """Deletes student run ``key`` and its whole history."""
-    dataset = samples._dataset
+    """Deletes student run ``key``, then its history (orphans of a crash in between are purged later)."""
+    config = _student_config(samples, key)
+    dataset = fiftyone_api.dataset_of(samples)
+    dataset.reload()
     dataset.delete_run(key)
-    store.delete_history(dataset, key)
+    store.delete_history(samples, config["uid"])
+    store.purge_orphans()
 
 
 class StudentRun:
@@ -141,6 +227,7 @@ class StudentRun:
     def __init__(self, samples, key, config, data, concepts):
         self.samples = samples
         self.key = key
+        self.uid = config["uid"]
         self.config = config
         self.data = data
         self.classes = list(config["classes"])
@@ -183,9 +270,9 @@ class StudentRun:
         train = slice(None) if self.data.train.all() else self.data.train
         splits = {"all": slice(None), "train": train, "validation": ~self.data.train}
         if split not in splits:
-            raise ValueError(f"split must be one of {sorted(splits)}; got '{split}'")
+            raise InvalidRequest(f"split must be one of {sorted(splits)}; got '{split}'")
         if split == "validation" and self.data.train.all():
-            raise ValueError(
+            raise InvalidRequest(
                 f"Student run '{self.key}' has no validation split: train with train_tag or split_field"
             )
         return splits[split]
@@ -244,7 +331,7 @@ class StudentRun:
             discrepancy = presence_discrepancy(self.data.concepts, *self._decisions(column))[by]
             order, values = top_by_discrepancy(discrepancy, n)
         else:
-            raise ValueError(f"Rank concepts by 'weight', 'P' or 'N'; got '{by}'")
+            raise InvalidRequest(f"Rank concepts by 'weight', 'P' or 'N'; got '{by}'")
         return [(self.concepts[j], float(v)) for j, v in zip(order, values)]
 
     def what_if(self, cls, concepts=None, n=10, n_values=41):
@@ -294,9 +381,9 @@ class StudentRun:
         Raises:
             StaleRunError: someone saved a newer revision since this run was loaded
         """
-        instructions = self._instructions(up or {}, "up") + self._instructions(down or {}, "down")
-        if not instructions:
-            raise ValueError("Nothing to tune: give up= and/or down= {class: [concepts]}")
+        factor = number(factor, "the tuning factor", 1, MAX_FACTOR, low_open=True)
+        epochs = whole_number(epochs, "retraining epochs", 1, MAX_EPOCHS)
+        instructions = self._instructions({"up": up, "down": down})
         before = self._metrics()
         lower, upper, start = apply_instructions(
             self.weight, self.state.lower, self.state.upper, instructions, factor
@@ -337,8 +424,9 @@ class StudentRun:
 
     def revert(self, revision, user=None):
         """Restores exactly the weights and bounds of history entry ``revision``, as a new entry."""
+        revision = whole_number(revision, "the revision to restore", 0)
         before = self._metrics().summary()
-        _, state = store.load_state(self.samples._dataset, self.key, revision)
+        _, state = store.load_state(self.samples, self.key, self.uid, revision)
         previous, self.state = self.state, state
         try:
             return self._save(
@@ -356,15 +444,24 @@ class StudentRun:
     @property
     def history(self):
         """Every iteration, oldest first: kind, who, when, instructions, metrics, change."""
-        return store.list_entries(self.samples._dataset, self.key)
+        return store.list_entries(self.samples, self.uid)
+
+    def newest_revision(self):
+        """The newest stored revision (one small read): larger than :attr:`revision` when
+        someone saved since this run was loaded."""
+        return store.newest_revision(self.samples, self.uid)
 
     def reload(self):
         """Moves to the newest stored revision (e.g. after a :class:`StaleRunError`)."""
-        self.revision, self.state = store.load_state(self.samples._dataset, self.key)
+        if store.run_uid(self.samples, self.key) != self.uid:
+            raise StaleRunError(
+                f"Student run '{self.key}' was deleted, renamed or trained again since you loaded it: load it again"
+            )
+        self.revision, self.state = store.load_state(self.samples, self.key, self.uid)
         return self
 
     def _save(self, **info):
-        entry = store.append_entry(self.samples._dataset, self.key, self.revision + 1, self.state, **info)
+        entry = store.append_entry(self.samples, self.key, self.uid, self.revision + 1, self.state, **info)
         self.revision += 1
         return entry
 
@@ -383,24 +480,50 @@ class StudentRun:
     def _describe(self, item):
         return {"class": self.classes[item.cls], "concept": self.concepts[item.concept], "direction": item.direction}
 
-    def _instructions(self, by_class, direction):
-        return [
-            Instruction(self._class_index(cls), self._concept_index(name), direction)
-            for cls, names in by_class.items()
-            for name in ([names] if isinstance(names, str) else names)
-        ]
+    def _instructions(self, by_direction):
+        """Instructions from ``{"up": {class: [concepts]}, "down": ...}``, each pair once;
+        refuses a concept tuned both ways for one class."""
+        instructions = {}
+        for direction in DIRECTIONS:
+            for cls, concept in _pairs(by_direction[direction], direction):
+                item = Instruction(self._class_index(cls), self._concept_index(concept), direction)
+                other = instructions.get((item.cls, item.concept))
+                if other is not None and other.direction != direction:
+                    raise InvalidRequest(
+                        f"'{concept}' is both 👍 and 👎 for '{cls}': choose one direction per concept"
+                    )
+                instructions[(item.cls, item.concept)] = item
+        if not instructions:
+            raise InvalidRequest("Nothing to tune: give up= and/or down= {class: [concepts]}")
+        return list(instructions.values())
 
     def _class_index(self, cls):
-        try:
+        if isinstance(cls, str) and cls in self.classes:
             return self.classes.index(cls)
-        except ValueError:
-            raise KeyError(f"Class '{cls}' is not a class of student run '{self.key}'") from None
+        raise UnknownName(f"Class '{cls}' is not a class of student run '{self.key}': pick one of its classes")
 
     def _concept_index(self, name):
-        try:
+        if isinstance(name, str) and name in self.concepts:
             return self.concepts.index(name)
-        except ValueError:
-            raise KeyError(f"Concept '{name}' is not in the corpus of student run '{self.key}'") from None
+        raise UnknownName(f"Concept '{name}' is not in the corpus of student run '{self.key}': pick one of its concepts")
+
+
+def _pairs(by_class, direction):
+    """``(class, concept)`` pairs of ``{class: [concepts]}`` (one concept may be a string)."""
+    if by_class is None:
+        return []
+    if not isinstance(by_class, dict):
+        raise InvalidRequest(
+            f"Give the {'👍' if direction == 'up' else '👎'} concepts as {{class: [concepts]}}, "
+            f"e.g. {{'airplane': ['wing']}}; got {by_class!r}"
+        )
+    pairs = []
+    for cls, concepts in by_class.items():
+        concepts = [concepts] if isinstance(concepts, str) else concepts
+        if not isinstance(concepts, (list, tuple)):
+            raise InvalidRequest(f"Give the concepts to tune for '{cls}' as a list of names; got {concepts!r}")
+        pairs.extend((cls, concept) for concept in concepts)
+    return pairs
 
 
 def _finite(value):

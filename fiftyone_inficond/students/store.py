@@ -1,33 +1,46 @@
 """Student runs in the database: a FiftyOne custom run plus an append-only history.
 
 The FiftyOne run (method ``inficond_students``) holds what never changes: classes, concept
-and teacher fields, corpus id, hyper-parameters; its results mirror the newest weights so
-FiftyOne-native readers see them. Every iteration (training, tuning, revert) is one document
-of the ``inficond_student_history`` collection with its exact weights, biases and bounds.
+and teacher fields and what they held, hyper-parameters, and ``uid``, a fresh id per trained
+run. Its results mirror the newest weights (as base64 text, so FiftyOne can export them) for
+FiftyOne-native readers. Every iteration (training, tuning, revert) is one document of the
+``inficond_student_revisions`` collection with its exact weights, biases and bounds; the
+first also holds the run's samples and training split.
 
-Saving iteration ``r + 1`` is an insert under a unique (dataset, run, revision) index, so when
-two clients both tune from revision ``r``, MongoDB accepts exactly one: the other gets a
-:class:`StaleRunError` naming who changed the run, and nothing of either is lost.
+History is keyed by ``(dataset id, run uid, revision)``, never by the run key, so:
+
+- renaming a run changes one document (the run's), and its history follows by itself;
+- a run trained again under a deleted run's key, or a clone's run, never inherits history;
+- a crash between writing a run and its history leaves only unreachable documents, which
+  :func:`purge_orphans` removes.
+
+Saving iteration ``r + 1`` is an insert under a unique index, so when two clients both tune
+from revision ``r``, MongoDB accepts exactly one: the other gets a :class:`StaleRunError`
+naming who changed the run. A save also checks, before and after inserting, that the run it
+extends still exists with the same uid: a run deleted or retrained meanwhile is never revived.
 """
 
+import base64
 import functools
 import getpass
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
-import fiftyone.core.odm as foo
 import numpy as np
-from bson import Binary
+from bson import Binary, ObjectId
 from pymongo import ASCENDING
 from pymongo.errors import DuplicateKeyError
 
+from fiftyone_inficond import fiftyone_api
+from fiftyone_inficond.errors import StaleRunError, UnknownName
+
 STUDENTS_METHOD = "inficond_students"
-HISTORY_COLLECTION = "inficond_student_history"
+HISTORY_COLLECTION = "inficond_student_revisions"
 _ARRAYS = ("weight", "bias", "lower", "upper")
-
-
-class StaleRunError(RuntimeError):
-    """A save based on an outdated revision of a student run."""
+_SAMPLES = ("sample_ids", "train")
+# A run is written history first, record second: history younger than this may belong to a
+# run another client is registering right now, so it is never purged.
+ORPHAN_GRACE = timedelta(minutes=10)
 
 
 @dataclass
@@ -48,9 +61,9 @@ def current_user():
 def _history():
     # The unique index is what makes concurrent saves safe; ensuring it once per process
     # keeps a round trip off every save and load.
-    collection = foo.get_db_conn()[HISTORY_COLLECTION]
+    collection = fiftyone_api.database()[HISTORY_COLLECTION]
     collection.create_index(
-        [("dataset_id", ASCENDING), ("run_key", ASCENDING), ("revision", ASCENDING)], unique=True
+        [("dataset_id", ASCENDING), ("run_uid", ASCENDING), ("revision", ASCENDING)], unique=True
     )
     return collection
 
@@ -60,77 +73,160 @@ def _encode(array):
     return {"shape": list(array.shape), "data": Binary(array.tobytes())}
 
 
+def _encode_text(array):
+    array = np.ascontiguousarray(array, dtype=np.float32)
+    return {"shape": list(array.shape), "base64": base64.b64encode(array.tobytes()).decode("ascii")}
+
+
 def decode(doc):
-    return np.frombuffer(doc["data"], dtype=np.float32).reshape(doc["shape"]).copy()
+    """A float32 array from a stored ``{"shape", "data"}`` (history) or ``{"shape", "base64"}`` (mirror)."""
+    data = doc["data"] if "data" in doc else base64.b64decode(doc["base64"])
+    return np.frombuffer(data, dtype=np.float32).reshape(doc["shape"]).copy()
 
 
-def _run_filter(dataset, key):
-    return {"dataset_id": dataset._doc.id, "run_key": key}
+def _run_filter(samples, uid):
+    return {"dataset_id": fiftyone_api.dataset_id(samples), "run_uid": uid}
 
 
-def append_entry(dataset, key, revision, state, **info):
-    """Stores iteration ``revision`` of run ``key``; refuses it if that revision exists."""
-    doc = {
-        **_run_filter(dataset, key),
+def run_uid(samples, key):
+    """The uid of student run ``key`` as stored now, or ``None`` if there is no such run."""
+    config = fiftyone_api.stored_run_config(samples, key)
+    if config is None or config.get("method") != STUDENTS_METHOD:
+        return None
+    return config.get("uid")
+
+
+def _require_current(samples, key, uid):
+    if run_uid(samples, key) != uid:
+        raise StaleRunError(
+            f"Student run '{key}' was deleted, renamed or trained again by someone else since you "
+            f"loaded it, so your change was not saved: open the runs list again"
+        )
+
+
+def insert_first(samples, uid, state, sample_ids, train, **info):
+    """Stores revision 0 of a new run (uid ``uid``) with its samples, before the run is registered."""
+    doc = _entry(samples, uid, 0, state, info)
+    doc["sample_ids"] = Binary(b"".join(ObjectId(i).binary for i in sample_ids))
+    doc["train"] = Binary(np.packbits(np.asarray(train, dtype=bool)).tobytes())
+    _history().insert_one(doc)
+    return entry_summary(doc)
+
+
+def append_entry(samples, key, uid, revision, state, **info):
+    """Stores iteration ``revision`` of run ``key``; refuses it if that revision exists or the
+    run was deleted or replaced since it was loaded."""
+    _require_current(samples, key, uid)
+    doc = _entry(samples, uid, revision, state, info)
+    try:
+        _history().insert_one(doc)
+    except DuplicateKeyError:
+        winner = _history().find_one({**_run_filter(samples, uid), "revision": revision})
+        raise StaleRunError(
+            f"Student run '{key}' was changed by {winner['user']} at {winner['time']:%Y-%m-%d %H:%M:%S} "
+            f"UTC ({winner['kind']}, revision {revision}) after you loaded revision "
+            f"{revision - 1}. Your change was not saved: reload the run and apply it again"
+        ) from None
+    try:
+        _require_current(samples, key, uid)  # deleted while we inserted: take ours back
+    except StaleRunError:
+        _history().delete_one({"_id": doc["_id"]})
+        raise
+    mirror_results(samples, key, uid, revision, state)
+    return entry_summary(doc)
+
+
+def _entry(samples, uid, revision, state, info):
+    return {
+        **_run_filter(samples, uid),
         "revision": revision,
         "user": info.pop("user", None) or current_user(),
         "time": datetime.now(timezone.utc),
         **info,
         **{name: _encode(getattr(state, name)) for name in _ARRAYS},
     }
-    try:
-        _history().insert_one(doc)
-    except DuplicateKeyError:
-        winner = _history().find_one({**_run_filter(dataset, key), "revision": revision})
-        raise StaleRunError(
-            f"Student run '{key}' was changed by {winner['user']} at {winner['time']:%Y-%m-%d %H:%M:%S} "
-            f"UTC ({winner['kind']}, revision {revision}) after you loaded revision "
-            f"{revision - 1}. Your change was not saved: reload the run and apply it again"
-        ) from None
-    _mirror_results(dataset, key, revision, state)
-    return entry_summary(doc)
 
 
-def _mirror_results(dataset, key, revision, state):
-    """The newest weights as the FiftyOne run's results (``{"shape", "data"}`` float32 bytes)."""
+def mirror_results(samples, key, uid, revision, state):
+    """The newest weights as the FiftyOne run's results, JSON-safe so dataset exports keep them."""
+    dataset = fiftyone_api.dataset_of(samples)
     results = dataset.init_run_results(
-        key, revision=revision, weight=_encode(state.weight), bias=_encode(state.bias)
+        key, uid=uid, revision=revision, weight=_encode_text(state.weight), bias=_encode_text(state.bias)
     )
     dataset.save_run_results(key, results, overwrite=True, cache=False)
 
 
 def entry_summary(doc):
     """An entry without its arrays: what the history shows."""
-    return {k: v for k, v in doc.items() if k not in (*_ARRAYS, "_id", "dataset_id", "run_key")}
+    hidden = (*_ARRAYS, *_SAMPLES, "_id", "dataset_id", "run_uid")
+    return {k: v for k, v in doc.items() if k not in hidden}
 
 
-def list_entries(dataset, key):
-    """All iterations of run ``key``, oldest first, without their arrays."""
-    projection = {name: False for name in _ARRAYS}
-    cursor = _history().find(_run_filter(dataset, key), projection).sort("revision", ASCENDING)
+def list_entries(samples, uid):
+    """All iterations of run ``uid``, oldest first, without their arrays."""
+    projection = {name: False for name in (*_ARRAYS, *_SAMPLES)}
+    cursor = _history().find(_run_filter(samples, uid), projection).sort("revision", ASCENDING)
     return [entry_summary(doc) for doc in cursor]
 
 
-def load_state(dataset, key, revision=None):
+def newest_revision(samples, uid):
+    """The newest stored revision number of run ``uid`` (one small read), or ``None``."""
+    doc = _history().find_one(_run_filter(samples, uid), {"revision": True}, sort=[("revision", -1)])
+    return None if doc is None else doc["revision"]
+
+
+def load_state(samples, key, uid, revision=None):
     """``(revision, StudentState)`` of an iteration (the newest by default)."""
-    query = _run_filter(dataset, key)
+    query = _run_filter(samples, uid)
     if revision is not None:
         query["revision"] = revision
-    doc = _history().find_one(query, sort=[("revision", -1)])
+    doc = _history().find_one(query, {name: False for name in _SAMPLES}, sort=[("revision", -1)])
     if doc is None:
         if revision is not None:
-            raise KeyError(f"Student run '{key}' has no revision {revision}")
-        raise KeyError(
-            f"Student run '{key}' has no stored iterations on dataset '{dataset.name}'. Its "
-            f"history stays with the dataset it was trained on (clones do not carry it): "
-            f"train it again here"
-        )
+            raise UnknownName(f"Student run '{key}' has no revision {revision}: pick one from its history")
+        raise _no_history(samples, key)
     return doc["revision"], StudentState(**{name: decode(doc[name]) for name in _ARRAYS})
 
 
-def delete_history(dataset, key):
-    _history().delete_many(_run_filter(dataset, key))
+def _no_history(samples, key):
+    return UnknownName(
+        f"Student run '{key}' has no stored iterations on dataset "
+        f"'{fiftyone_api.dataset_of(samples).name}'. Its history stays with the dataset it was "
+        f"trained on (clones and imports do not carry it): train it again here"
+    )
 
 
-def rename_history(dataset, key, new_key):
-    _history().update_many(_run_filter(dataset, key), {"$set": {"run_key": new_key}})
+def load_samples(samples, key, uid):
+    """``(sample_ids, train)`` of run ``uid``: ids in row order and the bool training mask."""
+    doc = _history().find_one({**_run_filter(samples, uid), "revision": 0}, {name: True for name in _SAMPLES})
+    if doc is None:
+        raise _no_history(samples, key)
+    raw = bytes(doc["sample_ids"])
+    ids = [str(ObjectId(raw[i : i + 12])) for i in range(0, len(raw), 12)]
+    train = np.unpackbits(np.frombuffer(doc["train"], dtype=np.uint8))[: len(ids)].astype(bool)
+    return ids, train
+
+
+def delete_history(samples, uid):
+    _history().delete_many(_run_filter(samples, uid))
+
+
+def purge_orphans(grace=ORPHAN_GRACE):
+    """Deletes history no run can reach (its dataset or run deleted), older than ``grace``.
+
+    Returns:
+        the number of documents deleted
+    """
+    datasets = fiftyone_api.dataset_ids()
+    live = {(dataset, config.get("uid")) for dataset, config in fiftyone_api.run_configs(STUDENTS_METHOD)}
+    cutoff = datetime.now(timezone.utc) - grace
+    groups = _history().aggregate(
+        [{"$group": {"_id": {"dataset_id": "$dataset_id", "run_uid": "$run_uid"}, "newest": {"$max": "$time"}}}]
+    )
+    deleted = 0
+    for group in groups:
+        dataset, uid = group["_id"]["dataset_id"], group["_id"]["run_uid"]
+        orphaned = dataset not in datasets or (dataset, uid) not in live
+        if orphaned and group["newest"].replace(tzinfo=timezone.utc) < cutoff:
+            deleted += _history().delete_many({"dataset_id": dataset, "run_uid": uid}).deleted_count
+    return deleted

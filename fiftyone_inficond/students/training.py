@@ -11,6 +11,7 @@ from scipy.special import logit
 from torch.utils.data import DataLoader, IterableDataset
 
 from fiftyone_inficond.students.module import ConceptStudents
+from fiftyone_inficond.validation import number, optional_whole_number, whole_number
 
 # Lightning announces the hardware on every fit; tuning fits often, so keep it to warnings.
 logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
@@ -48,6 +49,21 @@ class TensorBatches(IterableDataset):
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             yield tuple(tensor[rows] for tensor in self.tensors)
+
+
+MAX_EPOCHS = 1000
+
+
+def training_config(epochs, l1, lr, batch_size, seed):
+    """A :class:`TrainingConfig` from user values, each checked (Lightning reads ``epochs=-1``
+    as "train forever" and ``None`` as 1,000 epochs: both are refused here)."""
+    return TrainingConfig(
+        epochs=whole_number(epochs, "epochs", 1, MAX_EPOCHS),
+        l1=number(l1, "the L1 weight (λ)", 0, 10),
+        lr=number(lr, "the learning rate", 0, 10, low_open=True),
+        batch_size=optional_whole_number(batch_size, "the batch size", 1, 1_000_000),
+        seed=whole_number(seed, "the seed", 0, 2**32 - 1),
+    )
 
 
 def standardization(concepts):

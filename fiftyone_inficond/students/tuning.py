@@ -20,7 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fiftyone_inficond.errors import InvalidRequest
+
 DIRECTIONS = ("up", "down")
+MAX_FACTOR = 100.0  # beyond this a bound is meaningless and float32 weights overflow
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Instruction:
 
     def __post_init__(self):
         if self.direction not in DIRECTIONS:
-            raise ValueError(f"A tuning direction is 'up' or 'down'; got '{self.direction}'")
+            raise InvalidRequest(f"A tuning direction is 'up' or 'down'; got '{self.direction}'")
 
 
 def apply_instructions(weight, lower, upper, instructions, factor):
@@ -48,8 +51,8 @@ def apply_instructions(weight, lower, upper, instructions, factor):
     Returns:
         ``(lower, upper, start_weight)``, new arrays
     """
-    if not factor > 1:
-        raise ValueError(f"The tuning factor must be greater than 1; got {factor}")
+    if not 1 < factor <= MAX_FACTOR:
+        raise InvalidRequest(f"The tuning factor must be greater than 1 and at most {MAX_FACTOR:g}; got {factor}")
     lower, upper = lower.copy(), upper.copy()
     scale = np.abs(weight).mean(axis=1)
     for item in instructions:
