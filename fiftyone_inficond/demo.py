@@ -15,6 +15,7 @@ import fiftyone as fo
 from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.corpus import packaged_corpus
 from fiftyone_inficond.datasets import load_yolo_multilabel
+from fiftyone_inficond.errors import RunInputsChanged, UnknownName
 from fiftyone_inficond.extraction import DEFAULT_MODEL, compute_concepts
 from fiftyone_inficond.students.run import delete_students, list_student_runs, load_students, train_students
 from fiftyone_inficond.teacher import teacher_from_file, teacher_from_model
@@ -45,8 +46,7 @@ def build_world(name, n=300, seed=1):
         teacher_from_model(dataset, as_fiftyone_model(teacher))
     clip = load_clip(WORLD_MODEL, WORLD_CHECKPOINT)
     result = compute_concepts(dataset, clip, corpus=packaged_corpus("world"), progress=True)
-    if "students" not in list_student_runs(dataset):
-        train_students(dataset, key="students", train_tag="train")
+    ensure_students(dataset, train_tag="train")
     return dataset, result
 
 
@@ -59,9 +59,17 @@ def build_coco128(data, name, model, pretrained):
     if not dataset.has_field("teacher"):
         teacher_from_file(dataset, os.path.join(data, "teacher_yolox_nano.json"))
     result = compute_concepts(dataset, model=model, pretrained=pretrained, progress=True)
-    if "students" not in list_student_runs(dataset):
-        train_students(dataset, key="students")
+    ensure_students(dataset)
     return dataset, result
+
+
+def ensure_students(dataset, **training):
+    """The demo's ``students`` run, (re)trained when missing or its inputs changed since."""
+    try:
+        return load_students(dataset, "students")
+    except (UnknownName, RunInputsChanged) as reason:
+        print(f"training students ({reason})")
+        return train_students(dataset, key="students", overwrite=True, **training)
 
 
 def main():

@@ -20,6 +20,9 @@ import torch  # noqa: E402
 
 from fiftyone_inficond.clip import load_clip  # noqa: E402
 from fiftyone_inficond.datasets import load_yolo_multilabel  # noqa: E402
+from fiftyone_inficond.extraction import compute_concepts  # noqa: E402
+from fiftyone_inficond.students.run import delete_students, list_student_runs  # noqa: E402
+from fiftyone_inficond.teacher import teacher_from_file  # noqa: E402
 
 COCO128 = os.path.normpath(
     os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets", "coco128-train")
@@ -71,6 +74,27 @@ def tiny_checkpoint(tmp_path_factory):
     path = tmp_path_factory.mktemp("checkpoints") / "tiny.pt"
     torch.save(model.state_dict(), path)
     return str(path)
+
+
+@pytest.fixture(scope="session")
+def distilled_base(coco128_base, coco128_dir, tiny_checkpoint):
+    """coco128 with tiny-model Broden concepts and the real teacher, computed once for the module."""
+    dataset = coco128_base.clone(unique_name())
+    dataset.persistent = True
+    compute_concepts(dataset, model=TINY_MODEL, pretrained=tiny_checkpoint, batch_size=32)  # Broden
+    teacher_from_file(dataset, os.path.join(coco128_dir, "teacher_yolox_nano.json"))
+    yield dataset
+    dataset.delete()
+
+
+@pytest.fixture
+def distilled(distilled_base):
+    dataset = distilled_base.clone(unique_name())
+    dataset.persistent = True
+    yield dataset
+    for key in list_student_runs(dataset):
+        delete_students(dataset, key)
+    dataset.delete()
 
 
 def run_python(code):

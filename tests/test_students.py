@@ -1,15 +1,12 @@
 """Students on coco128: real images (tiny-model concepts), the real YOLOX-Nano teacher, real MongoDB."""
 
-import os
-
 import numpy as np
 import pytest
 import torch
 from scipy.special import expit
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, accuracy_score
 
-from conftest import TINY_MODEL, run_python, unique_name
-from fiftyone_inficond.extraction import compute_concepts
+from conftest import run_python
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.module import ConceptStudents
 from fiftyone_inficond.students.run import (
@@ -19,29 +16,7 @@ from fiftyone_inficond.students.run import (
     rename_students,
     train_students,
 )
-from fiftyone_inficond.teacher import teacher_from_file
 
-
-
-@pytest.fixture(scope="module")
-def distilled_base(coco128_base, coco128_dir, tiny_checkpoint):
-    """coco128 with tiny-model Broden concepts and the real teacher, computed once for the module."""
-    dataset = coco128_base.clone(unique_name())
-    dataset.persistent = True
-    compute_concepts(dataset, model=TINY_MODEL, pretrained=tiny_checkpoint, batch_size=32)  # Broden
-    teacher_from_file(dataset, os.path.join(coco128_dir, "teacher_yolox_nano.json"))
-    yield dataset
-    dataset.delete()
-
-
-@pytest.fixture
-def distilled(distilled_base):
-    dataset = distilled_base.clone(unique_name())
-    dataset.persistent = True
-    yield dataset
-    for key in list_student_runs(dataset):
-        delete_students(dataset, key)
-    dataset.delete()
 
 
 def _loss(run, weight, bias, l1):

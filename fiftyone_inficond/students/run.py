@@ -11,6 +11,7 @@ import numpy as np
 from scipy.special import expit, logit
 
 from fiftyone_inficond import fiftyone_api
+from fiftyone_inficond.crashpoints import crashpoint
 from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged, StaleRunError, UnknownName
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data, training_data
@@ -71,7 +72,7 @@ def train_students(
     key = run_key(key)
     training = training_config(epochs, l1, lr, batch_size, seed)
     threshold = number(threshold, "the decision threshold", 0, 1, low_open=True, high_open=True)
-    replaced_uid = _claim_key(samples, key, overwrite)
+    replaced = _claim_key(samples, key, overwrite)
     inputs = read_inputs(samples, name(concepts_field, "the concepts field"), name(teacher_field, "the teacher field"))
     if gt_field is not None and not samples.has_field(gt_field):
         gt_field = None
@@ -94,20 +95,23 @@ def train_students(
     weight, bias = initial_weights(data.teacher[data.train], data.concepts.shape[1], training.seed)
     lower, upper = no_bounds(weight.shape)
     train = run._rows("train")
+    crashpoint("train:fitting")
     weight, bias = fit(run.inputs[train], data.teacher[train], weight, bias, lower, upper, training)
     run.state = store.StudentState(weight, bias, lower, upper)
     summary = run._metrics().summary()
     # History first (unreachable until the run points at it), then the run record in one write.
     store.insert_first(samples, run.uid, run.state, data.ids, data.train,
                        kind="train", user=user, instructions=[], metrics_after=summary)
+    crashpoint("train:history-written")
     try:
-        _register(samples, key, config, replaced_uid)
+        _register(samples, key, config, replaced)
     except Exception:
         store.delete_history(samples, run.uid)
         raise
     run.revision = 0
-    if replaced_uid is not None:
-        store.delete_history(samples, replaced_uid)
+    crashpoint("train:run-registered")
+    if replaced is not None:
+        store.delete_history(samples, replaced.get("uid"))
     store.mirror_results(samples, key, run.uid, 0, run.state)
     store.purge_orphans()
     return run
@@ -126,7 +130,7 @@ def _stored_kind(samples, key):
 
 
 def _claim_key(samples, key, overwrite):
-    """The uid of the student run ``key`` replaces (``None``: a new key); refuses other runs."""
+    """The stored config of the student run ``key`` replaces (``None``: a new key); refuses other runs."""
     kind, config = _stored_kind(samples, key)
     if kind is None:
         return None
@@ -134,32 +138,33 @@ def _claim_key(samples, key, overwrite):
         raise InvalidRequest(f"'{key}' is {kind}, not a student run: choose another key")
     if not overwrite:
         raise InvalidRequest(f"A student run '{key}' already exists: choose another key or pass overwrite=True")
-    return config.get("uid")
+    return config
 
 
-def _register(samples, key, config, replaced_uid):
+def _register(samples, key, config, replaced):
     """Points run ``key`` at the new config: a new run record, or the old record updated in one write."""
     dataset = fiftyone_api.dataset_of(samples)
     dataset.reload()  # another client may have changed the runs since this process loaded them
     run_config = dataset.init_run(method=store.STUDENTS_METHOD, **config)
-    if replaced_uid is None:
+    if replaced is None:
         if key in dataset.list_runs():
             raise StaleRunError(f"Someone else created a run '{key}' while you trained: choose another key")
         dataset.register_run(key, run_config)
         return
-    if store.run_uid(samples, key) != replaced_uid:
+    if store.run_uid(samples, key) != replaced.get("uid"):
         raise StaleRunError(f"Someone else changed run '{key}' while you trained: nothing was saved, train again")
     dataset.update_run_config(key, run_config)
 
 
-def _student_config(samples, key):
-    """The stored config dict of student run ``key``, refusing any other key with a clear message."""
+def _student_config(samples, key, require_uid=True):
+    """The stored config dict of student run ``key``, refusing any other key with a clear message.
+    Runs of plugin versions before uids can still be renamed and deleted, not loaded."""
     kind, config = _stored_kind(samples, key)
     if kind is None:
         raise UnknownName(f"Dataset '{fiftyone_api.dataset_of(samples).name}' has no student run '{key}'")
     if kind != "students":
         raise InvalidRequest(f"'{key}' is {kind}, not a student run")
-    if "uid" not in config:
+    if require_uid and "uid" not in config:
         raise RunInputsChanged(f"Student run '{key}' was trained by an older version of this plugin: train it again")
     return config
 
@@ -196,7 +201,7 @@ def student_history(samples, key):
 def rename_students(samples, key, new_key):
     """Renames student run ``key`` to ``new_key``; its history follows (it is keyed by run uid)."""
     new_key = run_key(new_key)
-    _student_config(samples, key)
+    _student_config(samples, key, require_uid=False)
     if _stored_kind(samples, new_key)[0] is not None:
         raise InvalidRequest(f"A run '{new_key}' already exists: choose another key")
     dataset = fiftyone_api.dataset_of(samples)
@@ -206,11 +211,12 @@ def rename_students(samples, key, new_key):
 
 def delete_students(samples, key):
     """Deletes student run ``key``, then its history (orphans of a crash in between are purged later)."""
-    config = _student_config(samples, key)
+    config = _student_config(samples, key, require_uid=False)
     dataset = fiftyone_api.dataset_of(samples)
     dataset.reload()
     dataset.delete_run(key)
-    store.delete_history(samples, config["uid"])
+    crashpoint("delete:run-deleted")
+    store.delete_history(samples, config.get("uid"))
     store.purge_orphans()
 
 

@@ -212,7 +212,8 @@ def delete_history(samples, uid):
 
 
 def purge_orphans(grace=ORPHAN_GRACE):
-    """Deletes history no run can reach (its dataset or run deleted), older than ``grace``.
+    """Deletes history no run can reach: its dataset deleted, or its run deleted (or never
+    registered, after a crash) longer than ``grace`` ago.
 
     Returns:
         the number of documents deleted
@@ -226,7 +227,8 @@ def purge_orphans(grace=ORPHAN_GRACE):
     deleted = 0
     for group in groups:
         dataset, uid = group["_id"]["dataset_id"], group["_id"]["run_uid"]
-        orphaned = dataset not in datasets or (dataset, uid) not in live
-        if orphaned and group["newest"].replace(tzinfo=timezone.utc) < cutoff:
+        # A deleted dataset never comes back; a missing run may be one being registered now.
+        old = group["newest"].replace(tzinfo=timezone.utc) < cutoff
+        if dataset not in datasets or ((dataset, uid) not in live and old):
             deleted += _history().delete_many({"dataset_id": dataset, "run_uid": uid}).deleted_count
     return deleted
