@@ -38,6 +38,8 @@ def _check_classes(classes):
     classes = [str(c) for c in classes]
     if not classes:
         raise InvalidRequest("The teacher's class list is empty: give one name per score column")
+    if any(not c.strip() for c in classes):
+        raise InvalidRequest("A teacher class name is blank: give every score column a name")
     duplicates = sorted({c for c in classes if classes.count(c) > 1})
     if duplicates:
         raise InvalidRequest(f"Duplicate class names in the teacher's class list: {duplicates}")
