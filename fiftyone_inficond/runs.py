@@ -9,7 +9,7 @@ import hashlib
 import json
 
 from fiftyone_inficond.errors import InvalidRequest
-from fiftyone_inficond.fiftyone_api import dataset_of, exact_count
+from fiftyone_inficond.fiftyone_api import dataset_of, exact_count, stored_run_config
 
 CONCEPTS_METHOD = "inficond_concepts"
 TEACHER_METHOD = "inficond_teacher"
@@ -25,28 +25,36 @@ def record_run(samples, field, method, overwrite=False, **config):
 
 def run_config(samples, field, method):
     """The config (a dict) of the ``method`` run that wrote ``field``, or ``None``."""
-    dataset = dataset_of(samples)
-    if field not in dataset.list_runs():
+    config = stored_run_config(samples, field)  # as stored now: another client may have replaced it
+    if config is None or config.get("method") != method:
         return None
-    config = dataset.get_run_info(field).config
-    if config.method != method:
-        return None
-    return {
-        name: getattr(config, name)
-        for name in config.attributes()
-        if name not in ("cls", "type", "method")
-    }
+    return {name: value for name, value in config.items() if name not in ("cls", "type", "method")}
 
 
 def require_run(samples, field, method, what):
-    """Like :func:`run_config`, but raises a clear error when ``field`` has no such run."""
+    """Like :func:`run_config`, but raises a clear error when ``field`` has no such run, or
+    one whose writer stopped before it finished (see :func:`mark_complete`)."""
     config = run_config(samples, field, method)
     if config is None:
         raise InvalidRequest(
             f"Field '{field}' of dataset '{dataset_of(samples).name}' holds no {what}: "
             f"compute them first"
         )
+    if config.get("complete") is False:
+        raise InvalidRequest(
+            f"The {what} in '{field}' were not fully written (the writer stopped midway): "
+            f"write them again with overwrite=True"
+        )
     return config
+
+
+def mark_complete(samples, field):
+    """Flags run ``field``, recorded with ``complete=False`` before its values, as whole: one write."""
+    dataset = dataset_of(samples)
+    dataset.reload()
+    config = dataset.get_run_info(field).config
+    config.complete = True
+    dataset.update_run_config(field, config)
 
 
 def fingerprint(config):
@@ -74,6 +82,7 @@ def claim_field(samples, field, method, overwrite, what):
     field belongs to one run, so overwriting part of it would delete the rest).
     """
     dataset = dataset_of(samples)
+    dataset.reload()  # runs and fields as stored now, not as this process first read them
     occupied = field in dataset.list_runs() or any(
         dataset.has_sample_field(name) for name in _written_fields(field)
     )

@@ -20,11 +20,12 @@ import torch.nn.functional as F
 from scipy.special import expit, softmax
 
 from fiftyone_inficond.clip import encode_texts, load_clip
+from fiftyone_inficond.crashpoints import crashpoint
 from fiftyone_inficond.errors import InvalidRequest, MissingFile
 from fiftyone_inficond.fiftyone_api import dataset_of, exact_count, label_path
 from fiftyone_inficond.images import image_batches
 from fiftyone_inficond.labels import label_items, require_label_field
-from fiftyone_inficond.runs import TEACHER_METHOD, claim_field, record_run, require_run
+from fiftyone_inficond.runs import TEACHER_METHOD, claim_field, mark_complete, record_run, require_run
 from fiftyone_inficond.validation import field_name
 
 logger = logging.getLogger(__name__)
@@ -180,15 +181,18 @@ def set_teacher_scores(
 
     probabilities = probabilities.astype(np.float32)
     claim_field(samples, field, TEACHER_METHOD, overwrite, what="teacher scores")
-    dataset = dataset_of(samples)
-    dataset.add_sample_field(field, fo.VectorField)
-    values = dict(zip(ids, probabilities))
-    dataset.set_values(field, values, key_field="id")
+    # Recorded as incomplete first: a writer killed midway leaves a run that says so, never
+    # unlabelled scores or a run that claims scores it does not have.
     record_run(
         samples, field, TEACHER_METHOD, classes=classes, source=source, scores_are=scores_are,
-        digest=scores_digest(ids, probabilities),
+        digest=scores_digest(ids, probabilities), complete=False,
     )
-    return len(values)
+    dataset = dataset_of(samples)
+    dataset.add_sample_field(field, fo.VectorField)
+    crashpoint("teacher:run-recorded")
+    dataset.set_values(field, dict(zip(ids, probabilities)), key_field="id")
+    mark_complete(samples, field)
+    return len(ids)
 
 
 def read_score_file(path):

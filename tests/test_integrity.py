@@ -253,6 +253,21 @@ def test_a_valid_overwrite_replaces_the_run_and_drops_its_old_history(distilled)
     assert results.uid == new.uid and store.decode(results.weight).tobytes() == new.weight.tobytes()
 
 
+def test_a_teacher_import_killed_midway_says_so_and_a_new_import_recovers(distilled):
+    distilled.persistent = True
+    train_students(distilled, key="s", epochs=1)
+    code = ("import fiftyone as fo\nfrom fiftyone_inficond.teacher import teacher_from_file\n"
+            f"teacher_from_file(fo.load_dataset('{distilled.name}'), '{TEACHER_FILE}', overwrite=True)\n")
+    run_killed(code, "teacher:run-recorded")
+    message = "teacher scores in 'teacher' were not fully written .*: write them again with overwrite=True"
+    with pytest.raises(InficondError, match=message):
+        teacher_scores(distilled)
+    with pytest.raises(RunInputsChanged, match=message):
+        load_students(distilled, "s")
+    teacher_from_file(distilled, TEACHER_FILE, overwrite=True)
+    assert load_students(distilled, "s").revision == 0
+
+
 # 7. Hangs and nonsense parameters ---------------------------------------------------------
 
 
