@@ -487,3 +487,19 @@ def test_untrusted_strings_are_refused_in_the_users_words(distilled, coco_subset
         compute_concepts(coco_subset, model=TINY_MODEL, corpus=str(binary))
     assert_nothing_written(coco_subset._dataset, "teacher")
     assert_nothing_written(coco_subset._dataset, "concepts")
+
+
+def test_nonsense_reads_are_refused_in_the_users_words(distilled):
+    run = train_students(distilled, key="s", epochs=1)
+    reads = [
+        (lambda: run.top_concepts("person", n=0), "The number of concepts to show must be a whole number of at least 1"),
+        (lambda: run.top_concepts("person", sign="up"), "Rank weights by sign 'positive', 'negative' or 'absolute'"),
+        (lambda: run.top_concepts("person", by="Q"), "Rank concepts by 'weight', 'P' or 'N'"),
+        (lambda: run.what_if("person", n_values=1), "The number of what-if values must be a whole number from 2"),
+        (lambda: run.performance(sort_by="speed"), "Sort by one of"),
+        (lambda: run.performance(split="test"), "split must be one of"),
+        (lambda: run.agreement(3), "Class '3' is not a class of student run 's'"),
+    ]
+    for read, message in reads:
+        with pytest.raises(InficondError, match=message):
+            read()

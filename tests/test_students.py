@@ -7,6 +7,7 @@ from scipy.special import expit
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, accuracy_score
 
 from conftest import run_python
+from fiftyone_inficond.errors import StaleRunError
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.module import ConceptStudents
 from fiftyone_inficond.students.run import (
@@ -225,7 +226,7 @@ def test_a_stale_save_is_refused_and_the_other_save_kept(distilled):
         "print(entry['revision'], run.weight.tobytes().hex()[:64])\n"
     )
     revision, bob_prefix = out.strip().splitlines()[-1].split()
-    with pytest.raises(store.StaleRunError, match="changed by bob .*revision 1.*not saved: reload"):
+    with pytest.raises(StaleRunError, match="changed by bob .*revision 1.*not saved: reload"):
         mine.tune(down={"person": ["sky"]}, user="alice")
     assert mine.revision == 0 and mine.state.upper[0].max() == np.inf  # nothing applied locally
     history = load_students(distilled, "team").history

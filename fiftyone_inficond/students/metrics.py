@@ -6,6 +6,8 @@ from dataclasses import dataclass, fields, replace
 import numpy as np
 from sklearn.metrics import average_precision_score, precision_recall_fscore_support
 
+from fiftyone_inficond.errors import InvalidRequest
+
 SORT_KEYS = ("ap_gap", "agreement_ap", "recall", "precision", "f1")
 
 
@@ -60,7 +62,7 @@ class ClassMetrics:
     def order(self, by="ap_gap"):
         """Class indices sorted worst first: largest AP gap, or lowest agreement/recall/..."""
         if by not in SORT_KEYS:
-            raise ValueError(f"Sort by one of {SORT_KEYS}; got '{by}'")
+            raise InvalidRequest(f"Sort by one of {SORT_KEYS}; got {by!r}")
         values = getattr(self, by)
         key = -values if by == "ap_gap" else values
         return np.argsort(np.where(np.isnan(key), np.inf, key), kind="stable")

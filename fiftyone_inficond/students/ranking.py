@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from fiftyone_inficond.errors import InvalidRequest
+
 
 def top_by_weight(weight, column, n=10, sign="positive"):
     """The ``n`` concepts with the largest (``"positive"``), smallest (``"negative"``) or
@@ -9,7 +11,7 @@ def top_by_weight(weight, column, n=10, sign="positive"):
     row = weight[column]
     keys = {"positive": -row, "negative": row, "absolute": -np.abs(row)}
     if sign not in keys:
-        raise ValueError(f"sign must be one of {sorted(keys)}; got '{sign}'")
+        raise InvalidRequest(f"Rank weights by sign 'positive', 'negative' or 'absolute'; got {sign!r}")
     order = np.argsort(keys[sign], kind="stable")[:n]
     return order, row[order]
 

@@ -331,6 +331,7 @@ class StudentRun:
         gets wrong and right among the teacher's positives / negatives.
         """
         column = self._class_index(cls)
+        n = whole_number(n, "the number of concepts to show", 1)
         if by == "weight":
             order, values = top_by_weight(self.weight, column, n, sign)
         elif by in ("P", "N"):
@@ -352,6 +353,7 @@ class StudentRun:
             ``{"concepts": names, "values": (c, m), "accuracy"|"f1"|"recall"|"precision": (c, m)}``
         """
         column = self._class_index(cls)
+        n_values = whole_number(n_values, "the number of what-if values", 2, 1001)
         names = concepts or [name for name, _ in self.top_concepts(cls, n)]
         indices = [self._concept_index(name) for name in names]
         row = self.weight[column]
