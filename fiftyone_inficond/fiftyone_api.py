@@ -38,10 +38,10 @@ def stored_run_config(samples, key):
     return None if doc is None else doc["config"]
 
 
-def run_configs(method):
-    """``(dataset_id, config)`` of every stored run of ``method``, in every dataset."""
-    cursor = database()[RUNS_COLLECTION].find({"config.method": method}, {"_dataset_id": True, "config": True})
-    return [(doc["_dataset_id"], doc["config"]) for doc in cursor]
+def run_uids(method):
+    """``(dataset_id, config uid)`` of every stored run of ``method``, in every dataset."""
+    cursor = database()[RUNS_COLLECTION].find({"config.method": method}, {"_dataset_id": True, "config.uid": True})
+    return {(doc["_dataset_id"], doc["config"].get("uid")) for doc in cursor}
 
 
 def dataset_ids():

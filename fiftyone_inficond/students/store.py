@@ -219,7 +219,7 @@ def purge_orphans(grace=ORPHAN_GRACE):
         the number of documents deleted
     """
     datasets = fiftyone_api.dataset_ids()
-    live = {(dataset, config.get("uid")) for dataset, config in fiftyone_api.run_configs(STUDENTS_METHOD)}
+    live = fiftyone_api.run_uids(STUDENTS_METHOD)
     cutoff = datetime.now(timezone.utc) - grace
     groups = _history().aggregate(
         [{"$group": {"_id": {"dataset_id": "$dataset_id", "run_uid": "$run_uid"}, "newest": {"$max": "$time"}}}]
