@@ -17,6 +17,14 @@ def dataset_of(samples):
     return samples._dataset
 
 
+def fresh_dataset(samples):
+    """The dataset of ``samples`` reloaded, so its runs and fields are as stored now: FiftyOne's
+    own run calls (register, rename, delete) read this process's cached copy."""
+    dataset = dataset_of(samples)
+    dataset.reload()
+    return dataset
+
+
 def dataset_id(samples):
     """The ``ObjectId`` of the dataset of ``samples``."""
     return dataset_of(samples)._doc.id

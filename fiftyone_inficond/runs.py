@@ -9,7 +9,7 @@ import hashlib
 import json
 
 from fiftyone_inficond.errors import InvalidRequest
-from fiftyone_inficond.fiftyone_api import dataset_of, exact_count, stored_run_config
+from fiftyone_inficond.fiftyone_api import dataset_of, exact_count, fresh_dataset, stored_run_config
 
 CONCEPTS_METHOD = "inficond_concepts"
 TEACHER_METHOD = "inficond_teacher"
@@ -50,8 +50,7 @@ def require_run(samples, field, method, what):
 
 def mark_complete(samples, field):
     """Flags run ``field``, recorded with ``complete=False`` before its values, as whole: one write."""
-    dataset = dataset_of(samples)
-    dataset.reload()
+    dataset = fresh_dataset(samples)
     config = dataset.get_run_info(field).config
     config.complete = True
     dataset.update_run_config(field, config)
@@ -81,8 +80,7 @@ def claim_field(samples, field, method, overwrite, what):
     earlier ``method`` run wrote; and even then, data of samples outside ``samples`` (a
     field belongs to one run, so overwriting part of it would delete the rest).
     """
-    dataset = dataset_of(samples)
-    dataset.reload()  # runs and fields as stored now, not as this process first read them
+    dataset = fresh_dataset(samples)
     occupied = field in dataset.list_runs() or any(
         dataset.has_sample_field(name) for name in _written_fields(field)
     )

@@ -13,6 +13,7 @@ from scipy.special import expit, logit
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.crashpoints import crashpoint
 from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged, StaleRunError, UnknownName
+from fiftyone_inficond.runs import CONCEPTS_METHOD, TEACHER_METHOD
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data, training_data
 from fiftyone_inficond.students.metrics import agreement_subsets, class_metrics
@@ -30,7 +31,7 @@ from fiftyone_inficond.students.whatif import weight_range, what_if
 from fiftyone_inficond.validation import name, number, run_key, whole_number
 
 DEFAULT_TUNING_EPOCHS = 3
-_RUN_KINDS = {"inficond_concepts": "a concept run", "inficond_teacher": "a teacher run"}
+_RUN_KINDS = {CONCEPTS_METHOD: "a concept run", TEACHER_METHOD: "a teacher run"}
 
 
 def train_students(
@@ -98,13 +99,20 @@ def train_students(
     crashpoint("train:fitting")
     weight, bias = fit(run.inputs[train], data.teacher[train], weight, bias, lower, upper, training)
     run.state = store.StudentState(weight, bias, lower, upper)
+    _save_trained(run, replaced, user)
+    return run
+
+
+def _save_trained(run, replaced, user):
+    """Saves revision 0 of a newly trained run: its history first (unreachable until a run
+    points at it), then the run record in one write, then drops the replaced run's history."""
+    samples = run.samples
     summary = run._metrics().summary()
-    # History first (unreachable until the run points at it), then the run record in one write.
-    store.insert_first(samples, run.uid, run.state, data.ids, data.train,
+    store.insert_first(samples, run.uid, run.state, run.data.ids, run.data.train,
                        kind="train", user=user, instructions=[], metrics_after=summary)
     crashpoint("train:history-written")
     try:
-        _register(samples, key, config, replaced)
+        _register(samples, run.key, run.config, replaced)
     except Exception:
         store.delete_history(samples, run.uid)
         raise
@@ -112,9 +120,8 @@ def train_students(
     crashpoint("train:run-registered")
     if replaced is not None:
         store.delete_history(samples, replaced.get("uid"))
-    store.mirror_results(samples, key, run.uid, 0, run.state)
+    store.mirror_results(samples, run.key, run.uid, 0, run.state)
     store.purge_orphans()
-    return run
 
 
 def _stored_kind(samples, key):
@@ -143,8 +150,7 @@ def _claim_key(samples, key, overwrite):
 
 def _register(samples, key, config, replaced):
     """Points run ``key`` at the new config: a new run record, or the old record updated in one write."""
-    dataset = fiftyone_api.dataset_of(samples)
-    dataset.reload()  # another client may have changed the runs since this process loaded them
+    dataset = fiftyone_api.fresh_dataset(samples)
     run_config = dataset.init_run(method=store.STUDENTS_METHOD, **config)
     if replaced is None:
         if key in dataset.list_runs():
@@ -204,17 +210,13 @@ def rename_students(samples, key, new_key):
     _student_config(samples, key, require_uid=False)
     if _stored_kind(samples, new_key)[0] is not None:
         raise InvalidRequest(f"A run '{new_key}' already exists: choose another key")
-    dataset = fiftyone_api.dataset_of(samples)
-    dataset.reload()
-    dataset.rename_run(key, new_key)
+    fiftyone_api.fresh_dataset(samples).rename_run(key, new_key)
 
 
 def delete_students(samples, key):
     """Deletes student run ``key``, then its history (orphans of a crash in between are purged later)."""
     config = _student_config(samples, key, require_uid=False)
-    dataset = fiftyone_api.dataset_of(samples)
-    dataset.reload()
-    dataset.delete_run(key)
+    fiftyone_api.fresh_dataset(samples).delete_run(key)
     crashpoint("delete:run-deleted")
     store.delete_history(samples, config.get("uid"))
     store.purge_orphans()
