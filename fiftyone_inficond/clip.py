@@ -151,4 +151,4 @@ def encode_texts(clip, texts, batch_size=256):
 
 def encode_concepts(clip, corpus, template=DEFAULT_TEMPLATE):
     """L2-normalized text embeddings of a corpus's prompts, in corpus column order."""
-    return encode_texts(clip, [template.format(prompt) for prompt in corpus.prompts])
+    return encode_texts(clip, corpus.texts(template))

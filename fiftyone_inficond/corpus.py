@@ -30,6 +30,10 @@ class Corpus:
     def __len__(self):
         return len(self.names)
 
+    def texts(self, template=DEFAULT_TEMPLATE):
+        """The text encoded for each concept: its prompt in ``template``, in column order."""
+        return [template.format(prompt) for prompt in self.prompts]
+
     def index(self, name):
         """Column of concept ``name`` in this corpus's concept vectors."""
         try:

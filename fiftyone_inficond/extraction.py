@@ -6,7 +6,7 @@ from dataclasses import dataclass, field as dataclass_field
 import fiftyone as fo
 import fiftyone.core.utils as fou
 
-from fiftyone_inficond.clip import ClipModel, encode_concepts, load_clip
+from fiftyone_inficond.clip import ClipModel, load_clip
 from fiftyone_inficond.concepts import ConceptExtractor
 from fiftyone_inficond.corpus import DEFAULT_TEMPLATE, check_template, load_corpus
 from fiftyone_inficond.dense import patch_grid
@@ -20,6 +20,7 @@ from fiftyone_inficond.runs import (
     run_config,
     segments_field,
 )
+from fiftyone_inficond.text_cache import concept_embeddings
 from fiftyone_inficond.validation import field_name, number, whole_number
 
 logger = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def compute_concepts(
         return result
     ids, paths = todo.values(["id", "filepath"])
     extractor = ConceptExtractor(
-        clip.model, encode_concepts(clip, corpus, template), n_segments, spatial_weight
+        clip.model, concept_embeddings(clip, corpus, template), n_segments, spatial_weight
     )
     batches = image_batches(paths, clip.preprocess, batch_size, num_workers)
     with fou.ProgressBar(total=len(ids), progress=progress) as pb:
