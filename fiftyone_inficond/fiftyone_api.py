@@ -40,9 +40,11 @@ def exact_count(samples):
     return samples.count("id")
 
 
-def stored_run_config(samples, key):
-    """The config dict of run ``key`` as stored now (not as cached by this process), or ``None``."""
-    doc = database()[RUNS_COLLECTION].find_one({"_dataset_id": dataset_id(samples), "key": key}, {"config": True})
+def stored_run_config(samples, key, names=None):
+    """The config dict of run ``key`` as stored now (not as cached by this process), or ``None``;
+    only its attributes ``names`` when given (one small read)."""
+    projection = {"config": True} if names is None else {f"config.{name}": True for name in names}
+    doc = database()[RUNS_COLLECTION].find_one({"_dataset_id": dataset_id(samples), "key": key}, projection)
     return None if doc is None else doc["config"]
 
 

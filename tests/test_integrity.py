@@ -494,7 +494,7 @@ def test_nonsense_reads_are_refused_in_the_users_words(distilled):
     reads = [
         (lambda: run.top_concepts("person", n=0), "The number of concepts to show must be a whole number of at least 1"),
         (lambda: run.top_concepts("person", sign="up"), "Rank weights by sign 'positive', 'negative' or 'absolute'"),
-        (lambda: run.top_concepts("person", by="Q"), "Rank concepts by 'weight', 'P' or 'N'"),
+        (lambda: run.top_concepts("person", by="Q"), "Rank concepts by 'weight', 'positives' or 'negatives'"),
         (lambda: run.what_if("person", n_values=1), "The number of what-if values must be a whole number from 2"),
         (lambda: run.performance(sort_by="speed"), "Sort by one of"),
         (lambda: run.performance(split="test"), "split must be one of"),

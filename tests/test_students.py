@@ -117,7 +117,7 @@ def test_rankings(distilled):
     j = int(np.argmax((teacher_says & wrong).sum(0) * (teacher_says & ~wrong).sum(0)))  # both groups present
     members = teacher_says[:, j] & wrong[:, j], teacher_says[:, j] & ~wrong[:, j]
     expected = run.data.concepts[members[0]].mean(0) - run.data.concepts[members[1]].mean(0)
-    ranked = run.top_concepts(run.classes[j], n=3, by="P")
+    ranked = run.top_concepts(run.classes[j], n=3, by="positives")
     assert [abs(v) for _, v in ranked] == pytest.approx(sorted(np.abs(expected), reverse=True)[:3])
     for name, value in ranked:
         assert value == pytest.approx(expected[run.concepts.index(name)], abs=1e-6)
@@ -133,10 +133,10 @@ def test_what_if_equals_sklearn_on_edited_weights(distilled):
             weight = run.weight[j].copy()
             weight[run.concepts.index(name)] = value
             says = expit(run.inputs @ weight + run.bias[j]) >= 0.5
-            assert curves["accuracy"][c, v] == pytest.approx(accuracy_score(teacher_says, says))
-            assert curves["f1"][c, v] == pytest.approx(f1_score(teacher_says, says, zero_division=0))
-            assert curves["recall"][c, v] == pytest.approx(recall_score(teacher_says, says, zero_division=0))
-            assert curves["precision"][c, v] == pytest.approx(precision_score(teacher_says, says, zero_division=0))
+            assert curves["accuracy"][c][v] == pytest.approx(accuracy_score(teacher_says, says))
+            assert curves["f1"][c][v] == pytest.approx(f1_score(teacher_says, says, zero_division=0))
+            assert curves["recall"][c][v] == pytest.approx(recall_score(teacher_says, says, zero_division=0))
+            assert curves["precision"][c][v] == pytest.approx(precision_score(teacher_says, says, zero_division=0))
 
 
 def _assert_bounds_hold(run):

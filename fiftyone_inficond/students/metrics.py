@@ -111,26 +111,50 @@ def class_metrics(teacher, student, truth=None, threshold=0.5):
 
 
 SUBSETS = ("both_right", "student_wrong", "both_wrong", "student_right")
+GROUPS = ("positives", "negatives")
 
 
-def agreement_subsets(teacher, student, truth, column, threshold=0.5):
+def _subset_masks(teacher, student, truth, threshold):
+    """``(reference, {subset: mask})`` for ``(n, k)`` or ``(n,)`` scores: the reference is the
+    ground truth (the teacher's decisions without it); "right" means deciding as it does."""
+    teacher_says, student_says = teacher >= threshold, student >= threshold
+    reference = teacher_says if truth is None else truth.astype(bool)
+    teacher_right, student_right = teacher_says == reference, student_says == reference
+    return reference, {
+        "both_right": teacher_right & student_right,
+        "student_wrong": teacher_right & ~student_right,
+        "both_wrong": ~teacher_right & ~student_right,
+        "student_right": ~teacher_right & student_right,
+    }
+
+
+def agreement_counts(teacher, student, truth, threshold=0.5):
+    """Sizes of the agreement subsets of every class: ``{group: {subset: (k,) counts}}``.
+
+    Args:
+        teacher, student: ``(n, k)`` probabilities
+        truth: ``(n, k)`` bool ground truth, or ``None``
+    """
+    reference, masks = _subset_masks(teacher, student, truth, threshold)
+    return {
+        group: {name: (mask & members).sum(axis=0) for name, mask in masks.items()}
+        for group, members in (("positives", reference), ("negatives", ~reference))
+    }
+
+
+def agreement_subsets(teacher, student, truth, threshold=0.5):
     """The four agreement subsets of one class, among its positives and its negatives.
+
+    Args:
+        teacher, student: ``(n,)`` probabilities of the class
+        truth: ``(n,)`` bool ground truth of the class, or ``None``
 
     A sample is a positive when the ground truth says so (the teacher's decision when there is
     no ground truth). "Right" means deciding as the reference does. Returns
     ``{"positives": {subset: row indices}, "negatives": {...}}``; the eight sets partition
     the samples.
     """
-    teacher_says = teacher[:, column] >= threshold
-    student_says = student[:, column] >= threshold
-    reference = teacher_says if truth is None else truth[:, column].astype(bool)
-    teacher_right, student_right = teacher_says == reference, student_says == reference
-    masks = {
-        "both_right": teacher_right & student_right,
-        "student_wrong": teacher_right & ~student_right,
-        "both_wrong": ~teacher_right & ~student_right,
-        "student_right": ~teacher_right & student_right,
-    }
+    reference, masks = _subset_masks(teacher, student, truth, threshold)
     return {
         group: {name: np.flatnonzero(mask & members) for name, mask in masks.items()}
         for group, members in (("positives", reference), ("negatives", ~reference))

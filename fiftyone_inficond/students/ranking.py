@@ -18,20 +18,21 @@ def top_by_weight(weight, column, n=10, sign="positive"):
 
 def presence_discrepancy(concepts, teacher_says, student_says):
     """Per concept, mean presence in misaligned minus aligned samples, among the teacher's
-    positives (P) and among its negatives (N).
+    positives and among its negatives.
 
     Args:
         concepts: ``(n, n_concepts)`` concept vectors
         teacher_says, student_says: ``(n,)`` bool decisions for one class
 
     Returns:
-        ``{"P": array, "N": array}`` of length ``n_concepts`` (NaN where a group is empty):
+        ``{"positives": array, "negatives": array}`` of length ``n_concepts`` (NaN where a
+        group is empty):
         large absolute values mark concepts whose presence separates the samples the student
         gets wrong from those it gets right.
     """
     aligned = teacher_says == student_says
     result = {}
-    for group, members in (("P", teacher_says), ("N", ~teacher_says)):
+    for group, members in (("positives", teacher_says), ("negatives", ~teacher_says)):
         right, wrong = concepts[members & aligned], concepts[members & ~aligned]
         if len(right) and len(wrong):
             result[group] = wrong.mean(axis=0) - right.mean(axis=0)

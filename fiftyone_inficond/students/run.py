@@ -16,7 +16,7 @@ from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged, StaleRunE
 from fiftyone_inficond.runs import CONCEPTS_METHOD, TEACHER_METHOD
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data, training_data
-from fiftyone_inficond.students.metrics import agreement_subsets, class_metrics
+from fiftyone_inficond.students.metrics import GROUPS, SUBSETS, agreement_counts, agreement_subsets, class_metrics
 from fiftyone_inficond.students.ranking import presence_discrepancy, top_by_discrepancy, top_by_weight
 from fiftyone_inficond.students.training import (
     MAX_EPOCHS,
@@ -182,15 +182,43 @@ def load_students(samples, key="students"):
         RunInputsChanged: its concepts, teacher or samples changed since it was trained
     """
     config = _student_config(samples, key)
+    inputs = _unchanged_inputs(samples, key, config)
+    sample_ids, train = store.load_samples(samples, key, config["uid"])
+    data = run_data(samples, key, sample_ids, train, config)
+    run = StudentRun(samples, key, config, data, inputs.concept_names)
+    run.revision, run.state = store.load_state(samples, key, run.uid)
+    return run
+
+
+def _unchanged_inputs(samples, key, config):
+    """The concept and teacher runs of student run ``key``, refused if they changed since it was trained."""
     try:
         inputs = read_inputs(samples, config["concepts_field"], config["teacher_field"])
     except InvalidRequest as error:
         raise RunInputsChanged(f"Student run '{key}' lost its inputs: {error}") from None
     check_inputs(key, config, inputs)
-    sample_ids, train = store.load_samples(samples, key, config["uid"])
-    data = run_data(samples, key, sample_ids, train, config)
-    run = StudentRun(samples, key, config, data, inputs.concept_names)
-    run.revision, run.state = store.load_state(samples, key, run.uid)
+    return inputs
+
+
+_OPEN_RUNS = {}  # (dataset id, key) -> StudentRun, this process's loaded runs
+
+
+def open_students(samples, key="students"):
+    """Student run ``key`` for interactive use: loaded once per process, then reused.
+
+    A few small reads decide what to do: the same run at the same revision is returned as
+    it is; a revision someone else saved since reloads only the weights; a run trained again,
+    replaced or renamed is loaded again; changed concepts or teacher scores are refused as
+    :func:`load_students` refuses them.
+    """
+    cache_key = (str(fiftyone_api.dataset_id(samples)), key)
+    run = _OPEN_RUNS.get(cache_key)
+    if run is None or store.run_uid(samples, key) != run.uid:
+        run = _OPEN_RUNS[cache_key] = load_students(samples, key)
+        return run
+    _unchanged_inputs(samples, key, run.config)
+    if run.newest_revision() != run.revision:
+        run.reload()
     return run
 
 
@@ -267,6 +295,12 @@ class StudentRun:
         """``(n, k)`` student probabilities of the run's samples, row order of ``ids``."""
         return expit(self.logits())
 
+    def _probabilities(self, rows):
+        return expit(self.logits(rows))
+
+    def _truth(self, rows):
+        return None if self.data.truth is None else self.data.truth[rows]
+
     @property
     def ids(self):
         return self.data.ids
@@ -311,17 +345,36 @@ class StudentRun:
             rows = [rows[j] for j in metrics.order(sort_by)]
         return {"classes": rows, "summary": metrics.summary()}
 
-    def agreement(self, cls):
-        """Sample ids of the four agreement subsets among positives and among negatives."""
+    def agreement(self, cls, split="all"):
+        """Sample ids of the four agreement subsets of a class among its positives and its
+        negatives: ``{"positives": {"both_right": [ids], ...}, "negatives": {...}}``."""
         column = self._class_index(cls)
-        subsets = agreement_subsets(
-            self.data.teacher, self.probabilities(), self.data.truth, column, self.threshold
-        )
-        ids = np.asarray(self.ids)
+        rows = np.arange(len(self.ids))[self._rows(split)]
+        truth = None if self.data.truth is None else self.data.truth[rows, column]
+        student = expit(self._class_logits(column)[rows])
+        subsets = agreement_subsets(self.data.teacher[rows, column], student, truth, self.threshold)
+        ids = np.asarray(self.ids)[rows]
         return {
-            group: {name: ids[rows].tolist() for name, rows in named.items()}
+            group: {name: ids[members].tolist() for name, members in named.items()}
             for group, named in subsets.items()
         }
+
+    def agreement_counts(self, split="all"):
+        """Sizes of every class's agreement subsets at once, for the performance table:
+        ``{class: {"positives": {"both_right": n, ...}, "negatives": {...}}}``."""
+        rows = self._rows(split)
+        counts = agreement_counts(self.data.teacher[rows], self._probabilities(rows), self._truth(rows), self.threshold)
+        return {
+            name: {group: {subset: int(values[j]) for subset, values in named.items()} for group, named in counts.items()}
+            for j, name in enumerate(self.classes)
+        }
+
+    def agreement_view(self, cls, group, subset, split="all"):
+        """The samples of one agreement subset as a FiftyOne view (e.g. for the App's grid)."""
+        if group not in GROUPS or subset not in SUBSETS:
+            raise InvalidRequest(f"An agreement subset is one of {GROUPS} and one of {SUBSETS}; got {group!r}, {subset!r}")
+        ids = self.agreement(cls, split)[group][subset]
+        return fiftyone_api.dataset_of(self.samples).select(ids, ordered=True)
 
     # --- concepts ----------------------------------------------------------------------
 
@@ -329,18 +382,18 @@ class StudentRun:
         """The ``n`` most important concepts of a class as ``[(name, value), ...]``.
 
         ``by="weight"`` ranks by student weight (``sign``: positive, negative, absolute);
-        ``by="P"``/``"N"`` ranks by the presence discrepancy between samples the student
-        gets wrong and right among the teacher's positives / negatives.
+        ``by="positives"``/``"negatives"`` ranks by the presence discrepancy between samples
+        the student gets wrong and right among the teacher's positives / negatives.
         """
         column = self._class_index(cls)
         n = whole_number(n, "the number of concepts to show", 1)
         if by == "weight":
             order, values = top_by_weight(self.weight, column, n, sign)
-        elif by in ("P", "N"):
+        elif by in GROUPS:
             discrepancy = presence_discrepancy(self.data.concepts, *self._decisions(column))[by]
             order, values = top_by_discrepancy(discrepancy, n)
         else:
-            raise InvalidRequest(f"Rank concepts by 'weight', 'P' or 'N'; got '{by}'")
+            raise InvalidRequest(f"Rank concepts by 'weight', 'positives' or 'negatives'; got {by!r}")
         return [(self.concepts[j], float(v)) for j, v in zip(order, values)]
 
     def what_if(self, cls, concepts=None, n=10, n_values=41):
@@ -352,7 +405,8 @@ class StudentRun:
             n_values: weight values per curve
 
         Returns:
-            ``{"concepts": names, "values": (c, m), "accuracy"|"f1"|"recall"|"precision": (c, m)}``
+            JSON-safe ``{"concepts": names, "weights": current weight per concept, "values":
+            [c][m] weights tried, "accuracy"|"f1"|"recall"|"precision": [c][m]}``
         """
         column = self._class_index(cls)
         n_values = whole_number(n_values, "the number of what-if values", 2, 1001)
@@ -363,7 +417,12 @@ class StudentRun:
         teacher_says = self.data.teacher[:, column] >= self.threshold
         logits = self._class_logits(column)
         curves = what_if(logits, self.inputs, row, indices, teacher_says, values, self.threshold)
-        return {"concepts": names, "values": values, **curves}
+        return {
+            "concepts": names,
+            "weights": row[indices].astype(float).tolist(),
+            "values": values.astype(float).tolist(),
+            **{metric: curve.astype(float).tolist() for metric, curve in curves.items()},
+        }
 
     def _class_logits(self, column):
         """``(n,)`` logits of one class's student: one matrix-vector product, not all k."""
@@ -394,6 +453,7 @@ class StudentRun:
         factor = number(factor, "the tuning factor", 1, MAX_FACTOR, low_open=True)
         epochs = whole_number(epochs, "retraining epochs", 1, MAX_EPOCHS)
         instructions = self._instructions({"up": up, "down": down})
+        self._refuse_if_stale()  # before retraining, not only at the save
         before = self._metrics()
         lower, upper, start = apply_instructions(
             self.weight, self.state.lower, self.state.upper, instructions, factor
@@ -410,11 +470,12 @@ class StudentRun:
             upper[tuned],
             TrainingConfig(**{**self.config["training"], "epochs": epochs}),
         )
-        previous = self.state
+        previous, cached = self.state, dict(self._metrics_cache)
         self.state = store.StudentState(weight, bias, lower, upper)
         # Students are independent: only the tuned classes' metrics can have changed.
-        after = before.with_columns(tuned, self._metrics(columns=tuned))
-        self._metrics_cache["all"] = (self.state, after)
+        for split, (_, metrics) in cached.items():
+            self._metrics_cache[split] = (self.state, metrics.with_columns(tuned, self._metrics(split, tuned)))
+        after = self._metrics()
         rows_before, rows_after = before.rows(self.classes), after.rows(self.classes)
         try:
             return self._save(
@@ -455,6 +516,14 @@ class StudentRun:
     def history(self):
         """Every iteration, oldest first: kind, who, when, instructions, metrics, change."""
         return store.list_entries(self.samples, self.uid)
+
+    def _refuse_if_stale(self):
+        newest = self.newest_revision()
+        if newest != self.revision:
+            raise StaleRunError(
+                f"Student run '{self.key}' has revision {newest} saved by someone else since you loaded "
+                f"revision {self.revision}: reload the run and apply your change again"
+            )
 
     def newest_revision(self):
         """The newest stored revision (one small read): larger than :attr:`revision` when

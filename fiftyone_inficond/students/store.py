@@ -90,7 +90,7 @@ def _run_filter(samples, uid):
 
 def run_uid(samples, key):
     """The uid of student run ``key`` as stored now, or ``None`` if there is no such run."""
-    config = fiftyone_api.stored_run_config(samples, key)
+    config = fiftyone_api.stored_run_config(samples, key, names=("method", "uid"))
     if config is None or config.get("method") != STUDENTS_METHOD:
         return None
     return config.get("uid")
@@ -157,9 +157,11 @@ def mirror_results(samples, key, uid, revision, state):
 
 
 def entry_summary(doc):
-    """An entry without its arrays: what the history shows."""
+    """An entry without its arrays, JSON-safe (its time in ISO 8601, UTC): what the history shows."""
     hidden = (*_ARRAYS, *_SAMPLES, "_id", "dataset_id", "run_uid")
-    return {k: v for k, v in doc.items() if k not in hidden}
+    summary = {k: v for k, v in doc.items() if k not in hidden}
+    summary["time"] = doc["time"].replace(tzinfo=timezone.utc).isoformat(timespec="seconds")
+    return summary
 
 
 def list_entries(samples, uid):
