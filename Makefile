@@ -34,6 +34,7 @@ test: venv
 bench: venv
 	$(PY) benchmarks/concepts.py
 	$(PY) benchmarks/students.py
+	$(PY) benchmarks/interactive.py
 
 fidelity: venv
 	$(PY) benchmarks/fidelity.py
