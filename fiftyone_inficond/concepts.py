@@ -20,12 +20,15 @@ class ConceptBatch:
             ``0..n_used-1`` per image
         segment_concepts: per image, the corpus column of each segment's nearest concept
         segment_similarities: per image, each segment's cosine similarity to that concept
+        segment_embeddings: per image, ``(n_used, embed_dim)`` float16 unit embeddings of its
+            segments, so any concept (also one added later) can be located without the images
     """
 
     vectors: np.ndarray
     segment_maps: np.ndarray
     segment_concepts: list
     segment_similarities: list
+    segment_embeddings: list
 
 
 def concept_vectors(similarities, used):
@@ -71,16 +74,17 @@ class ConceptExtractor:
         similarities = segments @ self.concept_embeddings.T
         vectors = concept_vectors(similarities, used)
         best_similarity, best_concept = similarities.max(dim=-1)
-        return self._to_batch(vectors, assignment, used, best_concept, best_similarity)
+        return self._to_batch(vectors, assignment, used, best_concept, best_similarity, segments)
 
-    def _to_batch(self, vectors, assignment, used, best_concept, best_similarity):
+    def _to_batch(self, vectors, assignment, used, best_concept, best_similarity, segments):
         maps = _compact_ids(assignment, used).reshape(-1, *self.grid)
-        used, best_concept, best_similarity = (
-            t.cpu().numpy() for t in (used, best_concept, best_similarity)
+        used, best_concept, best_similarity, segments = (
+            t.cpu().numpy() for t in (used, best_concept, best_similarity, segments.half())
         )
         return ConceptBatch(
             vectors=vectors.cpu().numpy().astype(np.float32),
             segment_maps=maps.cpu().numpy().astype(np.uint8),
             segment_concepts=[c[u].tolist() for c, u in zip(best_concept, used)],
             segment_similarities=[s[u].astype(np.float64).round(4).tolist() for s, u in zip(best_similarity, used)],
+            segment_embeddings=[e[u] for e, u in zip(segments, used)],
         )

@@ -20,7 +20,7 @@ from fiftyone_inficond.runs import (
     run_config,
     segments_field,
 )
-from fiftyone_inficond.text_cache import concept_embeddings
+from fiftyone_inficond.text_cache import concept_embeddings, model_id
 from fiftyone_inficond.validation import field_name, number, whole_number
 
 logger = logging.getLogger(__name__)
@@ -155,6 +155,8 @@ def prepare_concepts(
         grid=list(patch_grid(clip.model)),
         n_segments=n_segments,
         spatial_weight=spatial_weight,
+        text_model=model_id(clip),  # where the corpus's text embeddings are cached
+        segment_embeddings=True,  # segments keep their embeddings: any concept can be located
     )
     _prepare_run(samples, field, config, overwrite)
     return clip, corpus
@@ -182,6 +184,8 @@ def _prepare_run(samples, field, config, overwrite):
     dataset.add_sample_field(
         segments_field(field), fo.EmbeddedDocumentField, embedded_doc_type=fo.Segmentation
     )
+    # Declared so that FiftyOne decodes the float16 arrays it stores (npy bytes) when read.
+    dataset.add_sample_field(f"{segments_field(field)}.embeddings", fo.ArrayField)
     record_run(samples, field, CONCEPTS_METHOD, **config)
 
 
@@ -190,9 +194,9 @@ def _write_batch(samples, field, ids, batch):
     killed between the two writes leaves it to be recomputed, never half-written."""
     dataset = dataset_of(samples)
     segmentations = [
-        fo.Segmentation(mask=mask, concepts=concepts, similarities=similarities)
-        for mask, concepts, similarities in zip(
-            batch.segment_maps, batch.segment_concepts, batch.segment_similarities
+        fo.Segmentation(mask=mask, concepts=concepts, similarities=similarities, embeddings=embeddings)
+        for mask, concepts, similarities, embeddings in zip(
+            batch.segment_maps, batch.segment_concepts, batch.segment_similarities, batch.segment_embeddings
         )
     ]
     dataset.set_values(segments_field(field), dict(zip(ids, segmentations)), key_field="id")

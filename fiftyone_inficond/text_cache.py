@@ -45,26 +45,40 @@ def _file_digest(path, size, mtime_ns):  # size and mtime: a rewritten file is h
     return digest.hexdigest()
 
 
-def _key(model_id, text):
-    return hashlib.sha256(f"{model_id}\n{text}".encode("utf-8")).hexdigest()
+def _key(model, text):
+    return hashlib.sha256(f"{model}\n{text}".encode("utf-8")).hexdigest()
+
+
+def model_id(clip):
+    """The cache's name of a loaded model: its open_clip name and :func:`weights_id`."""
+    return f"{clip.name}|{weights_id(clip)}"
+
+
+def cached_embeddings(model, texts):
+    """``{text: (embed_dim,) float32}`` for the texts the cache holds for model id ``model``:
+    what a stored concept run can read without loading its model."""
+    keys = {_key(model, text): text for text in texts}
+    cursor = _collection().find({"_id": {"$in": list(keys)}}, {"vector": True})
+    return {keys[doc["_id"]]: np.frombuffer(doc["vector"], dtype=np.float32) for doc in cursor}
 
 
 def text_embeddings(clip, texts):
     """L2-normalized embeddings of ``texts``, shape ``(len(texts), embed_dim)`` float32 on the
     model's device: read from the shared cache, encoding (and storing) only the missing ones."""
-    collection = fiftyone_api.database()[COLLECTION]
-    model_id = f"{clip.name}|{weights_id(clip)}"
-    keys = [_key(model_id, text) for text in texts]
-    found = {doc["_id"]: doc["vector"] for doc in collection.find({"_id": {"$in": list(set(keys))}})}
-    missing = sorted({text for text, key in zip(texts, keys) if key not in found})
+    model = model_id(clip)
+    found = cached_embeddings(model, texts)
+    missing = sorted(set(texts) - set(found))
     if missing:
         encoded = encode_texts(clip, missing).cpu().numpy()
-        docs = [{"_id": _key(model_id, text), "model": model_id, "text": text, "vector": Binary(row.tobytes())}
+        docs = [{"_id": _key(model, text), "model": model, "text": text, "vector": Binary(row.tobytes())}
                 for text, row in zip(missing, encoded)]
-        _insert_new(collection, docs)
-        found.update((doc["_id"], doc["vector"]) for doc in docs)
-    vectors = np.stack([np.frombuffer(found[key], dtype=np.float32) for key in keys])
-    return torch.from_numpy(vectors).to(clip.device)
+        _insert_new(_collection(), docs)
+        found.update(zip(missing, encoded))
+    return torch.from_numpy(np.stack([found[text] for text in texts])).to(clip.device)
+
+
+def _collection():
+    return fiftyone_api.database()[COLLECTION]
 
 
 def _insert_new(collection, docs):

@@ -1,0 +1,168 @@
+"""Where a concept is, for any concept of a concept run, from the segment embeddings stored with it.
+
+Per image: the concept's similarity on the patch grid (each patch takes its segment's cosine
+similarity: a FiftyOne ``Heatmap`` map) and the box of its best segment. Across a collection:
+the image patches (segments) most like the concept, for the paper's concept gallery and the
+knowledge view's patches. A collection's segment embeddings are read once per process into
+one float16 matrix (:class:`SegmentIndex`); a query is then a matrix-vector product, in
+float32 chunks so memory stays at the float16 matrix.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from fiftyone_inficond.clip import load_clip
+from fiftyone_inficond.corpus import make_corpus
+from fiftyone_inficond.errors import InvalidRequest, UnknownName
+from fiftyone_inficond.fiftyone_api import dataset_id, dataset_of, exact_count
+from fiftyone_inficond.runs import CONCEPTS_METHOD, fingerprint, require_run, segments_field
+from fiftyone_inficond.text_cache import cached_embeddings, text_embeddings
+from fiftyone_inficond.validation import whole_number
+
+_CHUNK = 32768  # segments per float32 chunk of a query
+
+
+def segment_box(mask, segment):
+    """``[x, y, width, height]`` (relative to the image, FiftyOne's convention) of the patches
+    of ``segment`` in a ``(rows, cols)`` segment map."""
+    ys, xs = np.nonzero(mask == segment)
+    rows, cols = mask.shape
+    return [xs.min() / cols, ys.min() / rows, (xs.max() + 1 - xs.min()) / cols, (ys.max() + 1 - ys.min()) / rows]
+
+
+@dataclass
+class SegmentIndex:
+    """Every stored segment of a collection.
+
+    Attributes:
+        sample_ids: ``(n,)`` sample ids
+        masks: per sample, its ``(rows, cols)`` segment map
+        embeddings: ``(m, embed_dim)`` float16 unit segment embeddings, all samples' segments
+        owner: ``(m,)`` the row in ``sample_ids`` of each segment
+        segment: ``(m,)`` each segment's id in its sample's map
+    """
+
+    sample_ids: list
+    masks: list
+    embeddings: torch.Tensor
+    owner: np.ndarray
+    segment: np.ndarray
+
+    def similarities(self, text):
+        """``(m,)`` float32 cosine similarity of every segment to a unit text embedding ``(embed_dim,)``."""
+        text = torch.as_tensor(text, dtype=torch.float32)
+        chunks = [self.embeddings[i : i + _CHUNK].float() @ text for i in range(0, len(self.embeddings), _CHUNK)]
+        return torch.cat(chunks).numpy() if chunks else np.zeros(0, np.float32)
+
+    def top_patches(self, text, n, rows=None):
+        """The ``n`` segments most like ``text`` (among samples ``rows`` if given), best first."""
+        similarity = self.similarities(text)
+        if rows is not None:
+            similarity = np.where(np.isin(self.owner, rows), similarity, -np.inf)
+        best = np.argsort(-similarity, kind="stable")[:n]
+        best = best[np.isfinite(similarity[best])]
+        return [
+            {
+                "sample_id": self.sample_ids[self.owner[i]],
+                "segment": int(self.segment[i]),
+                "box": [float(v) for v in segment_box(self.masks[self.owner[i]], self.segment[i])],
+                "similarity": float(similarity[i]),
+            }
+            for i in best
+        ]
+
+    def heatmaps(self, text):
+        """Per sample: its ``(rows, cols)`` float32 similarity map and its best segment."""
+        similarity = self.similarities(text)
+        starts = np.searchsorted(self.owner, np.arange(len(self.sample_ids)))
+        ends = np.append(starts[1:], len(self.owner))
+        result = {}
+        for row, (start, end) in enumerate(zip(starts, ends)):
+            values = similarity[start:end]
+            best = int(np.argmax(values))
+            mask = self.masks[row]
+            result[self.sample_ids[row]] = {
+                "map": values[mask].astype(np.float32),
+                "segment": int(self.segment[start + best]),
+                "box": [float(v) for v in segment_box(mask, self.segment[start + best])],
+                "similarity": float(values[best]),
+            }
+        return result
+
+
+def read_index(samples, field="concepts"):
+    """A :class:`SegmentIndex` of the samples of ``samples`` that have segments in ``field``."""
+    _require_embeddings(samples, field)
+    path = segments_field(field)
+    ids, masks, embeddings = samples.exists(path).values(["id", f"{path}.mask", f"{path}.embeddings"])
+    counts = np.array([len(e) for e in embeddings], dtype=np.int64)
+    return SegmentIndex(
+        sample_ids=ids,
+        masks=masks,
+        embeddings=torch.from_numpy(np.concatenate(embeddings)) if ids else torch.zeros(0, 0, dtype=torch.float16),
+        owner=np.repeat(np.arange(len(ids)), counts),
+        segment=np.concatenate([np.arange(c) for c in counts]) if ids else np.zeros(0, np.int64),
+    )
+
+
+_INDEXES = {}  # (dataset id, field) -> (run fingerprint, segmented samples, SegmentIndex)
+
+
+def open_index(samples, field="concepts"):
+    """The whole dataset's :class:`SegmentIndex`, read once per process and again only when the
+    concept run was replaced or extraction added samples since."""
+    dataset = dataset_of(samples)
+    key = (str(dataset_id(dataset)), field)
+    version = (fingerprint(require_run(dataset, field, CONCEPTS_METHOD, "concepts")),
+               exact_count(dataset.exists(segments_field(field))))
+    cached = _INDEXES.get(key)
+    if cached is None or cached[0] != version:
+        cached = _INDEXES[key] = (version, read_index(dataset, field))
+    return cached[1]
+
+
+def concept_text_embedding(samples, concept, field="concepts"):
+    """The ``(embed_dim,)`` unit text embedding of a concept of the run in ``field``: from the
+    shared text cache, or (if it was purged) encoded again with the run's model."""
+    config = _require_embeddings(samples, field)
+    corpus = make_corpus(config["concepts"])
+    if not isinstance(concept, str) or concept not in corpus.names:
+        raise UnknownName(f"Concept {concept!r} is not in the corpus of '{field}': pick one of its concepts")
+    text = corpus.texts(config["template"])[corpus.index(concept)]
+    found = cached_embeddings(config["text_model"], [text])
+    if text in found:
+        return found[text]
+    clip = load_clip(config["model"], config["pretrained"], device="cpu")
+    return text_embeddings(clip, [text])[0].cpu().numpy()
+
+
+def top_patches(samples, concept, n=20, field="concepts"):
+    """The ``n`` image patches (segments) of ``samples`` most like ``concept``, best first:
+    ``[{"sample_id", "segment", "box": [x, y, w, h], "similarity"}]`` (JSON-safe)."""
+    n = whole_number(n, "the number of patches", 1, 10_000)
+    text = concept_text_embedding(samples, concept, field)
+    index = open_index(samples, field)
+    rows = None
+    if samples is not dataset_of(samples):
+        inside = set(samples.values("id"))
+        rows = [i for i, sample_id in enumerate(index.sample_ids) if sample_id in inside]
+    return index.top_patches(text, n, rows)
+
+
+def concept_heatmaps(samples, concept, field="concepts"):
+    """Per sample of ``samples``: ``{"map": (rows, cols) similarities, "segment", "box",
+    "similarity"}`` of its segment most like ``concept``."""
+    text = concept_text_embedding(samples, concept, field)
+    return read_index(samples, field).heatmaps(text)
+
+
+def _require_embeddings(samples, field):
+    config = require_run(samples, field, CONCEPTS_METHOD, "concepts")
+    if not config.get("segment_embeddings"):
+        raise InvalidRequest(
+            f"The concepts in '{field}' were computed before segments kept their embeddings, so "
+            f"concepts cannot be located in them: compute them again with overwrite=True"
+        )
+    return config
