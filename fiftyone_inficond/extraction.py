@@ -16,7 +16,9 @@ from fiftyone_inficond.images import image_batches
 from fiftyone_inficond.runs import (
     CONCEPTS_METHOD,
     claim_field,
+    fingerprint,
     record_run,
+    require_run,
     run_config,
     segments_field,
 )
@@ -27,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "ViT-B-16"
 _MAX_SEGMENTS = 255  # segment maps are stored as uint8
+_RESUMABLE = ("field", "complete", "extends")  # what an addition of concepts changes besides the corpus
 
 
 @dataclass
@@ -175,8 +178,11 @@ def shard(samples, index, count):
 
 
 def _prepare_run(samples, field, config, overwrite):
-    """Resumes the same run in ``field``, or records a new one and declares its fields."""
-    if run_config(samples, field, CONCEPTS_METHOD) == {**config, "field": field}:
+    """Resumes the same run in ``field`` (also after concepts were added to it), or records a new
+    one and declares its fields."""
+    stored = run_config(samples, field, CONCEPTS_METHOD)
+    if stored is not None and fingerprint(stored, _RESUMABLE) == fingerprint(config, _RESUMABLE):
+        require_run(samples, field, CONCEPTS_METHOD, "concepts")  # an unfinished addition is finished first
         return
     claim_field(samples, field, CONCEPTS_METHOD, overwrite, what="concepts")
     dataset = dataset_of(samples)

@@ -17,7 +17,7 @@ from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.corpus import make_corpus
 from fiftyone_inficond.errors import InvalidRequest, UnknownName
 from fiftyone_inficond.fiftyone_api import dataset_id, dataset_of, exact_count
-from fiftyone_inficond.runs import CONCEPTS_METHOD, fingerprint, require_run, segments_field
+from fiftyone_inficond.runs import CONCEPTS_METHOD, CORPUS_ATTRIBUTES, fingerprint, require_run, run_config, segments_field
 from fiftyone_inficond.text_cache import cached_embeddings, text_embeddings
 from fiftyone_inficond.validation import whole_number
 
@@ -94,7 +94,6 @@ class SegmentIndex:
 
 def read_index(samples, field="concepts"):
     """A :class:`SegmentIndex` of the samples of ``samples`` that have segments in ``field``."""
-    _require_embeddings(samples, field)
     path = segments_field(field)
     ids, masks, embeddings = samples.exists(path).values(["id", f"{path}.mask", f"{path}.embeddings"])
     counts = np.array([len(e) for e in embeddings], dtype=np.int64)
@@ -115,8 +114,11 @@ def open_index(samples, field="concepts"):
     concept run was replaced or extraction added samples since."""
     dataset = dataset_of(samples)
     key = (str(dataset_id(dataset)), field)
-    version = (fingerprint(require_run(dataset, field, CONCEPTS_METHOD, "concepts")),
-               exact_count(dataset.exists(segments_field(field))))
+    config = run_config(dataset, field, CONCEPTS_METHOD) or require_embeddings(dataset, field)
+    if not config.get("segment_embeddings"):
+        require_embeddings(dataset, field)
+    # Adding concepts leaves the segments as they are: only new extraction or samples reread them.
+    version = (fingerprint(config, ignore=CORPUS_ATTRIBUTES), exact_count(dataset.exists(segments_field(field))))
     cached = _INDEXES.get(key)
     if cached is None or cached[0] != version:
         cached = _INDEXES[key] = (version, read_index(dataset, field))
@@ -126,7 +128,7 @@ def open_index(samples, field="concepts"):
 def concept_text_embedding(samples, concept, field="concepts"):
     """The ``(embed_dim,)`` unit text embedding of a concept of the run in ``field``: from the
     shared text cache, or (if it was purged) encoded again with the run's model."""
-    config = _require_embeddings(samples, field)
+    config = require_embeddings(samples, field)
     corpus = make_corpus(config["concepts"])
     if not isinstance(concept, str) or concept not in corpus.names:
         raise UnknownName(f"Concept {concept!r} is not in the corpus of '{field}': pick one of its concepts")
@@ -158,7 +160,7 @@ def concept_heatmaps(samples, concept, field="concepts"):
     return read_index(samples, field).heatmaps(text)
 
 
-def _require_embeddings(samples, field):
+def require_embeddings(samples, field):
     config = require_run(samples, field, CONCEPTS_METHOD, "concepts")
     if not config.get("segment_embeddings"):
         raise InvalidRequest(

@@ -13,6 +13,9 @@ from fiftyone_inficond.fiftyone_api import dataset_of, exact_count, fresh_datase
 
 CONCEPTS_METHOD = "inficond_concepts"
 TEACHER_METHOD = "inficond_teacher"
+# What adding concepts to a concept run changes (fiftyone_inficond.new_concepts): its other
+# settings, and so its segments and the columns it had, stay as they were.
+CORPUS_ATTRIBUTES = ("field", "concepts", "corpus_id", "complete", "extends")
 
 
 def record_run(samples, field, method, overwrite=False, **config):
@@ -56,9 +59,10 @@ def mark_complete(samples, field):
     dataset.update_run_config(field, config)
 
 
-def fingerprint(config):
-    """A short stable digest of a run config (its field name left out): equal configs, equal runs."""
-    settings = {name: value for name, value in config.items() if name != "field"}
+def fingerprint(config, ignore=("field",)):
+    """A short stable digest of a run config without its ``ignore`` attributes (its field name by
+    default): equal configs, equal runs."""
+    settings = {name: value for name, value in config.items() if name not in ignore}
     text = json.dumps(settings, sort_keys=True, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 

@@ -59,7 +59,7 @@ def cached_embeddings(model, texts):
     what a stored concept run can read without loading its model."""
     keys = {_key(model, text): text for text in texts}
     cursor = _collection().find({"_id": {"$in": list(keys)}}, {"vector": True})
-    return {keys[doc["_id"]]: np.frombuffer(doc["vector"], dtype=np.float32) for doc in cursor}
+    return {keys[doc["_id"]]: np.frombuffer(doc["vector"], dtype=np.float32).copy() for doc in cursor}
 
 
 def text_embeddings(clip, texts):

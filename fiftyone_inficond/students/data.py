@@ -8,10 +8,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fiftyone_inficond.corpus import corpus_id
 from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged
 from fiftyone_inficond.fiftyone_api import dataset_of, exact_count
 from fiftyone_inficond.labels import label_items, require_label_field
-from fiftyone_inficond.runs import CONCEPTS_METHOD, TEACHER_METHOD, fingerprint, require_run
+from fiftyone_inficond.runs import CONCEPTS_METHOD, CORPUS_ATTRIBUTES, TEACHER_METHOD, fingerprint, require_run
 
 
 @dataclass
@@ -53,9 +54,10 @@ class Inputs:
         return dict(
             classes=self.classes,
             corpus_id=self.concepts["corpus_id"],
-            concepts_fingerprint=fingerprint(self.concepts),
+            concepts_fingerprint=fingerprint(self.concepts, ignore=CORPUS_ATTRIBUTES),
             teacher_digest=_teacher_digest(self.teacher),
         )
+
 
 
 def _teacher_digest(teacher_run):
@@ -84,7 +86,8 @@ def check_inputs(key, config, inputs):
             f"The teacher classes in '{teacher}' {change} since run '{key}' was trained: "
             f"retrain it, or restore the teacher it was trained on"
         )
-    if now["corpus_id"] != then["corpus_id"]:
+    trained_on = inputs.concept_names[: len(config["concept_mean"])]
+    if corpus_id(trained_on) != then["corpus_id"]:  # an extension appends columns: still fine
         raise RunInputsChanged(
             f"The concept corpus of '{concepts}' changed since run '{key}' was trained "
             f"({len(inputs.concept_names)} concepts now): retrain it, or recompute '{concepts}' "
@@ -159,7 +162,9 @@ def run_data(samples, key, sample_ids, train, config):
             f"their '{concepts_field}' or '{teacher_field}' values since: retrain it"
         )
     order = [row[sample_id] for sample_id in sample_ids]
-    return _arrays([[column[i] for i in order] for column in values], config["classes"], train)
+    data = _arrays([[column[i] for i in order] for column in values], config["classes"], train)
+    data.concepts = data.concepts[:, : len(config["concept_mean"])]  # its columns, whatever was added since
+    return data
 
 
 def _arrays(values, classes, train):

@@ -185,7 +185,7 @@ def load_students(samples, key="students"):
     inputs = _unchanged_inputs(samples, key, config)
     sample_ids, train = store.load_samples(samples, key, config["uid"])
     data = run_data(samples, key, sample_ids, train, config)
-    run = StudentRun(samples, key, config, data, inputs.concept_names)
+    run = StudentRun(samples, key, config, data, inputs.concept_names[: data.concepts.shape[1]])
     run.revision, run.state = store.load_state(samples, key, run.uid)
     return run
 

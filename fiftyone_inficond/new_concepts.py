@@ -1,0 +1,153 @@
+"""Concepts added to a concept run after extraction, and corpus concepts found by a typed phrase.
+
+An added concept's column is what extraction would have computed for it (per image, the best
+cosine similarity over its segments, negatives 0), from the segment embeddings stored with the
+run: one text encoding and a matrix product, no image encoded again. Columns are appended, so
+student runs trained before an addition keep reading exactly their columns.
+
+Write order: the run is first recorded with its new corpus as unfinished (``complete=False``,
+``extends``: the old width), then every vector and segment label is rewritten, then the run is
+marked complete. Readers refuse an unfinished run; calling :func:`add_concepts` again with the
+same names finishes it (vectors already extended are kept), so widths never mix.
+"""
+
+import numpy as np
+import torch
+
+from fiftyone_inficond.clip import load_clip
+from fiftyone_inficond.corpus import concept_prompt, make_corpus
+from fiftyone_inficond.crashpoints import crashpoint
+from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.fiftyone_api import dataset_of, fresh_dataset
+from fiftyone_inficond.locate import open_index, require_embeddings
+from fiftyone_inficond.runs import CONCEPTS_METHOD, mark_complete, run_config, segments_field
+from fiftyone_inficond.text_cache import cached_embeddings, text_embeddings
+from fiftyone_inficond.validation import whole_number
+
+MAX_NAME_LENGTH = 100
+
+
+def add_concepts(samples, names, field="concepts"):
+    """Appends concepts ``names`` to the concept run in ``field`` for every sample of its dataset.
+
+    Returns:
+        ``{"added": names, "concepts": the new number of concepts, "samples": vectors extended}``
+    """
+    dataset = dataset_of(samples)
+    config, width = _extendable(dataset, field, names)
+    names = list(config["concepts"][width:]) if config.get("complete") is False else _new_names(names, config)
+    corpus = make_corpus(list(config["concepts"][:width]) + names)
+    columns = _columns(dataset, field, config, corpus.texts(config["template"])[width:])  # (n, c)
+    if config.get("complete") is not False:
+        _record_extension(dataset, field, corpus, width)
+    crashpoint("add:run-extending")
+    extended = _write(dataset, field, columns, width)
+    mark_complete(dataset, field)
+    return {"added": names, "concepts": len(corpus), "samples": extended}
+
+
+def search_concepts(samples, phrase, n=10, field="concepts"):
+    """The ``n`` corpus concepts whose text embeddings are nearest a typed ``phrase``:
+    ``[{"concept", "similarity"}]``, best first (JSON-safe)."""
+    config = require_embeddings(samples, field)
+    phrase = _phrase(phrase)
+    n = whole_number(n, "the number of concepts to find", 1, 1000)
+    corpus = make_corpus(config["concepts"])
+    texts = corpus.texts(config["template"])
+    embeddings = _text_embeddings(config, texts + [config["template"].format(concept_prompt(phrase))])
+    similarity = embeddings[:-1] @ embeddings[-1]
+    best = np.argsort(-similarity, kind="stable")[:n]
+    return [{"concept": corpus.names[j], "similarity": float(similarity[j])} for j in best]
+
+
+def _extendable(dataset, field, names):
+    """The run's config and its width before this addition; an unfinished addition must be
+    finished with the same names."""
+    config = run_config(dataset, field, CONCEPTS_METHOD)
+    if config is None or config.get("complete") is not False:
+        config = require_embeddings(dataset, field)
+        return config, len(config["concepts"])
+    width = config.get("extends")
+    pending = list(config["concepts"][width:])
+    if width is None or names != pending:
+        raise InvalidRequest(
+            f"An earlier addition of {pending} to '{field}' did not finish: add exactly those concepts "
+            f"again to finish it"
+        )
+    return config, width
+
+
+def _new_names(names, config):
+    if isinstance(names, str) or not isinstance(names, (list, tuple)) or not names:
+        raise InvalidRequest(f"Give the concepts to add as a non-empty list of names; got {names!r}")
+    known = {concept_prompt(name).casefold(): name for name in config["concepts"]}
+    cleaned = []
+    for name in names:
+        text = _phrase(name)
+        prompt = concept_prompt(text).casefold()
+        if prompt in known:
+            raise InvalidRequest(f"Concept '{text}' is already in the corpus (as '{known[prompt]}'): add only new ones")
+        known[prompt] = text
+        cleaned.append(text)
+    return cleaned
+
+
+def _phrase(text):
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidRequest(f"A concept is a non-blank name or phrase; got {text!r}")
+    text = " ".join(text.split())
+    if len(text) > MAX_NAME_LENGTH:
+        raise InvalidRequest(f"A concept is at most {MAX_NAME_LENGTH} characters; got one of {len(text):,}")
+    return text
+
+
+def _text_embeddings(config, texts):
+    """``(len(texts), embed_dim)`` unit text embeddings with the run's model, cached or encoded."""
+    found = cached_embeddings(config["text_model"], texts)
+    if len(found) < len(set(texts)):
+        clip = load_clip(config["model"], config["pretrained"], device="cpu")
+        return text_embeddings(clip, texts).cpu().numpy()
+    return np.stack([found[text] for text in texts])
+
+
+def _columns(dataset, field, config, texts):
+    """``{sample_id: (c,)}`` new concept-vector columns from the stored segment embeddings."""
+    index = open_index(dataset, field)
+    text = torch.from_numpy(_text_embeddings(config, texts)).T
+    similarity = torch.cat([index.embeddings[i : i + 32768].float() @ text for i in range(0, len(index.owner), 32768)])
+    starts = np.searchsorted(index.owner, np.arange(len(index.sample_ids)))
+    best = np.maximum.reduceat(similarity.numpy(), starts, axis=0) if len(starts) else np.zeros((0, len(texts)))
+    segment_best = [similarity.numpy()[start:end] for start, end in zip(starts, np.append(starts[1:], len(index.owner)))]
+    return {"ids": index.sample_ids, "vectors": np.maximum(best, 0), "segments": segment_best}
+
+
+def _record_extension(dataset, field, corpus, width):
+    dataset = fresh_dataset(dataset)
+    run = dataset.get_run_info(field).config
+    run.concepts, run.corpus_id, run.complete, run.extends = list(corpus.names), corpus.id, False, width
+    dataset.update_run_config(field, run)
+
+
+def _write(dataset, field, columns, width):
+    """Appends the new columns to every vector still ``width`` wide, and lets a new concept
+    become a segment's best where it beats the old best. Returns how many vectors grew."""
+    path = segments_field(field)
+    ids, vectors, best, best_similarity = dataset.select(columns["ids"]).values(
+        ["id", field, f"{path}.concepts", f"{path}.similarities"])
+    row = {sample_id: i for i, sample_id in enumerate(columns["ids"])}
+    new_vectors, new_best, new_similarity = {}, {}, {}
+    for sample_id, vector, concepts, similarities in zip(ids, vectors, best, best_similarity):
+        if vector is None or len(vector) != width:
+            continue  # extended by an earlier, unfinished call, or not extracted yet
+        i = row[sample_id]
+        new_vectors[sample_id] = np.concatenate([vector, columns["vectors"][i]]).astype(np.float32)
+        per_segment = columns["segments"][i]
+        winner, value = per_segment.argmax(axis=1), per_segment.max(axis=1)
+        beats = value > np.asarray(similarities)
+        new_best[sample_id] = [int(width + w) if b else c for c, w, b in zip(concepts, winner, beats)]
+        new_similarity[sample_id] = [round(float(v), 4) if b else s for s, v, b in zip(similarities, value, beats)]
+    # Segment labels first: a vector of the new width is what marks a sample as extended.
+    dataset.set_values(f"{path}.concepts", new_best, key_field="id")
+    dataset.set_values(f"{path}.similarities", new_similarity, key_field="id")
+    dataset.set_values(field, new_vectors, key_field="id")
+    return len(new_vectors)
