@@ -144,8 +144,9 @@ def _write(dataset, field, columns, width):
         per_segment = columns["segments"][i]
         winner, value = per_segment.argmax(axis=1), per_segment.max(axis=1)
         beats = value > np.asarray(similarities)
-        new_best[sample_id] = [int(width + w) if b else c for c, w, b in zip(concepts, winner, beats)]
-        new_similarity[sample_id] = [round(float(v), 4) if b else s for s, v, b in zip(similarities, value, beats)]
+        if beats.any():  # mostly not: only those labels are rewritten
+            new_best[sample_id] = [int(width + w) if b else c for c, w, b in zip(concepts, winner, beats)]
+            new_similarity[sample_id] = [round(float(v), 4) if b else s for s, v, b in zip(similarities, value, beats)]
     # Segment labels first: a vector of the new width is what marks a sample as extended.
     dataset.set_values(f"{path}.concepts", new_best, key_field="id")
     dataset.set_values(f"{path}.similarities", new_similarity, key_field="id")
