@@ -45,7 +45,8 @@ def build_world(name, n=300, seed=1):
         teacher = train_world_teacher(scenes)
         teacher_from_model(dataset, as_fiftyone_model(teacher))
     clip = load_clip(WORLD_MODEL, WORLD_CHECKPOINT)
-    result = compute_concepts(dataset, clip, corpus=packaged_corpus("world"), progress=True)
+    # overwrite: the same run resumes; one made by an older version of this package is redone
+    result = compute_concepts(dataset, clip, corpus=packaged_corpus("world"), overwrite=True, progress=True)
     ensure_students(dataset, train_tag="train")
     return dataset, result
 
@@ -58,7 +59,7 @@ def build_coco128(data, name, model, pretrained):
         dataset = load_yolo_multilabel(data, name)
     if not dataset.has_field("teacher"):
         teacher_from_file(dataset, os.path.join(data, "teacher_yolox_nano.json"))
-    result = compute_concepts(dataset, model=model, pretrained=pretrained, progress=True)
+    result = compute_concepts(dataset, model=model, pretrained=pretrained, overwrite=True, progress=True)
     ensure_students(dataset)
     return dataset, result
 
