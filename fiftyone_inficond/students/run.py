@@ -453,7 +453,7 @@ class StudentRun:
         factor = number(factor, "the tuning factor", 1, MAX_FACTOR, low_open=True)
         epochs = whole_number(epochs, "retraining epochs", 1, MAX_EPOCHS)
         instructions = self._instructions({"up": up, "down": down})
-        self._refuse_if_stale()  # before retraining, not only at the save
+        store.require_fresh(self.samples, self.key, self.uid, self.revision)  # before retraining, not only at the save
         before = self._metrics()
         lower, upper, start = apply_instructions(
             self.weight, self.state.lower, self.state.upper, instructions, factor
@@ -516,14 +516,6 @@ class StudentRun:
     def history(self):
         """Every iteration, oldest first: kind, who, when, instructions, metrics, change."""
         return store.list_entries(self.samples, self.uid)
-
-    def _refuse_if_stale(self):
-        newest = self.newest_revision()
-        if newest != self.revision:
-            raise StaleRunError(
-                f"Student run '{self.key}' has revision {newest} saved by someone else since you loaded "
-                f"revision {self.revision}: reload the run and apply your change again"
-            )
 
     def newest_revision(self):
         """The newest stored revision (one small read): larger than :attr:`revision` when

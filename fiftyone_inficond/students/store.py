@@ -104,6 +104,24 @@ def _require_current(samples, key, uid):
         )
 
 
+def require_fresh(samples, key, uid, revision):
+    """Refuses to build on ``revision`` of run ``key`` when the run was deleted or replaced, or
+    someone saved a newer revision: two small reads, so a change is refused before any work."""
+    _require_current(samples, key, uid)
+    if newest_revision(samples, uid) != revision:
+        raise _changed(samples, key, uid, revision + 1)
+
+
+def _changed(samples, key, uid, revision):
+    """The error for a save of ``revision`` that someone else's save of it came before."""
+    winner = _history().find_one({**_run_filter(samples, uid), "revision": revision})
+    return StaleRunError(
+        f"Student run '{key}' was changed by {winner['user']} at {winner['time']:%Y-%m-%d %H:%M:%S} "
+        f"UTC ({winner['kind']}, revision {revision}) after you loaded revision "
+        f"{revision - 1}. Your change was not saved: reload the run and apply it again"
+    )
+
+
 def insert_first(samples, uid, state, sample_ids, train, **info):
     """Stores revision 0 of a new run (uid ``uid``) with its samples, before the run is registered."""
     doc = _entry(samples, uid, 0, state, info)
@@ -121,12 +139,7 @@ def append_entry(samples, key, uid, revision, state, **info):
     try:
         _history().insert_one(doc)
     except DuplicateKeyError:
-        winner = _history().find_one({**_run_filter(samples, uid), "revision": revision})
-        raise StaleRunError(
-            f"Student run '{key}' was changed by {winner['user']} at {winner['time']:%Y-%m-%d %H:%M:%S} "
-            f"UTC ({winner['kind']}, revision {revision}) after you loaded revision "
-            f"{revision - 1}. Your change was not saved: reload the run and apply it again"
-        ) from None
+        raise _changed(samples, key, uid, revision) from None
     try:
         _require_current(samples, key, uid)  # deleted while we inserted: take ours back
     except StaleRunError:
