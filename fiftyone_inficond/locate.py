@@ -13,12 +13,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.corpus import make_corpus
 from fiftyone_inficond.errors import InvalidRequest, UnknownName
 from fiftyone_inficond.fiftyone_api import dataset_id, dataset_of, exact_count
 from fiftyone_inficond.runs import CONCEPTS_METHOD, CORPUS_ATTRIBUTES, fingerprint, require_run, run_config, segments_field
-from fiftyone_inficond.text_cache import cached_embeddings, text_embeddings
+from fiftyone_inficond.text_cache import run_text_embeddings
 from fiftyone_inficond.validation import whole_number
 
 _CHUNK = 32768  # segments per float32 chunk of a query
@@ -50,11 +49,18 @@ class SegmentIndex:
     owner: np.ndarray
     segment: np.ndarray
 
-    def similarities(self, text):
-        """``(m,)`` float32 cosine similarity of every segment to a unit text embedding ``(embed_dim,)``."""
-        text = torch.as_tensor(text, dtype=torch.float32)
-        chunks = [self.embeddings[i : i + _CHUNK].float() @ text for i in range(0, len(self.embeddings), _CHUNK)]
-        return torch.cat(chunks).numpy() if chunks else np.zeros(0, np.float32)
+    def similarities(self, texts):
+        """Float32 cosine similarities of every segment to unit text embeddings: ``(m,)`` for one
+        ``(embed_dim,)``, ``(m, c)`` for ``(c, embed_dim)``."""
+        texts = torch.as_tensor(texts, dtype=torch.float32)
+        texts = texts.T if texts.ndim == 2 else texts
+        chunks = [self.embeddings[i : i + _CHUNK].float() @ texts for i in range(0, len(self.embeddings), _CHUNK)]
+        return torch.cat(chunks).numpy() if chunks else np.zeros((0, *texts.shape[1:]), np.float32)
+
+    def bounds(self):
+        """``(starts, ends)``: each sample's segments are rows ``starts[i]:ends[i]``."""
+        starts = np.searchsorted(self.owner, np.arange(len(self.sample_ids)))
+        return starts, np.append(starts[1:], len(self.owner))
 
     def top_patches(self, text, n, rows=None):
         """The ``n`` segments most like ``text`` (among samples ``rows`` if given), best first."""
@@ -76,10 +82,8 @@ class SegmentIndex:
     def heatmaps(self, text):
         """Per sample: its ``(rows, cols)`` float32 similarity map and its best segment."""
         similarity = self.similarities(text)
-        starts = np.searchsorted(self.owner, np.arange(len(self.sample_ids)))
-        ends = np.append(starts[1:], len(self.owner))
         result = {}
-        for row, (start, end) in enumerate(zip(starts, ends)):
+        for row, (start, end) in enumerate(zip(*self.bounds())):
             values = similarity[start:end]
             best = int(np.argmax(values))
             mask = self.masks[row]
@@ -114,9 +118,9 @@ def open_index(samples, field="concepts"):
     concept run was replaced or extraction added samples since."""
     dataset = dataset_of(samples)
     key = (str(dataset_id(dataset)), field)
-    config = run_config(dataset, field, CONCEPTS_METHOD) or require_embeddings(dataset, field)
-    if not config.get("segment_embeddings"):
-        require_embeddings(dataset, field)
+    config = run_config(dataset, field, CONCEPTS_METHOD)  # unfinished additions too: they keep the segments
+    if config is None or not config.get("segment_embeddings"):
+        require_embeddings(dataset, field)  # says why not
     # Adding concepts leaves the segments as they are: only new extraction or samples reread them.
     version = (fingerprint(config, ignore=CORPUS_ATTRIBUTES), exact_count(dataset.exists(segments_field(field))))
     cached = _INDEXES.get(key)
@@ -132,12 +136,7 @@ def concept_text_embedding(samples, concept, field="concepts"):
     corpus = make_corpus(config["concepts"])
     if not isinstance(concept, str) or concept not in corpus.names:
         raise UnknownName(f"Concept {concept!r} is not in the corpus of '{field}': pick one of its concepts")
-    text = corpus.texts(config["template"])[corpus.index(concept)]
-    found = cached_embeddings(config["text_model"], [text])
-    if text in found:
-        return found[text]
-    clip = load_clip(config["model"], config["pretrained"], device="cpu")
-    return text_embeddings(clip, [text])[0].cpu().numpy()
+    return run_text_embeddings(config, [corpus.texts(config["template"])[corpus.index(concept)]])[0]
 
 
 def top_patches(samples, concept, n=20, field="concepts"):

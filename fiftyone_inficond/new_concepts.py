@@ -12,16 +12,14 @@ same names finishes it (vectors already extended are kept), so widths never mix.
 """
 
 import numpy as np
-import torch
 
-from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.corpus import concept_prompt, make_corpus
 from fiftyone_inficond.crashpoints import crashpoint
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.fiftyone_api import dataset_of, fresh_dataset
 from fiftyone_inficond.locate import open_index, require_embeddings
 from fiftyone_inficond.runs import CONCEPTS_METHOD, mark_complete, run_config, segments_field
-from fiftyone_inficond.text_cache import cached_embeddings, text_embeddings
+from fiftyone_inficond.text_cache import run_text_embeddings
 from fiftyone_inficond.validation import whole_number
 
 MAX_NAME_LENGTH = 100
@@ -54,7 +52,7 @@ def search_concepts(samples, phrase, n=10, field="concepts"):
     n = whole_number(n, "the number of concepts to find", 1, 1000)
     corpus = make_corpus(config["concepts"])
     texts = corpus.texts(config["template"])
-    embeddings = _text_embeddings(config, texts + [config["template"].format(concept_prompt(phrase))])
+    embeddings = run_text_embeddings(config, texts + [config["template"].format(concept_prompt(phrase))])
     similarity = embeddings[:-1] @ embeddings[-1]
     best = np.argsort(-similarity, kind="stable")[:n]
     return [{"concept": corpus.names[j], "similarity": float(similarity[j])} for j in best]
@@ -101,24 +99,15 @@ def _phrase(text):
     return text
 
 
-def _text_embeddings(config, texts):
-    """``(len(texts), embed_dim)`` unit text embeddings with the run's model, cached or encoded."""
-    found = cached_embeddings(config["text_model"], texts)
-    if len(found) < len(set(texts)):
-        clip = load_clip(config["model"], config["pretrained"], device="cpu")
-        return text_embeddings(clip, texts).cpu().numpy()
-    return np.stack([found[text] for text in texts])
-
-
 def _columns(dataset, field, config, texts):
-    """``{sample_id: (c,)}`` new concept-vector columns from the stored segment embeddings."""
+    """The new columns from the stored segment embeddings: sample ids, their ``(n, c)`` concept
+    vector columns, and per sample its segments' ``(segments, c)`` similarities."""
     index = open_index(dataset, field)
-    text = torch.from_numpy(_text_embeddings(config, texts)).T
-    similarity = torch.cat([index.embeddings[i : i + 32768].float() @ text for i in range(0, len(index.owner), 32768)])
-    starts = np.searchsorted(index.owner, np.arange(len(index.sample_ids)))
-    best = np.maximum.reduceat(similarity.numpy(), starts, axis=0) if len(starts) else np.zeros((0, len(texts)))
-    segment_best = [similarity.numpy()[start:end] for start, end in zip(starts, np.append(starts[1:], len(index.owner)))]
-    return {"ids": index.sample_ids, "vectors": np.maximum(best, 0), "segments": segment_best}
+    similarity = index.similarities(run_text_embeddings(config, texts))  # (m, c)
+    starts, ends = index.bounds()
+    best = np.maximum.reduceat(similarity, starts, axis=0) if len(starts) else np.zeros((0, len(texts)))
+    segments = [similarity[start:end] for start, end in zip(starts, ends)]
+    return {"ids": index.sample_ids, "vectors": np.maximum(best, 0), "segments": segments}
 
 
 def _record_extension(dataset, field, corpus, width):

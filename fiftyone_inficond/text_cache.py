@@ -18,7 +18,7 @@ from bson import Binary
 from pymongo.errors import BulkWriteError
 
 from fiftyone_inficond import fiftyone_api
-from fiftyone_inficond.clip import encode_texts
+from fiftyone_inficond.clip import encode_texts, load_clip
 from fiftyone_inficond.corpus import DEFAULT_TEMPLATE
 
 COLLECTION = "inficond_text_embeddings"
@@ -88,6 +88,16 @@ def _insert_new(collection, docs):
     except BulkWriteError as error:
         if any(e["code"] != _DUPLICATE_KEY for e in error.details["writeErrors"]):
             raise
+
+
+def run_text_embeddings(config, texts):
+    """``(len(texts), embed_dim)`` float32 unit embeddings with the model of a stored concept run
+    (its config): from the cache, else encoded (and cached) with the run's model, loaded here."""
+    found = cached_embeddings(config["text_model"], texts)
+    if len(found) < len(set(texts)):
+        clip = load_clip(config["model"], config["pretrained"], device="cpu")
+        return text_embeddings(clip, texts).cpu().numpy()
+    return np.stack([found[text] for text in texts])
 
 
 def concept_embeddings(clip, corpus, template=DEFAULT_TEMPLATE):

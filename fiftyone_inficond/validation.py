@@ -45,17 +45,6 @@ def name(value, label):
     return value
 
 
-def names(values, label):
-    """A list of non-blank, distinct strings; one string is refused (it is not a list of its letters)."""
-    if isinstance(values, (str, bytes)) or not isinstance(values, (list, tuple)):
-        raise InvalidRequest(f"Give the {label} as a list of names, not {type(values).__name__} {values!r}")
-    values = [name(v, f"each of the {label}") for v in values]
-    repeated = sorted({v for v in values if values.count(v) > 1})
-    if repeated:
-        raise InvalidRequest(f"The {label} name(s) {repeated} appear more than once: give each once")
-    return values
-
-
 def run_key(value):
     """A key FiftyOne accepts for a run: a Python identifier such as ``students`` or ``v2``."""
     if not isinstance(value, str) or not value.isidentifier():

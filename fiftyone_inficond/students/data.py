@@ -140,8 +140,7 @@ def training_data(samples, inputs, concepts_field, teacher_field, gt_field=None,
             f"No sample has both '{concepts_field}' and '{teacher_field}': compute concepts "
             f"and teacher scores for the same samples first"
         )
-    fields = ["id", concepts_field, teacher_field] + ([gt_field] if gt_field else [])
-    values = usable.values(fields)
+    values = usable.values(_fields(concepts_field, teacher_field, gt_field))
     train = train_mask(usable, train_tag, split_field)
     if not train.any():
         raise InvalidRequest("The training split is empty: tag some samples for training")
@@ -151,9 +150,8 @@ def training_data(samples, inputs, concepts_field, teacher_field, gt_field=None,
 def run_data(samples, key, sample_ids, train, config):
     """Reads the arrays of exactly the samples run ``key`` was trained on, in its row order."""
     concepts_field, teacher_field, gt_field = config["concepts_field"], config["teacher_field"], config["gt_field"]
-    fields = ["id", concepts_field, teacher_field] + ([gt_field] if gt_field else [])
     view = dataset_of(samples).select(sample_ids).exists(concepts_field).exists(teacher_field)
-    values = view.values(fields)
+    values = view.values(_fields(concepts_field, teacher_field, gt_field))
     row = {sample_id: i for i, sample_id in enumerate(values[0])}
     lost = sum(sample_id not in row for sample_id in sample_ids)
     if lost:
@@ -165,6 +163,11 @@ def run_data(samples, key, sample_ids, train, config):
     data = _arrays([[column[i] for i in order] for column in values], config["classes"], train)
     data.concepts = data.concepts[:, : len(config["concept_mean"])]  # its columns, whatever was added since
     return data
+
+
+def _fields(concepts_field, teacher_field, gt_field):
+    """What :func:`_arrays` reads, in its order."""
+    return ["id", concepts_field, teacher_field] + ([gt_field] if gt_field else [])
 
 
 def _arrays(values, classes, train):

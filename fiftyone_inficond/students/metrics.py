@@ -128,6 +128,14 @@ def _subset_masks(teacher, student, truth, threshold):
     }
 
 
+def _by_group(reference, masks, summarize):
+    """``{group: {subset: summarize(subset mask within the group)}}`` for both groups."""
+    return {
+        group: {name: summarize(mask & members) for name, mask in masks.items()}
+        for group, members in zip(GROUPS, (reference, ~reference))
+    }
+
+
 def agreement_counts(teacher, student, truth, threshold=0.5):
     """Sizes of the agreement subsets of every class: ``{group: {subset: (k,) counts}}``.
 
@@ -135,11 +143,7 @@ def agreement_counts(teacher, student, truth, threshold=0.5):
         teacher, student: ``(n, k)`` probabilities
         truth: ``(n, k)`` bool ground truth, or ``None``
     """
-    reference, masks = _subset_masks(teacher, student, truth, threshold)
-    return {
-        group: {name: (mask & members).sum(axis=0) for name, mask in masks.items()}
-        for group, members in (("positives", reference), ("negatives", ~reference))
-    }
+    return _by_group(*_subset_masks(teacher, student, truth, threshold), lambda rows: rows.sum(axis=0))
 
 
 def agreement_subsets(teacher, student, truth, threshold=0.5):
@@ -154,8 +158,4 @@ def agreement_subsets(teacher, student, truth, threshold=0.5):
     ``{"positives": {subset: row indices}, "negatives": {...}}``; the eight sets partition
     the samples.
     """
-    reference, masks = _subset_masks(teacher, student, truth, threshold)
-    return {
-        group: {name: np.flatnonzero(mask & members) for name, mask in masks.items()}
-        for group, members in (("positives", reference), ("negatives", ~reference))
-    }
+    return _by_group(*_subset_masks(teacher, student, truth, threshold), np.flatnonzero)
