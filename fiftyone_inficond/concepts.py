@@ -31,6 +31,20 @@ class ConceptBatch:
     segment_embeddings: list
 
 
+def concept_map(segment_map, segment_concepts):
+    """What the App draws: each patch's segment's nearest concept, as corpus column + 1 (0 is
+    never drawn), named by the field's mask targets.
+
+    Args:
+        segment_map: ``(rows, cols)`` segment index of every patch
+        segment_concepts: ``(n_used,)`` corpus column of each segment's nearest concept
+
+    Returns:
+        ``(rows, cols)`` uint16
+    """
+    return (np.asarray(segment_concepts, dtype=np.uint16) + 1)[segment_map]
+
+
 def concept_vectors(similarities, used):
     """Max similarity over the used segments, per concept, with negatives set to 0.
 

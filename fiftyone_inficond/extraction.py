@@ -7,11 +7,11 @@ import fiftyone as fo
 import fiftyone.core.utils as fou
 
 from fiftyone_inficond.clip import ClipModel, load_clip
-from fiftyone_inficond.concepts import ConceptExtractor
+from fiftyone_inficond.concepts import ConceptExtractor, concept_map
 from fiftyone_inficond.corpus import DEFAULT_TEMPLATE, check_template, load_corpus
 from fiftyone_inficond.dense import patch_grid
 from fiftyone_inficond.errors import InvalidRequest
-from fiftyone_inficond.fiftyone_api import dataset_of, exact_count
+from fiftyone_inficond.fiftyone_api import dataset_of, exact_count, fresh_dataset
 from fiftyone_inficond.images import image_batches
 from fiftyone_inficond.runs import (
     CONCEPTS_METHOD,
@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_MODEL = "ViT-B-16"
 _MAX_SEGMENTS = 255  # segment maps are stored as uint8
+MAX_CONCEPTS = 65535 - 1  # the App's concept map is uint16, corpus column + 1
 _RESUMABLE = ("field", "complete", "extends")  # what an addition of concepts changes besides the corpus
 
 
@@ -65,10 +66,12 @@ def compute_concepts(
     """Computes concept vectors of the samples into ``field``, resuming where a run stopped.
 
     Writes a ``VectorField`` ``field`` (float32, one column per corpus concept, in corpus
-    order) and a :class:`fiftyone.core.labels.Segmentation` ``<field>_segments`` whose mask
-    is the segment map on the patch grid and whose ``concepts``/``similarities`` attributes
-    give each segment's nearest corpus column and its cosine similarity. The run is recorded
-    under key ``field`` with its model, corpus (id and names) and grid.
+    order) and a :class:`fiftyone.core.labels.Segmentation` ``<field>_segments`` on the patch
+    grid: its ``mask`` is the concept map the App draws (each patch's segment's nearest
+    concept, named on hover by the field's mask targets), ``segment_map`` the segment of every
+    patch, ``concepts``/``similarities`` each segment's nearest corpus column and its cosine
+    similarity, ``embeddings`` its float16 embedding. The run is recorded under key ``field``
+    with its model, corpus (id and names) and grid.
 
     Args:
         samples: a FiftyOne collection of images
@@ -148,6 +151,8 @@ def prepare_concepts(
     if exact_count(samples) == 0:
         raise InvalidRequest("The view is empty: select at least one sample to compute concepts of")
     corpus = load_corpus(corpus)
+    if len(corpus.names) > MAX_CONCEPTS:
+        raise InvalidRequest(f"A corpus has at most {MAX_CONCEPTS:,} concepts; this one has {len(corpus.names):,}")
     clip = model if isinstance(model, ClipModel) else load_clip(model, pretrained, device=device)
     config = dict(
         model=clip.name,
@@ -159,7 +164,8 @@ def prepare_concepts(
         n_segments=n_segments,
         spatial_weight=spatial_weight,
         text_model=model_id(clip),  # where the corpus's text embeddings are cached
-        segment_embeddings=True,  # segments keep their embeddings: any concept can be located
+        # Segments keep their embeddings (any concept can be located) and masks name concepts.
+        concept_masks=True,
     )
     _prepare_run(samples, field, config, overwrite)
     return clip, corpus
@@ -190,9 +196,18 @@ def _prepare_run(samples, field, config, overwrite):
     dataset.add_sample_field(
         segments_field(field), fo.EmbeddedDocumentField, embedded_doc_type=fo.Segmentation
     )
-    # Declared so that FiftyOne decodes the float16 arrays it stores (npy bytes) when read.
+    # Declared so that FiftyOne decodes the arrays it stores (npy bytes) when read.
     dataset.add_sample_field(f"{segments_field(field)}.embeddings", fo.ArrayField)
+    dataset.add_sample_field(f"{segments_field(field)}.segment_map", fo.ArrayField)
     record_run(samples, field, CONCEPTS_METHOD, **config)
+    name_concepts(dataset, field, config["concepts"])
+
+
+def name_concepts(dataset, field, names):
+    """Names the concept map's values in the App (hovering a segment says "wing", not "14")."""
+    dataset = fresh_dataset(dataset)
+    dataset.mask_targets = {**dataset.mask_targets, segments_field(field): {i + 1: n for i, n in enumerate(names)}}
+    dataset.save()
 
 
 def _write_batch(samples, field, ids, batch):
@@ -200,8 +215,14 @@ def _write_batch(samples, field, ids, batch):
     killed between the two writes leaves it to be recomputed, never half-written."""
     dataset = dataset_of(samples)
     segmentations = [
-        fo.Segmentation(mask=mask, concepts=concepts, similarities=similarities, embeddings=embeddings)
-        for mask, concepts, similarities, embeddings in zip(
+        fo.Segmentation(
+            mask=concept_map(segment_map, concepts),
+            segment_map=segment_map,
+            concepts=concepts,
+            similarities=similarities,
+            embeddings=embeddings,
+        )
+        for segment_map, concepts, similarities, embeddings in zip(
             batch.segment_maps, batch.segment_concepts, batch.segment_similarities, batch.segment_embeddings
         )
     ]

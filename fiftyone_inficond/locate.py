@@ -99,7 +99,7 @@ class SegmentIndex:
 def read_index(samples, field="concepts"):
     """A :class:`SegmentIndex` of the samples of ``samples`` that have segments in ``field``."""
     path = segments_field(field)
-    ids, masks, embeddings = samples.exists(path).values(["id", f"{path}.mask", f"{path}.embeddings"])
+    ids, masks, embeddings = samples.exists(path).values(["id", f"{path}.segment_map", f"{path}.embeddings"])
     counts = np.array([len(e) for e in embeddings], dtype=np.int64)
     return SegmentIndex(
         sample_ids=ids,
@@ -119,7 +119,7 @@ def open_index(samples, field="concepts"):
     dataset = dataset_of(samples)
     key = (str(dataset_id(dataset)), field)
     config = run_config(dataset, field, CONCEPTS_METHOD)  # unfinished additions too: they keep the segments
-    if config is None or not config.get("segment_embeddings"):
+    if config is None or not config.get("concept_masks"):
         require_embeddings(dataset, field)  # says why not
     # Adding concepts leaves the segments as they are: only new extraction or samples reread them.
     version = (fingerprint(config, ignore=CORPUS_ATTRIBUTES), exact_count(dataset.exists(segments_field(field))))
@@ -161,9 +161,9 @@ def concept_heatmaps(samples, concept, field="concepts"):
 
 def require_embeddings(samples, field):
     config = require_run(samples, field, CONCEPTS_METHOD, "concepts")
-    if not config.get("segment_embeddings"):
+    if not config.get("concept_masks"):
         raise InvalidRequest(
-            f"The concepts in '{field}' were computed before segments kept their embeddings, so "
-            f"concepts cannot be located in them: compute them again with overwrite=True"
+            f"The concepts in '{field}' were computed by an older version, so concepts cannot be "
+            f"located or named in them: compute them again with overwrite=True"
         )
     return config

@@ -13,9 +13,11 @@ same names finishes it (vectors already extended are kept), so widths never mix.
 
 import numpy as np
 
+from fiftyone_inficond.concepts import concept_map
 from fiftyone_inficond.corpus import concept_prompt, make_corpus
 from fiftyone_inficond.crashpoints import crashpoint
 from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.extraction import name_concepts
 from fiftyone_inficond.fiftyone_api import dataset_of, fresh_dataset
 from fiftyone_inficond.locate import open_index, require_embeddings
 from fiftyone_inficond.runs import CONCEPTS_METHOD, mark_complete, run_config, segments_field
@@ -115,17 +117,18 @@ def _record_extension(dataset, field, corpus, width):
     run = dataset.get_run_info(field).config
     run.concepts, run.corpus_id, run.complete, run.extends = list(corpus.names), corpus.id, False, width
     dataset.update_run_config(field, run)
+    name_concepts(dataset, field, corpus.names)
 
 
 def _write(dataset, field, columns, width):
     """Appends the new columns to every vector still ``width`` wide, and lets a new concept
     become a segment's best where it beats the old best. Returns how many vectors grew."""
     path = segments_field(field)
-    ids, vectors, best, best_similarity = dataset.select(columns["ids"]).values(
-        ["id", field, f"{path}.concepts", f"{path}.similarities"])
+    ids, vectors, best, best_similarity, segment_maps = dataset.select(columns["ids"]).values(
+        ["id", field, f"{path}.concepts", f"{path}.similarities", f"{path}.segment_map"])
     row = {sample_id: i for i, sample_id in enumerate(columns["ids"])}
-    new_vectors, new_best, new_similarity = {}, {}, {}
-    for sample_id, vector, concepts, similarities in zip(ids, vectors, best, best_similarity):
+    new_vectors, new_best, new_similarity, new_masks = {}, {}, {}, {}
+    for sample_id, vector, concepts, similarities, segment_map in zip(ids, vectors, best, best_similarity, segment_maps):
         if vector is None or len(vector) != width:
             continue  # extended by an earlier, unfinished call, or not extracted yet
         i = row[sample_id]
@@ -136,7 +139,9 @@ def _write(dataset, field, columns, width):
         if beats.any():  # mostly not: only those labels are rewritten
             new_best[sample_id] = [int(width + w) if b else c for c, w, b in zip(concepts, winner, beats)]
             new_similarity[sample_id] = [round(float(v), 4) if b else s for s, v, b in zip(similarities, value, beats)]
+            new_masks[sample_id] = concept_map(segment_map, new_best[sample_id])
     # Segment labels first: a vector of the new width is what marks a sample as extended.
+    dataset.set_values(f"{path}.mask", new_masks, key_field="id")
     dataset.set_values(f"{path}.concepts", new_best, key_field="id")
     dataset.set_values(f"{path}.similarities", new_similarity, key_field="id")
     dataset.set_values(field, new_vectors, key_field="id")

@@ -32,9 +32,13 @@ def test_vectors_follow_the_corpus_and_the_run_is_recorded(coco_subset, tiny_che
     assert (info.corpus_id, info.model, info.pretrained) == (corpus.id, TINY_MODEL, tiny_checkpoint)
     assert info.grid == [8, 8]
 
+    targets = coco_subset._dataset.mask_targets["concepts_segments"]
     for vector, segments in zip(vectors, coco_subset.values("concepts_segments")):
-        assert segments.mask.shape == (8, 8)
-        assert len(segments.concepts) == len(segments.similarities) == segments.mask.max() + 1
+        assert segments.segment_map.shape == segments.mask.shape == (8, 8)
+        assert len(segments.concepts) == len(segments.similarities) == segments.segment_map.max() + 1
+        # The App names each patch by its segment's nearest concept.
+        named = [[targets[int(v)] for v in row] for row in segments.mask]
+        assert named == [[corpus.names[segments.concepts[s]] for s in row] for row in segments.segment_map]
         for concept, similarity in zip(segments.concepts, segments.similarities):
             assert vector[concept] >= max(similarity, 0) - 1e-4
     # Samples outside the view are untouched.

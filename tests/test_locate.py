@@ -28,7 +28,7 @@ def test_stored_segment_embeddings_reproduce_the_concept_vectors(located):
     texts = _texts(located)
     for vector, segments in zip(*located.values(["concepts", "concepts_segments"])):
         similarities = segments.embeddings.astype(np.float32) @ texts.T  # (segments, concepts)
-        assert similarities.shape == (segments.mask.max() + 1, len(CORPUS))
+        assert similarities.shape == (segments.segment_map.max() + 1, len(CORPUS))
         np.testing.assert_allclose(np.maximum(similarities.max(0), 0), vector, atol=3e-3)
         np.testing.assert_allclose(similarities.max(1), segments.similarities, atol=3e-3)
 
@@ -43,7 +43,7 @@ def test_top_patches_equal_a_brute_force_search(located):
     assert [(p["sample_id"], p["segment"]) for p in found] == [(i, s) for _, i, s in expected]
     assert [p["similarity"] for p in found] == pytest.approx([v for v, _, _ in expected], abs=1e-5)
     for patch in found:
-        mask = segments[ids.index(patch["sample_id"])].mask
+        mask = segments[ids.index(patch["sample_id"])].segment_map
         x, y, w, h = patch["box"]
         rows, cols = np.nonzero(mask == patch["segment"])
         assert (x, y) == (cols.min() / mask.shape[1], rows.min() / mask.shape[0]) and 0 < w <= 1 and 0 < h <= 1
@@ -59,7 +59,7 @@ def test_heatmaps_paint_each_patch_with_its_segments_similarity(located):
     for sample_id, vector, segments in zip(*located.values(["id", "concepts", "concepts_segments"])):
         result = maps[sample_id]
         per_segment = segments.embeddings.astype(np.float32) @ text
-        np.testing.assert_allclose(result["map"], per_segment[segments.mask], atol=1e-5)
+        np.testing.assert_allclose(result["map"], per_segment[segments.segment_map], atol=1e-5)
         assert result["similarity"] == pytest.approx(per_segment.max(), abs=1e-5)
         assert max(result["similarity"], 0) == pytest.approx(vector[j], abs=3e-3)
 
@@ -84,5 +84,5 @@ def test_unknown_concepts_and_old_runs_are_explained(located, coco128):
     with pytest.raises(InficondError, match="The number of patches must be a whole number"):
         locate.top_patches(located, "sky", n=0)
     record_run(coco128, "old", CONCEPTS_METHOD, corpus_id="x", concepts=CORPUS)  # as before embeddings
-    with pytest.raises(InficondError, match="computed before segments kept their embeddings.*overwrite=True"):
+    with pytest.raises(InficondError, match="computed by an older version.*overwrite=True"):
         locate.top_patches(coco128, "sky", field="old")

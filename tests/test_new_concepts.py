@@ -38,6 +38,10 @@ def test_an_added_concept_equals_a_full_extraction_with_the_extended_corpus(coco
         mine, theirs = view.values("concepts_segments"), reference.limit(16).values("concepts_segments")
         agree = np.mean([a == b for m, t in zip(mine, theirs) for a, b in zip(m.concepts, t.concepts)])
         assert agree > 0.95  # the best concept per segment, up to float16 near-ties
+        # The App's concept map and its names follow: a segment the new concept won is named by it.
+        assert coco128.mask_targets["concepts_segments"][len(CORPUS) + 1] == ADDED[0]
+        for segments in mine:
+            np.testing.assert_array_equal(segments.mask, np.asarray(segments.concepts)[segments.segment_map] + 1)
         config = coco128.get_run_info("concepts").config
         assert config.concepts == CORPUS + ADDED and config.complete is True
 

@@ -32,15 +32,15 @@ def pixel_agreement(samples, field, concepts):
     """Fraction of pixels whose segment's label is one of the pixel's true concepts (its
     region, colour or texture).
 
-    The segment map (on the patch grid) is scaled up to the image with nearest-neighbour
+    The concept map (on the patch grid) is scaled up to the image with nearest-neighbour
     sampling, as the App draws it.
     """
-    corpus_to_world = np.array([CONCEPT_INDEX[c] + 1 for c in concepts])
+    corpus_to_world = np.array([0] + [CONCEPT_INDEX[c] + 1 for c in concepts])
     agree = total = 0
     for segments, *truths in zip(samples.values(segments_field(field)), *(samples.values(f) for f in MASK_FIELDS)):
         height, width = truths[0].mask.shape
         grid = Image.fromarray(segments.mask).resize((width, height), Image.NEAREST)
-        labels = corpus_to_world[np.asarray(segments.concepts)][np.asarray(grid)]
+        labels = corpus_to_world[np.asarray(grid)]
         agree += int(np.logical_or.reduce([labels == truth.mask for truth in truths]).sum())
         total += height * width
     return agree / total
