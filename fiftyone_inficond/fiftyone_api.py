@@ -4,7 +4,19 @@ FiftyOne caches a dataset's document per process, so a run deleted or replaced b
 client is still listed here until a reload; the checks that make concurrent saves safe read
 the ``runs`` collection directly instead. Everything private (``_dataset``, ``_doc``,
 collection names) is confined to this module.
+
+Bulk reads and writes of arrays go around FiftyOne's per-value codec (``np.save``/``np.load`` of
+every array, mostly header parsing) but keep its stored format, zlib-compressed ``.npy`` bytes,
+so FiftyOne reads what is written here and the other way round.
 """
+
+import io
+import zlib
+from datetime import datetime
+
+import numpy as np
+from bson import ObjectId
+from pymongo import UpdateOne
 
 import fiftyone.core.odm as foo
 
@@ -68,3 +80,70 @@ def run_keys(samples, method):
     """Keys of the runs of ``method`` on the dataset of ``samples``, as stored now, sorted."""
     query = {"_dataset_id": dataset_id(samples), "config.method": method}
     return sorted(database()[RUNS_COLLECTION].distinct("key", query))
+
+
+def values(samples, paths, arrays=()):
+    """``samples.values(paths)``, with the array fields named in ``arrays`` decoded in bulk."""
+    columns = samples.values(list(paths), _raw=True)
+    return [[decode_array(v) for v in column] if path in arrays else column for path, column in zip(paths, columns)]
+
+
+def update_samples(samples, updates):
+    """Writes ``{sample_id: {path: value}}`` in one bulk write, one update per sample (so the
+    fields of a sample change together), numpy arrays stored as FiftyOne stores them and
+    ``last_modified_at`` set as FiftyOne sets it. Paths must be declared fields."""
+    now = datetime.utcnow()
+    ops = [
+        UpdateOne(
+            {"_id": ObjectId(sample_id)},
+            {"$set": {**{p: _to_mongo(v) for p, v in fields.items()}, "last_modified_at": now}},
+        )
+        for sample_id, fields in updates.items()
+    ]
+    if ops:
+        dataset_of(samples)._bulk_write(ops, ids=list(updates))
+
+
+def decode_array(data):
+    """A numpy array from FiftyOne's stored bytes (``None`` stays ``None``)."""
+    if data is None:
+        return None
+    data = zlib.decompress(data)
+    if data[6:8] != b"\x01\x00":  # not .npy version 1.0: let numpy read it
+        return np.load(io.BytesIO(data))
+    end = 10 + int.from_bytes(data[8:10], "little")
+    dtype, shape, order = _npy_header(data[:end])
+    return np.frombuffer(data, dtype, offset=end).reshape(shape, order=order)
+
+
+def encode_array(array):
+    """FiftyOne's stored bytes of a numpy array."""
+    array = np.asarray(array)
+    order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
+    return zlib.compress(_npy_prefix(array.dtype.str, array.shape, order == "F") + array.tobytes(order=order))
+
+
+_HEADERS = {}  # header bytes -> (dtype, shape, order)
+_PREFIXES = {}  # (dtype, shape, fortran) -> header bytes
+
+
+def _npy_header(prefix):
+    if prefix not in _HEADERS:
+        stream = io.BytesIO(prefix)
+        np.lib.format.read_magic(stream)
+        shape, fortran, dtype = np.lib.format.read_array_header_1_0(stream)
+        _HEADERS[prefix] = (dtype, shape, "F" if fortran else "C")
+    return _HEADERS[prefix]
+
+
+def _npy_prefix(dtype, shape, fortran):
+    key = (dtype, shape, fortran)
+    if key not in _PREFIXES:
+        stream = io.BytesIO()
+        np.lib.format.write_array_header_1_0(stream, {"descr": dtype, "fortran_order": fortran, "shape": shape})
+        _PREFIXES[key] = stream.getvalue()  # magic, version, length, header
+    return _PREFIXES[key]
+
+
+def _to_mongo(value):
+    return encode_array(value) if isinstance(value, np.ndarray) else value

@@ -15,7 +15,8 @@ import torch
 
 from fiftyone_inficond.corpus import make_corpus
 from fiftyone_inficond.errors import InvalidRequest, UnknownName
-from fiftyone_inficond.fiftyone_api import dataset_id, dataset_of, exact_count
+from fiftyone_inficond.fiftyone_api import dataset_id, dataset_of, exact_count, values
+from fiftyone_inficond.images import crop
 from fiftyone_inficond.runs import CONCEPTS_METHOD, CORPUS_ATTRIBUTES, fingerprint, require_run, run_config, segments_field
 from fiftyone_inficond.text_cache import run_text_embeddings
 from fiftyone_inficond.validation import whole_number
@@ -99,7 +100,8 @@ class SegmentIndex:
 def read_index(samples, field="concepts"):
     """A :class:`SegmentIndex` of the samples of ``samples`` that have segments in ``field``."""
     path = segments_field(field)
-    ids, masks, embeddings = samples.exists(path).values(["id", f"{path}.segment_map", f"{path}.embeddings"])
+    arrays = (f"{path}.segment_map", f"{path}.embeddings")
+    ids, masks, embeddings = values(samples.exists(path), ["id", *arrays], arrays=arrays)
     counts = np.array([len(e) for e in embeddings], dtype=np.int64)
     return SegmentIndex(
         sample_ids=ids,
@@ -167,3 +169,10 @@ def require_embeddings(samples, field):
             f"located or named in them: compute them again with overwrite=True"
         )
     return config
+
+
+def patch_crops(samples, patches, size=96):
+    """The image region of each patch of :func:`top_patches`, as RGB PIL images in the same order."""
+    ids = [patch["sample_id"] for patch in patches]
+    paths = dict(zip(*dataset_of(samples).select(ids).values(["id", "filepath"])))
+    return [crop(paths[patch["sample_id"]], patch["box"], size) for patch in patches]

@@ -18,7 +18,7 @@ from fiftyone_inficond.corpus import concept_prompt, make_corpus
 from fiftyone_inficond.crashpoints import crashpoint
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.extraction import name_concepts
-from fiftyone_inficond.fiftyone_api import dataset_of, fresh_dataset
+from fiftyone_inficond.fiftyone_api import dataset_of, fresh_dataset, update_samples, values
 from fiftyone_inficond.locate import open_index, require_embeddings
 from fiftyone_inficond.runs import CONCEPTS_METHOD, mark_complete, run_config, segments_field
 from fiftyone_inficond.text_cache import run_text_embeddings
@@ -122,27 +122,30 @@ def _record_extension(dataset, field, corpus, width):
 
 def _write(dataset, field, columns, width):
     """Appends the new columns to every vector still ``width`` wide, and lets a new concept
-    become a segment's best where it beats the old best. Returns how many vectors grew."""
+    become a segment's best where it beats the old best. Returns how many vectors grew.
+
+    One update per sample: its segment labels and its vector (whose new width is what marks it
+    as extended) change together."""
     path = segments_field(field)
-    ids, vectors, best, best_similarity, segment_maps = dataset.select(columns["ids"]).values(
-        ["id", field, f"{path}.concepts", f"{path}.similarities", f"{path}.segment_map"])
+    ids, vectors, best, best_similarity, segment_maps = values(
+        dataset.exists(path),
+        ["id", field, f"{path}.concepts", f"{path}.similarities", f"{path}.segment_map"],
+        arrays=(field, f"{path}.segment_map"),
+    )
     row = {sample_id: i for i, sample_id in enumerate(columns["ids"])}
-    new_vectors, new_best, new_similarity, new_masks = {}, {}, {}, {}
+    updates = {}
     for sample_id, vector, concepts, similarities, segment_map in zip(ids, vectors, best, best_similarity, segment_maps):
-        if vector is None or len(vector) != width:
-            continue  # extended by an earlier, unfinished call, or not extracted yet
-        i = row[sample_id]
-        new_vectors[sample_id] = np.concatenate([vector, columns["vectors"][i]]).astype(np.float32)
+        i = row.get(sample_id)
+        if i is None or vector is None or len(vector) != width:
+            continue  # extended by an earlier, unfinished call, or segmented after the index was read
+        update = updates[sample_id] = {field: np.concatenate([vector, columns["vectors"][i]]).astype(np.float32)}
         per_segment = columns["segments"][i]
         winner, value = per_segment.argmax(axis=1), per_segment.max(axis=1)
         beats = value > np.asarray(similarities)
         if beats.any():  # mostly not: only those labels are rewritten
-            new_best[sample_id] = [int(width + w) if b else c for c, w, b in zip(concepts, winner, beats)]
-            new_similarity[sample_id] = [round(float(v), 4) if b else s for s, v, b in zip(similarities, value, beats)]
-            new_masks[sample_id] = concept_map(segment_map, new_best[sample_id])
-    # Segment labels first: a vector of the new width is what marks a sample as extended.
-    dataset.set_values(f"{path}.mask", new_masks, key_field="id")
-    dataset.set_values(f"{path}.concepts", new_best, key_field="id")
-    dataset.set_values(f"{path}.similarities", new_similarity, key_field="id")
-    dataset.set_values(field, new_vectors, key_field="id")
-    return len(new_vectors)
+            concepts = [int(width + w) if b else c for c, w, b in zip(concepts, winner, beats)]
+            update[f"{path}.concepts"] = concepts
+            update[f"{path}.similarities"] = [round(float(v), 4) if b else s for s, v, b in zip(similarities, value, beats)]
+            update[f"{path}.mask"] = concept_map(segment_map, concepts)
+    update_samples(dataset, updates)
+    return len(updates)
