@@ -43,3 +43,15 @@ def image_batches(paths, preprocess, batch_size=32, num_workers=0):
         collate_fn=_collate,
     )
     yield from loader
+
+
+def crop(path, box, size=96):
+    """The region ``box`` (``[x, y, width, height]`` relative to the image, FiftyOne's
+    convention) of an image file, scaled to fit ``size`` x ``size``: an RGB PIL image."""
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image).convert("RGB")
+    width, height = image.size
+    x, y, w, h = box
+    region = image.crop((round(x * width), round(y * height), round((x + w) * width), round((y + h) * height)))
+    region.thumbnail((size, size))
+    return region

@@ -68,6 +68,10 @@ class SegmentIndex:
         similarity = self.similarities(text)
         if rows is not None:
             similarity = np.where(np.isin(self.owner, rows), similarity, -np.inf)
+        return self.patches(similarity, n)
+
+    def patches(self, similarity, n):
+        """The ``n`` segments of highest ``(m,)`` ``similarity``, best first."""
         best = np.argsort(-similarity, kind="stable")[:n]
         best = best[np.isfinite(similarity[best])]
         return [
@@ -152,6 +156,16 @@ def top_patches(samples, concept, n=20, field="concepts"):
         inside = set(samples.values("id"))
         rows = [i for i, sample_id in enumerate(index.sample_ids) if sample_id in inside]
     return index.top_patches(text, n, rows)
+
+
+def concepts_patches(samples, concepts, n=4, field="concepts"):
+    """:func:`top_patches` of several concepts of the whole dataset in one pass over the
+    segments (a knowledge view's rows): ``{concept: [patch, ...]}``."""
+    n = whole_number(n, "the number of patches", 1, 10_000)
+    texts = np.stack([concept_text_embedding(samples, concept, field) for concept in concepts])
+    index = open_index(samples, field)
+    similarity = index.similarities(texts)  # (m, c)
+    return {concept: index.patches(similarity[:, j], n) for j, concept in enumerate(concepts)}
 
 
 def concept_heatmaps(samples, concept, field="concepts"):

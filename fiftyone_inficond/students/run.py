@@ -13,7 +13,7 @@ from scipy.special import expit, logit
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.crashpoints import crashpoint
 from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged, StaleRunError, UnknownName
-from fiftyone_inficond.runs import CONCEPTS_METHOD, TEACHER_METHOD
+from fiftyone_inficond.runs import CONCEPTS_METHOD, TEACHER_METHOD, run_config
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data, training_data
 from fiftyone_inficond.students.metrics import GROUPS, SUBSETS, agreement_counts, agreement_subsets, class_metrics
@@ -304,6 +304,28 @@ class StudentRun:
     @property
     def ids(self):
         return self.data.ids
+
+    @property
+    def splits(self):
+        """The splits metrics can be shown for, the held-out one first when there is one."""
+        return ["all"] if self.data.train.all() else ["validation", "train", "all"]
+
+    def facts(self):
+        """What the run is and was trained on, JSON-safe (a header, a tooltip, provenance)."""
+        concepts = run_config(self.samples, self.config["concepts_field"], CONCEPTS_METHOD) or {}
+        return {
+            "key": self.key,
+            "revision": self.revision,
+            "samples": len(self.ids),
+            "train_samples": int(self.data.train.sum()),
+            "classes": len(self.classes),
+            "concepts": len(self.concepts),
+            "concepts_field": self.config["concepts_field"],
+            "concept_model": concepts.get("model"),
+            "teacher_field": self.config["teacher_field"],
+            "gt_field": self.config["gt_field"],
+            "threshold": self.threshold,
+        }
 
     # --- evaluation --------------------------------------------------------------------
 

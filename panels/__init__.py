@@ -1,0 +1,13 @@
+"""Panels beside FiftyOne's sample grid: thin adapters that read the workbench, call the library
+and set their state and data (see :mod:`panels.common`)."""
+
+from .knowledge import KnowledgePanel
+from .performance import PerformancePanel
+from .provenance import ProvenancePanel
+
+PANELS = (PerformancePanel, KnowledgePanel, ProvenancePanel)
+
+
+def register_panels(plugin):
+    for panel in PANELS:
+        plugin.register(panel)

@@ -1,0 +1,151 @@
+"""What the InFiConD panels share.
+
+**One workbench per dataset and user**, in FiftyOne's execution store (MongoDB): the student run,
+class and split on screen, the pending 👍/👎 and the tuning settings. Every panel reads it, so
+selecting a class in one panel moves the others, and a reload or a second browser tab loses
+nothing the user chose or typed. Panel state is only what the panel shows now.
+
+**Siblings are refreshed** by triggering their ``on_refresh`` with their panel id (found in the
+App's spaces); they read the workbench and set their own state and data.
+
+**Errors are one sentence**: a library refusal (:class:`InficondError`) is shown as it is, in
+the user's words; anything else says the server failed and keeps the workbench as it was.
+"""
+
+import base64
+import functools
+import io
+import logging
+
+import fiftyone.operators.types as types
+
+from fiftyone_inficond.errors import InficondError
+from fiftyone_inficond.students.run import DEFAULT_TUNING_EPOCHS, list_student_runs, open_students
+
+logger = logging.getLogger(__name__)
+
+PLUGIN = "@inficond/inficond"
+STORE = "inficond"
+PERFORMANCE, KNOWLEDGE, PROVENANCE = "inficond_performance", "inficond_knowledge", "inficond_provenance"
+PANELS = (PERFORMANCE, KNOWLEDGE, PROVENANCE)
+
+DEFAULTS = {
+    "run": None,  # student run key
+    "revision": None,  # the revision the user last saw
+    "cls": None,  # class name
+    "split": None,  # metrics split; the run's held-out split by default
+    "pending": [],  # [{"class", "concept", "direction"}], not yet applied
+    "factor": 1.5,
+    "epochs": DEFAULT_TUNING_EPOCHS,
+    "message": None,  # what the last action did, or why it was refused
+}
+COLOURS = {"up": "🟦", "down": "🟧"}  # the paper's blue up, orange down
+THUMBS = {"up": "👍", "down": "👎"}
+
+
+def workbench_key(ctx):
+    return f"workbench:{ctx.user_id or 'local'}"
+
+
+def read_workbench(ctx):
+    return {**DEFAULTS, **(ctx.store(STORE).get(workbench_key(ctx)) or {})}
+
+
+def write_workbench(ctx, workbench):
+    ctx.store(STORE).set(workbench_key(ctx), workbench)
+
+
+def open_run(ctx, workbench):
+    """The workbench's student run (the first run when it names none or a deleted one), moved
+    to the newest revision; a colleague's newer save is told in ``workbench["message"]``.
+    ``None`` when the dataset has no student run."""
+    keys = list_student_runs(ctx.dataset)
+    if not keys:
+        return None
+    if workbench["run"] not in keys:
+        workbench.update(run=keys[0], revision=None, cls=None, split=None)
+    run = open_students(ctx.dataset, workbench["run"])
+    if workbench["revision"] is not None and workbench["revision"] != run.revision:
+        newest = run.history[-1]
+        workbench["message"] = (
+            f"ℹ️ {newest.get('user') or 'Someone'} saved revision {run.revision} of '{run.key}' "
+            f"at {newest['time']}: the panels now show it, your pending instructions are kept"
+        )
+    workbench["revision"] = run.revision
+    if workbench["cls"] not in run.classes:
+        worst = run.performance(run.splits[0], sort_by="ap_gap")["classes"][0]["class"]
+        workbench["cls"] = worst
+    if workbench["split"] not in run.splits:
+        workbench["split"] = run.splits[0]
+    return run
+
+
+def answers(method):
+    """Runs a panel event; a refusal or failure becomes the workbench message (one sentence)
+    and an App notification, and the panel still renders."""
+
+    @functools.wraps(method)
+    def handler(self, ctx):
+        try:
+            return method(self, ctx)
+        except InficondError as error:
+            _tell(ctx, self, f"⚠️ {error}")
+        except Exception:  # the user gets a sentence, the server log the traceback
+            logger.exception("InFiConD panel event failed")
+            _tell(ctx, self, "⚠️ The server could not do this (its log says why); nothing was changed")
+
+    return handler
+
+
+def _tell(ctx, panel, message):
+    workbench = read_workbench(ctx)
+    workbench["message"] = message
+    write_workbench(ctx, workbench)
+    ctx.ops.notify(message.removeprefix("⚠️ "), variant="error")
+    try:
+        panel.show(ctx)
+    except Exception:  # e.g. the run itself cannot be read: the panel shows only the sentence
+        ctx.panel.state.set({"ready": False, "message": message})
+
+
+def refresh_siblings(ctx):
+    """Asks the other InFiConD panels open in the App to show the workbench again."""
+    spaces = ctx.spaces
+    if spaces is None:
+        return
+    for panel in _panels(spaces):
+        if panel.type in PANELS and panel.component_id != ctx.panel_id:
+            ctx.trigger(f"{PLUGIN}/{panel.type}#on_refresh", params={"panel_id": panel.component_id})
+
+
+def _panels(space):
+    for child in space.children or []:
+        if hasattr(child, "children"):
+            yield from _panels(child)
+        else:
+            yield child
+
+
+def image_uri(image, quality=80):
+    """A PIL image as a ``data:`` URI (plotly's layout images take them)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def pct(value):
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def signed_pct(value):
+    return "–" if value is None else f"{100 * value:+.2f}"
+
+
+def not_ready(panel, state):
+    """What a panel shows without a run to show: why, and what to do."""
+    panel.md(
+        state.get("message") or "No student run on this dataset yet. Run **InFiConD: train students** "
+        "(press `` ` `` and type *train students*), then open this panel again.",
+        name="empty",
+    )
+    return types.Property(panel)

@@ -1,0 +1,358 @@
+"""Student knowledge for the selected class: top concepts, what-if, patches, 👍/👎, Fine-tune.
+
+One chart holds the ranking, one row per concept: 👍/👎 (click to add or remove a pending
+instruction), the concept's influence (its weight relative to the class's largest), a what-if
+line (F1 against the teacher as this weight varies, the current weight marked) and the image
+patches most like the concept with their similarity as a bar (click one to see its image in
+the grid). Pending instructions are the workbench's, so they survive reloads, class changes
+and a colleague's save; **Fine-tune** applies them all (several classes at once is fine).
+"""
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+from PIL import Image, ImageDraw
+
+from fiftyone_inficond.locate import concepts_patches, patch_crops
+
+from .common import (
+    COLOURS,
+    KNOWLEDGE,
+    THUMBS,
+    answers,
+    image_uri,
+    not_ready,
+    open_run,
+    pct,
+    read_workbench,
+    refresh_siblings,
+    signed_pct,
+    write_workbench,
+)
+
+RANKINGS = {
+    "weight": "influence (weight)",
+    "positives": "discrepancy among the teacher's positives",
+    "negatives": "discrepancy among the teacher's negatives",
+}
+N_PATCHES = 4
+ROW_PX = 72  # one concept's row, in the chart and in the patch mosaic
+CROP_PX = 60
+CELL_PX = 66
+BAR_PX = 5
+
+
+class KnowledgePanel(foo.Panel):
+    @property
+    def config(self):
+        return foo.PanelConfig(
+            name=KNOWLEDGE,
+            label="InFiConD: student knowledge",
+            icon="psychology",
+            help_markdown=(
+                "The concepts the selected class's student relies on. **👍** asks it to rely more on a "
+                "concept, **👎** less; they wait as coloured blocks (blue up, orange down) until you "
+                "press **Fine-tune**. The line shows F1 against the teacher as the concept's weight "
+                "varies (● is now); the images are the patches most like the concept."
+            ),
+        )
+
+    @answers
+    def on_load(self, ctx):
+        self.show(ctx)
+
+    @answers
+    def on_refresh(self, ctx):
+        self.show(ctx)
+
+    @answers
+    def on_change_cls(self, ctx):
+        self._update(ctx, cls=ctx.params["value"], message=None)
+        refresh_siblings(ctx)
+
+    @answers
+    def on_change_by(self, ctx):
+        self._update(ctx, by=ctx.params["value"])
+
+    @answers
+    def on_change_n(self, ctx):
+        self._update(ctx, n=int(ctx.params["value"]))
+
+    @answers
+    def on_change_factor(self, ctx):
+        self._update(ctx, factor=ctx.params["value"])
+
+    @answers
+    def on_change_epochs(self, ctx):
+        self._update(ctx, epochs=ctx.params["value"])
+
+    @answers
+    def on_click_chart(self, ctx):
+        kind, _, value = str(ctx.params.get("id", "")).partition("|")
+        if kind in THUMBS:
+            self._toggle(ctx, kind, value)
+        elif ctx.params.get("trace") == "patches":  # the mosaic: its pixel says which patch
+            row, column = int(ctx.params["y"]) // ROW_PX, int(ctx.params["x"]) // CELL_PX
+            ids = ctx.panel.state.patch_ids
+            if row < len(ids) and column < len(ids[row]):
+                ctx.ops.set_view(ctx.dataset.select([ids[row][column]]))
+                self._update(ctx, message="Grid: the image of that patch")
+
+    @answers
+    def on_clear(self, ctx):
+        self._update(ctx, pending=[], message="Pending instructions cleared")
+
+    @answers
+    def on_fine_tune(self, ctx):
+        workbench = read_workbench(ctx)
+        if not workbench["pending"]:
+            self._update(ctx, message="Nothing to fine-tune: 👍 or 👎 a concept first")
+            return
+        seen = workbench["revision"]
+        run = open_run(ctx, workbench)
+        if run.revision != seen:  # a colleague saved since: show it first, keep the instructions
+            write_workbench(ctx, workbench)
+            refresh_siblings(ctx)
+            self.show(ctx)
+            return
+        split = workbench["split"]
+        before = {row["class"]: row for row in run.performance(split)["classes"]}
+        summary_before = run.performance(split)["summary"]
+        entry = run.tune(**_instructions(workbench["pending"]), factor=workbench["factor"],
+                         epochs=workbench["epochs"], user=ctx.user_id)
+        after = run.performance(split)
+        workbench.update(
+            pending=[],
+            revision=entry["revision"],
+            message=_tuned_message(entry, before, after, summary_before, split),
+        )
+        write_workbench(ctx, workbench)
+        refresh_siblings(ctx)
+        self.show(ctx)
+
+    def _toggle(self, ctx, direction, concept):
+        workbench = read_workbench(ctx)
+        item = {"class": workbench["cls"], "concept": concept, "direction": direction}
+        others = [p for p in workbench["pending"] if (p["class"], p["concept"]) != (item["class"], concept)]
+        workbench["pending"] = others if item in workbench["pending"] else others + [item]
+        workbench["message"] = None
+        write_workbench(ctx, workbench)
+        self.show(ctx)
+
+    def _update(self, ctx, **changes):
+        workbench = read_workbench(ctx)
+        workbench.update(changes)
+        write_workbench(ctx, workbench)
+        self.show(ctx)
+
+    def show(self, ctx):
+        workbench = read_workbench(ctx)
+        run = open_run(ctx, workbench)
+        write_workbench(ctx, workbench)
+        state = ctx.panel.state
+        if run is None:
+            state.set({"ready": False})
+            return
+        cls, n, by = workbench["cls"], workbench.get("n", 10), workbench.get("by", "weight")
+        ranking = run.top_concepts(cls, n, by=by, sign="absolute" if by == "weight" else "positive")
+        names = [name for name, _ in ranking]
+        row = run.weight[run.classes.index(cls)]
+        weights = [float(row[run.concepts.index(name)]) for name in names]
+        curves = run.what_if(cls, names, n_values=21)
+        patches = concepts_patches(ctx.dataset, names, N_PATCHES, field=run.config["concepts_field"])
+        metrics = {r["class"]: r for r in run.performance(workbench["split"])["classes"]}[cls]
+        state.set({
+            "ready": True,
+            "classes": run.classes,
+            "cls": cls,
+            "by": by,
+            "n": n,
+            "factor": workbench["factor"],
+            "epochs": workbench["epochs"],
+            "header": (
+                f"**{cls}** · student AP {pct(metrics['student_ap'])} (teacher {pct(metrics['teacher_ap'])}) · "
+                f"F1 vs teacher {pct(metrics['f1'])} · run '{run.key}' revision {run.revision}"
+            ),
+            "pending": _pending_text(workbench["pending"], workbench),
+            "has_pending": bool(workbench["pending"]),
+            "message": workbench["message"] or "",
+            "n_rows": len(names),
+            "mosaic": [N_PATCHES * CELL_PX, len(names) * ROW_PX],
+            "patch_ids": [[p["sample_id"] for p in patches[name]] for name in names],
+        })
+        crops = [patch_crops(ctx.dataset, patches[name], size=CROP_PX) for name in names]
+        ctx.panel.set_data("chart", _traces(names, weights, curves, patches, crops, workbench["pending"], cls))
+
+    def render(self, ctx):
+        panel = types.Object()
+        state = ctx.panel.state
+        if not state.get("ready"):
+            return not_ready(panel, state)
+        controls = panel.h_stack("controls", align_x="left", gap=2)
+        classes = types.AutocompleteView(choices=[types.Choice(c, label=c) for c in state.classes])
+        controls.enum("cls", state.classes, label="Class", view=classes, on_change=self.on_change_cls)
+        by = types.DropdownView()
+        for value, label in RANKINGS.items():
+            by.add_choice(value, label=label)
+        controls.enum("by", list(RANKINGS), label="Rank concepts by", view=by, on_change=self.on_change_by)
+        controls.int("n", label="Concepts", min=1, max=50, view=types.SliderView(), on_change=self.on_change_n)
+        panel.md(state.header, name="header")
+        if state.message:
+            panel.md(state.message, name="message")
+        pending = panel.h_stack("tuning", align_x="left", align_y="center", gap=2)
+        pending.md(state.pending, name="pending")
+        pending.btn("fine_tune", label="Fine-tune", variant="contained", disabled=not state.has_pending,
+                    on_click=self.on_fine_tune)
+        pending.btn("clear", label="Clear", variant="outlined", disabled=not state.has_pending, on_click=self.on_clear)
+        settings = panel.menu("settings", icon="settings")
+        settings.float("factor", label="Tuning factor (> 1)", min=1.01, max=100, on_change=self.on_change_factor)
+        settings.int("epochs", label="Retraining epochs", min=1, max=1000, on_change=self.on_change_epochs)
+        panel.plot(
+            "chart",
+            layout=_layout(state.n_rows, state.mosaic),
+            config={"displayModeBar": False, "responsive": True},
+            on_click=self.on_click_chart,
+        )
+        return types.Property(panel, view=types.GridView(orientation="vertical", align_x="left"))
+
+
+def _instructions(pending):
+    up, down = {}, {}
+    for item in pending:
+        (up if item["direction"] == "up" else down).setdefault(item["class"], []).append(item["concept"])
+    return {"up": up, "down": down}
+
+
+def _pending_text(pending, workbench):
+    if not pending:
+        return "No pending instructions: click 👍 or 👎 beside a concept."
+    blocks = " ".join(
+        f"{COLOURS[p['direction']]} {THUMBS[p['direction']]} *{p['concept']}* for {p['class']}" for p in pending
+    )
+    return f"**Pending** {blocks} · factor {workbench['factor']}, {workbench['epochs']} epochs"
+
+
+def _tuned_message(entry, before, after, summary_before, split):
+    rows = {row["class"]: row for row in after["classes"]}
+    changes = [
+        f"{cls}: student AP {pct(before[cls]['student_ap'])} → {pct(rows[cls]['student_ap'])} "
+        f"({_points(before[cls]['student_ap'], rows[cls]['student_ap'])}), F1 vs teacher "
+        f"{pct(before[cls]['f1'])} → {pct(rows[cls]['f1'])}"
+        for cls in entry["class_metrics"]
+    ]
+    mean = _points(summary_before["student_ap"], after["summary"]["student_ap"])
+    return f"✅ Revision {entry['revision']} saved ({split} samples) · " + "; ".join(changes) + f" · mean student AP {mean}"
+
+
+def _points(before, after):
+    if before is None or after is None:
+        return "–"
+    return f"{signed_pct(after - before)} pts"
+
+
+def _traces(names, weights, curves, patches, crops, pending, cls):
+    """Columns of the ranking chart: 👍/👎 (x), influence (x2), what-if (x3...), patches (mosaic)."""
+    labels = [f"{i + 1}. {name}" for i, name in enumerate(names)]
+    marked = {(p["concept"], p["direction"]) for p in pending if p["class"] == cls}
+    largest = max((abs(w) for w in weights), default=0) or 1
+    traces = [_thumbs(direction, 0.25 + 0.5 * k, names, labels, marked) for k, direction in enumerate(THUMBS)]
+    traces.append({
+        "type": "bar",
+        "orientation": "h",
+        "name": "influence",
+        "x": [w / largest for w in weights],
+        "y": labels,
+        "xaxis": "x2",
+        "marker": {"color": ["#455a64" if w >= 0 else "#c62828" for w in weights]},
+        "customdata": weights,
+        "hovertemplate": "%{y}: weight %{customdata:.3f} (%{x:.0%} of the largest)<extra></extra>",
+    })
+    for i, name in enumerate(names):
+        axis = i + 3
+        values, f1 = curves["values"][i], curves["f1"][i]
+        current = min(range(len(values)), key=lambda m: abs(values[m] - curves["weights"][i]))
+        traces.append({
+            "type": "scatter", "mode": "lines", "name": f"what-if {name}", "x": values, "y": f1,
+            "xaxis": f"x{axis}", "yaxis": f"y{axis}", "line": {"color": "#1e88e5", "width": 1.5},
+            "hovertemplate": f"{name}: weight %{{x:.2f}} → F1 %{{y:.3f}}<extra></extra>",
+        })
+        traces.append({
+            "type": "scatter", "mode": "markers", "name": f"now {name}", "x": [values[current]], "y": [f1[current]],
+            "xaxis": f"x{axis}", "yaxis": f"y{axis}", "marker": {"color": "#0d47a1", "size": 7},
+            "hovertemplate": f"{name} now: weight %{{x:.2f}}, F1 %{{y:.3f}}<extra></extra>",
+        })
+    mosaic = _mosaic(crops, [[p["similarity"] for p in patches[name]] for name in names])
+    traces.append({
+        "type": "image", "name": "patches", "source": image_uri(mosaic), "xaxis": f"x{len(names) + 3}",
+        "yaxis": f"y{len(names) + 3}", "hoverinfo": "none",
+    })
+    return traces
+
+
+def _thumbs(direction, x, names, labels, marked):
+    on = [(name, direction) in marked for name in names]
+    return {
+        "type": "scatter",
+        "mode": "markers+text",
+        "name": direction,
+        "x": [x] * len(names),
+        "y": labels,
+        "ids": [f"{direction}|{name}" for name in names],
+        "text": [THUMBS[direction]] * len(names),
+        "textfont": {"size": 18},
+        "marker": {
+            "symbol": "square",
+            "size": 28,
+            "color": [("#1e88e5" if direction == "up" else "#fb8c00") if o else "rgba(0,0,0,0)" for o in on],
+            "opacity": 0.45,
+        },
+        "hovertemplate": f"%{{y}}: click to {'add or remove ' + THUMBS[direction]}<extra></extra>",
+    }
+
+
+def _mosaic(crops, similarities):
+    """One image of every row's patches (each over a bar as long as its similarity)."""
+    rows = max(len(crops), 1)
+    image = Image.new("RGB", (N_PATCHES * CELL_PX, rows * ROW_PX), "white")
+    draw = ImageDraw.Draw(image)
+    for r, (row, sims) in enumerate(zip(crops, similarities)):
+        for c, (crop, sim) in enumerate(zip(row, sims)):
+            left, top = c * CELL_PX, r * ROW_PX
+            image.paste(crop, (left + (CROP_PX - crop.width) // 2, top + (CROP_PX - crop.height) // 2))
+            bar = round(max(0.0, min(1.0, sim)) * CROP_PX)
+            draw.rectangle([left, top + CROP_PX + 2, left + CROP_PX, top + CROP_PX + 2 + BAR_PX], fill="#e0e0e0")
+            draw.rectangle([left, top + CROP_PX + 2, left + bar, top + CROP_PX + 2 + BAR_PX], fill="#1e88e5")
+    return image
+
+
+def _layout(n_rows, mosaic):
+    """Row i of every column spans the same band; the mosaic's pixel rows match the bands."""
+    rows = max(n_rows, 1)
+    hidden = {"visible": False, "fixedrange": True}
+    layout = {
+        "height": 40 + ROW_PX * rows,
+        "margin": {"l": 150, "r": 5, "t": 30, "b": 10},
+        "showlegend": False,
+        "hovermode": "closest",
+        "xaxis": {**hidden, "domain": [0, 0.1], "range": [0, 1]},
+        "yaxis": {"type": "category", "range": [rows - 0.5, -0.5], "fixedrange": True, "automargin": True},
+        "xaxis2": {"domain": [0.12, 0.36], "range": [-1.05, 1.05], "fixedrange": True, "side": "top",
+                   "title": {"text": "influence"}, "zeroline": True},
+        "yaxis2": {**hidden, "type": "category", "range": [rows - 0.5, -0.5], "anchor": "x2", "matches": "y"},
+    }
+    for i in range(rows):
+        axis = i + 3
+        top, bottom = 1 - i / rows, 1 - (i + 1) / rows
+        layout[f"xaxis{axis}"] = {**hidden, "domain": [0.39, 0.62], "anchor": f"y{axis}"}
+        layout[f"yaxis{axis}"] = {**hidden, "domain": [bottom + 0.12 / rows, top - 0.12 / rows], "anchor": f"x{axis}"}
+    image_axis = rows + 3
+    width, height = mosaic
+    layout[f"xaxis{image_axis}"] = {**hidden, "domain": [0.65, 1], "range": [0, width], "anchor": f"y{image_axis}"}
+    layout[f"yaxis{image_axis}"] = {**hidden, "domain": [0, 1], "range": [height, 0], "anchor": f"x{image_axis}",
+                                    "scaleanchor": False}
+    layout["annotations"] = [
+        {"text": "F1 vs teacher as the weight varies", "xref": "paper", "yref": "paper", "x": 0.505, "y": 1,
+         "yanchor": "bottom", "showarrow": False, "font": {"size": 11}},
+        {"text": "patches most like the concept", "xref": "paper", "yref": "paper", "x": 0.825, "y": 1,
+         "yanchor": "bottom", "showarrow": False, "font": {"size": 11}},
+    ]
+    return layout

@@ -1,0 +1,234 @@
+"""Student performance: one row per class, teacher vs student, and the four agreement subsets.
+
+Each row shows the class's teacher and student AP and two stacked bars (the teacher's positives
+and negatives) split into the agreement subsets. Clicking a subset shows exactly its samples in
+the grid; clicking a score selects the class for the other panels.
+"""
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from fiftyone_inficond.students.metrics import GROUPS, SORT_KEYS, SUBSETS
+from fiftyone_inficond.students.run import list_student_runs
+
+from .common import PERFORMANCE, answers, not_ready, open_run, pct, read_workbench, refresh_siblings, write_workbench
+
+SUBSET_LABELS = {
+    "both_right": "both right",
+    "student_wrong": "student wrong, teacher right",
+    "both_wrong": "both wrong",
+    "student_right": "student right, teacher wrong",
+}
+SUBSET_COLOURS = {"both_right": "#4caf50", "student_wrong": "#e53935", "both_wrong": "#9e9e9e", "student_right": "#1e88e5"}
+SORT_LABELS = {
+    "ap_gap": "AP gap to the teacher",
+    "agreement_ap": "agreement AP",
+    "recall": "recall",
+    "precision": "precision",
+    "f1": "F1",
+}
+SPLIT_LABELS = {"validation": "held-out samples", "train": "training samples", "all": "all samples"}
+ROW_PX = 24
+
+
+class PerformancePanel(foo.Panel):
+    @property
+    def config(self):
+        return foo.PanelConfig(
+            name=PERFORMANCE,
+            label="InFiConD: student performance",
+            icon="insights",
+            help_markdown=(
+                "One row per class: the teacher's and the student's AP against the ground truth, and "
+                "the teacher's positives and negatives split by who is right. **Click a bar segment** "
+                "to see those samples in the grid; **click a score** to select the class."
+            ),
+        )
+
+    @answers
+    def on_load(self, ctx):
+        self.show(ctx)
+
+    @answers
+    def on_refresh(self, ctx):
+        self.show(ctx)
+
+    @answers
+    def on_change_run(self, ctx):
+        self._choose(ctx, run=ctx.params["value"], revision=None, cls=None, split=None)
+
+    @answers
+    def on_change_split(self, ctx):
+        self._choose(ctx, split=ctx.params["value"])
+
+    @answers
+    def on_change_sort(self, ctx):
+        ctx.panel.state.sort = ctx.params["value"]
+        self.show(ctx)
+
+    @answers
+    def on_change_order(self, ctx):
+        ctx.panel.state.order = ctx.params["value"]
+        self.show(ctx)
+
+    @answers
+    def on_click_chart(self, ctx):
+        """A subset segment shows its samples; a score selects its class."""
+        kind, *rest = str(ctx.params.get("id", "")).split("|")
+        if kind == "class":
+            self._choose(ctx, cls=rest[0])
+            return
+        if kind != "subset":
+            return
+        group, subset, cls = rest
+        workbench = read_workbench(ctx)
+        run = open_run(ctx, workbench)
+        view = run.agreement_view(cls, group, subset, workbench["split"])
+        ctx.ops.set_view(view)
+        workbench.update(cls=cls, message=(
+            f"Grid: the {len(view)} {SPLIT_LABELS[workbench['split']]} of '{cls}' among the teacher's "
+            f"{group} where {SUBSET_LABELS[subset]}"
+        ))
+        write_workbench(ctx, workbench)
+        refresh_siblings(ctx)
+        self.show(ctx)
+
+    def _choose(self, ctx, **changes):
+        workbench = read_workbench(ctx)
+        workbench.update(changes, message=None)
+        open_run(ctx, workbench)
+        write_workbench(ctx, workbench)
+        refresh_siblings(ctx)
+        self.show(ctx)
+
+    def show(self, ctx):
+        """Reads the workbench and the run, and sets this panel's state and chart."""
+        workbench = read_workbench(ctx)
+        run = open_run(ctx, workbench)
+        write_workbench(ctx, workbench)
+        state = ctx.panel.state
+        if run is None:
+            state.set({"ready": False})
+            return
+        sort, order = state.get("sort") or "ap_gap", state.get("order") or "worst first"
+        performance = run.performance(workbench["split"], sort_by=sort)
+        rows = performance["classes"] if order == "worst first" else performance["classes"][::-1]
+        counts = run.agreement_counts(workbench["split"])
+        facts = run.facts()
+        state.set({
+            "ready": True,
+            "runs": list_student_runs(ctx.dataset),
+            "run": run.key,
+            "splits": run.splits,
+            "split": workbench["split"],
+            "sort": sort,
+            "order": order,
+            "header": _header(facts, workbench, performance["summary"]),
+            "message": workbench["message"] or "",
+            "height": 90 + ROW_PX * len(rows),
+        })
+        ctx.panel.set_data("chart", _traces(rows, counts, workbench["cls"]))
+
+    def render(self, ctx):
+        panel = types.Object()
+        state = ctx.panel.state
+        if not state.get("ready"):
+            return not_ready(panel, state)
+        controls = panel.h_stack("controls", align_x="left", gap=2)
+        controls.enum("run", state.runs, label="Student run", view=types.DropdownView(), on_change=self.on_change_run)
+        controls.enum("split", state.splits, label="Samples", view=_dropdown(state.splits, SPLIT_LABELS),
+                      on_change=self.on_change_split)
+        controls.enum("sort", list(SORT_KEYS), label="Sort by", view=_dropdown(SORT_KEYS, SORT_LABELS),
+                      on_change=self.on_change_sort)
+        controls.enum("order", ["worst first", "best first"], label="Order", view=types.DropdownView(),
+                      on_change=self.on_change_order)
+        panel.md(state.header, name="header")
+        if state.message:
+            panel.md(state.message, name="message")
+        panel.plot(
+            "chart",
+            layout=_layout(state.height),
+            config={"displayModeBar": False, "responsive": True},
+            on_click=self.on_click_chart,
+            height=state.height,
+        )
+        return types.Property(panel, view=types.GridView(orientation="vertical", align_x="left"))
+
+
+def _dropdown(values, labels):
+    view = types.DropdownView()
+    for value in values:
+        view.add_choice(value, label=labels[value])
+    return view
+
+
+def _header(facts, workbench, summary):
+    gt = f"ground truth '{facts['gt_field']}'" if facts["gt_field"] else "no ground truth (agreement only)"
+    return (
+        f"**{facts['key']}**, revision {facts['revision']} · {facts['samples']:,} samples "
+        f"({facts['train_samples']:,} trained on) · {facts['classes']} classes · {facts['concepts']:,} concepts "
+        f"from {facts['concept_model']} · teacher '{facts['teacher_field']}' · {gt}  \n"
+        f"Mean AP on {SPLIT_LABELS[workbench['split']]}: teacher {pct(summary['teacher_ap'])}, "
+        f"student {pct(summary['student_ap'])}, student vs teacher (agreement AP) {pct(summary['agreement_ap'])}. "
+        f"Selected class: **{workbench['cls']}**"
+    )
+
+
+def _traces(rows, counts, selected):
+    """Plotly traces: scores (x axis 1), positives (x2) and negatives (x3) stacked by subset."""
+    classes = [row["class"] for row in rows]
+    labels = [f"▶ {c}" if c == selected else c for c in classes]
+    traces = [
+        _score_trace("teacher AP", [row["teacher_ap"] for row in rows], labels, classes, "#757575", "diamond"),
+        _score_trace("student AP", [row["student_ap"] for row in rows], labels, classes, "#1e88e5", "circle"),
+    ]
+    for axis, group in zip(("x2", "x3"), GROUPS):
+        for subset in SUBSETS:
+            values = [counts[c][group][subset] for c in classes]
+            traces.append({
+                "type": "bar",
+                "orientation": "h",
+                "name": f"{group}: {SUBSET_LABELS[subset]}",
+                "legendgroup": subset,
+                "showlegend": group == "positives",
+                "x": values,
+                "y": labels,
+                "xaxis": axis,
+                "yaxis": "y",
+                "ids": [f"subset|{group}|{subset}|{c}" for c in classes],
+                "marker": {"color": SUBSET_COLOURS[subset]},
+                "text": [str(v) if v else "" for v in values],
+                "textposition": "inside",
+                "insidetextanchor": "middle",
+                "hovertemplate": f"%{{y}}: %{{x}} {group} where {SUBSET_LABELS[subset]}<br>click to show them<extra></extra>",
+            })
+    return traces
+
+
+def _score_trace(name, values, labels, classes, colour, symbol):
+    return {
+        "type": "scatter",
+        "mode": "markers",
+        "name": name,
+        "x": [None if v is None else round(v, 4) for v in values],
+        "y": labels,
+        "ids": [f"class|{c}" for c in classes],
+        "marker": {"color": colour, "symbol": symbol, "size": 10},
+        "hovertemplate": f"%{{y}}: {name} %{{x:.3f}}<br>click to select the class<extra></extra>",
+    }
+
+
+def _layout(height):
+    axis = {"showgrid": True, "zeroline": False, "fixedrange": True}
+    return {
+        "barmode": "stack",
+        "height": height,
+        "margin": {"l": 130, "r": 10, "t": 60, "b": 20},
+        "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 10}},
+        "xaxis": {**axis, "domain": [0, 0.26], "range": [0, 1.02], "title": {"text": "AP"}, "side": "top"},
+        "xaxis2": {**axis, "domain": [0.3, 0.64], "title": {"text": "teacher's positives"}, "side": "top"},
+        "xaxis3": {**axis, "domain": [0.68, 1], "title": {"text": "teacher's negatives"}, "side": "top"},
+        "yaxis": {"autorange": "reversed", "fixedrange": True, "automargin": True, "type": "category"},
+        "hovermode": "closest",
+        "bargap": 0.25,
+    }

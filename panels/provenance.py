@@ -1,0 +1,152 @@
+"""Provenance: every iteration of the student run (train, tune, revert), who and when, what was
+tuned and what it changed; compare any entry with the current one, and revert to it."""
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from .common import (
+    PROVENANCE,
+    THUMBS,
+    answers,
+    not_ready,
+    open_run,
+    pct,
+    read_workbench,
+    refresh_siblings,
+    signed_pct,
+    write_workbench,
+)
+
+METRICS = {"student_ap": "student AP", "agreement_ap": "agreement AP", "f1": "F1 vs teacher"}
+
+
+class ProvenancePanel(foo.Panel):
+    @property
+    def config(self):
+        return foo.PanelConfig(
+            name=PROVENANCE,
+            label="InFiConD: provenance",
+            icon="history",
+            help_markdown=(
+                "Every iteration of the student run, newest first. Pick an entry to compare it with the "
+                "current one; **Revert** restores its weights exactly, as a new entry (nothing is lost)."
+            ),
+        )
+
+    @answers
+    def on_load(self, ctx):
+        self.show(ctx)
+
+    @answers
+    def on_refresh(self, ctx):
+        self.show(ctx)
+
+    @answers
+    def on_change_compare(self, ctx):
+        ctx.panel.state.compare = ctx.params["value"]
+        self.show(ctx)
+
+    @answers
+    def on_revert(self, ctx):
+        workbench = read_workbench(ctx)
+        seen = workbench["revision"]
+        run = open_run(ctx, workbench)
+        target = ctx.panel.state.get("compare")
+        if run.revision == seen and target is not None:
+            entry = run.revert(int(target), user=ctx.user_id)
+            before, after = entry["metrics_before"], entry["metrics_after"]
+            workbench.update(revision=entry["revision"], message=(
+                f"✅ Revision {entry['revision']} saved: reverted to revision {target} · mean student AP "
+                f"{pct(before['student_ap'])} → {pct(after['student_ap'])}"
+            ))
+        write_workbench(ctx, workbench)
+        refresh_siblings(ctx)
+        self.show(ctx)
+
+    def show(self, ctx):
+        workbench = read_workbench(ctx)
+        run = open_run(ctx, workbench)
+        write_workbench(ctx, workbench)
+        state = ctx.panel.state
+        if run is None:
+            state.set({"ready": False})
+            return
+        history = run.history
+        revisions = [str(entry["revision"]) for entry in history]
+        compare = state.get("compare")
+        compare = compare if compare in revisions[:-1] else (revisions[-2] if len(revisions) > 1 else None)
+        state.set({
+            "ready": True,
+            "summary": _cumulative(run.key, history),
+            "message": workbench["message"] or "",
+            "revisions": revisions[:-1][::-1],
+            "compare": compare,
+            "comparison": _comparison(history, compare),
+        })
+        ctx.panel.set_data("entries", _rows(history))
+
+    def render(self, ctx):
+        panel = types.Object()
+        state = ctx.panel.state
+        if not state.get("ready"):
+            return not_ready(panel, state)
+        panel.md(state.summary, name="summary")
+        if state.message:
+            panel.md(state.message, name="message")
+        table = types.TableView()
+        for key, label in (("revision", "Rev."), ("kind", "What"), ("user", "Who"), ("time", "When (UTC)"),
+                           ("instructions", "Tuned"), ("change", "Δ mean student AP")):
+            table.add_column(key, label=label)
+        panel.list("entries", types.Object(), view=table)
+        if state.revisions:
+            compare = panel.h_stack("compare_row", align_x="left", align_y="center", gap=2)
+            choices = types.DropdownView()
+            for revision in state.revisions:
+                choices.add_choice(revision, label=f"revision {revision}")
+            compare.enum("compare", state.revisions, label="Compare with", view=choices,
+                         on_change=self.on_change_compare)
+            compare.btn("revert", label="Revert to it", variant="outlined", on_click=self.on_revert)
+            panel.md(state.comparison, name="comparison")
+        return types.Property(panel, view=types.GridView(orientation="vertical", align_x="left"))
+
+
+def _rows(history):
+    """Table rows, newest first: each entry's change in mean student AP from the one before."""
+    rows, previous = [], None
+    for entry in history:
+        after = (entry.get("metrics_after") or {}).get("student_ap")
+        change = "–" if previous is None or after is None else f"{signed_pct(after - previous)} pts"
+        rows.append({
+            "revision": entry["revision"],
+            "kind": entry["kind"] + (f" to {entry['reverted_to']}" if entry.get("reverted_to") is not None else ""),
+            "user": entry.get("user") or "",
+            "time": entry["time"].replace("T", " ").removesuffix("+00:00"),
+            "instructions": _instructions(entry.get("instructions") or []),
+            "change": change,
+        })
+        previous = after
+    return rows[::-1]
+
+
+def _instructions(instructions):
+    return ", ".join(f"{THUMBS[i['direction']]} {i['concept']} ({i['class']})" for i in instructions) or "–"
+
+
+def _cumulative(key, history):
+    first, last = history[0].get("metrics_after") or {}, history[-1].get("metrics_after") or {}
+    changes = " · ".join(
+        f"{label} {pct(first.get(m))} → {pct(last.get(m))}"
+        + (f" ({signed_pct(last[m] - first[m])} pts)" if first.get(m) is not None and last.get(m) is not None else "")
+        for m, label in METRICS.items()
+    )
+    tunes = sum(entry["kind"] == "tune" for entry in history)
+    return f"**{key}**: {len(history)} entries, {tunes} fine-tunes. Since training (all samples): {changes}"
+
+
+def _comparison(history, revision):
+    if revision is None:
+        return ""
+    then = next(e for e in history if str(e["revision"]) == revision).get("metrics_after") or {}
+    now = history[-1].get("metrics_after") or {}
+    parts = [f"{label} {pct(then.get(m))} then, {pct(now.get(m))} now" for m, label in METRICS.items()]
+    return f"Revision {revision} vs current (revision {history[-1]['revision']}): " + " · ".join(parts)

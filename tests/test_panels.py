@@ -1,0 +1,174 @@
+"""The panels' handlers through FiftyOne's own execution machinery (an ExecutionContext with an
+Executor, panel id and state in its params), on the real embedded MongoDB: what the App would
+receive is asserted, not the handlers' internals."""
+
+import fiftyone.operators as foo
+import numpy as np
+import pytest
+from fiftyone.operators.executor import ExecutionContext, Executor
+
+from fiftyone_inficond.students.run import load_students, train_students
+
+PLUGIN = "@inficond/inficond"
+SPACES = {
+    "_cls": "Space",
+    "component_id": "root",
+    "orientation": "horizontal",
+    "children": [
+        {"_cls": "Panel", "component_id": "grid", "type": "Samples"},
+        {"_cls": "Panel", "component_id": "perf", "type": "inficond_performance"},
+        {"_cls": "Panel", "component_id": "know", "type": "inficond_knowledge"},
+        {"_cls": "Panel", "component_id": "prov", "type": "inficond_provenance"},
+    ],
+}
+IDS = {"inficond_performance": "perf", "inficond_knowledge": "know", "inficond_provenance": "prov"}
+
+
+class Panel:
+    """One panel as the App holds it: its state, updated by what each event sends back."""
+
+    def __init__(self, dataset, name):
+        self.dataset, self.name, self.state, self.data = dataset, name, {}, {}
+
+    def event(self, method, **params):
+        executor = Executor()
+        request = {
+            "dataset_name": self.dataset.name,
+            "spaces": SPACES,
+            "params": {"panel_id": IDS[self.name], "panel_state": dict(self.state), "__method__": method, **params},
+        }
+        foo.get_operator(f"{PLUGIN}/{self.name}").execute(ExecutionContext(request_params=request, executor=executor))
+        requests = executor.to_json()["requests"]
+        for request in requests:
+            uri, sent = request["operator_uri"], request["params"]
+            if uri.endswith("patch_panel_state") and sent.get("panel_id") in (None, IDS[self.name]):
+                self.state.update(sent["state"])
+            elif uri.endswith("patch_panel_data") and sent.get("panel_id") in (None, IDS[self.name]):
+                self.data.update(sent["data"])
+        return requests
+
+
+def _find(requests, suffix):
+    return [r["params"] for r in requests if r["operator_uri"].endswith(suffix)]
+
+
+def _selected_ids(set_view):
+    (stage,) = set_view["view"]
+    assert stage["_cls"] == "fiftyone.core.stages.Select"
+    return dict(stage["kwargs"])["sample_ids"]
+
+
+@pytest.fixture
+def tuned_world(distilled):
+    distilled.take(80, seed=0).tag_samples("train")
+    run = train_students(distilled, key="panel", train_tag="train", epochs=3)
+    return distilled, run
+
+
+def test_clicking_a_subset_shows_exactly_its_samples_and_selects_the_class(tuned_world):
+    dataset, run = tuned_world
+    performance = Panel(dataset, "inficond_performance")
+    performance.event("on_load")
+    assert performance.state["ready"] and performance.state["split"] == "validation"
+    chart = performance.data["chart"]
+    assert {t["name"] for t in chart} >= {"teacher AP", "student AP", "positives: student wrong, teacher right"}
+
+    counts = run.agreement_counts("validation")
+    cls = max(run.classes, key=lambda c: counts[c]["positives"]["student_wrong"])
+    expected = run.agreement(cls, "validation")["positives"]["student_wrong"]
+    assert expected, "the test needs a class with such samples"
+    requests = performance.event("on_click_chart", id=f"subset|positives|student_wrong|{cls}")
+    (view,) = _find(requests, "set_view")
+    assert sorted(_selected_ids(view)) == sorted(expected)
+    assert f"the {len(expected)} held-out samples of '{cls}'" in performance.state["message"]
+    # The other panels are asked to show the selected class.
+    triggered = {r["operator_uri"]: r["params"] for r in requests if r["operator_uri"].endswith("#on_refresh")}
+    assert triggered == {
+        f"{PLUGIN}/inficond_knowledge#on_refresh": {"panel_id": "know"},
+        f"{PLUGIN}/inficond_provenance#on_refresh": {"panel_id": "prov"},
+    }
+    knowledge = Panel(dataset, "inficond_knowledge")
+    knowledge.event("on_refresh")
+    assert knowledge.state["cls"] == cls
+
+
+def test_thumbs_up_then_fine_tune_saves_one_entry_and_changes_the_ranking(tuned_world):
+    dataset, run = tuned_world
+    knowledge, provenance = Panel(dataset, "inficond_knowledge"), Panel(dataset, "inficond_provenance")
+    knowledge.event("on_load")
+    cls = knowledge.state["cls"]
+    names = [t["name"].removeprefix("what-if ") for t in knowledge.data["chart"] if t["name"].startswith("what-if ")]
+    assert len(names) == 10 and any(t["type"] == "image" for t in knowledge.data["chart"])
+    concept = names[-1]  # the 10th: up-tuning it must move it up
+    knowledge.event("on_click_chart", id=f"up|{concept}")
+    assert "🟦 👍 *" + concept + "* for " + cls in knowledge.state["pending"]
+    before = load_students(dataset, "panel").weight[run.classes.index(cls), run.concepts.index(concept)]
+
+    requests = knowledge.event("on_fine_tune")
+    history = load_students(dataset, "panel").history
+    assert [e["kind"] for e in history] == ["train", "tune"]
+    assert history[-1]["instructions"] == [{"class": cls, "concept": concept, "direction": "up"}]
+    after = load_students(dataset, "panel").weight[run.classes.index(cls), run.concepts.index(concept)]
+    assert after > before
+    assert knowledge.state["message"].startswith("✅ Revision 1 saved") and not knowledge.state["has_pending"]
+    new_names = [t["name"].removeprefix("what-if ") for t in knowledge.data["chart"] if t["name"].startswith("what-if ")]
+    assert new_names.index(concept) < names.index(concept)
+    assert _find(requests, "#on_refresh")  # performance and provenance follow
+
+    provenance.event("on_load")
+    rows = provenance.data["entries"]
+    assert [r["revision"] for r in rows] == [1, 0] and rows[0]["instructions"] == f"👍 {concept} ({cls})"
+
+
+def test_revert_restores_the_earlier_weights(tuned_world):
+    dataset, run = tuned_world
+    original = run.weight.copy()
+    Panel(dataset, "inficond_knowledge").event("on_load")
+    run.tune(down={run.classes[0]: [run.concepts[0]]}, epochs=1)
+    provenance = Panel(dataset, "inficond_provenance")
+    provenance.event("on_load")
+    assert provenance.state["compare"] == "0" and "Revision 0 vs current" in provenance.state["comparison"]
+    provenance.event("on_revert")
+    reverted = load_students(dataset, "panel")
+    assert reverted.history[-1]["kind"] == "revert" and reverted.history[-1]["reverted_to"] == 0
+    np.testing.assert_array_equal(reverted.weight, original)
+    assert provenance.state["message"].startswith("✅ Revision 2 saved: reverted to revision 0")
+
+
+def test_a_colleagues_save_is_reported_and_the_pending_instructions_are_kept(tuned_world):
+    dataset, run = tuned_world
+    knowledge = Panel(dataset, "inficond_knowledge")
+    knowledge.event("on_load")
+    cls = knowledge.state["cls"]
+    knowledge.event("on_click_chart", id=f"down|{run.concepts[3]}")
+    colleague = load_students(dataset, "panel")  # another client of the same database
+    colleague.tune(up={run.classes[1]: [run.concepts[2]]}, epochs=1, user="alice")
+
+    knowledge.event("on_fine_tune")
+    history = load_students(dataset, "panel").history
+    assert [e.get("user") for e in history][-1] == "alice" and len(history) == 2  # nothing of ours saved
+    assert "alice saved revision 1" in knowledge.state["message"]
+    assert f"🟧 👎 *{run.concepts[3]}* for {cls}" in knowledge.state["pending"]
+    knowledge.event("on_fine_tune")  # now on top of alice's revision
+    assert len(load_students(dataset, "panel").history) == 3
+
+
+def test_a_refusal_is_one_sentence_in_the_panel_and_a_notification(tuned_world):
+    dataset, _ = tuned_world
+    knowledge = Panel(dataset, "inficond_knowledge")
+    knowledge.event("on_load")
+    knowledge.event("on_change_factor", value=0.5)
+    knowledge.event("on_click_chart", id=f"up|{knowledge.state['classes'][0]}")  # not a concept: refused at tune
+    requests = knowledge.event("on_fine_tune")
+    (notice,) = _find(requests, "notify")
+    assert notice["variant"] == "error" and "Traceback" not in notice["message"]
+    assert knowledge.state["message"].startswith("⚠️ ") and "factor" in knowledge.state["message"]
+    assert knowledge.state["has_pending"]  # nothing typed is lost
+
+
+def test_panels_without_a_run_say_what_to_do(distilled):
+    panel = Panel(distilled, "inficond_performance")
+    panel.event("on_load")
+    assert panel.state["ready"] is False
+    output = panel.event("on_load")
+    assert _find(output, "show_panel_output")
