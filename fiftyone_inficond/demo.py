@@ -4,7 +4,9 @@
 teacher trained with a spurious correlation (airplanes under clouds), concepts from the world CLIP
 and students. ``make demo-coco`` builds ``inficond-coco128``: 128 real COCO images, the real
 YOLOX-Nano teacher and concepts from a (weightless, unless you give one) open_clip model.
-Open either with ``fiftyone app launch <name>``.
+Both end with the ``inficond`` workspace saved on the dataset: the sample grid beside the
+performance, provenance and knowledge panels. ``python -m fiftyone_inficond.demo app`` (``make app``)
+opens the App on it.
 """
 
 import argparse
@@ -22,6 +24,7 @@ from fiftyone_inficond.teacher import teacher_from_file, teacher_from_model
 
 DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets", "coco128-train")
 WORLD_IMAGES = os.path.join(fo.config.default_dataset_dir, "inficond-world")  # persists like the dataset
+WORKSPACE = "inficond"
 
 
 def build_world(name, n=300, seed=1):
@@ -73,14 +76,45 @@ def ensure_students(dataset, **training):
         return train_students(dataset, key="students", overwrite=True, **training)
 
 
+def save_workspace(dataset):
+    """The grid on the left, performance and provenance (tabs) in the middle, knowledge on the right."""
+    spaces = fo.Space(
+        children=[_column("Samples"), _column("inficond_performance", "inficond_provenance"), _column("inficond_knowledge")],
+        orientation="horizontal",
+        sizes=[0.3, 0.35, 0.35],
+    )
+    dataset.save_workspace(WORKSPACE, spaces, description="InFiConD: grid, performance, provenance, knowledge",
+                           overwrite=True)
+    return spaces
+
+
+def _column(*panel_types):
+    """A space of tabs, the first one shown (a space without an active child shows nothing)."""
+    panels = [fo.Panel(type=t, pinned=t == "Samples") for t in panel_types]
+    return fo.Space(children=panels, active_child=panels[0].component_id)
+
+
+def launch(name, port=5151):
+    """Serves the App on 127.0.0.1 with the workspace open, until interrupted."""
+    dataset = fo.load_dataset(name)
+    session = fo.launch_app(dataset, spaces=dataset.load_workspace(WORKSPACE), address="127.0.0.1", port=port,
+                            auto=False, remote=True)
+    print(f"The App: http://127.0.0.1:{port}/datasets/{name}?workspace={WORKSPACE}", flush=True)
+    session.wait(-1)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("demo", nargs="?", choices=("world", "coco128"), default="world")
+    parser.add_argument("demo", nargs="?", choices=("world", "coco128", "app"), default="world")
+    parser.add_argument("--port", type=int, default=5151, help="app: the App's port")
     parser.add_argument("--data", default=os.path.normpath(DEFAULT_DATA), help="coco128 folder")
     parser.add_argument("--name", help="dataset name (inficond-world / inficond-coco128)")
     parser.add_argument("--model", default=DEFAULT_MODEL, help="coco128: open_clip model")
     parser.add_argument("--pretrained", default=None, help="coco128: a pretrained tag or checkpoint path")
     args = parser.parse_args()
+    if args.demo == "app":
+        launch(args.name or "inficond-world", args.port)
+        return
     if args.demo == "world":
         dataset, result = build_world(args.name or "inficond-world")
     else:
@@ -92,6 +126,8 @@ def main():
     summary = run.performance(split=split)["summary"]
     print(f"students ({split}):", ", ".join(f"{k} {v:.3f}" for k, v in summary.items() if v is not None))
     print(f"top concepts of '{run.classes[0]}':", ", ".join(name for name, _ in run.top_concepts(run.classes[0], 5)))
+    save_workspace(dataset)
+    print(f"workspace '{WORKSPACE}' saved: `make app` opens it")
 
 
 if __name__ == "__main__":

@@ -38,14 +38,15 @@ def form(inputs, label, description=None):
     return types.Property(inputs, view=types.View(label=label, description=description))
 
 
-def operator_config(name, label, description, delegated=False):
-    """An ``OperatorConfig`` with a dynamic form; ``delegated`` work may be scheduled and
-    is scheduled by default."""
+def operator_config(name, label, description, delegated=False, dynamic=True):
+    """An ``OperatorConfig``, with a dynamic form unless it has no inputs (the App shows a
+    dynamic form without inputs as an empty dialog); ``delegated`` work may be scheduled and is
+    scheduled by default."""
     return foo.OperatorConfig(
         name=name,
         label=f"InFiConD: {label}",
         description=description,
-        dynamic=True,
+        dynamic=dynamic,
         allow_immediate_execution=True,
         allow_delegated_execution=delegated,
         default_choice_to_delegated=delegated,
@@ -75,3 +76,10 @@ def pretrained_param(value):
         return None
     looks_like_path = os.sep in value or value.endswith(_CHECKPOINT_SUFFIXES)
     return server_file(value, "checkpoint file") if looks_like_path else value
+
+
+def message_output(label="Result"):
+    """An output view showing the ``message`` an operator returns (what changed, in words)."""
+    outputs = types.Object()
+    outputs.str("message", label=label, view=types.MarkdownView())
+    return types.Property(outputs)

@@ -7,12 +7,13 @@ from fiftyone_inficond.students.run import (
     delete_students,
     list_student_runs,
     load_students,
+    open_students,
     rename_students,
     student_history,
     train_students,
 )
 
-from .common import add_target_view, form, operator_config
+from .common import add_target_view, form, message_output, operator_config
 
 
 def _run_key_input(ctx, inputs):
@@ -21,6 +22,11 @@ def _run_key_input(ctx, inputs):
     for key in keys:
         choices.add_choice(key, label=key)
     inputs.enum("key", keys, view=choices, label="Student run", required=True)
+    return ctx.params.get("key") if ctx.params.get("key") in keys else None
+
+
+def _summary(summary):
+    return ", ".join(f"{name.replace('_', ' ')} {value:.3f}" for name, value in summary.items() if value is not None)
 
 
 class TrainStudents(foo.Operator):
@@ -57,7 +63,12 @@ class TrainStudents(foo.Operator):
             user=ctx.user_id,
             overwrite=p.get("overwrite", False),
         )
-        return {"key": run.key, "revision": run.revision, "summary": run.performance()["summary"]}
+        summary = run.performance()["summary"]
+        message = f"Student run **{run.key}** trained (revision 0): {_summary(summary)}"
+        return {"key": run.key, "revision": run.revision, "summary": summary, "message": message}
+
+    def resolve_output(self, ctx):
+        return message_output("Trained")
 
 
 class TuneStudents(foo.Operator):
@@ -67,10 +78,17 @@ class TuneStudents(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        _run_key_input(ctx, inputs)
-        inputs.str("class", label="Class", description="The class whose concepts to tune")
-        inputs.list("up_concepts", types.String(), label="👍 Up-tune concepts")
-        inputs.list("down_concepts", types.String(), label="👎 Down-tune concepts")
+        key = _run_key_input(ctx, inputs)
+        if key is not None:  # choices from the run: its classes and its concepts
+            run = open_students(ctx.dataset, key)
+            classes = types.AutocompleteView(choices=[types.Choice(c, label=c) for c in run.classes])
+            inputs.enum("class", run.classes, label="Class", view=classes,
+                        description="The class whose concepts to tune")
+            concepts = [types.Choice(c, label=c) for c in run.concepts]
+            inputs.list("up_concepts", types.String(), label="👍 Up-tune concepts",
+                        view=types.AutocompleteView(choices=concepts, allow_user_input=False))
+            inputs.list("down_concepts", types.String(), label="👎 Down-tune concepts",
+                        view=types.AutocompleteView(choices=concepts, allow_user_input=False))
         inputs.float("factor", default=1.5, label="Factor (> 1)")
         inputs.int("epochs", default=3, label="Retraining epochs")
         return form(inputs, "Tune students")
@@ -84,7 +102,16 @@ class TuneStudents(foo.Operator):
             down = {p["class"]: p.get("down_concepts") or []}
         run = load_students(ctx.dataset, p["key"])
         entry = run.tune(up=up, down=down, factor=p.get("factor", 1.5), epochs=p.get("epochs", 3), user=ctx.user_id)
-        return {"revision": entry["revision"], "change": entry["change"], "metrics_after": entry["metrics_after"]}
+        changes = "; ".join(
+            f"{cls}: student AP {m['before']['student_ap'] or 0:.3f} → {m['after']['student_ap'] or 0:.3f}"
+            for cls, m in entry["class_metrics"].items()
+        )
+        message = f"Revision **{entry['revision']}** of **{p['key']}** saved. {changes}"
+        return {"revision": entry["revision"], "change": entry["change"], "metrics_after": entry["metrics_after"],
+                "message": message}
+
+    def resolve_output(self, ctx):
+        return message_output("Tuned")
 
 
 class RevertStudents(foo.Operator):
@@ -101,13 +128,19 @@ class RevertStudents(foo.Operator):
     def execute(self, ctx):
         run = load_students(ctx.dataset, ctx.params["key"])
         entry = run.revert(ctx.params["revision"], user=ctx.user_id)
-        return {"revision": entry["revision"], "reverted_to": entry["reverted_to"]}
+        message = (f"Revision **{entry['revision']}** saved: weights of revision {entry['reverted_to']} restored "
+                   f"({_summary(entry['metrics_after'])})")
+        return {"revision": entry["revision"], "reverted_to": entry["reverted_to"], "message": message}
+
+    def resolve_output(self, ctx):
+        return message_output("Reverted")
 
 
 class ListStudentRuns(foo.Operator):
     @property
     def config(self):
-        return operator_config("list_student_runs", "list student runs", "Student runs and their history")
+        return operator_config("list_student_runs", "list student runs", "Student runs and their history",
+                               dynamic=False)
 
     def execute(self, ctx):
         runs = {}
@@ -117,7 +150,12 @@ class ListStudentRuns(foo.Operator):
                 {**{k: entry.get(k) for k in ("revision", "kind", "user", "instructions")}, "time": str(entry["time"])}
                 for entry in history
             ]
-        return {"runs": runs}
+        lines = [f"- **{key}**: revision {h[-1]['revision']}, {len(h)} entries, last by {h[-1]['user']} at {h[-1]['time']}"
+                 for key, h in runs.items()]
+        return {"runs": runs, "message": "\n".join(lines) or "No student runs yet: run *train students*"}
+
+    def resolve_output(self, ctx):
+        return message_output("Student runs")
 
 
 class RenameStudentRun(foo.Operator):

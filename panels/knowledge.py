@@ -163,11 +163,8 @@ class KnowledgePanel(foo.Panel):
         state.set({
             "ready": True,
             "classes": run.classes,
-            "cls": cls,
-            "by": by,
-            "n": n,
-            "factor": workbench["factor"],
-            "epochs": workbench["epochs"],
+            "controls": {"cls": cls, "by": by, "n": n},
+            "settings": {"factor": workbench["factor"], "epochs": workbench["epochs"]},
             "header": (
                 f"**{cls}** · student AP {pct(metrics['student_ap'])} (teacher {pct(metrics['teacher_ap'])}) · "
                 f"F1 vs teacher {pct(metrics['f1'])} · run '{run.key}' revision {run.revision}"
@@ -350,9 +347,9 @@ def _layout(n_rows, mosaic):
     layout[f"yaxis{image_axis}"] = {**hidden, "domain": [0, 1], "range": [height, 0], "anchor": f"x{image_axis}",
                                     "scaleanchor": False}
     layout["annotations"] = [
-        {"text": "F1 vs teacher as the weight varies", "xref": "paper", "yref": "paper", "x": 0.505, "y": 1,
+        {"text": "what-if: F1", "xref": "paper", "yref": "paper", "x": 0.505, "y": 1,
          "yanchor": "bottom", "showarrow": False, "font": {"size": 11}},
-        {"text": "patches most like the concept", "xref": "paper", "yref": "paper", "x": 0.825, "y": 1,
+        {"text": "most like it", "xref": "paper", "yref": "paper", "x": 0.825, "y": 1,
          "yanchor": "bottom", "showarrow": False, "font": {"size": 11}},
     ]
     return layout

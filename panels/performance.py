@@ -29,6 +29,7 @@ SORT_LABELS = {
 }
 SPLIT_LABELS = {"validation": "held-out samples", "train": "training samples", "all": "all samples"}
 ROW_PX = 24
+LEGEND = "🟩 both right · 🟥 student wrong, teacher right · ⬜ both wrong · 🟦 student right, teacher wrong"
 
 
 class PerformancePanel(foo.Panel):
@@ -63,12 +64,12 @@ class PerformancePanel(foo.Panel):
 
     @answers
     def on_change_sort(self, ctx):
-        ctx.panel.state.sort = ctx.params["value"]
+        ctx.panel.state.set("controls.sort", ctx.params["value"])
         self.show(ctx)
 
     @answers
     def on_change_order(self, ctx):
-        ctx.panel.state.order = ctx.params["value"]
+        ctx.panel.state.set("controls.order", ctx.params["value"])
         self.show(ctx)
 
     @answers
@@ -110,7 +111,7 @@ class PerformancePanel(foo.Panel):
         if run is None:
             state.set({"ready": False})
             return
-        sort, order = state.get("sort") or "ap_gap", state.get("order") or "worst first"
+        sort, order = state.get("controls.sort") or "ap_gap", state.get("controls.order") or "worst first"
         performance = run.performance(workbench["split"], sort_by=sort)
         rows = performance["classes"] if order == "worst first" else performance["classes"][::-1]
         counts = run.agreement_counts(workbench["split"])
@@ -118,11 +119,8 @@ class PerformancePanel(foo.Panel):
         state.set({
             "ready": True,
             "runs": list_student_runs(ctx.dataset),
-            "run": run.key,
             "splits": run.splits,
-            "split": workbench["split"],
-            "sort": sort,
-            "order": order,
+            "controls": {"run": run.key, "split": workbench["split"], "sort": sort, "order": order},
             "header": _header(facts, workbench, performance["summary"]),
             "message": workbench["message"] or "",
             "height": 90 + ROW_PX * len(rows),
@@ -143,6 +141,7 @@ class PerformancePanel(foo.Panel):
         controls.enum("order", ["worst first", "best first"], label="Order", view=types.DropdownView(),
                       on_change=self.on_change_order)
         panel.md(state.header, name="header")
+        panel.md(LEGEND, name="legend")
         if state.message:
             panel.md(state.message, name="message")
         panel.plot(
@@ -189,8 +188,6 @@ def _traces(rows, counts, selected):
                 "type": "bar",
                 "orientation": "h",
                 "name": f"{group}: {SUBSET_LABELS[subset]}",
-                "legendgroup": subset,
-                "showlegend": group == "positives",
                 "x": values,
                 "y": labels,
                 "xaxis": axis,
@@ -223,11 +220,11 @@ def _layout(height):
     return {
         "barmode": "stack",
         "height": height,
-        "margin": {"l": 130, "r": 10, "t": 60, "b": 20},
-        "legend": {"orientation": "h", "y": 1.0, "yanchor": "bottom", "x": 0, "font": {"size": 10}},
+        "margin": {"l": 130, "r": 10, "t": 50, "b": 20},
+        "showlegend": False,
         "xaxis": {**axis, "domain": [0, 0.26], "range": [0, 1.02], "title": {"text": "AP"}, "side": "top"},
-        "xaxis2": {**axis, "domain": [0.3, 0.64], "title": {"text": "teacher's positives"}, "side": "top"},
-        "xaxis3": {**axis, "domain": [0.68, 1], "title": {"text": "teacher's negatives"}, "side": "top"},
+        "xaxis2": {**axis, "domain": [0.3, 0.64], "title": {"text": "positives"}, "side": "top"},
+        "xaxis3": {**axis, "domain": [0.68, 1], "title": {"text": "negatives"}, "side": "top"},
         "yaxis": {"autorange": "reversed", "fixedrange": True, "automargin": True, "type": "category"},
         "hovermode": "closest",
         "bargap": 0.25,

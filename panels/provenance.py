@@ -43,7 +43,7 @@ class ProvenancePanel(foo.Panel):
 
     @answers
     def on_change_compare(self, ctx):
-        ctx.panel.state.compare = ctx.params["value"]
+        ctx.panel.state.set("compare_row.compare", ctx.params["value"])
         self.show(ctx)
 
     @answers
@@ -51,7 +51,7 @@ class ProvenancePanel(foo.Panel):
         workbench = read_workbench(ctx)
         seen = workbench["revision"]
         run = open_run(ctx, workbench)
-        target = ctx.panel.state.get("compare")
+        target = ctx.panel.state.get("compare_row.compare")
         if run.revision == seen and target is not None:
             entry = run.revert(int(target), user=ctx.user_id)
             before, after = entry["metrics_before"], entry["metrics_after"]
@@ -73,14 +73,14 @@ class ProvenancePanel(foo.Panel):
             return
         history = run.history
         revisions = [str(entry["revision"]) for entry in history]
-        compare = state.get("compare")
+        compare = state.get("compare_row.compare")
         compare = compare if compare in revisions[:-1] else (revisions[-2] if len(revisions) > 1 else None)
         state.set({
             "ready": True,
             "summary": _cumulative(run.key, history),
             "message": workbench["message"] or "",
             "revisions": revisions[:-1][::-1],
-            "compare": compare,
+            "compare_row": {"compare": compare},
             "comparison": _comparison(history, compare),
         })
         ctx.panel.set_data("entries", _rows(history))

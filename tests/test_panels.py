@@ -69,7 +69,7 @@ def test_clicking_a_subset_shows_exactly_its_samples_and_selects_the_class(tuned
     dataset, run = tuned_world
     performance = Panel(dataset, "inficond_performance")
     performance.event("on_load")
-    assert performance.state["ready"] and performance.state["split"] == "validation"
+    assert performance.state["ready"] and performance.state["controls"]["split"] == "validation"
     chart = performance.data["chart"]
     assert {t["name"] for t in chart} >= {"teacher AP", "student AP", "positives: student wrong, teacher right"}
 
@@ -89,14 +89,14 @@ def test_clicking_a_subset_shows_exactly_its_samples_and_selects_the_class(tuned
     }
     knowledge = Panel(dataset, "inficond_knowledge")
     knowledge.event("on_refresh")
-    assert knowledge.state["cls"] == cls
+    assert knowledge.state["controls"]["cls"] == cls
 
 
 def test_thumbs_up_then_fine_tune_saves_one_entry_and_changes_the_ranking(tuned_world):
     dataset, run = tuned_world
     knowledge, provenance = Panel(dataset, "inficond_knowledge"), Panel(dataset, "inficond_provenance")
     knowledge.event("on_load")
-    cls = knowledge.state["cls"]
+    cls = knowledge.state["controls"]["cls"]
     names = [t["name"].removeprefix("what-if ") for t in knowledge.data["chart"] if t["name"].startswith("what-if ")]
     assert len(names) == 10 and any(t["type"] == "image" for t in knowledge.data["chart"])
     concept = names[-1]  # the 10th: up-tuning it must move it up
@@ -127,7 +127,7 @@ def test_revert_restores_the_earlier_weights(tuned_world):
     run.tune(down={run.classes[0]: [run.concepts[0]]}, epochs=1)
     provenance = Panel(dataset, "inficond_provenance")
     provenance.event("on_load")
-    assert provenance.state["compare"] == "0" and "Revision 0 vs current" in provenance.state["comparison"]
+    assert provenance.state["compare_row"]["compare"] == "0" and "Revision 0 vs current" in provenance.state["comparison"]
     provenance.event("on_revert")
     reverted = load_students(dataset, "panel")
     assert reverted.history[-1]["kind"] == "revert" and reverted.history[-1]["reverted_to"] == 0
@@ -139,7 +139,7 @@ def test_a_colleagues_save_is_reported_and_the_pending_instructions_are_kept(tun
     dataset, run = tuned_world
     knowledge = Panel(dataset, "inficond_knowledge")
     knowledge.event("on_load")
-    cls = knowledge.state["cls"]
+    cls = knowledge.state["controls"]["cls"]
     knowledge.event("on_click_chart", id=f"down|{run.concepts[3]}")
     colleague = load_students(dataset, "panel")  # another client of the same database
     colleague.tune(up={run.classes[1]: [run.concepts[2]]}, epochs=1, user="alice")

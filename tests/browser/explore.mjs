@@ -1,0 +1,12 @@
+import { chromium } from "playwright-core";
+const url = process.argv[2], out = process.argv[3];
+const browser = await chromium.launch({ executablePath: "/usr/bin/chromium", args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"] });
+const page = await browser.newPage({ viewport: { width: 1800, height: 1100 } });
+await page.addInitScript(() => { window.IS_PLAYWRIGHT = true; });
+page.on("console", (m) => { if (!m.text().includes("ERR_NAME")) console.log("console:", m.type(), m.text().slice(0, 300)); });
+page.on("response", async (r) => { if (r.url().includes("/operators") || r.url().includes("graphql")) console.log("resp:", r.status(), r.url().slice(0, 120)); });
+await page.goto(url);
+await page.waitForTimeout(+(process.argv[4] || 35000));
+await page.screenshot({ path: out });
+console.log((await page.locator("body").innerText()).slice(0, 3000));
+await browser.close();
