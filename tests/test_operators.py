@@ -77,11 +77,16 @@ def test_student_operators(coco128, tiny_checkpoint, coco128_dir):
     assert trained["key"] == "s" and trained["revision"] == 0 and 0 < trained["summary"]["agreement_ap"] <= 1
     tuned = execute("tune_students", coco128, key="s", up={"person": ["sky"]}, down={"dog": ["grass"]}, factor=2.0)
     assert tuned["revision"] == 1 and {c["direction"] for c in tuned["change"]} == {"up", "down"}
+    assert tuned["message"].startswith("Revision **1** of **s** saved. ") and "person: student AP" in tuned["message"]
     form = execute("tune_students", coco128, key="s", **{"class": "person", "down_concepts": ["road"]})
     assert form["change"][0] == {**form["change"][0], "class": "person", "concept": "road", "direction": "down"}
-    assert execute("revert_students", coco128, key="s", revision=1) == {"revision": 3, "reverted_to": 1}
-    runs = execute("list_student_runs", coco128)["runs"]
-    assert [e["kind"] for e in runs["s"]] == ["train", "tune", "tune", "revert"]
+    reverted = execute("revert_students", coco128, key="s", revision=1)
+    assert (reverted["revision"], reverted["reverted_to"]) == (3, 1)
+    assert reverted["message"].startswith("Revision **3** saved: weights of revision 1 restored")
+    listed = execute("list_student_runs", coco128)
+    assert [e["kind"] for e in listed["runs"]["s"]] == ["train", "tune", "tune", "revert"]
+    assert listed["message"].startswith("- **s**: revision 3, 4 entries")
+    assert not foo.get_operator(f"{PLUGIN}/list_student_runs").config.dynamic  # the App shows a button
     with pytest.raises(Exception, match="Concept 'moon' is not in the corpus"):
         execute("tune_students", coco128, key="s", up={"person": ["moon"]})
     assert len(load_students(coco128, "s").history) == 4
