@@ -27,7 +27,7 @@ WORLD_IMAGES = os.path.join(fo.config.default_dataset_dir, "inficond-world")  # 
 WORKSPACE = "inficond"
 
 
-def build_world(name, n=300, seed=1):
+def build_world(name, n=300, seed=1, images=WORLD_IMAGES):
     """(Re)builds the world demo: 2/3 training split with the spurious correlation, 1/3 held out."""
     from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
     from fiftyone_inficond.world.dataset import is_current_world, load_world_splits
@@ -42,7 +42,7 @@ def build_world(name, n=300, seed=1):
         dataset.delete()
         dataset = None
     if dataset is None:
-        dataset = load_world_splits(name, WORLD_IMAGES, 2 * n // 3, n // 3, seed, cloud_with=AIRPLANES_UNDER_CLOUDS)
+        dataset = load_world_splits(name, images, 2 * n // 3, n // 3, seed, cloud_with=AIRPLANES_UNDER_CLOUDS)
     if not dataset.has_field("teacher"):
         scenes = generate_scenes(TRAINING_SCENES, seed=seed + 2, cloud_with=AIRPLANES_UNDER_CLOUDS)
         teacher = train_world_teacher(scenes)

@@ -5,8 +5,10 @@ class and split on screen, the pending 👍/👎 and the tuning settings. Every 
 selecting a class in one panel moves the others, and a reload or a second browser tab loses
 nothing the user chose or typed. Panel state is only what the panel shows now.
 
-**Siblings are refreshed** by triggering their ``on_refresh`` with their panel id (found in the
-App's spaces); they read the workbench and set their own state and data.
+**Siblings are refreshed** in the same request: for each other InFiConD panel open in the App's
+spaces, its ``show`` runs in a context addressed to its panel id, so the App receives its new
+state, data and layout with the acting panel's (the App does not run a panel method triggered
+from another panel).
 
 **Errors are one sentence**: a library refusal (:class:`InficondError`) is shown as it is, in
 the user's words; anything else says the server failed and keeps the workbench as it was.
@@ -18,6 +20,8 @@ import io
 import logging
 
 import fiftyone.operators.types as types
+from fiftyone.operators import get_operator
+from fiftyone.operators.executor import ExecutionContext
 
 from fiftyone_inficond.errors import InficondError
 from fiftyone_inficond.students.run import DEFAULT_TUNING_EPOCHS, list_student_runs, open_students
@@ -109,13 +113,19 @@ def _tell(ctx, panel, message):
 
 
 def refresh_siblings(ctx):
-    """Asks the other InFiConD panels open in the App to show the workbench again."""
+    """Shows the workbench again in the other InFiConD panels open in the App."""
     spaces = ctx.spaces
     if spaces is None:
         return
-    for panel in _panels(spaces):
-        if panel.type in PANELS and panel.component_id != ctx.panel_id:
-            ctx.trigger(f"{PLUGIN}/{panel.type}#on_refresh", params={"panel_id": panel.component_id})
+    for child in _panels(spaces):
+        if child.type in PANELS and child.component_id != ctx.panel_id:
+            sibling = ExecutionContext(
+                request_params={**ctx.request_params, "params": {"panel_id": child.component_id, "panel_state": {}}},
+                executor=ctx.executor,
+            )
+            panel = get_operator(f"{PLUGIN}/{child.type}")  # registered: its event URIs name the plugin
+            panel.show(sibling)
+            sibling.ops.show_panel_output(panel.render(sibling), panel_id=child.component_id)
 
 
 def _panels(space):

@@ -61,10 +61,6 @@ class KnowledgePanel(foo.Panel):
         self.show(ctx)
 
     @answers
-    def on_refresh(self, ctx):
-        self.show(ctx)
-
-    @answers
     def on_change_cls(self, ctx):
         self._update(ctx, cls=ctx.params["value"], message=None)
         refresh_siblings(ctx)

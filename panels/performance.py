@@ -51,10 +51,6 @@ class PerformancePanel(foo.Panel):
         self.show(ctx)
 
     @answers
-    def on_refresh(self, ctx):
-        self.show(ctx)
-
-    @answers
     def on_change_run(self, ctx):
         self._choose(ctx, run=ctx.params["value"], revision=None, cls=None, split=None)
 
@@ -64,13 +60,11 @@ class PerformancePanel(foo.Panel):
 
     @answers
     def on_change_sort(self, ctx):
-        ctx.panel.state.set("controls.sort", ctx.params["value"])
-        self.show(ctx)
+        self._choose(ctx, sort=ctx.params["value"])
 
     @answers
     def on_change_order(self, ctx):
-        ctx.panel.state.set("controls.order", ctx.params["value"])
-        self.show(ctx)
+        self._choose(ctx, order=ctx.params["value"])
 
     @answers
     def on_click_chart(self, ctx):
@@ -111,7 +105,7 @@ class PerformancePanel(foo.Panel):
         if run is None:
             state.set({"ready": False})
             return
-        sort, order = state.get("controls.sort") or "ap_gap", state.get("controls.order") or "worst first"
+        sort, order = workbench.get("sort", "ap_gap"), workbench.get("order", "worst first")
         performance = run.performance(workbench["split"], sort_by=sort)
         rows = performance["classes"] if order == "worst first" else performance["classes"][::-1]
         counts = run.agreement_counts(workbench["split"])

@@ -38,10 +38,6 @@ class ProvenancePanel(foo.Panel):
         self.show(ctx)
 
     @answers
-    def on_refresh(self, ctx):
-        self.show(ctx)
-
-    @answers
     def on_change_compare(self, ctx):
         ctx.panel.state.set("compare_row.compare", ctx.params["value"])
         self.show(ctx)

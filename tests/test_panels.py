@@ -81,15 +81,10 @@ def test_clicking_a_subset_shows_exactly_its_samples_and_selects_the_class(tuned
     (view,) = _find(requests, "set_view")
     assert sorted(_selected_ids(view)) == sorted(expected)
     assert f"the {len(expected)} held-out samples of '{cls}'" in performance.state["message"]
-    # The other panels are asked to show the selected class.
-    triggered = {r["operator_uri"]: r["params"] for r in requests if r["operator_uri"].endswith("#on_refresh")}
-    assert triggered == {
-        f"{PLUGIN}/inficond_knowledge#on_refresh": {"panel_id": "know"},
-        f"{PLUGIN}/inficond_provenance#on_refresh": {"panel_id": "prov"},
-    }
-    knowledge = Panel(dataset, "inficond_knowledge")
-    knowledge.event("on_refresh")
-    assert knowledge.state["controls"]["cls"] == cls
+    # The other panels show the selected class, in the same answer.
+    assert {p["panel_id"] for p in _find(requests, "show_panel_output")} == {"perf", "know", "prov"}
+    (knowledge,) = [p["state"] for p in _find(requests, "patch_panel_state") if p["panel_id"] == "know" and "controls" in p["state"]]
+    assert knowledge["controls"]["cls"] == cls
 
 
 def test_thumbs_up_then_fine_tune_saves_one_entry_and_changes_the_ranking(tuned_world):
@@ -99,7 +94,8 @@ def test_thumbs_up_then_fine_tune_saves_one_entry_and_changes_the_ranking(tuned_
     cls = knowledge.state["controls"]["cls"]
     names = [t["name"].removeprefix("what-if ") for t in knowledge.data["chart"] if t["name"].startswith("what-if ")]
     assert len(names) == 10 and any(t["type"] == "image" for t in knowledge.data["chart"])
-    concept = names[-1]  # the 10th: up-tuning it must move it up
+    row = run.weight[run.classes.index(cls)]
+    concept = [name for name in names if row[run.concepts.index(name)] > 0][-1]  # 👍 must move it up
     knowledge.event("on_click_chart", id=f"up|{concept}")
     assert "🟦 👍 *" + concept + "* for " + cls in knowledge.state["pending"]
     before = load_students(dataset, "panel").weight[run.classes.index(cls), run.concepts.index(concept)]
@@ -113,7 +109,8 @@ def test_thumbs_up_then_fine_tune_saves_one_entry_and_changes_the_ranking(tuned_
     assert knowledge.state["message"].startswith("✅ Revision 1 saved") and not knowledge.state["has_pending"]
     new_names = [t["name"].removeprefix("what-if ") for t in knowledge.data["chart"] if t["name"].startswith("what-if ")]
     assert new_names.index(concept) < names.index(concept)
-    assert _find(requests, "#on_refresh")  # performance and provenance follow
+    (performance,) = [p["state"] for p in _find(requests, "patch_panel_state") if p["panel_id"] == "perf" and "header" in p["state"]]
+    assert "revision 1" in performance["header"]  # performance and provenance follow
 
     provenance.event("on_load")
     rows = provenance.data["entries"]

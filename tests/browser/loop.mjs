@@ -1,0 +1,74 @@
+// One no-code tuning loop in the real App: node loop.mjs <url> <screenshot folder>.
+// Prints one JSON line of what the page showed at each step; the pytest test asserts on it.
+import { chromium } from "playwright-core";
+
+const [url, out] = process.argv.slice(2);
+const seen = {};
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+const page = await browser.newPage({ viewport: { width: 1800, height: 1100 } });
+await page.addInitScript(() => { window.IS_PLAYWRIGHT = true; });  // no "Explore Enterprise" pop-up
+const shot = (name) => page.screenshot({ path: `${out}/${name}.png` });
+const text = (pattern) => page.getByText(pattern).first();
+const clickCentre = async (locator) => {
+  const box = await locator.boundingBox();
+  await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+};
+const gridCount = async () => (await text(/^[\d,]+ samples?$/).innerText()).trim();
+
+try {
+  await page.goto(url);
+  await text(/Selected class: /).waitFor({ timeout: 90000 });
+  await page.locator("canvas").first().waitFor({ timeout: 90000 });
+  await page.waitForTimeout(3000);
+  seen.header = await text(/Selected class: /).innerText();
+  seen.gridBefore = await gridCount();
+  await shot("1-open");
+
+  // The worst class is selected; rank its concepts by discrepancy among the teacher's positives.
+  await page.getByRole("combobox").filter({ hasText: "influence (weight)" }).click();
+  await page.getByRole("option", { name: "discrepancy among the teacher's positives" }).click();
+  await text(/^1\. /).waitFor();
+  await page.waitForTimeout(2000);
+  seen.knowledgeHeader = await text(/student AP .* run 'students' revision/).innerText();
+  await shot("2-by-discrepancy");
+
+  // 👍 the top concept, then Fine-tune.
+  await clickCentre(page.locator(".textpoint text", { hasText: "👍" }).first());
+  await text(/^Pending /).waitFor();
+  seen.pending = await text(/^Pending /).innerText();
+  await shot("3-thumbs-up");
+  await page.getByRole("button", { name: "Fine-tune" }).click();
+  await text(/Revision 1 saved/).waitFor({ timeout: 60000 });
+  seen.saved = await text(/Revision 1 saved/).innerText();
+  await shot("4-fine-tuned");
+
+  // Provenance shows the new entry.
+  await page.getByText("InFiConD: provenance").click();
+  await text(/1 fine-tunes/).waitFor({ timeout: 30000 });
+  seen.provenance = await text(/1 fine-tunes/).innerText();
+  seen.provenanceRow = await page.getByRole("row").filter({ hasText: "👍" }).first().innerText();
+  await shot("5-provenance");
+
+  // A subset of the performance panel filters the grid.
+  await page.getByText("InFiConD: student performance").click();
+  await text(/Selected class: /).waitFor();
+  await page.waitForTimeout(2000);
+  await clickCentre(page.locator(".barlayer .point path").first());
+  await text(/^Grid: the /).waitFor({ timeout: 30000 });
+  seen.subset = await text(/^Grid: the /).innerText();
+  await page.waitForFunction((before) => ![...document.querySelectorAll("*")].some(
+    (e) => e.childElementCount === 0 && e.textContent.trim() === before), seen.gridBefore, { timeout: 30000 });
+  await page.waitForTimeout(3000);
+  seen.gridAfter = await gridCount();
+  await shot("6-subset-in-grid");
+} catch (error) {
+  seen.error = String(error).slice(0, 500);
+  await shot("failed");
+} finally {
+  console.log(JSON.stringify(seen));
+  await browser.close();
+}
