@@ -112,6 +112,12 @@ def test_thumbs_up_then_fine_tune_saves_one_entry_and_changes_the_ranking(tuned_
     (performance,) = [p["state"] for p in _find(requests, "patch_panel_state") if p["panel_id"] == "perf" and "header" in p["state"]]
     assert "revision 1" in performance["header"]  # performance and provenance follow
 
+    performance = Panel(dataset, "inficond_performance")
+    performance.event("on_load")
+    requests = performance.event("on_click_chart", id=f"class|{cls}")
+    (shown,) = [p["state"] for p in _find(requests, "patch_panel_state") if p["panel_id"] == "know" and "header" in p["state"]]
+    assert shown["header"].endswith("revision 1")  # a sibling refresh shows the tuned run
+
     provenance.event("on_load")
     rows = provenance.data["entries"]
     assert [r["revision"] for r in rows] == [1, 0] and rows[0]["instructions"] == f"👍 {concept} ({cls})"
