@@ -19,11 +19,12 @@ import functools
 import io
 import logging
 
+import fiftyone.operators as foo
 import fiftyone.operators.types as types
 from fiftyone.operators import get_operator
 from fiftyone.operators.executor import ExecutionContext
 
-from fiftyone_inficond.errors import InficondError
+from fiftyone_inficond.errors import InficondError, UnknownName
 from fiftyone_inficond.students.run import DEFAULT_TUNING_EPOCHS, list_student_runs, open_students
 
 logger = logging.getLogger(__name__)
@@ -41,6 +42,11 @@ DEFAULTS = {
     "pending": [],  # [{"class", "concept", "direction"}], not yet applied
     "factor": 1.5,
     "epochs": DEFAULT_TUNING_EPOCHS,
+    "sort": "ap_gap",  # performance: the metric classes are sorted by
+    "order": "worst first",
+    "by": "weight",  # knowledge: how concepts are ranked
+    "n": 10,  # knowledge: how many concepts
+    "compare": None,  # provenance: the revision compared with the current one
     "message": None,  # what the last action did, or why it was refused
 }
 COLOURS = {"up": "🟦", "down": "🟧"}  # the paper's blue up, orange down
@@ -112,12 +118,76 @@ def _tell(ctx, panel, message):
         ctx.panel.state.set({"ready": False, "message": message})
 
 
+class WorkbenchPanel(foo.Panel):
+    """A panel that shows the workbench: ``fill`` sets its state and data from the workbench and
+    the run, ``draw`` lays them out; an event changes the workbench and shows it again."""
+
+    @answers
+    def on_load(self, ctx):
+        self.show(ctx)
+
+    def show(self, ctx):
+        workbench = read_workbench(ctx)
+        run = open_run(ctx, workbench)
+        write_workbench(ctx, workbench)
+        if run is None:
+            ctx.panel.state.set({"ready": False})
+        else:
+            self.fill(ctx, workbench, run)
+
+    def render(self, ctx):
+        panel = types.Object()
+        state = ctx.panel.state
+        if not state.get("ready"):
+            return not_ready(panel, state)
+        self.draw(panel, state)
+        return types.Property(panel, view=types.GridView(orientation="vertical", align_x="left"))
+
+    def change(self, ctx, siblings=False, **changes):
+        """Changes the workbench and shows it here (and in the other panels with ``siblings``)."""
+        workbench = read_workbench(ctx)
+        workbench.update(changes)
+        self.publish(ctx, workbench, siblings)
+
+    def publish(self, ctx, workbench, siblings=True):
+        write_workbench(ctx, workbench)
+        self.show(ctx)
+        if siblings:
+            refresh_siblings(ctx)
+
+    def run_to_save_on(self, ctx, workbench):
+        """The run at the revision the user last saw, or ``None`` when someone saved since: then
+        the panels show that revision (who, when) and the workbench keeps what the user chose."""
+        seen = workbench["revision"]
+        run = open_run(ctx, workbench)
+        if run is None:
+            raise UnknownName("This dataset has no student run any more: train one, then try again")
+        if run.revision == seen:
+            return run
+        self.publish(ctx, workbench)
+        return None
+
+    def fill(self, ctx, workbench, run):
+        raise NotImplementedError
+
+    def draw(self, panel, state):
+        raise NotImplementedError
+
+
+def dropdown(labels):
+    """A dropdown of ``{value: label}``."""
+    view = types.DropdownView()
+    for value, label in labels.items():
+        view.add_choice(value, label=label)
+    return view
+
+
 def refresh_siblings(ctx):
-    """Shows the workbench again in the other InFiConD panels open in the App."""
+    """Shows the workbench again in the other InFiConD panels the App shows."""
     spaces = ctx.spaces
     if spaces is None:
         return
-    for child in _panels(spaces):
+    for child in _shown_panels(spaces):
         if child.type in PANELS and child.component_id != ctx.panel_id:
             sibling = ExecutionContext(
                 request_params={**ctx.request_params, "params": {"panel_id": child.component_id, "panel_state": {}}},
@@ -125,14 +195,17 @@ def refresh_siblings(ctx):
             )
             panel = get_operator(f"{PLUGIN}/{child.type}")  # registered: its event URIs name the plugin
             panel.show(sibling)
-            sibling.ops.show_panel_output(panel.render(sibling), panel_id=child.component_id)
+            sibling.ops.show_panel_output(panel.render(sibling))
 
 
-def _panels(space):
+def _shown_panels(space):
+    """The panels the App shows now: the active tab of each space. A panel in a hidden tab shows
+    the workbench when its tab is opened (``on_load``); a patch for it would stop the App from
+    applying the requests that follow it in the same answer (seen in the browser)."""
     for child in space.children or []:
         if hasattr(child, "children"):
-            yield from _panels(child)
-        else:
+            yield from _shown_panels(child)
+        elif child.component_id == space.active_child:
             yield child
 
 

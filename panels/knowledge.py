@@ -14,20 +14,7 @@ from PIL import Image, ImageDraw
 
 from fiftyone_inficond.locate import concepts_patches, patch_crops
 
-from .common import (
-    COLOURS,
-    KNOWLEDGE,
-    THUMBS,
-    answers,
-    image_uri,
-    not_ready,
-    open_run,
-    pct,
-    read_workbench,
-    refresh_siblings,
-    signed_pct,
-    write_workbench,
-)
+from .common import COLOURS, KNOWLEDGE, THUMBS, WorkbenchPanel, answers, dropdown, image_uri, pct, read_workbench, signed_pct
 
 RANKINGS = {
     "weight": "influence (weight)",
@@ -41,7 +28,7 @@ CELL_PX = 66
 BAR_PX = 5
 
 
-class KnowledgePanel(foo.Panel):
+class KnowledgePanel(WorkbenchPanel):
     @property
     def config(self):
         return foo.PanelConfig(
@@ -57,29 +44,24 @@ class KnowledgePanel(foo.Panel):
         )
 
     @answers
-    def on_load(self, ctx):
-        self.show(ctx)
-
-    @answers
     def on_change_cls(self, ctx):
-        self._update(ctx, cls=ctx.params["value"], message=None)
-        refresh_siblings(ctx)
+        self.change(ctx, siblings=True, cls=ctx.params["value"], message=None)
 
     @answers
     def on_change_by(self, ctx):
-        self._update(ctx, by=ctx.params["value"])
+        self.change(ctx, by=ctx.params["value"])
 
     @answers
     def on_change_n(self, ctx):
-        self._update(ctx, n=int(ctx.params["value"]))
+        self.change(ctx, n=int(ctx.params["value"]))
 
     @answers
     def on_change_factor(self, ctx):
-        self._update(ctx, factor=ctx.params["value"])
+        self.change(ctx, factor=ctx.params["value"])
 
     @answers
     def on_change_epochs(self, ctx):
-        self._update(ctx, epochs=ctx.params["value"])
+        self.change(ctx, epochs=ctx.params["value"])
 
     @answers
     def on_click_chart(self, ctx):
@@ -91,72 +73,46 @@ class KnowledgePanel(foo.Panel):
             ids = ctx.panel.state.patch_ids
             if row < len(ids) and column < len(ids[row]):
                 ctx.ops.set_view(ctx.dataset.select([ids[row][column]]))
-                self._update(ctx, message="Grid: the image of that patch")
+                self.change(ctx, message="Grid: the image of that patch")
 
     @answers
     def on_clear(self, ctx):
-        self._update(ctx, pending=[], message="Pending instructions cleared")
+        self.change(ctx, pending=[], message="Pending instructions cleared")
 
     @answers
     def on_fine_tune(self, ctx):
         workbench = read_workbench(ctx)
         if not workbench["pending"]:
-            self._update(ctx, message="Nothing to fine-tune: 👍 or 👎 a concept first")
+            self.change(ctx, message="Nothing to fine-tune: 👍 or 👎 a concept first")
             return
-        seen = workbench["revision"]
-        run = open_run(ctx, workbench)
-        if run.revision != seen:  # a colleague saved since: show it first, keep the instructions
-            write_workbench(ctx, workbench)
-            refresh_siblings(ctx)
-            self.show(ctx)
+        run = self.run_to_save_on(ctx, workbench)
+        if run is None:
             return
         split = workbench["split"]
-        before = {row["class"]: row for row in run.performance(split)["classes"]}
-        summary_before = run.performance(split)["summary"]
+        before = run.performance(split)
         entry = run.tune(**_instructions(workbench["pending"]), factor=workbench["factor"],
                          epochs=workbench["epochs"], user=ctx.user_id)
-        after = run.performance(split)
         workbench.update(
             pending=[],
             revision=entry["revision"],
-            message=_tuned_message(entry, before, after, summary_before, split),
+            message=_tuned_message(entry, before, run.performance(split), split),
         )
-        write_workbench(ctx, workbench)
-        refresh_siblings(ctx)
-        self.show(ctx)
+        self.publish(ctx, workbench)
 
     def _toggle(self, ctx, direction, concept):
         workbench = read_workbench(ctx)
         item = {"class": workbench["cls"], "concept": concept, "direction": direction}
         others = [p for p in workbench["pending"] if (p["class"], p["concept"]) != (item["class"], concept)]
-        workbench["pending"] = others if item in workbench["pending"] else others + [item]
-        workbench["message"] = None
-        write_workbench(ctx, workbench)
-        self.show(ctx)
+        self.change(ctx, pending=others if item in workbench["pending"] else others + [item], message=None)
 
-    def _update(self, ctx, **changes):
-        workbench = read_workbench(ctx)
-        workbench.update(changes)
-        write_workbench(ctx, workbench)
-        self.show(ctx)
-
-    def show(self, ctx):
-        workbench = read_workbench(ctx)
-        run = open_run(ctx, workbench)
-        write_workbench(ctx, workbench)
-        state = ctx.panel.state
-        if run is None:
-            state.set({"ready": False})
-            return
-        cls, n, by = workbench["cls"], workbench.get("n", 10), workbench.get("by", "weight")
+    def fill(self, ctx, workbench, run):
+        cls, n, by = workbench["cls"], workbench["n"], workbench["by"]
         ranking = run.top_concepts(cls, n, by=by, sign="absolute" if by == "weight" else "positive")
         names = [name for name, _ in ranking]
-        row = run.weight[run.classes.index(cls)]
-        weights = [float(row[run.concepts.index(name)]) for name in names]
         curves = run.what_if(cls, names, n_values=21)
         patches = concepts_patches(ctx.dataset, names, N_PATCHES, field=run.config["concepts_field"])
         metrics = {r["class"]: r for r in run.performance(workbench["split"])["classes"]}[cls]
-        state.set({
+        ctx.panel.state.set({
             "ready": True,
             "classes": run.classes,
             "controls": {"cls": cls, "by": by, "n": n},
@@ -172,21 +128,16 @@ class KnowledgePanel(foo.Panel):
             "mosaic": [N_PATCHES * CELL_PX, len(names) * ROW_PX],
             "patch_ids": [[p["sample_id"] for p in patches[name]] for name in names],
         })
-        crops = [patch_crops(ctx.dataset, patches[name], size=CROP_PX) for name in names]
-        ctx.panel.set_data("chart", _traces(names, weights, curves, patches, crops, workbench["pending"], cls))
+        crops = iter(patch_crops(ctx.dataset, [p for name in names for p in patches[name]], size=CROP_PX))
+        crops = [[next(crops) for _ in patches[name]] for name in names]  # one read of the image paths
+        ctx.panel.set_data("chart", _traces(names, curves, patches, crops, workbench["pending"], cls))
 
-    def render(self, ctx):
-        panel = types.Object()
-        state = ctx.panel.state
-        if not state.get("ready"):
-            return not_ready(panel, state)
+    def draw(self, panel, state):
         controls = panel.h_stack("controls", align_x="left", gap=2)
         classes = types.AutocompleteView(choices=[types.Choice(c, label=c) for c in state.classes])
         controls.enum("cls", state.classes, label="Class", view=classes, on_change=self.on_change_cls)
-        by = types.DropdownView()
-        for value, label in RANKINGS.items():
-            by.add_choice(value, label=label)
-        controls.enum("by", list(RANKINGS), label="Rank concepts by", view=by, on_change=self.on_change_by)
+        controls.enum("by", list(RANKINGS), label="Rank concepts by", view=dropdown(RANKINGS),
+                      on_change=self.on_change_by)
         controls.int("n", label="Concepts", min=1, max=50, view=types.SliderView(), on_change=self.on_change_n)
         panel.md(state.header, name="header")
         if state.message:
@@ -205,7 +156,6 @@ class KnowledgePanel(foo.Panel):
             config={"displayModeBar": False, "responsive": True},
             on_click=self.on_click_chart,
         )
-        return types.Property(panel, view=types.GridView(orientation="vertical", align_x="left"))
 
 
 def _instructions(pending):
@@ -224,15 +174,16 @@ def _pending_text(pending, workbench):
     return f"**Pending** {blocks} · factor {workbench['factor']}, {workbench['epochs']} epochs"
 
 
-def _tuned_message(entry, before, after, summary_before, split):
+def _tuned_message(entry, before, after, split):
     rows = {row["class"]: row for row in after["classes"]}
+    before_rows = {row["class"]: row for row in before["classes"]}
     changes = [
-        f"{cls}: student AP {pct(before[cls]['student_ap'])} → {pct(rows[cls]['student_ap'])} "
-        f"({_points(before[cls]['student_ap'], rows[cls]['student_ap'])}), F1 vs teacher "
-        f"{pct(before[cls]['f1'])} → {pct(rows[cls]['f1'])}"
+        f"{cls}: student AP {pct(before_rows[cls]['student_ap'])} → {pct(rows[cls]['student_ap'])} "
+        f"({_points(before_rows[cls]['student_ap'], rows[cls]['student_ap'])}), F1 vs teacher "
+        f"{pct(before_rows[cls]['f1'])} → {pct(rows[cls]['f1'])}"
         for cls in entry["class_metrics"]
     ]
-    mean = _points(summary_before["student_ap"], after["summary"]["student_ap"])
+    mean = _points(before["summary"]["student_ap"], after["summary"]["student_ap"])
     return f"✅ Revision {entry['revision']} saved ({split} samples) · " + "; ".join(changes) + f" · mean student AP {mean}"
 
 
@@ -242,8 +193,9 @@ def _points(before, after):
     return f"{signed_pct(after - before)} pts"
 
 
-def _traces(names, weights, curves, patches, crops, pending, cls):
+def _traces(names, curves, patches, crops, pending, cls):
     """Columns of the ranking chart: 👍/👎 (x), influence (x2), what-if (x3...), patches (mosaic)."""
+    weights = curves["weights"]
     labels = [f"{i + 1}. {name}" for i, name in enumerate(names)]
     marked = {(p["concept"], p["direction"]) for p in pending if p["class"] == cls}
     largest = max((abs(w) for w in weights), default=0) or 1

@@ -11,7 +11,7 @@ import fiftyone.operators.types as types
 from fiftyone_inficond.students.metrics import GROUPS, SORT_KEYS, SUBSETS
 from fiftyone_inficond.students.run import list_student_runs
 
-from .common import PERFORMANCE, answers, not_ready, open_run, pct, read_workbench, refresh_siblings, write_workbench
+from .common import PERFORMANCE, WorkbenchPanel, answers, dropdown, open_run, pct, read_workbench
 
 SUBSET_LABELS = {
     "both_right": "both right",
@@ -27,12 +27,13 @@ SORT_LABELS = {
     "precision": "precision",
     "f1": "F1",
 }
+ORDERS = ["worst first", "best first"]
 SPLIT_LABELS = {"validation": "held-out samples", "train": "training samples", "all": "all samples"}
 ROW_PX = 24
 LEGEND = "🟩 both right · 🟥 student wrong, teacher right · ⬜ both wrong · 🟦 student right, teacher wrong"
 
 
-class PerformancePanel(foo.Panel):
+class PerformancePanel(WorkbenchPanel):
     @property
     def config(self):
         return foo.PanelConfig(
@@ -47,92 +48,60 @@ class PerformancePanel(foo.Panel):
         )
 
     @answers
-    def on_load(self, ctx):
-        self.show(ctx)
-
-    @answers
     def on_change_run(self, ctx):
-        self._choose(ctx, run=ctx.params["value"], revision=None, cls=None, split=None)
+        self.change(ctx, siblings=True, run=ctx.params["value"], revision=None, cls=None, split=None, message=None)
 
     @answers
     def on_change_split(self, ctx):
-        self._choose(ctx, split=ctx.params["value"])
+        self.change(ctx, siblings=True, split=ctx.params["value"], message=None)
 
     @answers
     def on_change_sort(self, ctx):
-        self._choose(ctx, sort=ctx.params["value"])
+        self.change(ctx, sort=ctx.params["value"])
 
     @answers
     def on_change_order(self, ctx):
-        self._choose(ctx, order=ctx.params["value"])
+        self.change(ctx, order=ctx.params["value"])
 
     @answers
     def on_click_chart(self, ctx):
         """A subset segment shows its samples; a score selects its class."""
         kind, *rest = str(ctx.params.get("id", "")).split("|")
         if kind == "class":
-            self._choose(ctx, cls=rest[0])
-            return
-        if kind != "subset":
-            return
-        group, subset, cls = rest
-        workbench = read_workbench(ctx)
-        run = open_run(ctx, workbench)
-        view = run.agreement_view(cls, group, subset, workbench["split"])
-        ctx.ops.set_view(view)
-        workbench.update(cls=cls, message=(
-            f"Grid: the {len(view)} {SPLIT_LABELS[workbench['split']]} of '{cls}' among the teacher's "
-            f"{group} where {SUBSET_LABELS[subset]}"
-        ))
-        write_workbench(ctx, workbench)
-        refresh_siblings(ctx)
-        self.show(ctx)
+            self.change(ctx, siblings=True, cls=rest[0], message=None)
+        elif kind == "subset":
+            group, subset, cls = rest
+            workbench = read_workbench(ctx)
+            run = open_run(ctx, workbench)
+            view = run.agreement_view(cls, group, subset, workbench["split"])
+            ctx.ops.set_view(view)
+            workbench.update(cls=cls, message=(
+                f"Grid: the {len(view)} {SPLIT_LABELS[workbench['split']]} of '{cls}' among the teacher's "
+                f"{group} where {SUBSET_LABELS[subset]}"
+            ))
+            self.publish(ctx, workbench)
 
-    def _choose(self, ctx, **changes):
-        workbench = read_workbench(ctx)
-        workbench.update(changes, message=None)
-        open_run(ctx, workbench)
-        write_workbench(ctx, workbench)
-        refresh_siblings(ctx)
-        self.show(ctx)
-
-    def show(self, ctx):
-        """Reads the workbench and the run, and sets this panel's state and chart."""
-        workbench = read_workbench(ctx)
-        run = open_run(ctx, workbench)
-        write_workbench(ctx, workbench)
-        state = ctx.panel.state
-        if run is None:
-            state.set({"ready": False})
-            return
-        sort, order = workbench.get("sort", "ap_gap"), workbench.get("order", "worst first")
-        performance = run.performance(workbench["split"], sort_by=sort)
-        rows = performance["classes"] if order == "worst first" else performance["classes"][::-1]
-        counts = run.agreement_counts(workbench["split"])
-        facts = run.facts()
-        state.set({
+    def fill(self, ctx, workbench, run):
+        performance = run.performance(workbench["split"], sort_by=workbench["sort"])
+        rows = performance["classes"] if workbench["order"] == "worst first" else performance["classes"][::-1]
+        ctx.panel.state.set({
             "ready": True,
             "runs": list_student_runs(ctx.dataset),
             "splits": run.splits,
-            "controls": {"run": run.key, "split": workbench["split"], "sort": sort, "order": order},
-            "header": _header(facts, workbench, performance["summary"]),
+            "controls": {key: workbench[key] for key in ("run", "split", "sort", "order")},
+            "header": _header(run.facts(), workbench, performance["summary"]),
             "message": workbench["message"] or "",
             "height": 90 + ROW_PX * len(rows),
         })
-        ctx.panel.set_data("chart", _traces(rows, counts, workbench["cls"]))
+        ctx.panel.set_data("chart", _traces(rows, run.agreement_counts(workbench["split"]), workbench["cls"]))
 
-    def render(self, ctx):
-        panel = types.Object()
-        state = ctx.panel.state
-        if not state.get("ready"):
-            return not_ready(panel, state)
+    def draw(self, panel, state):
         controls = panel.h_stack("controls", align_x="left", gap=2)
         controls.enum("run", state.runs, label="Student run", view=types.DropdownView(), on_change=self.on_change_run)
-        controls.enum("split", state.splits, label="Samples", view=_dropdown(state.splits, SPLIT_LABELS),
+        controls.enum("split", state.splits, label="Samples", view=dropdown({s: SPLIT_LABELS[s] for s in state.splits}),
                       on_change=self.on_change_split)
-        controls.enum("sort", list(SORT_KEYS), label="Sort by", view=_dropdown(SORT_KEYS, SORT_LABELS),
-                      on_change=self.on_change_sort)
-        controls.enum("order", ["worst first", "best first"], label="Order", view=types.DropdownView(),
+        controls.enum("sort", list(SORT_KEYS), label="Sort by", view=dropdown(SORT_LABELS), on_change=self.on_change_sort)
+        controls.enum("order", ORDERS, label="Order", view=dropdown({o: o for o in ORDERS}),
                       on_change=self.on_change_order)
         panel.md(state.header, name="header")
         panel.md(LEGEND, name="legend")
@@ -145,14 +114,6 @@ class PerformancePanel(foo.Panel):
             on_click=self.on_click_chart,
             height=state.height,
         )
-        return types.Property(panel, view=types.GridView(orientation="vertical", align_x="left"))
-
-
-def _dropdown(values, labels):
-    view = types.DropdownView()
-    for value in values:
-        view.add_choice(value, label=labels[value])
-    return view
 
 
 def _header(facts, workbench, summary):

@@ -4,23 +4,12 @@ tuned and what it changed; compare any entry with the current one, and revert to
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .common import (
-    PROVENANCE,
-    THUMBS,
-    answers,
-    not_ready,
-    open_run,
-    pct,
-    read_workbench,
-    refresh_siblings,
-    signed_pct,
-    write_workbench,
-)
+from .common import PROVENANCE, THUMBS, WorkbenchPanel, answers, dropdown, pct, read_workbench, signed_pct
 
 METRICS = {"student_ap": "student AP", "agreement_ap": "agreement AP", "f1": "F1 vs teacher"}
 
 
-class ProvenancePanel(foo.Panel):
+class ProvenancePanel(WorkbenchPanel):
     @property
     def config(self):
         return foo.PanelConfig(
@@ -34,58 +23,38 @@ class ProvenancePanel(foo.Panel):
         )
 
     @answers
-    def on_load(self, ctx):
-        self.show(ctx)
-
-    @answers
     def on_change_compare(self, ctx):
-        ctx.panel.state.set("compare_row.compare", ctx.params["value"])
-        self.show(ctx)
+        self.change(ctx, compare=ctx.params["value"])
 
     @answers
     def on_revert(self, ctx):
         workbench = read_workbench(ctx)
-        seen = workbench["revision"]
-        run = open_run(ctx, workbench)
-        target = ctx.panel.state.get("compare_row.compare")
-        if run.revision == seen and target is not None:
-            entry = run.revert(int(target), user=ctx.user_id)
-            before, after = entry["metrics_before"], entry["metrics_after"]
-            workbench.update(revision=entry["revision"], message=(
-                f"✅ Revision {entry['revision']} saved: reverted to revision {target} · mean student AP "
-                f"{pct(before['student_ap'])} → {pct(after['student_ap'])}"
-            ))
-        write_workbench(ctx, workbench)
-        refresh_siblings(ctx)
-        self.show(ctx)
-
-    def show(self, ctx):
-        workbench = read_workbench(ctx)
-        run = open_run(ctx, workbench)
-        write_workbench(ctx, workbench)
-        state = ctx.panel.state
-        if run is None:
-            state.set({"ready": False})
+        run = self.run_to_save_on(ctx, workbench)
+        target = None if run is None else _compared(workbench, run.history)
+        if target is None:
             return
+        entry = run.revert(int(target), user=ctx.user_id)
+        before, after = entry["metrics_before"], entry["metrics_after"]
+        workbench.update(revision=entry["revision"], message=(
+            f"✅ Revision {entry['revision']} saved: reverted to revision {target} · mean student AP "
+            f"{pct(before['student_ap'])} → {pct(after['student_ap'])}"
+        ))
+        self.publish(ctx, workbench)
+
+    def fill(self, ctx, workbench, run):
         history = run.history
-        revisions = [str(entry["revision"]) for entry in history]
-        compare = state.get("compare_row.compare")
-        compare = compare if compare in revisions[:-1] else (revisions[-2] if len(revisions) > 1 else None)
-        state.set({
+        compare = _compared(workbench, history)
+        ctx.panel.state.set({
             "ready": True,
             "summary": _cumulative(run.key, history),
             "message": workbench["message"] or "",
-            "revisions": revisions[:-1][::-1],
+            "revisions": _earlier(history)[::-1],
             "compare_row": {"compare": compare},
             "comparison": _comparison(history, compare),
         })
         ctx.panel.set_data("entries", _rows(history))
 
-    def render(self, ctx):
-        panel = types.Object()
-        state = ctx.panel.state
-        if not state.get("ready"):
-            return not_ready(panel, state)
+    def draw(self, panel, state):
         panel.md(state.summary, name="summary")
         if state.message:
             panel.md(state.message, name="message")
@@ -96,14 +65,22 @@ class ProvenancePanel(foo.Panel):
         panel.list("entries", types.Object(), view=table)
         if state.revisions:
             compare = panel.h_stack("compare_row", align_x="left", align_y="center", gap=2)
-            choices = types.DropdownView()
-            for revision in state.revisions:
-                choices.add_choice(revision, label=f"revision {revision}")
-            compare.enum("compare", state.revisions, label="Compare with", view=choices,
-                         on_change=self.on_change_compare)
+            compare.enum("compare", state.revisions, label="Compare with",
+                         view=dropdown({r: f"revision {r}" for r in state.revisions}), on_change=self.on_change_compare)
             compare.btn("revert", label="Revert to it", variant="outlined", on_click=self.on_revert)
             panel.md(state.comparison, name="comparison")
-        return types.Property(panel, view=types.GridView(orientation="vertical", align_x="left"))
+
+
+def _earlier(history):
+    return [str(entry["revision"]) for entry in history][:-1]
+
+
+def _compared(workbench, history):
+    """The revision compared with the current one: the user's choice, else the one before."""
+    earlier = _earlier(history)
+    if workbench["compare"] in earlier:
+        return workbench["compare"]
+    return earlier[-1] if earlier else None
 
 
 def _rows(history):

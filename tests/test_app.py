@@ -76,9 +76,11 @@ def test_a_whole_tuning_loop_in_the_app(app):
     # 👍 on the top concept by discrepancy, pending, then saved as revision 1.
     assert seen["pending"].startswith("Pending 🟦 👍 ") and seen["pending"].split(" for ")[1].startswith(cls)
     assert seen["saved"].startswith("✅ Revision 1 saved") and f"{cls}: student AP" in seen["saved"]
+    assert "students, revision 1" in seen["headerAfterTune"]  # the performance panel moved with it
     # Provenance lists the new entry; the history in MongoDB agrees.
     assert "2 entries, 1 fine-tunes" in seen["provenance"] and "👍" in seen["provenanceRow"]
     assert [entry["kind"] for entry in student_history(dataset, "students")] == ["train", "tune"]
     # Clicking a subset filters the grid to exactly its samples.
     count = int(seen["subset"].split("Grid: the ")[1].split(" ")[0])
+    assert seen["panelsSayingSo"] == 2  # the knowledge panel followed the performance panel
     assert seen["gridAfter"] == f"{count} sample{'s' if count != 1 else ''}"

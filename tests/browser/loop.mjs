@@ -44,6 +44,7 @@ try {
   await page.getByRole("button", { name: "Fine-tune" }).click();
   await text(/Revision 1 saved/).waitFor({ timeout: 60000 });
   seen.saved = await text(/Revision 1 saved/).innerText();
+  seen.headerAfterTune = await text(/Selected class: /).innerText();  // the performance panel followed
   await shot("4-fine-tuned");
 
   // Provenance shows the new entry.
@@ -60,6 +61,7 @@ try {
   await clickCentre(page.locator(".barlayer .point path").first());
   await text(/^Grid: the /).waitFor({ timeout: 30000 });
   seen.subset = await text(/^Grid: the /).innerText();
+  seen.panelsSayingSo = await page.getByText(/^Grid: the /).count();  // performance and knowledge
   await page.waitForFunction((before) => ![...document.querySelectorAll("*")].some(
     (e) => e.childElementCount === 0 && e.textContent.trim() === before), seen.gridBefore, { timeout: 30000 });
   await page.waitForTimeout(3000);
