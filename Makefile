@@ -55,10 +55,11 @@ app: venv $(PLUGINS)/inficond
 test: venv browser
 	$(PY) -m pytest -q
 
-bench: venv
+bench: venv $(PLUGINS)/inficond
 	$(PY) benchmarks/concepts.py
 	$(PY) benchmarks/students.py
 	$(PY) benchmarks/interactive.py
+	$(APP_ENV) $(PY) benchmarks/panels.py
 
 fidelity: venv
 	$(PY) benchmarks/fidelity.py

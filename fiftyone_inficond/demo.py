@@ -76,16 +76,18 @@ def ensure_students(dataset, **training):
         return train_students(dataset, key="students", overwrite=True, **training)
 
 
-def save_workspace(dataset):
+def workspace():
     """The grid on the left, performance and provenance (tabs) in the middle, knowledge on the right."""
-    spaces = fo.Space(
+    return fo.Space(
         children=[_column("Samples"), _column("inficond_performance", "inficond_provenance"), _column("inficond_knowledge")],
         orientation="horizontal",
         sizes=[0.3, 0.35, 0.35],
     )
-    dataset.save_workspace(WORKSPACE, spaces, description="InFiConD: grid, performance, provenance, knowledge",
+
+
+def save_workspace(dataset):
+    dataset.save_workspace(WORKSPACE, workspace(), description="InFiConD: grid, performance, provenance, knowledge",
                            overwrite=True)
-    return spaces
 
 
 def _column(*panel_types):

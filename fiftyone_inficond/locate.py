@@ -175,6 +175,12 @@ def concept_heatmaps(samples, concept, field="concepts"):
     return read_index(samples, field).heatmaps(text)
 
 
+def can_locate(samples, field="concepts"):
+    """Whether concepts of the run in ``field`` can be located (its segments keep embeddings)."""
+    config = run_config(samples, field, CONCEPTS_METHOD)
+    return bool(config and config.get("concept_masks"))
+
+
 def require_embeddings(samples, field):
     config = require_run(samples, field, CONCEPTS_METHOD, "concepts")
     if not config.get("concept_masks"):

@@ -12,7 +12,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 from PIL import Image, ImageDraw
 
-from fiftyone_inficond.locate import concepts_patches, patch_crops
+from fiftyone_inficond.locate import can_locate, concepts_patches, patch_crops
 
 from .common import COLOURS, KNOWLEDGE, THUMBS, WorkbenchPanel, answers, dropdown, image_uri, pct, read_workbench, signed_pct
 
@@ -110,7 +110,9 @@ class KnowledgePanel(WorkbenchPanel):
         ranking = run.top_concepts(cls, n, by=by, sign="absolute" if by == "weight" else "positive")
         names = [name for name, _ in ranking]
         curves = run.what_if(cls, names, n_values=21)
-        patches = concepts_patches(ctx.dataset, names, N_PATCHES, field=run.config["concepts_field"])
+        field = run.config["concepts_field"]
+        located = can_locate(ctx.dataset, field)  # not when concepts came from elsewhere or an old version
+        patches = concepts_patches(ctx.dataset, names, N_PATCHES, field) if located else {name: [] for name in names}
         metrics = {r["class"]: r for r in run.performance(workbench["split"])["classes"]}[cls]
         ctx.panel.state.set({
             "ready": True,
@@ -120,6 +122,8 @@ class KnowledgePanel(WorkbenchPanel):
             "header": (
                 f"**{cls}** · student AP {pct(metrics['student_ap'])} (teacher {pct(metrics['teacher_ap'])}) · "
                 f"F1 vs teacher {pct(metrics['f1'])} · run '{run.key}' revision {run.revision}"
+                + ("" if located else f"  \nNo image patches: '{field}' was not computed from these images "
+                                      "by this version (compute concepts again to see them)")
             ),
             "pending": _pending_text(workbench["pending"], workbench),
             "has_pending": bool(workbench["pending"]),

@@ -2,58 +2,11 @@
 Executor, panel id and state in its params), on the real embedded MongoDB: what the App would
 receive is asserted, not the handlers' internals."""
 
-import fiftyone.operators as foo
 import numpy as np
 import pytest
-from fiftyone.operators.executor import ExecutionContext, Executor
 
 from fiftyone_inficond.students.run import load_students, train_students
-
-PLUGIN = "@inficond/inficond"
-SPACES = {  # as the demo's workspace: grid | performance (shown) + provenance (hidden tab) | knowledge
-    "_cls": "Space",
-    "component_id": "root",
-    "orientation": "horizontal",
-    "children": [
-        {"_cls": "Space", "component_id": "left", "active_child": "grid",
-         "children": [{"_cls": "Panel", "component_id": "grid", "type": "Samples"}]},
-        {"_cls": "Space", "component_id": "middle", "active_child": "perf",
-         "children": [{"_cls": "Panel", "component_id": "perf", "type": "inficond_performance"},
-                      {"_cls": "Panel", "component_id": "prov", "type": "inficond_provenance"}]},
-        {"_cls": "Space", "component_id": "right", "active_child": "know",
-         "children": [{"_cls": "Panel", "component_id": "know", "type": "inficond_knowledge"}]},
-    ],
-}
-IDS = {"inficond_performance": "perf", "inficond_knowledge": "know", "inficond_provenance": "prov"}
-
-
-class Panel:
-    """One panel as the App holds it: its state, updated by what each event sends back."""
-
-    def __init__(self, dataset, name):
-        self.dataset, self.name, self.state, self.data = dataset, name, {}, {}
-
-    def event(self, method, **params):
-        executor = Executor()
-        request = {
-            "dataset_name": self.dataset.name,
-            "spaces": SPACES,
-            "params": {"panel_id": IDS[self.name], "panel_state": dict(self.state), "__method__": method, **params},
-        }
-        foo.get_operator(f"{PLUGIN}/{self.name}").execute(ExecutionContext(request_params=request, executor=executor))
-        requests = executor.to_json()["requests"]
-        for request in requests:
-            uri, sent = request["operator_uri"], request["params"]
-            if uri.endswith("patch_panel_state") and sent.get("panel_id") in (None, IDS[self.name]):
-                self.state.update(sent["state"])
-            elif uri.endswith("patch_panel_data") and sent.get("panel_id") in (None, IDS[self.name]):
-                self.data.update(sent["data"])
-        return requests
-
-
-def _find(requests, suffix):
-    return [r["params"] for r in requests if r["operator_uri"].endswith(suffix)]
-
+from panel_driver import PanelDriver, find
 
 def _selected_ids(set_view):
     (stage,) = set_view["view"]
@@ -70,7 +23,8 @@ def tuned_world(distilled):
 
 def test_clicking_a_subset_shows_exactly_its_samples_and_selects_the_class(tuned_world):
     dataset, run = tuned_world
-    performance = Panel(dataset, "inficond_performance")
+    performance = PanelDriver(dataset, "inficond_performance")
+    knowledge = PanelDriver(dataset, "inficond_knowledge", performance.spaces)
     performance.event("on_load")
     assert performance.state["ready"] and performance.state["controls"]["split"] == "validation"
     chart = performance.data["chart"]
@@ -81,19 +35,21 @@ def test_clicking_a_subset_shows_exactly_its_samples_and_selects_the_class(tuned
     expected = run.agreement(cls, "validation")["positives"]["student_wrong"]
     assert expected, "the test needs a class with such samples"
     requests = performance.event("on_click_chart", id=f"subset|positives|student_wrong|{cls}")
-    (view,) = _find(requests, "set_view")
+    (view,) = find(requests, "set_view")
     assert sorted(_selected_ids(view)) == sorted(expected)
     assert f"the {len(expected)} held-out samples of '{cls}'" in performance.state["message"]
     # The other panels shown show the selected class, in the same answer; a hidden tab is left to
     # its on_load (the App stops applying an answer at a patch for a hidden panel).
-    assert {p["panel_id"] for p in _find(requests, "show_panel_output")} == {"perf", "know"}
-    (knowledge,) = [p["state"] for p in _find(requests, "patch_panel_state") if p["panel_id"] == "know" and "controls" in p["state"]]
-    assert knowledge["controls"]["cls"] == cls
+    assert {p["panel_id"] for p in find(requests, "show_panel_output")} == {performance.id, knowledge.id}
+    (shown,) = [p["state"] for p in find(requests, "patch_panel_state") if p["panel_id"] == knowledge.id and "controls" in p["state"]]
+    assert shown["controls"]["cls"] == cls
 
 
 def test_thumbs_up_then_fine_tune_saves_one_entry_and_changes_the_ranking(tuned_world):
     dataset, run = tuned_world
-    knowledge, provenance = Panel(dataset, "inficond_knowledge"), Panel(dataset, "inficond_provenance")
+    knowledge = PanelDriver(dataset, "inficond_knowledge")
+    provenance = PanelDriver(dataset, "inficond_provenance", knowledge.spaces)
+    performance = PanelDriver(dataset, "inficond_performance", knowledge.spaces)
     knowledge.event("on_load")
     cls = knowledge.state["controls"]["cls"]
     names = [t["name"].removeprefix("what-if ") for t in knowledge.data["chart"] if t["name"].startswith("what-if ")]
@@ -113,13 +69,12 @@ def test_thumbs_up_then_fine_tune_saves_one_entry_and_changes_the_ranking(tuned_
     assert knowledge.state["message"].startswith("✅ Revision 1 saved") and not knowledge.state["has_pending"]
     new_names = [t["name"].removeprefix("what-if ") for t in knowledge.data["chart"] if t["name"].startswith("what-if ")]
     assert new_names.index(concept) < names.index(concept)
-    (performance,) = [p["state"] for p in _find(requests, "patch_panel_state") if p["panel_id"] == "perf" and "header" in p["state"]]
-    assert "revision 1" in performance["header"]  # performance and provenance follow
+    (shown,) = [p["state"] for p in find(requests, "patch_panel_state") if p["panel_id"] == performance.id and "header" in p["state"]]
+    assert "revision 1" in shown["header"]  # the performance panel follows
 
-    performance = Panel(dataset, "inficond_performance")
     performance.event("on_load")
     requests = performance.event("on_click_chart", id=f"class|{cls}")
-    (shown,) = [p["state"] for p in _find(requests, "patch_panel_state") if p["panel_id"] == "know" and "header" in p["state"]]
+    (shown,) = [p["state"] for p in find(requests, "patch_panel_state") if p["panel_id"] == knowledge.id and "header" in p["state"]]
     assert shown["header"].endswith("revision 1")  # a sibling refresh shows the tuned run
 
     provenance.event("on_load")
@@ -130,9 +85,9 @@ def test_thumbs_up_then_fine_tune_saves_one_entry_and_changes_the_ranking(tuned_
 def test_revert_restores_the_earlier_weights(tuned_world):
     dataset, run = tuned_world
     original = run.weight.copy()
-    Panel(dataset, "inficond_knowledge").event("on_load")
+    PanelDriver(dataset, "inficond_knowledge").event("on_load")
     run.tune(down={run.classes[0]: [run.concepts[0]]}, epochs=1)
-    provenance = Panel(dataset, "inficond_provenance")
+    provenance = PanelDriver(dataset, "inficond_provenance")
     provenance.event("on_load")
     assert provenance.state["compare_row"]["compare"] == "0" and "Revision 0 vs current" in provenance.state["comparison"]
     provenance.event("on_revert")
@@ -144,7 +99,7 @@ def test_revert_restores_the_earlier_weights(tuned_world):
 
 def test_a_colleagues_save_is_reported_and_the_pending_instructions_are_kept(tuned_world):
     dataset, run = tuned_world
-    knowledge = Panel(dataset, "inficond_knowledge")
+    knowledge = PanelDriver(dataset, "inficond_knowledge")
     knowledge.event("on_load")
     cls = knowledge.state["controls"]["cls"]
     knowledge.event("on_click_chart", id=f"down|{run.concepts[3]}")
@@ -162,20 +117,20 @@ def test_a_colleagues_save_is_reported_and_the_pending_instructions_are_kept(tun
 
 def test_a_refusal_is_one_sentence_in_the_panel_and_a_notification(tuned_world):
     dataset, _ = tuned_world
-    knowledge = Panel(dataset, "inficond_knowledge")
+    knowledge = PanelDriver(dataset, "inficond_knowledge")
     knowledge.event("on_load")
     knowledge.event("on_change_factor", value=0.5)
     knowledge.event("on_click_chart", id=f"up|{knowledge.state['classes'][0]}")  # not a concept: refused at tune
     requests = knowledge.event("on_fine_tune")
-    (notice,) = _find(requests, "notify")
+    (notice,) = find(requests, "notify")
     assert notice["variant"] == "error" and "Traceback" not in notice["message"]
     assert knowledge.state["message"].startswith("⚠️ ") and "factor" in knowledge.state["message"]
     assert knowledge.state["has_pending"]  # nothing typed is lost
 
 
 def test_panels_without_a_run_say_what_to_do(distilled):
-    panel = Panel(distilled, "inficond_performance")
+    panel = PanelDriver(distilled, "inficond_performance")
     panel.event("on_load")
     assert panel.state["ready"] is False
     output = panel.event("on_load")
-    assert _find(output, "show_panel_output")
+    assert find(output, "show_panel_output")

@@ -1,0 +1,50 @@
+"""A panel driven as the App drives it, without a browser (tests and benchmarks).
+
+An event runs through FiftyOne's own execution machinery: an ``ExecutionContext`` with an
+``Executor``, the panel's id and state in its params and the demo workspace's spaces in the
+request. What the App would receive for this panel (state and data patches) is applied to
+``state`` and ``data``; every request is returned for assertions.
+"""
+
+import fiftyone.operators as foo
+from fiftyone.operators.executor import ExecutionContext, Executor
+
+from fiftyone_inficond.demo import workspace
+
+PLUGIN = "@inficond/inficond"
+
+
+def _panels(space):
+    for child in space.children or []:
+        yield from _panels(child) if hasattr(child, "children") else [child]
+
+
+class PanelDriver:
+    """One panel of the demo workspace, with the state and data the App would hold."""
+
+    def __init__(self, dataset, name, spaces=None):
+        self.spaces = spaces or workspace()
+        self.dataset, self.name, self.state, self.data = dataset, name, {}, {}
+        self.id = next(p.component_id for p in _panels(self.spaces) if p.type == name)
+
+    def event(self, method, **params):
+        executor = Executor()
+        request = {
+            "dataset_name": self.dataset.name,
+            "spaces": self.spaces.to_dict(),
+            "params": {"panel_id": self.id, "panel_state": dict(self.state), "__method__": method, **params},
+        }
+        foo.get_operator(f"{PLUGIN}/{self.name}").execute(ExecutionContext(request_params=request, executor=executor))
+        requests = executor.to_json()["requests"]
+        for request in requests:
+            uri, sent = request["operator_uri"], request["params"]
+            if uri.endswith("patch_panel_state") and sent.get("panel_id") in (None, self.id):
+                self.state.update(sent["state"])
+            elif uri.endswith("patch_panel_data") and sent.get("panel_id") in (None, self.id):
+                self.data.update(sent["data"])
+        return requests
+
+
+def find(requests, suffix):
+    """The params of the requests whose operator ends with ``suffix``."""
+    return [r["params"] for r in requests if r["operator_uri"].endswith(suffix)]
