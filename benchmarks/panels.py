@@ -14,13 +14,13 @@ Run it with the plugin visible to FiftyOne: ``make bench`` sets ``FIFTYONE_PLUGI
 import argparse
 import logging
 import os
-import statistics
 import sys
 import time
 
 import fiftyone as fo
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from interactive import median_ms  # noqa: E402
 from panel_driver import PanelDriver  # noqa: E402
 from students import build_dataset, synthetic  # noqa: E402
 
@@ -29,13 +29,8 @@ from fiftyone_inficond.students import run as runs  # noqa: E402
 from fiftyone_inficond.students.run import delete_students, train_students  # noqa: E402
 
 
-def median_s(fn, repeat=5):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+def median_s(fn):
+    return median_ms(fn, repeat=5) / 1000
 
 
 def main():
