@@ -134,3 +134,14 @@ def test_panels_without_a_run_say_what_to_do(distilled):
     assert panel.state["ready"] is False
     output = panel.event("on_load")
     assert find(output, "show_panel_output")
+
+
+def test_without_located_concepts_the_knowledge_panel_says_why_it_has_no_patches(distilled):
+    config = distilled.get_run_info("concepts").config
+    config.concept_masks = False  # as a concept run made by an older version
+    distilled.update_run_config("concepts", config)
+    train_students(distilled, key="old", epochs=1)
+    knowledge = PanelDriver(distilled, "inficond_knowledge")
+    knowledge.event("on_load")
+    assert knowledge.state["ready"] and "No image patches: 'concepts' was not computed" in knowledge.state["header"]
+    assert knowledge.state["patch_ids"] == [[]] * 10 and any(t["type"] == "image" for t in knowledge.data["chart"])
