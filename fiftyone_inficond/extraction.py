@@ -1,5 +1,6 @@
 """Concept extraction over a FiftyOne collection: batched, resumable, recorded as a run."""
 
+import colorsys
 import logging
 from dataclasses import dataclass, field as dataclass_field
 
@@ -204,10 +205,27 @@ def _prepare_run(samples, field, config, overwrite):
 
 
 def name_concepts(dataset, field, names):
-    """Names the concept map's values in the App (hovering a segment says "wing", not "14")."""
+    """Names and colours the concept map's values in the App: hovering a segment says "wing",
+    not "14", and each concept keeps its own colour (the field's entry of the dataset's colour
+    scheme, and colouring by value unless the scheme chose otherwise; the rest is left as it is)."""
     dataset = fresh_dataset(dataset)
-    dataset.mask_targets = {**dataset.mask_targets, segments_field(field): {i + 1: n for i, n in enumerate(names)}}
+    path = segments_field(field)
+    dataset.mask_targets = {**dataset.mask_targets, path: {i + 1: name for i, name in enumerate(names)}}
+    scheme = dataset.app_config.color_scheme or fo.ColorScheme()
+    colours = [{"intTarget": i + 1, "color": _colour(i)} for i in range(len(names))]
+    scheme.fields = [f for f in scheme.fields or [] if f.get("path") != path] + [
+        {"path": path, "maskTargetsColors": colours}
+    ]
+    scheme.color_by = scheme.color_by or "value"  # the App colours masks by target only by value
+    dataset.app_config.color_scheme = scheme
     dataset.save()
+
+
+def _colour(i):
+    """Well-separated hues for neighbouring columns (golden-angle steps)."""
+    hue = (i * 0.618033988749895) % 1
+    red, green, blue = colorsys.hsv_to_rgb(hue, 0.75, 0.95)
+    return f"#{round(255 * red):02x}{round(255 * green):02x}{round(255 * blue):02x}"
 
 
 def _write_batch(samples, field, ids, batch):

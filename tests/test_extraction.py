@@ -33,6 +33,10 @@ def test_vectors_follow_the_corpus_and_the_run_is_recorded(coco_subset, tiny_che
     assert info.grid == [8, 8]
 
     targets = coco_subset._dataset.mask_targets["concepts_segments"]
+    scheme = coco_subset._dataset.app_config.color_scheme  # each concept its own colour in the App
+    (colours,) = [f["maskTargetsColors"] for f in scheme.fields if f["path"] == "concepts_segments"]
+    assert scheme.color_by == "value" and [c["intTarget"] for c in colours] == sorted(targets)
+    assert len({c["color"] for c in colours}) == len(colours)
     for vector, segments in zip(vectors, coco_subset.values("concepts_segments")):
         assert segments.segment_map.shape == segments.mask.shape == (8, 8)
         assert len(segments.concepts) == len(segments.similarities) == segments.segment_map.max() + 1
