@@ -120,7 +120,8 @@ def encode_array(array):
     """FiftyOne's stored bytes of a numpy array."""
     array = np.asarray(array)
     order = "F" if array.flags.f_contiguous and not array.flags.c_contiguous else "C"
-    return zlib.compress(_npy_prefix(array.dtype.str, array.shape, order == "F") + array.tobytes(order=order))
+    data = _npy_prefix(array.dtype.str, array.shape, order == "F") + array.tobytes(order=order)
+    return zlib.compress(data, 1)  # any level reads back; float vectors barely compress anyway
 
 
 _HEADERS = {}  # header bytes -> (dtype, shape, order)
