@@ -58,6 +58,13 @@ class SegmentIndex:
         chunks = [self.embeddings[i : i + _CHUNK].float() @ texts for i in range(0, len(self.embeddings), _CHUNK)]
         return torch.cat(chunks).numpy() if chunks else np.zeros((0, *texts.shape[1:]), np.float32)
 
+    def rows_of(self, samples):
+        """The rows of the index that hold the samples of a collection (all for its dataset)."""
+        if samples is dataset_of(samples):
+            return None
+        inside = set(samples.values("id"))
+        return [i for i, sample_id in enumerate(self.sample_ids) if sample_id in inside]
+
     def bounds(self):
         """``(starts, ends)``: each sample's segments are rows ``starts[i]:ends[i]``."""
         starts = np.searchsorted(self.owner, np.arange(len(self.sample_ids)))
@@ -84,11 +91,14 @@ class SegmentIndex:
             for i in best
         ]
 
-    def heatmaps(self, text):
-        """Per sample: its ``(rows, cols)`` float32 similarity map and its best segment."""
+    def heatmaps(self, text, rows=None):
+        """Per sample (of index rows ``rows`` if given): its ``(rows, cols)`` float32 similarity
+        map on the patch grid and its best segment."""
         similarity = self.similarities(text)
+        starts, ends = self.bounds()
         result = {}
-        for row, (start, end) in enumerate(zip(*self.bounds())):
+        for row in range(len(self.sample_ids)) if rows is None else rows:
+            start, end = starts[row], ends[row]
             values = similarity[start:end]
             best = int(np.argmax(values))
             mask = self.masks[row]
@@ -151,11 +161,7 @@ def top_patches(samples, concept, n=20, field="concepts"):
     n = whole_number(n, "the number of patches", 1, 10_000)
     text = concept_text_embedding(samples, concept, field)
     index = open_index(samples, field)
-    rows = None
-    if samples is not dataset_of(samples):
-        inside = set(samples.values("id"))
-        rows = [i for i, sample_id in enumerate(index.sample_ids) if sample_id in inside]
-    return index.top_patches(text, n, rows)
+    return index.top_patches(text, n, index.rows_of(samples))
 
 
 def concepts_patches(samples, concepts, n=4, field="concepts"):

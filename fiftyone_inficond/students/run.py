@@ -418,6 +418,32 @@ class StudentRun:
             raise InvalidRequest(f"Rank concepts by 'weight', 'positives' or 'negatives'; got {by!r}")
         return [(self.concepts[j], float(v)) for j, v in zip(order, values)]
 
+    def tuned(self, cls):
+        """The concepts of a class held by a bound: ``{"up": names, "down": names}``."""
+        column = self._class_index(cls)
+        up = np.flatnonzero(np.isfinite(self.state.lower[column]))
+        down = np.flatnonzero(np.isfinite(self.state.upper[column]))
+        return {"up": [self.concepts[j] for j in up], "down": [self.concepts[j] for j in down]}
+
+    def presence(self, cls, concept, split="all"):
+        """A concept's presence (its concept-vector value) among the teacher's positives and its
+        negatives of a class: ``{"positives": (p,) float32, "negatives": (q,) float32}``."""
+        column, j = self._class_index(cls), self._concept_index(concept)
+        rows = self._rows(split)
+        present = self.data.concepts[rows, j]
+        teacher_says = self.data.teacher[rows, column] >= self.threshold
+        return {"positives": present[teacher_says], "negatives": present[~teacher_says]}
+
+    def presence_view(self, concept, split="all", n=None):
+        """The run's samples of ``split`` where ``concept`` is most present, first ``n`` (all by
+        default), as a FiftyOne view in that order."""
+        j = self._concept_index(concept)
+        rows = np.arange(len(self.ids))[self._rows(split)]
+        order = rows[np.argsort(-self.data.concepts[rows, j], kind="stable")]
+        if n is not None:
+            order = order[: whole_number(n, "the number of samples to show", 1)]
+        return fiftyone_api.dataset_of(self.samples).select(np.asarray(self.ids)[order].tolist(), ordered=True)
+
     def what_if(self, cls, concepts=None, n=10, n_values=41):
         """Metrics against the teacher as each concept's weight varies, without retraining.
 

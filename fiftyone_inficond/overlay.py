@@ -1,0 +1,63 @@
+"""One concept's heatmap over the grid's images: where the concept is, in each image.
+
+A heatmap is written on demand into **one** label field per concept run (``<field>_overlay``):
+showing another concept rewrites it, and samples outside the requested ones lose theirs, so the
+field always holds exactly one concept and clicks never pile up fields. Each ``Heatmap`` names
+its concept (an attribute the App's tooltip shows) and maps every patch to its segment's
+similarity, negatives shown as 0, from the segment embeddings stored with the run: no image is
+read or encoded.
+"""
+
+import fiftyone as fo
+import numpy as np
+from bson import ObjectId
+
+from fiftyone_inficond.fiftyone_api import dataset_of, encode_array, fresh_dataset, update_samples
+from fiftyone_inficond.locate import concept_text_embedding, open_index
+
+
+def overlay_field(field="concepts"):
+    """The label field holding the concept overlay of the concept run in ``field``."""
+    return f"{field}_overlay"
+
+
+def show_concept_overlay(samples, concept, field="concepts"):
+    """Writes ``concept``'s heatmap into the overlay field of the samples of ``samples`` (those
+    with segments) and clears it everywhere else in their dataset.
+
+    Returns:
+        ``{"field", "concept", "samples": heatmaps written, "cleared": stale ones removed,
+        "new_field": whether the field was created (an App must reload its schema)}``
+    """
+    text = concept_text_embedding(samples, concept, field)  # refuses unknown concepts first
+    dataset = dataset_of(samples)
+    index = open_index(dataset, field)
+    heatmaps = index.heatmaps(text, index.rows_of(samples))
+    path = overlay_field(field)
+    new_field = not dataset.has_sample_field(path)
+    if new_field:
+        fresh_dataset(dataset).add_sample_field(
+            path, fo.EmbeddedDocumentField, embedded_doc_type=fo.Heatmap,
+            description=f"The heatmap of one concept of '{field}' (InFiConD: the concept shown last)",
+        )
+        dataset.add_sample_field(f"{path}.concept", fo.StringField, description="The concept it shows")
+    stale = dataset.exists(path).exclude(list(heatmaps))
+    cleared = stale.count()
+    if cleared:
+        stale.clear_sample_field(path)
+    update_samples(dataset, {
+        sample_id: {path: _heatmap(found["map"], concept)} for sample_id, found in heatmaps.items()
+    })
+    return {"field": path, "concept": concept, "samples": len(heatmaps), "cleared": cleared, "new_field": new_field}
+
+
+def _heatmap(similarity, concept):
+    """A stored ``Heatmap`` document: similarities on the patch grid, negatives as 0."""
+    return {
+        "_id": ObjectId(),
+        "_cls": "Heatmap",
+        "tags": [],
+        "map": encode_array(np.clip(similarity, 0, 1).astype(np.float32)),
+        "range": [0.0, 1.0],
+        "concept": concept,
+    }

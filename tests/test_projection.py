@@ -1,0 +1,51 @@
+"""Concept maps: neighbourhoods kept, computed once per corpus and method, shared by clients."""
+
+import numpy as np
+import pytest
+
+from conftest import TINY_MODEL, run_python
+from fiftyone_inficond import projection
+from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.extraction import compute_concepts
+from fiftyone_inficond.new_concepts import add_concepts
+
+CORPUS = ["person", "dog", "car", "sky", "grass", "wood", "red", "striped", "road", "water", "cat", "tree"]
+
+
+@pytest.mark.parametrize("method", list(projection.METHODS))
+def test_two_clusters_stay_apart_on_the_map(method):
+    rng = np.random.default_rng(0)
+    centres = rng.normal(size=(2, 32))
+    points = np.concatenate([c + 0.05 * rng.normal(size=(20, 32)) for c in centres])
+    points /= np.linalg.norm(points, axis=1, keepdims=True)
+    xy = projection.project(points, method)
+    assert xy.shape == (40, 2) and xy.dtype == np.float32 and np.abs(xy).max() <= 1 + 1e-6
+    distance = np.linalg.norm(xy[:, None] - xy[None], axis=-1) + np.eye(40) * 9
+    nearest = distance.argmin(axis=1)
+    assert ((nearest < 20) == (np.arange(40) < 20)).all()  # every point's neighbour is in its cluster
+    np.testing.assert_array_equal(xy, projection.project(points, method))  # seeded: the same map again
+
+
+def test_a_projection_is_computed_once_and_read_by_another_client(coco128, tiny_checkpoint, monkeypatch):
+    view = coco128.limit(6)
+    compute_concepts(view, model=TINY_MODEL, pretrained=tiny_checkpoint, corpus=CORPUS, batch_size=6)
+    first = projection.concept_projection(view, method="pca")
+    assert first["concepts"] == CORPUS and first["points"].shape == (len(CORPUS), 2)
+    monkeypatch.setattr(projection, "project", lambda *args: pytest.fail("computed again"))
+    np.testing.assert_array_equal(projection.concept_projection(coco128, method="pca")["points"], first["points"])
+    other = run_python(
+        "import fiftyone as fo, numpy as np\n"
+        "from fiftyone_inficond.projection import concept_projection\n"
+        f"print(concept_projection(fo.load_dataset('{coco128.name}'), method='pca')['points'].tolist())"
+    )
+    np.testing.assert_array_equal(np.array(eval(other.strip().splitlines()[-1]), np.float32), first["points"])
+
+    monkeypatch.undo()
+    add_concepts(coco128, ["boat"])  # other prompts: another map
+    extended = projection.concept_projection(coco128, method="pca")
+    assert extended["concepts"] == CORPUS + ["boat"] and extended["points"].shape == (len(CORPUS) + 1, 2)
+
+
+def test_an_unknown_method_is_refused(coco128):
+    with pytest.raises(InvalidRequest, match="PCA, t-SNE, UMAP"):
+        projection.concept_projection(coco128, method="mds")
