@@ -77,16 +77,21 @@ def ensure_students(dataset, **training):
 
 
 def workspace():
-    """The grid on the left, performance and provenance (tabs) in the middle, knowledge on the right."""
+    """The grid on the left; performance, concept map and provenance (tabs) in the middle; knowledge
+    and concept detail (tabs) on the right."""
     return fo.Space(
-        children=[_column("Samples"), _column("inficond_performance", "inficond_provenance"), _column("inficond_knowledge")],
+        children=[
+            _column("Samples"),
+            _column("inficond_performance", "inficond_embedding", "inficond_provenance"),
+            _column("inficond_knowledge", "inficond_concept"),
+        ],
         orientation="horizontal",
         sizes=[0.3, 0.35, 0.35],
     )
 
 
 def save_workspace(dataset):
-    dataset.save_workspace(WORKSPACE, workspace(), description="InFiConD: grid, performance, provenance, knowledge",
+    dataset.save_workspace(WORKSPACE, workspace(), description="InFiConD: grid, performance, concept map, provenance, knowledge, concept detail",
                            overwrite=True)
 
 

@@ -1,11 +1,13 @@
 """Panels beside FiftyOne's sample grid: thin adapters that read the workbench, call the library
 and set their state and data (see :mod:`panels.common`)."""
 
+from .detail import ConceptPanel
+from .embedding import EmbeddingPanel
 from .knowledge import KnowledgePanel
 from .performance import PerformancePanel
 from .provenance import ProvenancePanel
 
-PANELS = (PerformancePanel, KnowledgePanel, ProvenancePanel)
+PANELS = (PerformancePanel, KnowledgePanel, ProvenancePanel, EmbeddingPanel, ConceptPanel)
 
 
 def register_panels(plugin):

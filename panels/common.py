@@ -32,7 +32,8 @@ logger = logging.getLogger(__name__)
 PLUGIN = "@inficond/inficond"
 STORE = "inficond"
 PERFORMANCE, KNOWLEDGE, PROVENANCE = "inficond_performance", "inficond_knowledge", "inficond_provenance"
-PANELS = (PERFORMANCE, KNOWLEDGE, PROVENANCE)
+EMBEDDING, DETAIL = "inficond_embedding", "inficond_concept"
+PANELS = (PERFORMANCE, KNOWLEDGE, PROVENANCE, EMBEDDING, DETAIL)
 
 DEFAULTS = {
     "run": None,  # student run key
@@ -47,8 +48,13 @@ DEFAULTS = {
     "by": "weight",  # knowledge: how concepts are ranked
     "n": 10,  # knowledge: how many concepts
     "compare": None,  # provenance: the revision compared with the current one
+    "concept": None,  # concept name: the concept detail's
+    "focus": [],  # concept names selected on the concept map: the knowledge panel ranks only these
+    "method": "tsne",  # concept map projection
+    "search": "",  # the phrase typed in the concept search
     "message": None,  # what the last action did, or why it was refused
 }
+SPLIT_LABELS = {"validation": "held-out samples", "train": "training samples", "all": "all samples"}
 COLOURS = {"up": "🟦", "down": "🟧"}  # the paper's blue up, orange down
 THUMBS = {"up": "👍", "down": "👎"}
 
@@ -87,6 +93,10 @@ def open_run(ctx, workbench):
         workbench["cls"] = worst
     if workbench["split"] not in run.splits:
         workbench["split"] = run.splits[0]
+    if workbench["concept"] not in run.concepts:
+        workbench["concept"] = run.top_concepts(workbench["cls"], 1, sign="absolute")[0][0]
+    known = set(run.concepts)
+    workbench["focus"] = [name for name in workbench["focus"] if name in known]
     return run
 
 
@@ -174,6 +184,12 @@ class WorkbenchPanel(foo.Panel):
         raise NotImplementedError
 
 
+def select_concept(panel, ctx, concept):
+    """Shows ``concept`` in the concept detail panel (opening it when it is closed) and says so."""
+    panel.change(ctx, siblings=True, concept=concept, message=f"Concept detail: '{concept}'")
+    ctx.ops.open_panel(DETAIL, layout="horizontal", is_active=True)
+
+
 def dropdown(labels):
     """A dropdown of ``{value: label}``."""
     view = types.DropdownView()
@@ -232,3 +248,71 @@ def not_ready(panel, state):
         name="empty",
     )
     return types.Property(panel)
+
+
+# --- pending 👍/👎 and Fine-tune (the knowledge and concept panels) ------------------------
+
+
+def toggle_pending(workbench, concept, direction):
+    """The pending instructions with ``direction`` on ``concept`` for the workbench's class added,
+    or removed when it was there (one instruction per class and concept: the newest wins)."""
+    item = {"class": workbench["cls"], "concept": concept, "direction": direction}
+    others = [p for p in workbench["pending"] if (p["class"], p["concept"]) != (item["class"], concept)]
+    return others if item in workbench["pending"] else others + [item]
+
+
+def pending_text(workbench):
+    pending = workbench["pending"]
+    if not pending:
+        return "No pending instructions: click 👍 or 👎 beside a concept."
+    blocks = " ".join(
+        f"{COLOURS[p['direction']]} {THUMBS[p['direction']]} *{p['concept']}* for {p['class']}" for p in pending
+    )
+    return f"**Pending** {blocks} · factor {workbench['factor']}, {workbench['epochs']} epochs"
+
+
+def fine_tune(panel, ctx):
+    """Applies every pending instruction in one tuning iteration and says what it changed."""
+    workbench = read_workbench(ctx)
+    if not workbench["pending"]:
+        panel.change(ctx, message="Nothing to fine-tune: 👍 or 👎 a concept first")
+        return
+    run = panel.run_to_save_on(ctx, workbench)
+    if run is None:
+        return
+    split = workbench["split"]
+    before = run.performance(split)
+    entry = run.tune(**_instructions(workbench["pending"]), factor=workbench["factor"],
+                     epochs=workbench["epochs"], user=ctx.user_id)
+    workbench.update(
+        pending=[],
+        revision=entry["revision"],
+        message=_tuned_message(entry, before, run.performance(split), split),
+    )
+    panel.publish(ctx, workbench)
+
+
+def _instructions(pending):
+    up, down = {}, {}
+    for item in pending:
+        (up if item["direction"] == "up" else down).setdefault(item["class"], []).append(item["concept"])
+    return {"up": up, "down": down}
+
+
+def _tuned_message(entry, before, after, split):
+    rows = {row["class"]: row for row in after["classes"]}
+    before_rows = {row["class"]: row for row in before["classes"]}
+    changes = [
+        f"{cls}: student AP {pct(before_rows[cls]['student_ap'])} → {pct(rows[cls]['student_ap'])} "
+        f"({_points(before_rows[cls]['student_ap'], rows[cls]['student_ap'])}), F1 vs teacher "
+        f"{pct(before_rows[cls]['f1'])} → {pct(rows[cls]['f1'])}"
+        for cls in entry["class_metrics"]
+    ]
+    mean = _points(before["summary"]["student_ap"], after["summary"]["student_ap"])
+    return f"✅ Revision {entry['revision']} saved ({split} samples) · " + "; ".join(changes) + f" · mean student AP {mean}"
+
+
+def _points(before, after):
+    if before is None or after is None:
+        return "–"
+    return f"{signed_pct(after - before)} pts"

@@ -14,7 +14,20 @@ from PIL import Image, ImageDraw
 
 from fiftyone_inficond.locate import can_locate, concepts_patches, patch_crops
 
-from .common import COLOURS, KNOWLEDGE, THUMBS, WorkbenchPanel, answers, dropdown, image_uri, pct, read_workbench, signed_pct
+from .common import (
+    KNOWLEDGE,
+    THUMBS,
+    WorkbenchPanel,
+    answers,
+    dropdown,
+    fine_tune,
+    image_uri,
+    pct,
+    pending_text,
+    read_workbench,
+    select_concept,
+    toggle_pending,
+)
 
 RANKINGS = {
     "weight": "influence (weight)",
@@ -66,8 +79,10 @@ class KnowledgePanel(WorkbenchPanel):
     @answers
     def on_click_chart(self, ctx):
         kind, _, value = str(ctx.params.get("id", "")).partition("|")
-        if kind in THUMBS:
-            self._toggle(ctx, kind, value)
+        if kind == "concept":
+            select_concept(self, ctx, value)
+        elif kind in THUMBS:
+            self.change(ctx, siblings=True, pending=toggle_pending(read_workbench(ctx), value, kind), message=None)
         elif ctx.params.get("trace") == "patches":  # the mosaic: its pixel says which patch
             row, column = int(ctx.params["y"]) // ROW_PX, int(ctx.params["x"]) // CELL_PX
             ids = ctx.panel.state.patch_ids
@@ -81,33 +96,12 @@ class KnowledgePanel(WorkbenchPanel):
 
     @answers
     def on_fine_tune(self, ctx):
-        workbench = read_workbench(ctx)
-        if not workbench["pending"]:
-            self.change(ctx, message="Nothing to fine-tune: 👍 or 👎 a concept first")
-            return
-        run = self.run_to_save_on(ctx, workbench)
-        if run is None:
-            return
-        split = workbench["split"]
-        before = run.performance(split)
-        entry = run.tune(**_instructions(workbench["pending"]), factor=workbench["factor"],
-                         epochs=workbench["epochs"], user=ctx.user_id)
-        workbench.update(
-            pending=[],
-            revision=entry["revision"],
-            message=_tuned_message(entry, before, run.performance(split), split),
-        )
-        self.publish(ctx, workbench)
-
-    def _toggle(self, ctx, direction, concept):
-        workbench = read_workbench(ctx)
-        item = {"class": workbench["cls"], "concept": concept, "direction": direction}
-        others = [p for p in workbench["pending"] if (p["class"], p["concept"]) != (item["class"], concept)]
-        self.change(ctx, pending=others if item in workbench["pending"] else others + [item], message=None)
+        fine_tune(self, ctx)
 
     def fill(self, ctx, workbench, run):
         cls, n, by = workbench["cls"], workbench["n"], workbench["by"]
-        ranking = run.top_concepts(cls, n, by=by, sign="absolute" if by == "weight" else "positive")
+        focus = workbench["focus"]
+        ranking = run.top_concepts(cls, n, by=by, sign="absolute" if by == "weight" else "positive", among=focus or None)
         names = [name for name, _ in ranking]
         curves = run.what_if(cls, names, n_values=21)
         field = run.config["concepts_field"]
@@ -122,10 +116,11 @@ class KnowledgePanel(WorkbenchPanel):
             "header": (
                 f"**{cls}** · student AP {pct(metrics['student_ap'])} (teacher {pct(metrics['teacher_ap'])}) · "
                 f"F1 vs teacher {pct(metrics['f1'])} · run '{run.key}' revision {run.revision}"
+                + (f" · only the {len(focus)} concepts selected on the concept map" if focus else "")
                 + ("" if located else f"  \nNo image patches: '{field}' was not computed from these images "
                                       "by this version (compute concepts again to see them)")
             ),
-            "pending": _pending_text(workbench["pending"], workbench),
+            "pending": pending_text(workbench),
             "has_pending": bool(workbench["pending"]),
             "message": workbench["message"] or "",
             "n_rows": len(names),
@@ -162,41 +157,6 @@ class KnowledgePanel(WorkbenchPanel):
         )
 
 
-def _instructions(pending):
-    up, down = {}, {}
-    for item in pending:
-        (up if item["direction"] == "up" else down).setdefault(item["class"], []).append(item["concept"])
-    return {"up": up, "down": down}
-
-
-def _pending_text(pending, workbench):
-    if not pending:
-        return "No pending instructions: click 👍 or 👎 beside a concept."
-    blocks = " ".join(
-        f"{COLOURS[p['direction']]} {THUMBS[p['direction']]} *{p['concept']}* for {p['class']}" for p in pending
-    )
-    return f"**Pending** {blocks} · factor {workbench['factor']}, {workbench['epochs']} epochs"
-
-
-def _tuned_message(entry, before, after, split):
-    rows = {row["class"]: row for row in after["classes"]}
-    before_rows = {row["class"]: row for row in before["classes"]}
-    changes = [
-        f"{cls}: student AP {pct(before_rows[cls]['student_ap'])} → {pct(rows[cls]['student_ap'])} "
-        f"({_points(before_rows[cls]['student_ap'], rows[cls]['student_ap'])}), F1 vs teacher "
-        f"{pct(before_rows[cls]['f1'])} → {pct(rows[cls]['f1'])}"
-        for cls in entry["class_metrics"]
-    ]
-    mean = _points(before["summary"]["student_ap"], after["summary"]["student_ap"])
-    return f"✅ Revision {entry['revision']} saved ({split} samples) · " + "; ".join(changes) + f" · mean student AP {mean}"
-
-
-def _points(before, after):
-    if before is None or after is None:
-        return "–"
-    return f"{signed_pct(after - before)} pts"
-
-
 def _traces(names, curves, patches, crops, pending, cls):
     """Columns of the ranking chart: 👍/👎 (x), influence (x2), what-if (x3...), patches (mosaic)."""
     weights = curves["weights"]
@@ -213,7 +173,8 @@ def _traces(names, curves, patches, crops, pending, cls):
         "xaxis": "x2",
         "marker": {"color": ["#455a64" if w >= 0 else "#c62828" for w in weights]},
         "customdata": weights,
-        "hovertemplate": "%{y}: weight %{customdata:.3f} (%{x:.0%} of the largest)<extra></extra>",
+        "ids": [f"concept|{name}" for name in names],
+        "hovertemplate": "%{y}: weight %{customdata:.3f} (%{x:.0%} of the largest)<br>click for its detail<extra></extra>",
     })
     for i, name in enumerate(names):
         axis = i + 3

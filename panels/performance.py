@@ -11,7 +11,7 @@ import fiftyone.operators.types as types
 from fiftyone_inficond.students.metrics import GROUPS, SORT_KEYS, SUBSETS
 from fiftyone_inficond.students.run import list_student_runs
 
-from .common import PERFORMANCE, WorkbenchPanel, answers, dropdown, open_run, pct, read_workbench
+from .common import PERFORMANCE, SPLIT_LABELS, WorkbenchPanel, answers, dropdown, open_run, pct, read_workbench
 
 SUBSET_LABELS = {
     "both_right": "both right",
@@ -28,7 +28,6 @@ SORT_LABELS = {
     "f1": "F1",
 }
 ORDERS = ["worst first", "best first"]
-SPLIT_LABELS = {"validation": "held-out samples", "train": "training samples", "all": "all samples"}
 ROW_PX = 24
 LEGEND = "🟩 both right · 🟥 student wrong, teacher right · ⬜ both wrong · 🟦 student right, teacher wrong"
 

@@ -400,8 +400,9 @@ class StudentRun:
 
     # --- concepts ----------------------------------------------------------------------
 
-    def top_concepts(self, cls, n=10, by="weight", sign="positive"):
-        """The ``n`` most important concepts of a class as ``[(name, value), ...]``.
+    def top_concepts(self, cls, n=10, by="weight", sign="positive", among=None):
+        """The ``n`` most important concepts of a class (of the concept names ``among``, if
+        given) as ``[(name, value), ...]``.
 
         ``by="weight"`` ranks by student weight (``sign``: positive, negative, absolute);
         ``by="positives"``/``"negatives"`` ranks by the presence discrepancy between samples
@@ -409,6 +410,10 @@ class StudentRun:
         """
         column = self._class_index(cls)
         n = whole_number(n, "the number of concepts to show", 1)
+        if among is not None:
+            kept = {self.concepts[self._concept_index(name)] for name in among}  # known names only
+            ranked = self.top_concepts(cls, len(self.concepts), by, sign)
+            return [(name, value) for name, value in ranked if name in kept][:n]
         if by == "weight":
             order, values = top_by_weight(self.weight, column, n, sign)
         elif by in GROUPS:

@@ -1,0 +1,201 @@
+"""Concept detail: one concept of the selected class, before deciding to 👍 or 👎 it.
+
+Four what-if charts (accuracy, F1, recall and precision against the teacher as the concept's
+weight varies, the current weight marked), the concept's presence among the teacher's positives
+and negatives, and **Show in grid**: the samples where the concept is most present, in the
+native grid, each with the concept's heatmap (one reused label field) so the user sees *where*
+it is. 👍/👎 here are the same pending instructions as the knowledge panel's.
+"""
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+import numpy as np
+
+from fiftyone_inficond.overlay import show_concept_overlay
+
+from .common import (
+    DETAIL,
+    SPLIT_LABELS,
+    THUMBS,
+    WorkbenchPanel,
+    answers,
+    fine_tune,
+    open_run,
+    pct,
+    pending_text,
+    read_workbench,
+    toggle_pending,
+)
+
+GALLERY = 100  # samples shown in the grid, most present first
+METRICS = {"accuracy": "accuracy", "f1": "F1", "recall": "recall", "precision": "precision"}
+BINS = 20
+
+
+class ConceptPanel(WorkbenchPanel):
+    @property
+    def config(self):
+        return foo.PanelConfig(
+            name=DETAIL,
+            label="InFiConD: concept detail",
+            icon="center_focus_strong",
+            help_markdown=(
+                "One concept of the selected class: how the student's agreement with the teacher would "
+                "change with its weight (● is now), where it is present, and **Show in grid**: the images "
+                "where it is most present, with its heatmap. 👍/👎 wait with the other pending instructions."
+            ),
+        )
+
+    @answers
+    def on_change_cls(self, ctx):
+        self.change(ctx, siblings=True, cls=ctx.params["value"], message=None)
+
+    @answers
+    def on_change_concept(self, ctx):
+        self.change(ctx, siblings=True, concept=ctx.params["value"], message=None)
+
+    @answers
+    def on_up(self, ctx):
+        self._toggle(ctx, "up")
+
+    @answers
+    def on_down(self, ctx):
+        self._toggle(ctx, "down")
+
+    @answers
+    def on_fine_tune(self, ctx):
+        fine_tune(self, ctx)
+
+    @answers
+    def on_show_in_grid(self, ctx):
+        workbench = read_workbench(ctx)
+        run = open_run(ctx, workbench)
+        concept, split = workbench["concept"], workbench["split"]
+        view = run.presence_view(concept, split, GALLERY)
+        shown = show_concept_overlay(view, concept, run.config["concepts_field"])
+        if shown["new_field"]:
+            ctx.ops.reload_dataset()  # the App learns the new field before it shows the view
+        ctx.ops.set_view(view)
+        self.change(ctx, message=(
+            f"Grid: the {shown['samples']} {SPLIT_LABELS[split]} where '{concept}' is most present, most first, "
+            f"with its heatmap (field '{shown['field']}')"
+        ))
+
+    def _toggle(self, ctx, direction):
+        workbench = read_workbench(ctx)
+        self.change(ctx, siblings=True, pending=toggle_pending(workbench, workbench["concept"], direction), message=None)
+
+    def fill(self, ctx, workbench, run):
+        cls, concept, split = workbench["cls"], workbench["concept"], workbench["split"]
+        curves = run.what_if(cls, [concept], n_values=41)
+        presence = run.presence(cls, concept, split)
+        weight = curves["weights"][0]
+        row = np.abs(run.weight[run.classes.index(cls)])
+        rank = int((row > abs(weight)).sum()) + 1
+        pending = {p["direction"] for p in workbench["pending"] if (p["class"], p["concept"]) == (cls, concept)}
+        ctx.panel.state.set({
+            "ready": True,
+            "classes": run.classes,
+            "concepts": run.concepts,
+            "controls": {"cls": cls, "concept": concept},
+            "header": (
+                f"**{concept}** for **{cls}** · weight {weight:+.3f} (#{rank} of {len(run.concepts):,} by influence) · "
+                f"present in {_share(presence['positives'])} of the teacher's {len(presence['positives'])} positives "
+                f"and {_share(presence['negatives'])} of its {len(presence['negatives'])} negatives "
+                f"({SPLIT_LABELS[split]})"
+            ),
+            "pending_here": sorted(pending),
+            "pending": pending_text(workbench),
+            "has_pending": bool(workbench["pending"]),
+            "message": workbench["message"] or "",
+        })
+        ctx.panel.set_data("whatif", _what_if_traces(curves, concept))
+        ctx.panel.set_data("presence", _presence_traces(presence))
+
+    def draw(self, panel, state):
+        controls = panel.h_stack("controls", align_x="left", gap=2)
+        controls.enum("cls", state.classes, label="Class", on_change=self.on_change_cls,
+                      view=types.AutocompleteView(choices=[types.Choice(c, label=c) for c in state.classes]))
+        controls.enum("concept", state.concepts, label="Concept", on_change=self.on_change_concept,
+                      view=types.AutocompleteView(choices=[types.Choice(c, label=c) for c in state.concepts]))
+        panel.md(state.header, name="header")
+        actions = panel.h_stack("actions", align_x="left", align_y="center", gap=2)
+        for direction, handler in (("up", self.on_up), ("down", self.on_down)):
+            chosen = direction in state.pending_here
+            actions.btn(direction, label=f"{THUMBS[direction]} {'pending' if chosen else direction}",
+                        variant="contained" if chosen else "outlined", on_click=handler)
+        actions.btn("show_in_grid", label="Show in grid", variant="outlined", icon="grid_view",
+                    on_click=self.on_show_in_grid)
+        actions.btn("fine_tune", label="Fine-tune", variant="contained", disabled=not state.has_pending,
+                    on_click=self.on_fine_tune)
+        panel.md(state.pending, name="pending")
+        if state.message:
+            panel.md(state.message, name="message")
+        panel.plot("whatif", layout=_what_if_layout(), config={"displayModeBar": False, "responsive": True},
+                   height=330)
+        panel.plot("presence", layout=_presence_layout(), config={"displayModeBar": False, "responsive": True},
+                   height=220)
+
+
+def _share(values):
+    return pct(float((values > 0).mean())) + " %" if len(values) else "–"
+
+
+def _what_if_traces(curves, concept):
+    values, weight = curves["values"][0], curves["weights"][0]
+    now = int(np.argmin(np.abs(np.asarray(values) - weight)))
+    traces = []
+    for k, (metric, label) in enumerate(METRICS.items()):
+        axis = "" if k == 0 else str(k + 1)
+        curve = curves[metric][0]
+        traces.append({
+            "type": "scatter", "mode": "lines", "name": label, "x": values, "y": curve,
+            "xaxis": f"x{axis}", "yaxis": f"y{axis}", "line": {"color": "#1e88e5", "width": 2},
+            "hovertemplate": f"weight of {concept} %{{x:.2f}} → {label} %{{y:.3f}}<extra></extra>",
+        })
+        traces.append({
+            "type": "scatter", "mode": "markers", "name": f"{label} now", "x": [values[now]], "y": [curve[now]],
+            "xaxis": f"x{axis}", "yaxis": f"y{axis}", "marker": {"color": "#0d47a1", "size": 9},
+            "hovertemplate": f"now: weight %{{x:.2f}}, {label} %{{y:.3f}}<extra></extra>",
+        })
+    return traces
+
+
+def _what_if_layout():
+    layout = {
+        "grid": {"rows": 2, "columns": 2, "pattern": "independent"},
+        "margin": {"l": 40, "r": 10, "t": 30, "b": 30},
+        "showlegend": False,
+        "hovermode": "closest",
+        "annotations": [],
+    }
+    for k, label in enumerate(METRICS.values()):
+        axis = "" if k == 0 else str(k + 1)
+        layout[f"yaxis{axis}"] = {"range": [0, 1.02], "fixedrange": True, "title": {"text": label}}
+        layout[f"xaxis{axis}"] = {"fixedrange": True, "zeroline": True}
+    return layout
+
+
+def _presence_traces(presence):
+    edges = np.linspace(0, max([1e-6, *(float(v.max()) for v in presence.values() if len(v))]), BINS + 1)
+    traces = []
+    for group, colour in (("positives", "#43a047"), ("negatives", "#757575")):
+        counts, _ = np.histogram(presence[group], edges)
+        share = counts / max(len(presence[group]), 1)
+        traces.append({
+            "type": "bar", "name": f"teacher's {group}", "x": ((edges[:-1] + edges[1:]) / 2).round(4).tolist(),
+            "y": share.round(4).tolist(), "marker": {"color": colour}, "opacity": 0.6, "customdata": counts.tolist(),
+            "hovertemplate": f"presence %{{x:.2f}}: %{{customdata}} of the teacher's {group}<extra></extra>",
+        })
+    return traces
+
+
+def _presence_layout():
+    return {
+        "barmode": "overlay",
+        "margin": {"l": 40, "r": 10, "t": 10, "b": 35},
+        "legend": {"orientation": "h", "y": 1.1},
+        "xaxis": {"title": {"text": "presence (best segment's similarity)"}, "fixedrange": True},
+        "yaxis": {"title": {"text": "share"}, "fixedrange": True, "tickformat": ".0%"},
+        "bargap": 0.05,
+    }

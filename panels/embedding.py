@@ -1,0 +1,216 @@
+"""The concept map: every corpus concept as a point, the selected class's student at a glance.
+
+Points are the concepts' text embeddings projected to 2-D (PCA, t-SNE or UMAP, computed once per
+corpus and cached), coloured by their weight for the selected class; its ten most influential
+concepts are labelled, up- and down-tuned ones marked. **Box or lasso** a group of concepts and
+the knowledge panel ranks only those; **click** a concept to open its detail. The search box
+finds concepts by name and by meaning, and adds one the corpus lacks (no image is encoded again).
+"""
+
+import fiftyone.operators as foo
+import numpy as np
+
+from fiftyone_inficond.new_concepts import add_concepts, search_concepts
+from fiftyone_inficond.projection import METHODS, concept_projection
+
+from .common import EMBEDDING, THUMBS, WorkbenchPanel, answers, dropdown, open_run, read_workbench, select_concept
+
+N_LABELLED = 10
+N_FOUND = 8
+TUNED = {"up": ("triangle-up", "#1e88e5"), "down": ("triangle-down", "#fb8c00")}
+
+
+class EmbeddingPanel(WorkbenchPanel):
+    @property
+    def config(self):
+        return foo.PanelConfig(
+            name=EMBEDDING,
+            label="InFiConD: concept map",
+            icon="scatter_plot",
+            help_markdown=(
+                "Every concept of the corpus, placed by meaning and coloured by its weight for the selected "
+                "class (blue supports it, red speaks against it). **Drag a box or a lasso** to show only "
+                "those concepts in the knowledge panel; **click** a concept to see its detail."
+            ),
+        )
+
+    @answers
+    def on_change_method(self, ctx):
+        self.change(ctx, method=ctx.params["value"])
+
+    @answers
+    def on_select_chart(self, ctx):
+        names = list(dict.fromkeys(_concepts_of(ctx.params.get("data") or [])))
+        if not names:
+            return
+        self.change(ctx, siblings=True, focus=names,
+                    message=f"Knowledge panel: only the {len(names)} concept{'s' if len(names) != 1 else ''} you selected")
+
+    @answers
+    def on_click_chart(self, ctx):
+        names = _concepts_of([ctx.params])
+        if names:
+            select_concept(self, ctx, names[0])
+
+    @answers
+    def on_clear_focus(self, ctx):
+        self.change(ctx, siblings=True, focus=[], message="Knowledge panel: every concept again")
+
+    @answers
+    def on_search(self, ctx):
+        self.change(ctx, search=" ".join(str(ctx.params.get("value") or "").split()), message=None)
+
+    @answers
+    def on_pick_found(self, ctx):
+        select_concept(self, ctx, ctx.params["value"])
+
+    @answers
+    def on_add(self, ctx):
+        workbench = read_workbench(ctx)
+        field = open_run(ctx, workbench).config["concepts_field"]
+        added = add_concepts(ctx.dataset, [workbench["search"]], field)
+        self.change(ctx, message=(
+            f"✅ Added '{added['added'][0]}' to '{field}' (concept {added['concepts']:,}, {added['samples']:,} samples): "
+            f"find it on the map and in the grid; train students again to let them use it"
+        ))
+
+    def fill(self, ctx, workbench, run):
+        cls, field = workbench["cls"], run.config["concepts_field"]
+        projection = concept_projection(ctx.dataset, field, workbench["method"])
+        found = _search(ctx.dataset, field, workbench["search"], projection["concepts"])
+        ctx.panel.state.set({
+            "ready": True,
+            "controls": {"method": workbench["method"], "search": workbench["search"]},
+            "header": (
+                f"**{len(projection['concepts']):,} concepts** of '{field}' by {METHODS[workbench['method']]} · "
+                f"colour: weight for **{cls}** · labelled: its {N_LABELLED} most influential · "
+                f"{THUMBS['up']} ▲ up-tuned, {THUMBS['down']} ▼ down-tuned"
+            ),
+            "message": workbench["message"] or "",
+            "found": found["choices"],
+            "found_text": found["text"],
+            "can_add": found["can_add"],
+            "focus": _focus_text(workbench["focus"]),
+        })
+        ctx.panel.set_data("chart", _traces(projection, run, cls, workbench))
+
+    def draw(self, panel, state):
+        controls = panel.h_stack("controls", align_x="left", gap=2)
+        controls.enum("method", list(METHODS), label="Projection", view=dropdown(METHODS), on_change=self.on_change_method)
+        controls.str("search", label="Find a concept (name or meaning)", on_change=self.on_search)
+        panel.md(state.header, name="header")
+        if state.found_text:
+            found = panel.h_stack("found_row", align_x="left", align_y="center", gap=2)
+            found.md(state.found_text, name="found_text")
+            if state.found:
+                found.enum("found", list(state.found), label="Show its detail", view=dropdown(state.found),
+                           on_change=self.on_pick_found)
+            if state.can_add:
+                found.btn("add", label=f"Add '{state.controls['search']}' as a concept", variant="outlined",
+                          on_click=self.on_add)
+        if state.message:
+            panel.md(state.message, name="message")
+        if state.focus:
+            focus = panel.h_stack("focus_row", align_x="left", align_y="center", gap=2)
+            focus.md(state.focus, name="focus")
+            focus.btn("clear_focus", label="Show every concept", variant="outlined", on_click=self.on_clear_focus)
+        panel.plot(
+            "chart",
+            layout=_layout(),
+            config={"displayModeBar": True, "responsive": True, "displaylogo": False,
+                    "modeBarButtonsToRemove": ["toImage", "autoScale2d"]},
+            on_click=self.on_click_chart,
+            on_selected=self.on_select_chart,
+            height=560,
+        )
+
+
+def _concepts_of(points):
+    return [p["id"].split("|", 1)[1] for p in points if str(p.get("id", "")).startswith("concept|")]
+
+
+def _search(dataset, field, phrase, names):
+    """Concepts matching a typed phrase: by name first, then by meaning (nearest text embeddings)."""
+    if not phrase:
+        return {"choices": {}, "text": "", "can_add": False}
+    folded = phrase.casefold()
+    by_name = [name for name in names if folded in name.casefold()]
+    by_meaning = [hit["concept"] for hit in search_concepts(dataset, phrase, N_FOUND, field)]
+    found = list(dict.fromkeys(by_name + by_meaning))[:N_FOUND]
+    exact = any(name.casefold() == folded for name in names)
+    text = (f"**'{phrase}'**: {len(by_name)} by name, nearest by meaning: " + ", ".join(by_meaning[:5])
+            + ("" if exact else f" · '{phrase}' is not a concept yet"))
+    return {"choices": {name: name for name in found}, "text": text, "can_add": not exact}
+
+
+def _focus_text(focus):
+    shown = ", ".join(focus[:12]) + (f" and {len(focus) - 12} more" if len(focus) > 12 else "")
+    return f"**Knowledge panel shows only {len(focus)}:** {shown}" if focus else ""
+
+
+def _traces(projection, run, cls, workbench):
+    """All concepts coloured by weight (concepts the student lacks in grey), the class's most
+    influential ones labelled, tuned ones marked, the selection and the detail's concept ringed."""
+    names, points = projection["concepts"], projection["points"]
+    where = {name: i for i, name in enumerate(names)}
+    row = run.weight[run.classes.index(cls)]
+    weights = {name: float(row[j]) for j, name in enumerate(run.concepts)}
+    largest = max((abs(w) for w in weights.values()), default=0) or 1
+    known = [name for name in names if name in weights]
+    traces = [_points(
+        "concepts", known, points, where,
+        marker={"size": 8, "color": [weights[n] for n in known], "colorscale": "RdBu", "cmin": -largest,
+                "cmax": largest, "colorbar": {"title": {"text": "weight"}, "thickness": 10, "len": 0.6}},
+        customdata=[weights[n] for n in known], hover="%{text}: weight %{customdata:.3f}<extra></extra>",
+    )]
+    new = [name for name in names if name not in weights]
+    if new:
+        traces.append(_points("not in the student", new, points, where, marker={"size": 8, "color": "#bdbdbd"},
+                              hover="%{text}: added after the student was trained<extra></extra>"))
+    top = [name for name, _ in run.top_concepts(cls, N_LABELLED, sign="absolute")]
+    traces.append({**_points("most influential", top, points, where, marker={"size": 11, "color": "rgba(0,0,0,0)",
+                                                                               "line": {"width": 1.5, "color": "#212121"}},
+                             hover="%{text}<extra></extra>"),
+                   "mode": "markers+text", "textposition": "top center", "textfont": {"size": 11}})
+    for direction, tuned in run.tuned(cls).items():
+        symbol, colour = TUNED[direction]
+        traces.append(_points(f"{direction}-tuned", tuned, points, where,
+                              marker={"symbol": symbol, "size": 13, "color": colour},
+                              hover=f"%{{text}}: {direction}-tuned for {cls}<extra></extra>"))
+    traces.append(_points("selected", [n for n in workbench["focus"] if n in where], points, where,
+                          marker={"size": 15, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "#7b1fa2"}},
+                          hover="%{text}: selected<extra></extra>"))
+    traces.append(_points("detail", [workbench["concept"]], points, where,
+                          marker={"symbol": "star", "size": 16, "color": "#ffb300", "line": {"width": 1, "color": "#000"}},
+                          hover="%{text}: in the concept detail<extra></extra>"))
+    return traces
+
+
+def _points(name, concepts, points, where, marker, hover, customdata=None):
+    rows = np.array([where[n] for n in concepts], dtype=int)
+    return {
+        "type": "scatter",
+        "mode": "markers",
+        "name": name,
+        "x": points[rows, 0].round(4).tolist() if len(rows) else [],
+        "y": points[rows, 1].round(4).tolist() if len(rows) else [],
+        "text": list(concepts),
+        "ids": [f"concept|{n}" for n in concepts],
+        "marker": marker,
+        "hovertemplate": hover,
+        **({} if customdata is None else {"customdata": customdata}),
+    }
+
+
+def _layout():
+    axis = {"visible": False, "range": [-1.15, 1.15]}
+    return {
+        "height": 560,
+        "margin": {"l": 5, "r": 5, "t": 10, "b": 5},
+        "showlegend": False,
+        "hovermode": "closest",
+        "dragmode": "lasso",
+        "xaxis": axis,
+        "yaxis": {**axis, "scaleanchor": "x"},
+        "plot_bgcolor": "#fafafa",
+    }

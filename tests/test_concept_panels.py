@@ -1,0 +1,134 @@
+"""The concept map and concept detail panels through FiftyOne's execution machinery, on the real
+embedded MongoDB: a lasso filters the knowledge panel, the detail's grid is sorted by presence
+with the concept's heatmap, 👍 from the detail is the knowledge panel's, search finds and adds."""
+
+import numpy as np
+import pytest
+
+from fiftyone_inficond.students.run import load_students, train_students
+from panel_driver import PanelDriver, find
+
+
+@pytest.fixture
+def world(distilled):
+    distilled.take(80, seed=0).tag_samples("train")
+    train_students(distilled, key="panel", train_tag="train", epochs=3)
+    performance = PanelDriver(distilled, "inficond_performance")
+    panels = {name: PanelDriver(distilled, f"inficond_{name}", performance.spaces)
+              for name in ("embedding", "knowledge", "concept")}
+    return distilled, panels
+
+
+def _ranked(chart):
+    """The concepts of a knowledge chart, in ranking order."""
+    return [t["name"].removeprefix("what-if ") for t in chart if t["name"].startswith("what-if ")]
+
+
+def test_a_lasso_over_three_concepts_filters_the_knowledge_panel_to_them(world):
+    dataset, panels = world
+    embedding, knowledge = panels["embedding"], panels["knowledge"]
+    embedding.event("on_load")
+    (points,) = [t for t in embedding.data["chart"] if t["name"] == "concepts"]
+    assert len(points["ids"]) == len(dataset.get_run_info("concepts").config.concepts)
+    lassoed = points["ids"][5:8]
+    requests = embedding.event("on_select_chart", data=[{"id": i, "trace": "concepts"} for i in lassoed])
+    names = [i.split("|", 1)[1] for i in lassoed]
+    assert embedding.state["focus"].startswith("**Knowledge panel shows only 3:**")
+    (shown,) = [p for p in find(requests, "patch_panel_data") if p["panel_id"] == knowledge.id]
+    assert sorted(_ranked(shown["data"]["chart"])) == sorted(names)  # in the same answer
+    knowledge.event("on_load")  # and it stays so
+    assert sorted(_ranked(knowledge.data["chart"])) == sorted(names)
+    assert "only the 3 concepts selected" in knowledge.state["header"]
+
+    embedding.event("on_clear_focus")
+    knowledge.event("on_load")
+    assert len(_ranked(knowledge.data["chart"])) == 10
+
+
+def test_show_in_grid_sorts_by_the_concepts_stored_presence_with_its_heatmap(world):
+    dataset, panels = world
+    detail = panels["concept"]
+    detail.event("on_load")
+    concept = detail.state["controls"]["concept"]
+    requests = detail.event("on_show_in_grid")
+    assert find(requests, "reload_dataset")  # the overlay field is new: the App reloads its schema
+    (view,) = find(requests, "set_view")
+    (stage,) = view["view"]
+    kwargs = dict(stage["kwargs"])
+    assert stage["_cls"] == "fiftyone.core.stages.Select" and kwargs["ordered"]
+    shown = kwargs["sample_ids"]
+
+    column = dataset.get_run_info("concepts").config.concepts.index(concept)
+    held_out = dataset.match_tags("train", bool=False)
+    ids, vectors = held_out.values(["id", "concepts"])
+    presence = dict(zip(ids, (v[column] for v in vectors)))
+    assert sorted(shown) == sorted(ids)  # the whole held-out split (fewer than the gallery's 100)
+    assert [presence[i] for i in shown] == sorted(presence.values(), reverse=True)
+    dataset.reload()
+    assert sorted(dataset.exists("concepts_overlay").values("id")) == sorted(shown)
+    assert set(dataset.values("concepts_overlay.concept")) - {None} == {concept}
+    assert detail.state["message"].startswith(f"Grid: the {len(shown)} held-out samples where '{concept}' is most present")
+
+    requests = detail.event("on_show_in_grid")  # again: the field is reused, no reload
+    assert not find(requests, "reload_dataset")
+
+
+def test_thumbs_up_in_the_detail_is_pending_in_the_knowledge_panel_and_fine_tunes(world):
+    dataset, panels = world
+    detail, knowledge = panels["concept"], panels["knowledge"]
+    detail.event("on_load")
+    cls, concept = detail.state["controls"]["cls"], detail.state["controls"]["concept"]
+    assert len(detail.data["whatif"]) == 8 and {t["name"] for t in detail.data["whatif"]} >= {"accuracy", "F1", "recall", "precision"}
+    assert [t["name"] for t in detail.data["presence"]] == ["teacher's positives", "teacher's negatives"]
+    detail.event("on_up")
+    assert detail.state["pending_here"] == ["up"]
+    knowledge.event("on_load")
+    assert f"🟦 👍 *{concept}* for {cls}" in knowledge.state["pending"]
+    detail.event("on_fine_tune")
+    run = load_students(dataset, "panel")
+    assert [e["kind"] for e in run.history] == ["train", "tune"]
+    assert run.history[-1]["instructions"] == [{"class": cls, "concept": concept, "direction": "up"}]
+    assert detail.state["message"].startswith("✅ Revision 1 saved") and detail.state["pending_here"] == []
+
+
+def test_clicking_a_concept_opens_its_detail(world):
+    dataset, panels = world
+    embedding, detail = panels["embedding"], panels["concept"]
+    embedding.event("on_load")
+    requests = embedding.event("on_click_chart", id="concept|sky", trace="concepts")
+    (opened,) = find(requests, "open_panel")
+    assert opened["name"] == "inficond_concept"
+    detail.event("on_load")
+    assert detail.state["controls"]["concept"] == "sky" and detail.state["header"].startswith("**sky** for")
+
+
+def test_search_finds_by_name_and_meaning_and_adds_a_missing_concept(world):
+    dataset, panels = world
+    embedding = panels["embedding"]
+    embedding.event("on_load")
+    embedding.event("on_search", value="  sky ")
+    assert "sky" in embedding.state["found"] and not embedding.state["can_add"]
+    width = len(dataset.get_run_info("concepts").config.concepts)
+    embedding.event("on_search", value="zebra crossing")
+    assert embedding.state["can_add"] and len(embedding.state["found"]) > 0
+    embedding.event("on_add")
+    dataset.reload()
+    assert dataset.get_run_info("concepts").config.concepts[-1] == "zebra crossing"
+    assert len(dataset.first().concepts) == width + 1
+    assert embedding.state["message"].startswith("✅ Added 'zebra crossing'")
+    (new,) = [t for t in embedding.data["chart"] if t["name"] == "not in the student"]
+    assert new["ids"] == ["concept|zebra crossing"]
+    assert not embedding.state["can_add"]  # it is a concept now
+
+
+def test_a_projection_method_is_a_choice_and_kept(world):
+    dataset, panels = world
+    embedding = panels["embedding"]
+    embedding.event("on_load")
+    before = {t["name"]: t for t in embedding.data["chart"]}["concepts"]
+    embedding.event("on_change_method", value="pca")
+    after = {t["name"]: t for t in embedding.data["chart"]}["concepts"]
+    assert after["ids"] == before["ids"] and not np.allclose(after["x"], before["x"])
+    assert "by PCA" in embedding.state["header"]
+    embedding.event("on_load")
+    assert embedding.state["controls"]["method"] == "pca"
