@@ -20,10 +20,13 @@ from fiftyone_inficond.text_cache import run_text_embeddings
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 COLLECTION = "inficond_projections"
+OUTLIERS = 0.95
+_VERSION = "2"  # of project(): cached maps of another version are not read
 
 
 def project(embeddings, method, seed=0):
-    """``(n, d)`` embeddings as ``(n, 2)`` float32 points, each axis scaled to [-1, 1].
+    """``(n, d)`` embeddings as ``(n, 2)`` float32 points in [-1, 1]: each axis centred and scaled
+    so that all but the farthest ``1 - OUTLIERS`` of the points fit; those are drawn at the edge.
 
     PCA keeps global distances; t-SNE and UMAP keep neighbourhoods (cosine), which is what a
     user reads off the map ("these concepts mean similar things")."""
@@ -48,9 +51,9 @@ def project(embeddings, method, seed=0):
                            init="random" if n < 10 else "spectral").fit_transform(embeddings)
     else:
         raise InvalidRequest(f"Project concepts with one of {', '.join(METHODS.values())}; got {method!r}")
-    points = points - points.mean(axis=0)
-    scale = np.abs(points).max(axis=0)
-    return (points / np.where(scale > 0, scale, 1)).astype(np.float32)
+    points = points - np.median(points, axis=0)
+    scale = np.quantile(np.abs(points), OUTLIERS, axis=0)  # a few far concepts must not squash the rest
+    return np.clip(points / np.where(scale > 0, scale, 1), -1, 1).astype(np.float32)
 
 
 def concept_projection(samples, field="concepts", method="tsne"):
@@ -61,7 +64,7 @@ def concept_projection(samples, field="concepts", method="tsne"):
     config = require_embeddings(samples, field)
     corpus = make_corpus(config["concepts"])
     texts = corpus.texts(config["template"])
-    key = hashlib.sha256("\n".join([config["text_model"], method, *texts]).encode("utf-8")).hexdigest()
+    key = hashlib.sha256("\n".join([_VERSION, config["text_model"], method, *texts]).encode("utf-8")).hexdigest()
     collection = fiftyone_api.database()[COLLECTION]
     doc = collection.find_one({"_id": key})
     if doc is None:

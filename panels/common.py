@@ -10,6 +10,11 @@ spaces, its ``show`` runs in a context addressed to its panel id, so the App rec
 state, data and layout with the acting panel's (the App does not run a panel method triggered
 from another panel).
 
+**Text is drawn from the layout**: a markdown view is named apart from the state key it shows
+(``header_text`` shows ``state.header``), so the App draws the text the render sent. The App
+applies a sibling's layout and data but not always its state patch (seen in the browser after
+a lasso), and a markdown view named like a state key shows the App's copy of that key.
+
 **Errors are one sentence**: a library refusal (:class:`InficondError`) is shown as it is, in
 the user's words; anything else says the server failed and keeps the workbench as it was.
 """
@@ -188,6 +193,12 @@ def select_concept(panel, ctx, concept):
     """Shows ``concept`` in the concept detail panel (opening it when it is closed) and says so."""
     panel.change(ctx, siblings=True, concept=concept, message=f"Concept detail: '{concept}'")
     ctx.ops.open_panel(DETAIL, layout="horizontal", is_active=True)
+
+
+def choices(names, width=180):
+    """An autocomplete of ``names``, ``width`` pixels wide at least (in a row it shrinks to "bi…")."""
+    return types.AutocompleteView(choices=[types.Choice(name, label=name) for name in names],
+                                  componentsProps={"autocomplete": {"sx": {"minWidth": width}}})
 
 
 def dropdown(labels):

@@ -8,7 +8,6 @@ it is. 👍/👎 here are the same pending instructions as the knowledge panel's
 """
 
 import fiftyone.operators as foo
-import fiftyone.operators.types as types
 import numpy as np
 
 from fiftyone_inficond.overlay import show_concept_overlay
@@ -19,9 +18,9 @@ from .common import (
     THUMBS,
     WorkbenchPanel,
     answers,
+    choices,
     fine_tune,
     open_run,
-    pct,
     pending_text,
     read_workbench,
     toggle_pending,
@@ -76,6 +75,8 @@ class ConceptPanel(WorkbenchPanel):
         if shown["new_field"]:
             ctx.ops.reload_dataset()  # the App learns the new field before it shows the view
         ctx.ops.set_view(view)
+        if shown["field"] not in ctx.active_fields:  # the heatmap is drawn, the other labels stay
+            ctx.ops.set_active_fields(list(ctx.active_fields) + [shown["field"]])
         self.change(ctx, message=(
             f"Grid: the {shown['samples']} {SPLIT_LABELS[split]} where '{concept}' is most present, most first, "
             f"with its heatmap (field '{shown['field']}')"
@@ -100,8 +101,8 @@ class ConceptPanel(WorkbenchPanel):
             "controls": {"cls": cls, "concept": concept},
             "header": (
                 f"**{concept}** for **{cls}** · weight {weight:+.3f} (#{rank} of {len(run.concepts):,} by influence) · "
-                f"present in {_share(presence['positives'])} of the teacher's {len(presence['positives'])} positives "
-                f"and {_share(presence['negatives'])} of its {len(presence['negatives'])} negatives "
+                f"mean presence {_mean(presence['positives'])} among the teacher's {len(presence['positives'])} "
+                f"positives, {_mean(presence['negatives'])} among its {len(presence['negatives'])} negatives "
                 f"({SPLIT_LABELS[split]})"
             ),
             "pending_here": sorted(pending),
@@ -114,11 +115,10 @@ class ConceptPanel(WorkbenchPanel):
 
     def draw(self, panel, state):
         controls = panel.h_stack("controls", align_x="left", gap=2)
-        controls.enum("cls", state.classes, label="Class", on_change=self.on_change_cls,
-                      view=types.AutocompleteView(choices=[types.Choice(c, label=c) for c in state.classes]))
+        controls.enum("cls", state.classes, label="Class", on_change=self.on_change_cls, view=choices(state.classes))
         controls.enum("concept", state.concepts, label="Concept", on_change=self.on_change_concept,
-                      view=types.AutocompleteView(choices=[types.Choice(c, label=c) for c in state.concepts]))
-        panel.md(state.header, name="header")
+                      view=choices(state.concepts))
+        panel.md(state.header, name="header_text")
         actions = panel.h_stack("actions", align_x="left", align_y="center", gap=2)
         for direction, handler in (("up", self.on_up), ("down", self.on_down)):
             chosen = direction in state.pending_here
@@ -128,17 +128,17 @@ class ConceptPanel(WorkbenchPanel):
                     on_click=self.on_show_in_grid)
         actions.btn("fine_tune", label="Fine-tune", variant="contained", disabled=not state.has_pending,
                     on_click=self.on_fine_tune)
-        panel.md(state.pending, name="pending")
+        panel.md(state.pending, name="pending_text")
         if state.message:
-            panel.md(state.message, name="message")
+            panel.md(state.message, name="message_text")
         panel.plot("whatif", layout=_what_if_layout(), config={"displayModeBar": False, "responsive": True},
                    height=330)
         panel.plot("presence", layout=_presence_layout(), config={"displayModeBar": False, "responsive": True},
                    height=220)
 
 
-def _share(values):
-    return pct(float((values > 0).mean())) + " %" if len(values) else "–"
+def _mean(presence):
+    return f"{float(presence.mean()):.2f}" if len(presence) else "–"
 
 
 def _what_if_traces(curves, concept):
@@ -164,7 +164,7 @@ def _what_if_traces(curves, concept):
 def _what_if_layout():
     layout = {
         "grid": {"rows": 2, "columns": 2, "pattern": "independent"},
-        "margin": {"l": 40, "r": 10, "t": 30, "b": 30},
+        "margin": {"l": 40, "r": 10, "t": 20, "b": 40},
         "showlegend": False,
         "hovermode": "closest",
         "annotations": [],
@@ -172,7 +172,7 @@ def _what_if_layout():
     for k, label in enumerate(METRICS.values()):
         axis = "" if k == 0 else str(k + 1)
         layout[f"yaxis{axis}"] = {"range": [0, 1.02], "fixedrange": True, "title": {"text": label}}
-        layout[f"xaxis{axis}"] = {"fixedrange": True, "zeroline": True}
+        layout[f"xaxis{axis}"] = {"fixedrange": True, "zeroline": True, **({"title": {"text": "weight"}} if k >= 2 else {})}
     return layout
 
 

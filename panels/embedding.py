@@ -98,10 +98,10 @@ class EmbeddingPanel(WorkbenchPanel):
         controls = panel.h_stack("controls", align_x="left", gap=2)
         controls.enum("method", list(METHODS), label="Projection", view=dropdown(METHODS), on_change=self.on_change_method)
         controls.str("search", label="Find a concept (name or meaning)", on_change=self.on_search)
-        panel.md(state.header, name="header")
+        panel.md(state.header, name="header_text")
         if state.found_text:
             found = panel.h_stack("found_row", align_x="left", align_y="center", gap=2)
-            found.md(state.found_text, name="found_text")
+            found.md(state.found_text, name="found_note")
             if state.found:
                 found.enum("found", list(state.found), label="Show its detail", view=dropdown(state.found),
                            on_change=self.on_pick_found)
@@ -109,10 +109,10 @@ class EmbeddingPanel(WorkbenchPanel):
                 found.btn("add", label=f"Add '{state.controls['search']}' as a concept", variant="outlined",
                           on_click=self.on_add)
         if state.message:
-            panel.md(state.message, name="message")
+            panel.md(state.message, name="message_text")
         if state.focus:
             focus = panel.h_stack("focus_row", align_x="left", align_y="center", gap=2)
-            focus.md(state.focus, name="focus")
+            focus.md(state.focus, name="focus_text")
             focus.btn("clear_focus", label="Show every concept", variant="outlined", on_click=self.on_clear_focus)
         panel.plot(
             "chart",
@@ -159,7 +159,7 @@ def _traces(projection, run, cls, workbench):
     known = [name for name in names if name in weights]
     traces = [_points(
         "concepts", known, points, where,
-        marker={"size": 8, "color": [weights[n] for n in known], "colorscale": "RdBu", "cmin": -largest,
+        marker={"size": 8, "color": [weights[n] for n in known], "colorscale": "RdBu", "reversescale": True, "cmin": -largest,
                 "cmax": largest, "colorbar": {"title": {"text": "weight"}, "thickness": 10, "len": 0.6}},
         customdata=[weights[n] for n in known], hover="%{text}: weight %{customdata:.3f}<extra></extra>",
     )]
@@ -203,7 +203,7 @@ def _points(name, concepts, points, where, marker, hover, customdata=None):
 
 
 def _layout():
-    axis = {"visible": False, "range": [-1.15, 1.15]}
+    axis = {"visible": False, "range": [-1.1, 1.1]}
     return {
         "height": 560,
         "margin": {"l": 5, "r": 5, "t": 10, "b": 5},

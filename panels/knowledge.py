@@ -19,6 +19,7 @@ from .common import (
     THUMBS,
     WorkbenchPanel,
     answers,
+    choices,
     dropdown,
     fine_tune,
     image_uri,
@@ -124,25 +125,27 @@ class KnowledgePanel(WorkbenchPanel):
             "has_pending": bool(workbench["pending"]),
             "message": workbench["message"] or "",
             "n_rows": len(names),
+            "chart": chart_key(len(names)),
             "mosaic": [N_PATCHES * CELL_PX, len(names) * ROW_PX],
             "patch_ids": [[p["sample_id"] for p in patches[name]] for name in names],
         })
         crops = iter(patch_crops(ctx.dataset, [p for name in names for p in patches[name]], size=CROP_PX))
         crops = [[next(crops) for _ in patches[name]] for name in names]  # one read of the image paths
-        ctx.panel.set_data("chart", _traces(names, curves, patches, crops, workbench["pending"], cls))
+        # One data key per row count: the App may draw the new layout with the old data for a moment
+        # (a sibling's refresh), and mismatched axes leave the chart broken until a reload.
+        ctx.panel.set_data(chart_key(len(names)), _traces(names, curves, patches, crops, workbench["pending"], cls))
 
     def draw(self, panel, state):
         controls = panel.h_stack("controls", align_x="left", gap=2)
-        classes = types.AutocompleteView(choices=[types.Choice(c, label=c) for c in state.classes])
-        controls.enum("cls", state.classes, label="Class", view=classes, on_change=self.on_change_cls)
+        controls.enum("cls", state.classes, label="Class", view=choices(state.classes), on_change=self.on_change_cls)
         controls.enum("by", list(RANKINGS), label="Rank concepts by", view=dropdown(RANKINGS),
                       on_change=self.on_change_by)
         controls.int("n", label="Concepts", min=1, max=50, view=types.SliderView(), on_change=self.on_change_n)
-        panel.md(state.header, name="header")
+        panel.md(state.header, name="header_text")
         if state.message:
-            panel.md(state.message, name="message")
+            panel.md(state.message, name="message_text")
         pending = panel.h_stack("tuning", align_x="left", align_y="center", gap=2)
-        pending.md(state.pending, name="pending")
+        pending.md(state.pending, name="pending_text")
         pending.btn("fine_tune", label="Fine-tune", variant="contained", disabled=not state.has_pending,
                     on_click=self.on_fine_tune)
         pending.btn("clear", label="Clear", variant="outlined", disabled=not state.has_pending, on_click=self.on_clear)
@@ -150,11 +153,16 @@ class KnowledgePanel(WorkbenchPanel):
         settings.float("factor", label="Tuning factor (> 1)", min=1.01, max=100, on_change=self.on_change_factor)
         settings.int("epochs", label="Retraining epochs", min=1, max=1000, on_change=self.on_change_epochs)
         panel.plot(
-            "chart",
+            state.chart,
             layout=_layout(state.n_rows, state.mosaic),
             config={"displayModeBar": False, "responsive": True},
             on_click=self.on_click_chart,
         )
+
+
+def chart_key(rows):
+    """The panel data key of the ranking chart of ``rows`` concepts."""
+    return f"chart_{rows}"
 
 
 def _traces(names, curves, patches, crops, pending, cls):

@@ -102,10 +102,10 @@ class PerformancePanel(WorkbenchPanel):
         controls.enum("sort", list(SORT_KEYS), label="Sort by", view=dropdown(SORT_LABELS), on_change=self.on_change_sort)
         controls.enum("order", ORDERS, label="Order", view=dropdown({o: o for o in ORDERS}),
                       on_change=self.on_change_order)
-        panel.md(state.header, name="header")
+        panel.md(state.header, name="header_text")
         panel.md(LEGEND, name="legend")
         if state.message:
-            panel.md(state.message, name="message")
+            panel.md(state.message, name="message_text")
         panel.plot(
             "chart",
             layout=_layout(state.height),

@@ -55,9 +55,9 @@ class ProvenancePanel(WorkbenchPanel):
         ctx.panel.set_data("entries", _rows(history))
 
     def draw(self, panel, state):
-        panel.md(state.summary, name="summary")
+        panel.md(state.summary, name="summary_text")
         if state.message:
-            panel.md(state.message, name="message")
+            panel.md(state.message, name="message_text")
         table = types.TableView()
         for key, label in (("revision", "Rev."), ("kind", "What"), ("user", "Who"), ("time", "When (UTC)"),
                            ("instructions", "Tuned"), ("change", "Δ mean student AP")):
@@ -68,7 +68,7 @@ class ProvenancePanel(WorkbenchPanel):
             compare.enum("compare", state.revisions, label="Compare with",
                          view=dropdown({r: f"revision {r}" for r in state.revisions}), on_change=self.on_change_compare)
             compare.btn("revert", label="Revert to it", variant="outlined", on_click=self.on_revert)
-            panel.md(state.comparison, name="comparison")
+            panel.md(state.comparison, name="comparison_text")
 
 
 def _earlier(history):

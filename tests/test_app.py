@@ -84,3 +84,15 @@ def test_a_whole_tuning_loop_in_the_app(app):
     count = int(seen["subset"].split("Grid: the ")[1].split(" ")[0])
     assert seen["panelsSayingSo"] == 2  # the knowledge panel followed the performance panel
     assert seen["gridAfter"] == f"{count} sample{'s' if count != 1 else ''}"
+
+    # The concept map: a lasso filters the knowledge panel to the concepts it caught.
+    lassoed = int(seen["lassoed"].split("shows only ")[1].split(":")[0])
+    assert lassoed >= 1 and f"only the {lassoed} concepts selected on the concept map" in seen["knowledgeFiltered"]
+    # Clicking a concept opens its detail; Show in grid sorts by its presence and draws its heatmap.
+    concept = seen["detailMessage"].split("'")[1]
+    assert seen["detailHeader"].startswith(f"{concept} for {cls} · weight")
+    assert seen["shownInGrid"].startswith("Grid: the ") and f"where '{concept}' is most present" in seen["shownInGrid"]
+    count = int(seen["shownInGrid"].split("Grid: the ")[1].split(" ")[0])
+    assert seen["gridWithOverlay"] == f"{count} samples" and seen["overlayActive"] is True
+    dataset.reload()
+    assert set(dataset.exists("concepts_overlay").values("concepts_overlay.concept")) == {concept}

@@ -35,14 +35,14 @@ def test_a_lasso_over_three_concepts_filters_the_knowledge_panel_to_them(world):
     names = [i.split("|", 1)[1] for i in lassoed]
     assert embedding.state["focus"].startswith("**Knowledge panel shows only 3:**")
     (shown,) = [p for p in find(requests, "patch_panel_data") if p["panel_id"] == knowledge.id]
-    assert sorted(_ranked(shown["data"]["chart"])) == sorted(names)  # in the same answer
+    assert sorted(_ranked(shown["data"]["chart_3"])) == sorted(names)  # in the same answer
     knowledge.event("on_load")  # and it stays so
-    assert sorted(_ranked(knowledge.data["chart"])) == sorted(names)
+    assert sorted(_ranked(knowledge.data[knowledge.state["chart"]])) == sorted(names)
     assert "only the 3 concepts selected" in knowledge.state["header"]
 
     embedding.event("on_clear_focus")
     knowledge.event("on_load")
-    assert len(_ranked(knowledge.data["chart"])) == 10
+    assert len(_ranked(knowledge.data[knowledge.state["chart"]])) == 10
 
 
 def test_show_in_grid_sorts_by_the_concepts_stored_presence_with_its_heatmap(world):

@@ -52,8 +52,8 @@ def test_thumbs_up_then_fine_tune_saves_one_entry_and_changes_the_ranking(tuned_
     performance = PanelDriver(dataset, "inficond_performance", knowledge.spaces)
     knowledge.event("on_load")
     cls = knowledge.state["controls"]["cls"]
-    names = [t["name"].removeprefix("what-if ") for t in knowledge.data["chart"] if t["name"].startswith("what-if ")]
-    assert len(names) == 10 and any(t["type"] == "image" for t in knowledge.data["chart"])
+    names = [t["name"].removeprefix("what-if ") for t in knowledge.data[knowledge.state["chart"]] if t["name"].startswith("what-if ")]
+    assert len(names) == 10 and any(t["type"] == "image" for t in knowledge.data[knowledge.state["chart"]])
     row = run.weight[run.classes.index(cls)]
     concept = [name for name in names if row[run.concepts.index(name)] > 0][-1]  # 👍 must move it up
     knowledge.event("on_click_chart", id=f"up|{concept}")
@@ -67,7 +67,7 @@ def test_thumbs_up_then_fine_tune_saves_one_entry_and_changes_the_ranking(tuned_
     after = load_students(dataset, "panel").weight[run.classes.index(cls), run.concepts.index(concept)]
     assert after > before
     assert knowledge.state["message"].startswith("✅ Revision 1 saved") and not knowledge.state["has_pending"]
-    new_names = [t["name"].removeprefix("what-if ") for t in knowledge.data["chart"] if t["name"].startswith("what-if ")]
+    new_names = [t["name"].removeprefix("what-if ") for t in knowledge.data[knowledge.state["chart"]] if t["name"].startswith("what-if ")]
     assert new_names.index(concept) < names.index(concept)
     (shown,) = [p["state"] for p in find(requests, "patch_panel_state") if p["panel_id"] == performance.id and "header" in p["state"]]
     assert "revision 1" in shown["header"]  # the performance panel follows
@@ -144,4 +144,4 @@ def test_without_located_concepts_the_knowledge_panel_says_why_it_has_no_patches
     knowledge = PanelDriver(distilled, "inficond_knowledge")
     knowledge.event("on_load")
     assert knowledge.state["ready"] and "No image patches: 'concepts' was not computed" in knowledge.state["header"]
-    assert knowledge.state["patch_ids"] == [[]] * 10 and any(t["type"] == "image" for t in knowledge.data["chart"])
+    assert knowledge.state["patch_ids"] == [[]] * 10 and any(t["type"] == "image" for t in knowledge.data[knowledge.state["chart"]])

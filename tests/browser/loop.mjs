@@ -67,6 +67,55 @@ try {
   await page.waitForTimeout(3000);
   seen.gridAfter = await gridCount();
   await shot("6-subset-in-grid");
+
+  // The concept map: lasso the concepts around one point; the knowledge panel ranks only those.
+  await page.getByText("InFiConD: concept map").click();
+  await text(/concepts of 'concepts' by t-SNE/).waitFor({ timeout: 60000 });
+  await page.waitForTimeout(2000);
+  await shot("7-concept-map");
+  const map = page.locator(".js-plotly-plot").filter({ has: page.locator(".colorbar") }).first();  // weight colours
+  // the point nearest the map's centre, so the lasso around it stays inside the plot
+  const drag = await map.locator(".nsewdrag").first().boundingBox();
+  const [mx, my] = [drag.x + drag.width / 2, drag.y + drag.height / 2];
+  const centres = await map.locator(".scatterlayer .trace").first().locator("path.point").evaluateAll(
+    (points) => points.map((p) => { const b = p.getBoundingClientRect(); return [b.x + b.width / 2, b.y + b.height / 2]; }));
+  const [cx, cy] = centres.sort((a, b) => Math.hypot(a[0] - mx, a[1] - my) - Math.hypot(b[0] - mx, b[1] - my))[0];
+  const r = 40;
+  await page.mouse.move(cx - r, cy - r);
+  await page.mouse.down();
+  for (const [dx, dy] of [[r, -r], [r, r], [-r, r], [-r, -r]]) await page.mouse.move(cx + dx, cy + dy, { steps: 6 });
+  await page.mouse.up();
+  await text(/^Knowledge panel shows only \d+/).waitFor({ timeout: 30000 });
+  seen.lassoed = await text(/^Knowledge panel shows only \d+/).innerText();
+  await text(/concepts? selected on the concept map/).waitFor({ timeout: 30000 });
+  seen.knowledgeFiltered = await text(/concepts? selected on the concept map/).innerText();
+  await page.waitForTimeout(2000);
+  await shot("8-lasso-filters-knowledge");
+
+  // Click a concept: its detail opens beside the knowledge panel.
+  // (the map moved down: the selection is listed above it)
+  const moved = await map.locator(".scatterlayer .trace").first().locator("path.point").evaluateAll(
+    (points) => points.map((p) => { const b = p.getBoundingClientRect(); return [b.x + b.width / 2, b.y + b.height / 2]; }));
+  const [ox, oy] = moved.sort((a, b) => Math.hypot(a[0] - mx, a[1] - my) - Math.hypot(b[0] - mx, b[1] - my))[8];
+  await page.mouse.click(ox, oy);
+  await text(/^Concept detail: '/).waitFor({ timeout: 30000 });
+  seen.detailMessage = await text(/^Concept detail: '/).innerText();
+  await text(/ by influence\) · mean presence /).waitFor({ timeout: 30000 });
+  seen.detailHeader = await text(/ by influence\) · mean presence /).innerText();
+  await page.waitForTimeout(2000);
+  await shot("9-concept-detail");
+
+  // Show in grid: the samples where the concept is most present, with its heatmap.
+  const gridBeforeDetail = await gridCount();
+  await page.getByRole("button", { name: "Show in grid" }).click();
+  await text(/^Grid: the \d+ held-out samples where/).waitFor({ timeout: 60000 });
+  seen.shownInGrid = await text(/^Grid: the \d+ held-out samples where/).innerText();
+  await page.waitForFunction((before) => ![...document.querySelectorAll("*")].some(
+    (e) => e.childElementCount === 0 && e.textContent.trim() === before), gridBeforeDetail, { timeout: 30000 });
+  await page.waitForTimeout(4000);
+  seen.gridWithOverlay = await gridCount();
+  seen.overlayActive = await page.locator('[data-cy="checkbox-concepts_overlay"] input').isChecked();
+  await shot("10-concept-in-grid");
 } catch (error) {
   seen.error = String(error).slice(0, 500);
   await shot("failed");
