@@ -1,5 +1,6 @@
 """Operators: thin adapters from App forms and ``execute_operator`` params to the library."""
 
+from .concept_views import AddConcepts, SearchConcepts, ShowConceptOverlay, ShowConceptSamples
 from .concepts import ComputeConcepts
 from .students import (
     DeleteStudentRun,
@@ -20,6 +21,10 @@ OPERATORS = (
     ListStudentRuns,
     RenameStudentRun,
     DeleteStudentRun,
+    ShowConceptOverlay,
+    ShowConceptSamples,
+    SearchConcepts,
+    AddConcepts,
 )
 
 

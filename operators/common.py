@@ -6,6 +6,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.students.run import list_student_runs
 
 PLUGIN = "@inficond/inficond"
 # Folders on the App server whose files App users may name (corpora, score files, checkpoints),
@@ -83,3 +84,13 @@ def message_output(label="Result"):
     outputs = types.Object()
     outputs.str("message", label=label, view=types.MarkdownView())
     return types.Property(outputs)
+
+
+def run_key_input(ctx, inputs):
+    """A dropdown of the dataset's student runs; the chosen key, or ``None`` before a choice."""
+    keys = list_student_runs(ctx.dataset)
+    choices = types.Dropdown()
+    for key in keys:
+        choices.add_choice(key, label=key)
+    inputs.enum("key", keys, view=choices, label="Student run", required=True)
+    return ctx.params.get("key") if ctx.params.get("key") in keys else None

@@ -13,16 +13,7 @@ from fiftyone_inficond.students.run import (
     train_students,
 )
 
-from .common import add_target_view, form, message_output, operator_config
-
-
-def _run_key_input(ctx, inputs):
-    keys = list_student_runs(ctx.dataset)
-    choices = types.Dropdown()
-    for key in keys:
-        choices.add_choice(key, label=key)
-    inputs.enum("key", keys, view=choices, label="Student run", required=True)
-    return ctx.params.get("key") if ctx.params.get("key") in keys else None
+from .common import add_target_view, form, message_output, operator_config, run_key_input
 
 
 def _summary(summary):
@@ -78,7 +69,7 @@ class TuneStudents(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        key = _run_key_input(ctx, inputs)
+        key = run_key_input(ctx, inputs)
         if key is not None:  # choices from the run: its classes and its concepts
             run = open_students(ctx.dataset, key)
             classes = types.AutocompleteView(choices=[types.Choice(c, label=c) for c in run.classes])
@@ -121,7 +112,7 @@ class RevertStudents(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        _run_key_input(ctx, inputs)
+        run_key_input(ctx, inputs)
         inputs.int("revision", label="Revision to restore", required=True)
         return form(inputs, "Revert students")
 
@@ -165,7 +156,7 @@ class RenameStudentRun(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        _run_key_input(ctx, inputs)
+        run_key_input(ctx, inputs)
         inputs.str("new_key", label="New key", required=True)
         return form(inputs, "Rename student run")
 
@@ -181,7 +172,7 @@ class DeleteStudentRun(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        _run_key_input(ctx, inputs)
+        run_key_input(ctx, inputs)
         return form(inputs, "Delete student run")
 
     def execute(self, ctx):

@@ -59,7 +59,6 @@ DEFAULTS = {
     "search": "",  # the phrase typed in the concept search
     "message": None,  # what the last action did, or why it was refused
 }
-SPLIT_LABELS = {"validation": "held-out samples", "train": "training samples", "all": "all samples"}
 COLOURS = {"up": "🟦", "down": "🟧"}  # the paper's blue up, orange down
 THUMBS = {"up": "👍", "down": "👎"}
 

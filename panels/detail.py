@@ -11,10 +11,10 @@ import fiftyone.operators as foo
 import numpy as np
 
 from fiftyone_inficond.overlay import show_concept_overlay
+from fiftyone_inficond.students.run import SPLITS
 
 from .common import (
     DETAIL,
-    SPLIT_LABELS,
     THUMBS,
     WorkbenchPanel,
     answers,
@@ -78,7 +78,7 @@ class ConceptPanel(WorkbenchPanel):
         if shown["field"] not in ctx.active_fields:  # the heatmap is drawn, the other labels stay
             ctx.ops.set_active_fields(list(ctx.active_fields) + [shown["field"]])
         self.change(ctx, message=(
-            f"Grid: the {shown['samples']} {SPLIT_LABELS[split]} where '{concept}' is most present, most first, "
+            f"Grid: the {shown['samples']} {SPLITS[split]} where '{concept}' is most present, most first, "
             f"with its heatmap (field '{shown['field']}')"
         ))
 
@@ -103,7 +103,7 @@ class ConceptPanel(WorkbenchPanel):
                 f"**{concept}** for **{cls}** · weight {weight:+.3f} (#{rank} of {len(run.concepts):,} by influence) · "
                 f"mean presence {_mean(presence['positives'])} among the teacher's {len(presence['positives'])} "
                 f"positives, {_mean(presence['negatives'])} among its {len(presence['negatives'])} negatives "
-                f"({SPLIT_LABELS[split]})"
+                f"({SPLITS[split]})"
             ),
             "pending_here": sorted(pending),
             "pending": pending_text(workbench),

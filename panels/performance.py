@@ -9,9 +9,9 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from fiftyone_inficond.students.metrics import GROUPS, SORT_KEYS, SUBSETS
-from fiftyone_inficond.students.run import list_student_runs
+from fiftyone_inficond.students.run import SPLITS, list_student_runs
 
-from .common import PERFORMANCE, SPLIT_LABELS, WorkbenchPanel, answers, dropdown, open_run, pct, read_workbench
+from .common import PERFORMANCE, WorkbenchPanel, answers, dropdown, open_run, pct, read_workbench
 
 SUBSET_LABELS = {
     "both_right": "both right",
@@ -75,7 +75,7 @@ class PerformancePanel(WorkbenchPanel):
             view = run.agreement_view(cls, group, subset, workbench["split"])
             ctx.ops.set_view(view)
             workbench.update(cls=cls, message=(
-                f"Grid: the {len(view)} {SPLIT_LABELS[workbench['split']]} of '{cls}' among the teacher's "
+                f"Grid: the {len(view)} {SPLITS[workbench['split']]} of '{cls}' among the teacher's "
                 f"{group} where {SUBSET_LABELS[subset]}"
             ))
             self.publish(ctx, workbench)
@@ -97,7 +97,7 @@ class PerformancePanel(WorkbenchPanel):
     def draw(self, panel, state):
         controls = panel.h_stack("controls", align_x="left", gap=2)
         controls.enum("run", state.runs, label="Student run", view=types.DropdownView(), on_change=self.on_change_run)
-        controls.enum("split", state.splits, label="Samples", view=dropdown({s: SPLIT_LABELS[s] for s in state.splits}),
+        controls.enum("split", state.splits, label="Samples", view=dropdown({s: SPLITS[s] for s in state.splits}),
                       on_change=self.on_change_split)
         controls.enum("sort", list(SORT_KEYS), label="Sort by", view=dropdown(SORT_LABELS), on_change=self.on_change_sort)
         controls.enum("order", ORDERS, label="Order", view=dropdown({o: o for o in ORDERS}),
@@ -121,7 +121,7 @@ def _header(facts, workbench, summary):
         f"**{facts['key']}**, revision {facts['revision']} · {facts['samples']:,} samples "
         f"({facts['train_samples']:,} trained on) · {facts['classes']} classes · {facts['concepts']:,} concepts "
         f"from {facts['concept_model']} · teacher '{facts['teacher_field']}' · {gt}  \n"
-        f"Mean AP on {SPLIT_LABELS[workbench['split']]}: teacher {pct(summary['teacher_ap'])}, "
+        f"Mean AP on {SPLITS[workbench['split']]}: teacher {pct(summary['teacher_ap'])}, "
         f"student {pct(summary['student_ap'])}, student vs teacher (agreement AP) {pct(summary['agreement_ap'])}. "
         f"Selected class: **{workbench['cls']}**"
     )

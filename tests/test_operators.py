@@ -97,6 +97,32 @@ def test_student_operators(coco128, tiny_checkpoint, coco128_dir):
     assert list_student_runs(coco128) == []
 
 
+def test_concept_view_operators(coco128, tiny_checkpoint, coco128_dir):
+    compute_concepts(coco128, model=TINY_MODEL, pretrained=tiny_checkpoint, corpus=CORPUS, batch_size=32)
+    execute("import_teacher_scores", coco128, source="file", path=os.path.join(coco128_dir, "teacher_yolox_nano.json"))
+    execute("train_students", coco128, key="s", epochs=2)
+
+    shown = execute("show_concept_samples", coco128, key="s", concept="sky", split="all", n=10)
+    column = CORPUS.index("sky")
+    presence = dict(zip(*coco128.values(["id", "concepts"])))
+    expected = sorted(presence, key=lambda i: -presence[i][column])[:10]
+    assert [presence[i][column] for i in shown["sample_ids"]] == [presence[i][column] for i in expected]
+    assert shown["message"].startswith("The 10 all samples where 'sky' is most present")
+    assert sorted(coco128.exists("concepts_overlay").values("id")) == sorted(shown["sample_ids"])
+
+    drawn = execute("show_concept_overlay", coco128.limit(5), field="concepts", concept="dog")
+    assert (drawn["samples"], drawn["cleared"]) == (5, len(set(shown["sample_ids"]) - set(coco128.limit(5).values("id"))))
+    assert set(coco128.values("concepts_overlay.concept")) == {"dog", None}
+
+    found = execute("search_concepts", coco128, field="concepts", phrase="a puppy", n=3)
+    assert len(found["concepts"]) == 3 and found["message"].startswith("Nearest to 'a puppy':")
+    added = execute("add_concepts", coco128, field="concepts", names=["cat"])
+    assert added["added"] == ["cat"] and added["concepts"] == len(CORPUS) + 1 and added["samples"] == len(coco128)
+    with pytest.raises(Exception, match="Path: concept. Reason: Invalid enum value"):  # the form's choices
+        execute("show_concept_overlay", coco128, field="concepts", concept="moon")
+    assert set(coco128.values("concepts_overlay.concept")) == {"dog", None}  # nothing written
+
+
 # --- delegated execution by real, separate worker processes ----------------------------
 
 

@@ -31,6 +31,7 @@ from fiftyone_inficond.students.whatif import weight_range, what_if
 from fiftyone_inficond.validation import name, number, run_key, whole_number
 
 DEFAULT_TUNING_EPOCHS = 3
+SPLITS = {"validation": "held-out samples", "train": "training samples", "all": "all samples"}  # in words
 _RUN_KINDS = {CONCEPTS_METHOD: "a concept run", TEACHER_METHOD: "a teacher run"}
 
 

@@ -1,0 +1,142 @@
+"""Where a concept is and which concepts there are: overlay, gallery, search and add.
+
+The same actions as the concept map and concept detail panels, callable from Python with
+``execute_operator`` and from the operator browser; choices come from the runs (concept runs,
+their concepts, student runs), never typed blind.
+"""
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from fiftyone_inficond.fiftyone_api import run_keys
+from fiftyone_inficond.new_concepts import add_concepts, search_concepts
+from fiftyone_inficond.overlay import show_concept_overlay
+from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config
+from fiftyone_inficond.students.run import SPLITS, open_students
+
+from .common import add_target_view, form, message_output, operator_config, run_key_input
+
+def _concept_field_input(ctx, inputs):
+    """A dropdown of the dataset's concept runs; the chosen one's config (or ``None``)."""
+    fields = run_keys(ctx.dataset, CONCEPTS_METHOD)
+    inputs.enum("field", fields, default=fields[0] if fields else None, label="Concept run", required=True,
+                view=types.DropdownView(choices=[types.Choice(f, label=f) for f in fields]))
+    field = ctx.params.get("field") or (fields[0] if fields else None)
+    return run_config(ctx.dataset, field, CONCEPTS_METHOD) if field in fields else None
+
+
+def _concept_input(inputs, names):
+    inputs.enum("concept", names, label="Concept", required=True,
+                view=types.AutocompleteView(choices=[types.Choice(n, label=n) for n in names]))
+
+
+def _show(ctx, view, concept, field):
+    """Writes the overlay of ``view``, and has the App show ``view`` with the overlay drawn."""
+    shown = show_concept_overlay(view, concept, field)
+    if shown["new_field"]:
+        ctx.ops.reload_dataset()
+    if shown["field"] not in ctx.active_fields:
+        ctx.ops.set_active_fields(list(ctx.active_fields) + [shown["field"]])
+    return shown
+
+
+class ShowConceptOverlay(foo.Operator):
+    @property
+    def config(self):
+        return operator_config("show_concept_overlay", "show concept overlay",
+                               "Draw where a concept is (its heatmap) on the samples")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        add_target_view(ctx, inputs, "Draw on")
+        config = _concept_field_input(ctx, inputs)
+        if config is not None:
+            _concept_input(inputs, list(config["concepts"]))
+        return form(inputs, "Show a concept's heatmap")
+
+    def execute(self, ctx):
+        field = ctx.params.get("field", "concepts")
+        shown = _show(ctx, ctx.target_view(), ctx.params.get("concept"), field)
+        message = (f"'{shown['concept']}' drawn on {shown['samples']:,} samples in '{shown['field']}'"
+                   + (f" (removed from {shown['cleared']:,} others)" if shown["cleared"] else ""))
+        return {**shown, "message": message}
+
+    def resolve_output(self, ctx):
+        return message_output("Shown")
+
+
+class ShowConceptSamples(foo.Operator):
+    @property
+    def config(self):
+        return operator_config("show_concept_samples", "show concept samples",
+                               "The samples where a concept is most present, with its heatmap")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        key = run_key_input(ctx, inputs)
+        if key is not None:
+            run = open_students(ctx.dataset, key)
+            _concept_input(inputs, run.concepts)
+            inputs.enum("split", run.splits, default=run.splits[0], label="Samples",
+                        view=types.DropdownView(choices=[types.Choice(s, label=SPLITS[s]) for s in run.splits]))
+        inputs.int("n", default=100, min=1, label="How many samples")
+        return form(inputs, "Show a concept's samples")
+
+    def execute(self, ctx):
+        run = open_students(ctx.dataset, ctx.params["key"])
+        concept, split = ctx.params.get("concept"), ctx.params.get("split", run.splits[0])
+        view = run.presence_view(concept, split, ctx.params.get("n", 100))
+        shown = _show(ctx, view, concept, run.config["concepts_field"])
+        ctx.ops.set_view(view)
+        message = f"The {shown['samples']:,} {SPLITS[split]} where '{concept}' is most present, most first, with its heatmap"
+        return {"sample_ids": view.values("id"), "message": message}
+
+    def resolve_output(self, ctx):
+        return message_output("Shown")
+
+
+class SearchConcepts(foo.Operator):
+    @property
+    def config(self):
+        return operator_config("search_concepts", "search concepts", "Find corpus concepts by meaning")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        _concept_field_input(ctx, inputs)
+        inputs.str("phrase", label="Words or a phrase", required=True)
+        inputs.int("n", default=10, min=1, max=1000, label="How many")
+        return form(inputs, "Search concepts")
+
+    def execute(self, ctx):
+        found = search_concepts(ctx.dataset, ctx.params.get("phrase"), ctx.params.get("n", 10),
+                                ctx.params.get("field", "concepts"))
+        lines = "\n".join(f"{i + 1}. **{hit['concept']}** ({hit['similarity']:.3f})" for i, hit in enumerate(found))
+        return {"concepts": found, "message": f"Nearest to '{ctx.params.get('phrase')}':\n\n{lines}"}
+
+    def resolve_output(self, ctx):
+        return message_output("Found")
+
+
+class AddConcepts(foo.Operator):
+    @property
+    def config(self):
+        return operator_config("add_concepts", "add concepts",
+                               "Add concepts to a concept run without encoding any image again", delegated=True)
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        _concept_field_input(ctx, inputs)
+        inputs.list("names", types.String(), label="New concepts", required=True,
+                    view=types.AutocompleteView(choices=[], allow_user_input=True))
+        return form(inputs, "Add concepts")
+
+    def execute(self, ctx):
+        field = ctx.params.get("field", "concepts")
+        added = add_concepts(ctx.dataset, ctx.params.get("names"), field)
+        message = (f"Added {', '.join(repr(n) for n in added['added'])} to '{field}' ({added['concepts']:,} concepts, "
+                   f"{added['samples']:,} samples): train students again to let them use "
+                   f"{'it' if len(added['added']) == 1 else 'them'}")
+        return {**added, "message": message}
+
+    def resolve_output(self, ctx):
+        return message_output("Added")
