@@ -8,6 +8,14 @@ workspace: ``first_paint_s`` opens the performance and knowledge panels in a pro
 loaded the run yet; ``select_class_s`` clicks a class (performance, then knowledge redrawn; goal
 1 s); ``finetune_roundtrip_s`` is Fine-tune after a 👍 until both panels are redrawn (goal 1 s);
 ``subset_view_s`` clicks an agreement subset (the grid's view and both panels). Medians of 5.
+
+The concept panels need concepts located in images: 10,000 generated world scenes, Broden's
+1,153 concepts extracted by the world CLIP, the ground truth as teacher. ``projection_s`` is the
+t-SNE of the corpus, computed once per corpus and method (then read from the database);
+``embedding_first_paint_s`` opens the concept map tab beside panels that already loaded the run
+(goal 1 s); ``detail_s`` picks a concept in the concept detail (the map redrawn too; goal 1 s);
+``overlay_view_s`` is Show in grid: the 100 samples where the concept is most present, its heatmap
+written on them and removed from the previous ones (goal 1 s).
 Run it with the plugin visible to FiftyOne: ``make bench`` sets ``FIFTYONE_PLUGINS_DIR``.
 """
 
@@ -15,7 +23,9 @@ import argparse
 import logging
 import os
 import sys
+import tempfile
 import time
+import uuid
 
 import fiftyone as fo
 
@@ -24,19 +34,68 @@ from interactive import median_ms  # noqa: E402
 from panel_driver import PanelDriver  # noqa: E402
 from students import build_dataset, synthetic  # noqa: E402
 
-from fiftyone_inficond.corpus import load_corpus  # noqa: E402
+from fiftyone_inficond.clip import load_clip  # noqa: E402
+from fiftyone_inficond.corpus import load_corpus, make_corpus  # noqa: E402
+from fiftyone_inficond.demo import workspace  # noqa: E402
+from fiftyone_inficond.extraction import compute_concepts  # noqa: E402
+from fiftyone_inficond.projection import concept_projection, project  # noqa: E402
+from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config  # noqa: E402
 from fiftyone_inficond.students import run as runs  # noqa: E402
 from fiftyone_inficond.students.run import delete_students, train_students  # noqa: E402
+from fiftyone_inficond.teacher import teacher_from_labels  # noqa: E402
+from fiftyone_inficond.text_cache import run_text_embeddings  # noqa: E402
+from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL  # noqa: E402
+from fiftyone_inficond.world.dataset import load_world  # noqa: E402
 
 
 def median_s(fn):
     return median_ms(fn, repeat=5) / 1000
 
 
+def concept_panel_figures(n_images):
+    """The concept map and concept detail at ``n_images`` world images with Broden's concepts."""
+    with tempfile.TemporaryDirectory() as root:
+        dataset = load_world(f"inficond-bench-{uuid.uuid4().hex[:8]}", root, n=n_images, seed=5)
+        try:
+            compute_concepts(dataset, load_clip(WORLD_MODEL, WORLD_CHECKPOINT), corpus=load_corpus(),
+                             batch_size=64, progress=False)
+            teacher_from_labels(dataset, "ground_truth")
+            dataset.take(2 * n_images // 3, seed=0).tag_samples("fit")  # the world tags every scene "train"
+            train_students(dataset, key="bench", train_tag="fit", epochs=2)
+            config = run_config(dataset, "concepts", CONCEPTS_METHOD)
+            embeddings = run_text_embeddings(config, make_corpus(config["concepts"]).texts(config["template"]))
+            start = time.perf_counter()
+            project(embeddings, "tsne")  # what the first user of this corpus waits for, once
+            projection_s = time.perf_counter() - start
+            concept_projection(dataset, "concepts", "tsne")
+
+            spaces = workspace()  # as the user sees it: the concept map and the concept detail tabs open
+            middle, right = spaces.children[1], spaces.children[2]
+            middle.active_child, right.active_child = middle.children[1].component_id, right.children[1].component_id
+            embedding = PanelDriver(dataset, "inficond_embedding", spaces)
+            detail = PanelDriver(dataset, "inficond_concept", spaces)
+            open_students_first = PanelDriver(dataset, "inficond_performance", spaces)
+            open_students_first.event("on_load")  # the run is loaded by the panels already open
+            start = time.perf_counter()
+            embedding.event("on_load")
+            embedding_first_paint_s = time.perf_counter() - start
+            detail.event("on_load")
+            concepts = iter(load_corpus().names[::97])
+            detail_s = median_s(lambda: detail.event("on_change_concept", value=next(concepts)))
+            overlay_view_s = median_s(lambda: detail.event("on_show_in_grid"))
+            assert detail.state["message"].startswith("Grid: the 100 held-out samples"), detail.state["message"]
+            delete_students(dataset, "bench")
+            return dict(projection_s=projection_s, embedding_first_paint_s=embedding_first_paint_s,
+                        detail_s=detail_s, overlay_view_s=overlay_view_s)
+        finally:
+            dataset.delete()
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--classes", type=int, default=80)
+    parser.add_argument("--images", type=int, default=10_000)
     args = parser.parse_args()
     logging.getLogger("fiftyone").setLevel(logging.WARNING)
     fo.config.show_progress_bars = False
@@ -71,12 +130,15 @@ def main():
         delete_students(dataset, "bench")
     finally:
         dataset.delete()
-    print(f"samples={args.samples} concepts={len(corpus)} classes={args.classes} (median of 5 actions; "
-          f"each answer redraws every panel shown)")
+    concept_panels = concept_panel_figures(args.images)
+    print(f"samples={args.samples} concepts={len(corpus)} classes={args.classes}; concept panels: {args.images} "
+          f"world images x {len(corpus)} concepts (median of 5 actions; each answer redraws every panel shown)")
     print(
         f"first_paint_s={first_paint_s:.2f} select_class_s={select_class_s:.3f} "
         f"finetune_roundtrip_s={finetune_roundtrip_s:.3f} subset_view_s={subset_view_s:.3f} "
-        f"select_class_goal_s=1 finetune_roundtrip_goal_s=1"
+        + " ".join(f"{key}={value:.3f}" for key, value in concept_panels.items())
+        + " select_class_goal_s=1 finetune_roundtrip_goal_s=1 embedding_first_paint_goal_s=1 detail_goal_s=1"
+        " overlay_view_goal_s=1"
     )
 
 
