@@ -4,6 +4,7 @@ from .concept_views import AddConcepts, SearchConcepts, ShowConceptOverlay, Show
 from .concepts import ComputeConcepts
 from .students import (
     DeleteStudentRun,
+    ExtendStudents,
     ListStudentRuns,
     RenameStudentRun,
     RevertStudents,
@@ -17,6 +18,7 @@ OPERATORS = (
     ImportTeacherScores,
     TrainStudents,
     TuneStudents,
+    ExtendStudents,
     RevertStudents,
     ListStudentRuns,
     RenameStudentRun,

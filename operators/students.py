@@ -5,6 +5,7 @@ import fiftyone.operators.types as types
 
 from fiftyone_inficond.students.run import (
     delete_students,
+    extend_students,
     list_student_runs,
     load_students,
     open_students,
@@ -60,6 +61,30 @@ class TrainStudents(foo.Operator):
 
     def resolve_output(self, ctx):
         return message_output("Trained")
+
+
+class ExtendStudents(foo.Operator):
+    @property
+    def config(self):
+        return operator_config("extend_students", "extend students",
+                               "Train a student run again with the concepts added since, keeping its 👍/👎", True)
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        run_key_input(ctx, inputs)
+        inputs.str("new_key", label="New run key (optional)", description="By default '<run>_extended'")
+        return form(inputs, "Extend students")
+
+    def execute(self, ctx):
+        key = ctx.params["key"]
+        run = extend_students(ctx.dataset, key, ctx.params.get("new_key") or None, user=ctx.user_id)
+        extends = run.history[0]["extends"]
+        message = (f"Student run **{run.key}** trained with {', '.join(extends['added'])} added, the bounds of "
+                   f"**{key}** revision {extends['revision']} kept: {_summary(run.performance()['summary'])}")
+        return {"key": run.key, "extends": extends, "message": message}
+
+    def resolve_output(self, ctx):
+        return message_output("Extended")
 
 
 class TuneStudents(foo.Operator):

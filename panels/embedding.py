@@ -12,8 +12,9 @@ import numpy as np
 
 from fiftyone_inficond.new_concepts import add_concepts, search_concepts
 from fiftyone_inficond.projection import METHODS, concept_projection
+from fiftyone_inficond.students.run import extend_students
 
-from .common import EMBEDDING, THUMBS, WorkbenchPanel, answers, dropdown, open_run, read_workbench, select_concept
+from .common import EMBEDDING, THUMBS, WorkbenchPanel, answers, dropdown, open_run, pct, read_workbench, select_concept
 
 N_LABELLED = 10
 N_FOUND = 8
@@ -71,7 +72,20 @@ class EmbeddingPanel(WorkbenchPanel):
         added = add_concepts(ctx.dataset, [workbench["search"]], field)
         self.change(ctx, message=(
             f"✅ Added '{added['added'][0]}' to '{field}' (concept {added['concepts']:,}, {added['samples']:,} samples): "
-            f"find it on the map and in the grid; train students again to let them use it"
+            f"find it on the map and show it in the grid; train the students again to let them use it"
+        ))
+
+    @answers
+    def on_extend(self, ctx):
+        workbench = read_workbench(ctx)
+        run = open_run(ctx, workbench)
+        extended = extend_students(ctx.dataset, run.key, user=ctx.user_id)
+        before, after = run.performance(workbench["split"])["summary"], extended.performance(workbench["split"])["summary"]
+        added = extended.history[0]["extends"]["added"]
+        self.change(ctx, siblings=True, run=extended.key, revision=None, message=(
+            f"✅ Student run '{extended.key}' trained with {len(added)} added concept{'s' if len(added) != 1 else ''} "
+            f"({', '.join(added)}), every 👍/👎 of '{run.key}' revision {run.revision} kept · mean student AP "
+            f"{pct(before['student_ap'])} → {pct(after['student_ap'])} · '{run.key}' is unchanged (Student run dropdown)"
         ))
 
     def fill(self, ctx, workbench, run):
@@ -91,6 +105,8 @@ class EmbeddingPanel(WorkbenchPanel):
             "found_text": found["text"],
             "can_add": found["can_add"],
             "focus": _focus_text(workbench["focus"]),
+            "n_added": len(projection["concepts"]) - len(run.concepts),  # added since the run was trained
+            "run": run.key,
         })
         ctx.panel.set_data("chart", _traces(projection, run, cls, workbench))
 
@@ -110,6 +126,9 @@ class EmbeddingPanel(WorkbenchPanel):
                           on_click=self.on_add)
         if state.message:
             panel.md(state.message, name="message_text")
+        if state.n_added:
+            panel.btn("extend", label=f"Train '{state.run}' again with the {state.n_added} added concept"
+                      f"{'s' if state.n_added != 1 else ''}", variant="contained", on_click=self.on_extend)
         if state.focus:
             focus = panel.h_stack("focus_row", align_x="left", align_y="center", gap=2)
             focus.md(state.focus, name="focus_text")

@@ -91,7 +91,7 @@ def _rows(history):
         change = "–" if previous is None or after is None else f"{signed_pct(after - previous)} pts"
         rows.append({
             "revision": entry["revision"],
-            "kind": entry["kind"] + (f" to {entry['reverted_to']}" if entry.get("reverted_to") is not None else ""),
+            "kind": _kind(entry),
             "user": entry.get("user") or "",
             "time": entry["time"].replace("T", " ").removesuffix("+00:00"),
             "instructions": _instructions(entry.get("instructions") or []),
@@ -99,6 +99,15 @@ def _rows(history):
         })
         previous = after
     return rows[::-1]
+
+
+def _kind(entry):
+    if entry.get("reverted_to") is not None:
+        return f"revert to {entry['reverted_to']}"
+    if entry.get("extends"):
+        extends = entry["extends"]
+        return f"train: {extends['key']} rev. {extends['revision']} + {', '.join(extends['added'])}"
+    return entry["kind"]
 
 
 def _instructions(instructions):

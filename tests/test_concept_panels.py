@@ -120,6 +120,13 @@ def test_search_finds_by_name_and_meaning_and_adds_a_missing_concept(world):
     assert new["ids"] == ["concept|zebra crossing"]
     assert not embedding.state["can_add"]  # it is a concept now
 
+    assert embedding.state["n_added"] == 1  # the students do not use it yet
+    embedding.event("on_extend")
+    assert embedding.state["message"].startswith("✅ Student run 'panel_extended' trained with 1 added concept")
+    extended = load_students(dataset, "panel_extended")
+    assert extended.concepts[-1] == "zebra crossing" and extended.history[0]["extends"]["key"] == "panel"
+    assert embedding.state["n_added"] == 0 and not [t for t in embedding.data["chart"] if t["name"] == "not in the student"]
+
 
 def test_a_projection_method_is_a_choice_and_kept(world):
     dataset, panels = world

@@ -12,7 +12,7 @@ from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.errors import InficondError, RunInputsChanged
 from fiftyone_inficond.extraction import compute_concepts
 from fiftyone_inficond.new_concepts import add_concepts, search_concepts
-from fiftyone_inficond.students.run import load_students, train_students
+from fiftyone_inficond.students.run import extend_students, load_students, train_students
 
 CORPUS = ["person", "dog", "car", "sky", "grass", "wood", "red", "striped"]
 ADDED = ["propeller", "cloud", "brick wall"]
@@ -62,6 +62,30 @@ def test_a_student_run_trained_before_an_addition_loads_and_tunes_unchanged(dist
     assert loaded.tune(up={"person": ["sky"]}, epochs=1)["revision"] == 1
     after = train_students(distilled, key="after", epochs=1)
     assert after.concepts == run.concepts + ["propeller"]
+
+
+def test_extending_a_run_trains_a_new_run_with_the_added_concepts_and_keeps_every_bound(distilled):
+    distilled.take(80, seed=0).tag_samples("train")
+    run = train_students(distilled, key="s", train_tag="train", epochs=2)
+    with pytest.raises(InficondError, match="already uses every concept of 'concepts': add concepts first"):
+        extend_students(distilled, "s")
+    run.tune(down={"person": ["sky"]}, up={"dog": ["grass"]}, epochs=1)
+    add_concepts(distilled, ["propeller"])
+
+    extended = extend_students(distilled, "s", user="ana")
+    assert extended.key == "s_extended" and extended.concepts == run.concepts + ["propeller"]
+    assert sorted(extended.ids) == sorted(run.ids) and (extended.data.train == run.data.train).all()
+    person, dog = extended.classes.index("person"), extended.classes.index("dog")
+    sky, grass = extended.concepts.index("sky"), extended.concepts.index("grass")
+    assert extended.state.upper[person, sky] == run.state.upper[person, sky] < np.inf
+    assert extended.state.lower[dog, grass] == run.state.lower[dog, grass] > -np.inf
+    assert extended.weight[person, sky] <= run.state.upper[person, sky]
+    assert extended.weight[dog, grass] >= run.state.lower[dog, grass]
+    assert np.isinf(extended.state.lower[:, -1]).all() and np.isinf(extended.state.upper[:, -1]).all()
+    (first,) = extended.history
+    assert first["kind"] == "train" and first["user"] == "ana"
+    assert first["extends"] == {"key": "s", "revision": 1, "added": ["propeller"]}
+    assert len(load_students(distilled, "s").history) == 2  # the old run as it was
 
 
 def test_a_killed_addition_is_refused_until_the_same_addition_finishes_it(coco128, tiny_checkpoint):

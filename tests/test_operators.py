@@ -118,6 +118,9 @@ def test_concept_view_operators(coco128, tiny_checkpoint, coco128_dir):
     assert len(found["concepts"]) == 3 and found["message"].startswith("Nearest to 'a puppy':")
     added = execute("add_concepts", coco128, field="concepts", names=["cat"])
     assert added["added"] == ["cat"] and added["concepts"] == len(CORPUS) + 1 and added["samples"] == len(coco128)
+    extended = execute("extend_students", coco128, key="s", new_key="s2")
+    assert extended["extends"] == {"key": "s", "revision": 0, "added": ["cat"]}
+    assert load_students(coco128, "s2").concepts == CORPUS + ["cat"]
     with pytest.raises(Exception, match="Path: concept. Reason: Invalid enum value"):  # the form's choices
         execute("show_concept_overlay", coco128, field="concepts", concept="moon")
     assert set(coco128.values("concepts_overlay.concept")) == {"dog", None}  # nothing written

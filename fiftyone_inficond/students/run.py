@@ -4,6 +4,7 @@ Every write validates all of its inputs first and then writes in an order where 
 any point leaves the old state or the new one (see :mod:`fiftyone_inficond.students.store`).
 """
 
+import itertools
 import uuid
 from dataclasses import asdict
 
@@ -71,8 +72,48 @@ def train_students(
     Returns:
         a :class:`StudentRun`
     """
+    return _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, split_field,
+                  training_config(epochs, l1, lr, batch_size, seed), threshold, user, overwrite)
+
+
+def extend_students(samples, key, new_key=None, user=None):
+    """Trains student run ``key`` again with the concepts added to its concept run since, as a
+    new run ``new_key`` (by default the first free of ``"<key>_extended"``, ``"<key>_extended_2"``, ...):
+    the same samples, split and settings,
+    and every bound of its newest revision kept (the 👍/👎 so far); the added concepts start free.
+    Run ``key`` stays as it was, to compare with or go back to.
+
+    Returns:
+        the new :class:`StudentRun`; its first history entry names the run and revision it
+        extends and the added concepts
+    """
+    old = load_students(samples, key)
+    config = old.config
+    added = read_inputs(samples, config["concepts_field"], config["teacher_field"]).concept_names[len(old.concepts):]
+    if not added:
+        raise InvalidRequest(
+            f"Student run '{key}' already uses every concept of '{config['concepts_field']}': add concepts first"
+        )
+    lower, upper = no_bounds((len(old.classes), len(old.concepts) + len(added)))
+    lower[:, : len(old.concepts)], upper[:, : len(old.concepts)] = old.state.lower, old.state.upper
+    return _train(
+        fiftyone_api.dataset_of(samples).select(old.ids), new_key or _free_key(samples, f"{key}_extended"),
+        config["concepts_field"],
+        config["teacher_field"], config["gt_field"], config["train_tag"], config["split_field"],
+        TrainingConfig(**config["training"]), config["threshold"], user, overwrite=False,
+        bounds=(lower, upper), extends={"key": key, "revision": old.revision, "added": added},
+    )
+
+
+def _free_key(samples, stem):
+    """``stem``, or ``stem_2``, ``stem_3``, ... : the first that is not a student run yet."""
+    taken = set(list_student_runs(samples))
+    return next(k for k in (stem if i == 1 else f"{stem}_{i}" for i in itertools.count(1)) if k not in taken)
+
+
+def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, split_field, training, threshold,
+           user, overwrite, bounds=None, **info):
     key = run_key(key)
-    training = training_config(epochs, l1, lr, batch_size, seed)
     threshold = number(threshold, "the decision threshold", 0, 1, low_open=True, high_open=True)
     replaced = _claim_key(samples, key, overwrite)
     inputs = read_inputs(samples, name(concepts_field, "the concepts field"), name(teacher_field, "the teacher field"))
@@ -95,22 +136,23 @@ def train_students(
     )
     run = StudentRun(samples, key, config, data, inputs.concept_names)
     weight, bias = initial_weights(data.teacher[data.train], data.concepts.shape[1], training.seed)
-    lower, upper = no_bounds(weight.shape)
+    lower, upper = no_bounds(weight.shape) if bounds is None else bounds
     train = run._rows("train")
     crashpoint("train:fitting")
-    weight, bias = fit(run.inputs[train], data.teacher[train], weight, bias, lower, upper, training)
+    weight, bias = fit(run.inputs[train], data.teacher[train], np.clip(weight, lower, upper), bias, lower, upper,
+                       training)
     run.state = store.StudentState(weight, bias, lower, upper)
-    _save_trained(run, replaced, user)
+    _save_trained(run, replaced, user, **info)
     return run
 
 
-def _save_trained(run, replaced, user):
+def _save_trained(run, replaced, user, **info):
     """Saves revision 0 of a newly trained run: its history first (unreachable until a run
     points at it), then the run record in one write, then drops the replaced run's history."""
     samples = run.samples
     summary = run._metrics().summary()
     store.insert_first(samples, run.uid, run.state, run.data.ids, run.data.train,
-                       kind="train", user=user, instructions=[], metrics_after=summary)
+                       kind="train", user=user, instructions=[], metrics_after=summary, **info)
     crashpoint("train:history-written")
     try:
         _register(samples, run.key, run.config, replaced)
