@@ -92,5 +92,6 @@ def run_key_input(ctx, inputs):
     choices = types.Dropdown()
     for key in keys:
         choices.add_choice(key, label=key)
-    inputs.enum("key", keys, view=choices, label="Student run", required=True)
-    return ctx.params.get("key") if ctx.params.get("key") in keys else None
+    inputs.enum("key", keys, view=choices, label="Student run", required=True, default=keys[0] if keys else None)
+    key = ctx.params.get("key", keys[0] if keys else None)
+    return key if key in keys else None
