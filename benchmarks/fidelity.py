@@ -50,7 +50,7 @@ def main():
     clip = load_clip(WORLD_MODEL, args.checkpoint, device="cpu")
     root = tempfile.mkdtemp(prefix="inficond-world-")
     name = f"inficond-fidelity-{uuid.uuid4().hex[:8]}"
-    dataset = load_world_splits(name, root, args.train, args.heldout, args.seed, cloud_with=AIRPLANES_UNDER_CLOUDS)
+    dataset = load_world_splits(name, root, args.train, args.heldout, args.seed, context_with=AIRPLANES_UNDER_CLOUDS)
     try:
         compute_concepts(dataset, clip, corpus=corpus, batch_size=64)
         heldout = dataset.match_tags("heldout")
@@ -58,7 +58,7 @@ def main():
         auroc = presence_auroc(vectors, heldout.values("world_concepts"), corpus.names)
         agreement = pixel_agreement(heldout, "concepts", corpus.names)
 
-        teacher_scenes = generate_scenes(TRAINING_SCENES, seed=args.seed + 2, cloud_with=AIRPLANES_UNDER_CLOUDS)
+        teacher_scenes = generate_scenes(TRAINING_SCENES, seed=args.seed + 2, context_with=AIRPLANES_UNDER_CLOUDS)
         teacher_from_model(dataset, as_fiftyone_model(train_world_teacher(teacher_scenes)), batch_size=64)
         run = train_students(dataset, key="fidelity", train_tag="train")
         performance = run.performance(split="validation")

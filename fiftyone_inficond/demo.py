@@ -42,9 +42,9 @@ def build_world(name, n=300, seed=1, images=WORLD_IMAGES):
         dataset.delete()
         dataset = None
     if dataset is None:
-        dataset = load_world_splits(name, images, 2 * n // 3, n // 3, seed, cloud_with=AIRPLANES_UNDER_CLOUDS)
+        dataset = load_world_splits(name, images, 2 * n // 3, n // 3, seed, context_with=AIRPLANES_UNDER_CLOUDS)
     if not dataset.has_field("teacher"):
-        scenes = generate_scenes(TRAINING_SCENES, seed=seed + 2, cloud_with=AIRPLANES_UNDER_CLOUDS)
+        scenes = generate_scenes(TRAINING_SCENES, seed=seed + 2, context_with=AIRPLANES_UNDER_CLOUDS)
         teacher = train_world_teacher(scenes)
         teacher_from_model(dataset, as_fiftyone_model(teacher))
     clip = load_clip(WORLD_MODEL, WORLD_CHECKPOINT)

@@ -140,6 +140,11 @@ class WorkbenchPanel(foo.Panel):
     def on_load(self, ctx):
         self.show(ctx)
 
+    @answers
+    def on_change_cls(self, ctx):
+        """A class picked in this panel's class control: every panel shows it."""
+        self.change(ctx, siblings=True, cls=ctx.params["value"], message=None)
+
     def show(self, ctx):
         workbench = read_workbench(ctx)
         run = open_run(ctx, workbench)

@@ -46,10 +46,6 @@ class ConceptPanel(WorkbenchPanel):
         )
 
     @answers
-    def on_change_cls(self, ctx):
-        self.change(ctx, siblings=True, cls=ctx.params["value"], message=None)
-
-    @answers
     def on_change_concept(self, ctx):
         self.change(ctx, siblings=True, concept=ctx.params["value"], message=None)
 

@@ -58,10 +58,6 @@ class KnowledgePanel(WorkbenchPanel):
         )
 
     @answers
-    def on_change_cls(self, ctx):
-        self.change(ctx, siblings=True, cls=ctx.params["value"], message=None)
-
-    @answers
     def on_change_by(self, ctx):
         self.change(ctx, by=ctx.params["value"])
 

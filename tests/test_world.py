@@ -48,13 +48,20 @@ def test_multi_label_scenes_of_every_class(scenes):
     assert all(1 <= len(s.classes) <= MAX_OBJECTS for s in scenes if s.classes)
 
 
-def test_spurious_cloud_correlation_can_be_injected():
-    def cloud_rate_with_boats(scenes):
-        boats = [s for s in scenes if "boat" in s.classes]
-        return np.mean(["cloud" in s.concepts for s in boats])
+def test_any_class_can_be_tied_to_any_context_thing():
+    def rate(scenes, cls, thing):
+        holding = [s for s in scenes if cls in s.classes]
+        return np.mean([thing in s.concepts for s in holding])
 
-    assert cloud_rate_with_boats(generate_scenes(300, seed=1, cloud_with={"boat": 0.95})) > 0.85
-    assert cloud_rate_with_boats(generate_scenes(300, seed=1)) < 0.5
+    tied = generate_scenes(300, seed=1, context_with={"boat": {"cloud": 0.95}, "car": {"rock": 0.95}})
+    plain = generate_scenes(300, seed=1)
+    assert rate(tied, "boat", "cloud") > 0.85 and rate(plain, "boat", "cloud") < 0.5
+    assert rate(tied, "car", "rock") > 0.85 and rate(plain, "car", "rock") < 0.5
+    # Other classes keep the things' own rates; without correlations the world is as it was.
+    assert abs(rate(tied, "house", "sun") - rate(plain, "house", "sun")) < 0.1
+    assert all(a.image.tobytes() == b.image.tobytes() for a, b in zip(plain, generate_scenes(300, seed=1, context_with={})))
+    with pytest.raises(ValueError, match="things of"):
+        generate_scenes(1, context_with={"boat": {"moon": 0.9}})
 
 
 def test_world_corpus_file_is_the_vocabulary():

@@ -18,7 +18,7 @@ def is_current_world(dataset):
     return dataset.info.get("inficond_world_version") == WORLD_VERSION
 
 
-def load_world(name, root, n=300, seed=0, split="train", cloud_with=None, overwrite=False):
+def load_world(name, root, n=300, seed=0, split="train", context_with=None, overwrite=False):
     """Generates ``n`` scenes into ``root`` and loads them as a persistent FiftyOne dataset.
 
     Each sample has ``ground_truth`` (``Classifications`` of its classes), ``world_concepts``
@@ -29,7 +29,7 @@ def load_world(name, root, n=300, seed=0, split="train", cloud_with=None, overwr
     os.makedirs(root, exist_ok=True)
     dataset = fo.Dataset(name, overwrite=overwrite, persistent=True)
     samples = []
-    for i, scene in enumerate(generate_scenes(n, seed=seed, cloud_with=cloud_with)):
+    for i, scene in enumerate(generate_scenes(n, seed=seed, context_with=context_with)):
         path = os.path.join(root, f"{split}-{seed}-{i:05d}.png")
         scene.image.save(path)
         samples.append(
@@ -52,10 +52,10 @@ def load_world(name, root, n=300, seed=0, split="train", cloud_with=None, overwr
     return dataset
 
 
-def load_world_splits(name, root, n_train, n_heldout, seed=0, cloud_with=None):
-    """One dataset with a ``train`` split (with the ``cloud_with`` correlation, if any) and a
+def load_world_splits(name, root, n_train, n_heldout, seed=0, context_with=None):
+    """One dataset with a ``train`` split (with the ``context_with`` correlations, if any) and a
     ``heldout`` split from another seed without it: the setting distillation is judged in."""
-    dataset = load_world(name, root, n=n_train, seed=seed, split="train", cloud_with=cloud_with)
+    dataset = load_world(name, root, n=n_train, seed=seed, split="train", context_with=context_with)
     heldout = load_world(f"{name}-heldout", root, n=n_heldout, seed=seed + 1, split="heldout")
     dataset.add_collection(heldout)
     heldout.delete()

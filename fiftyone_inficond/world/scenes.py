@@ -29,8 +29,11 @@ MAIN_TEXTURES = ("striped", "dotted", "checkered", "plain", "plain")
 VISIBLE_FRACTION = 0.3  # an object counts as present when this much of it stays visible
 AIRPLANE_WEIGHT = 0.3  # the sky fits every scene: keep airplanes from crowding it
 MAX_OBJECTS = 3
+# Context things and how often each appears by itself; a spurious correlation raises one of them
+# whenever a class is in the scene (``context_with``).
+CONTEXT_RATES = {"cloud": 0.3, "sun": 0.3, "rock": 0.25}
 # The documented spurious correlation of training splits: airplanes almost always under a cloud
-AIRPLANES_UNDER_CLOUDS = {"airplane": 0.95}
+AIRPLANES_UNDER_CLOUDS = {"airplane": {"cloud": 0.95}}
 
 
 @dataclass
@@ -196,34 +199,50 @@ def _paint_background(canvas, rng, ground, horizon):
         canvas.paint(lambda d, box=box: d.rectangle(box, fill=255), name, rng, rgb=rgb, noise=noise)
 
 
-def _paint_sky_things(canvas, rng, horizon, cloud_probability):
+def _paint_sky_things(canvas, rng, horizon, probabilities):
     """Maybe a cloud and the sun."""
     size = canvas.size
-    if rng.random() < cloud_probability:
+    if rng.random() < probabilities["cloud"]:
         cx, cy = rng.uniform(0.1, 0.9) * size, rng.uniform(0.15, 0.7) * horizon
         canvas.paint(lambda d: d.ellipse([cx - 22, cy - 9, cx + 22, cy + 9], fill=255), "cloud", rng, colour="white", noise=3)
-    if rng.random() < 0.3:
+    if rng.random() < probabilities["sun"]:
         sx, sy = rng.uniform(0.1, 0.9) * size, rng.uniform(0.2, 0.6) * horizon
         canvas.paint(lambda d: d.ellipse([sx - 11, sy - 11, sx + 11, sy + 11], fill=255), "sun", rng, colour="yellow", noise=3)
 
 
-def _paint_rock(canvas, rng):
+def _paint_rock(canvas, rng, probability):
     """Maybe a rock in the foreground, in front of the objects."""
-    if rng.random() < 0.25:
+    if rng.random() < probability:
         size = canvas.size
         rx, ry = rng.uniform(0.1, 0.9) * size, rng.uniform(0.85, 0.95) * size
         canvas.paint(lambda d: d.ellipse([rx - 18, ry - 11, rx + 18, ry + 11], fill=255), "rock", rng, colour="grey", noise=10)
 
 
-def generate_scene(rng, size=128, cloud_rate=0.3, cloud_with=None):
+def context_probabilities(classes, context_with=None):
+    """How likely each context thing is in a scene holding ``classes``: its own rate
+    (:data:`CONTEXT_RATES`), raised where ``context_with`` ``{class: {thing: probability}}``
+    ties it to one of them (e.g. ``{"boat": {"sun": 0.95}}``)."""
+    probabilities = dict(CONTEXT_RATES)
+    for cls, things in (context_with or {}).items():
+        unknown = set(things) - set(CONTEXT_RATES)
+        if cls not in CLASSES or unknown:
+            raise ValueError(f"A context ties a class of {sorted(CLASSES)} to things of {sorted(CONTEXT_RATES)}; "
+                             f"got {cls!r}: {things!r}")
+        if cls in classes:
+            for thing, probability in things.items():
+                probabilities[thing] = max(probabilities[thing], probability)
+    return probabilities
+
+
+def generate_scene(rng, size=128, context_with=None):
     """One random :class:`Scene`.
 
     Args:
         rng: a ``numpy.random.Generator``
         size: image side in pixels
-        cloud_rate: how often a cloud appears
-        cloud_with: ``{class: probability}`` of a cloud when that class is in the scene: a
-            spurious correlation to inject (e.g. ``{"boat": 0.95}``)
+        context_with: ``{class: {thing: probability}}``: spurious correlations to inject, a
+            context thing (cloud, sun, rock) appearing with that probability whenever the class
+            is in the scene (see :func:`context_probabilities`)
     """
     canvas = _Canvas(size)
     horizon = int(rng.uniform(0.35, 0.55) * size)
@@ -233,8 +252,8 @@ def generate_scene(rng, size=128, cloud_rate=0.3, cloud_with=None):
     chosen = [str(c) for c in rng.choice(fits, size=rng.integers(1, MAX_OBJECTS + 1), p=weights / weights.sum())]
 
     _paint_background(canvas, rng, ground, horizon)
-    cloud_probability = max([cloud_rate] + [p for c, p in (cloud_with or {}).items() if c in chosen])
-    _paint_sky_things(canvas, rng, horizon, cloud_probability)
+    probabilities = context_probabilities(chosen, context_with)
+    _paint_sky_things(canvas, rng, horizon, probabilities)
 
     objects, drawn = [], []
     for instance, cls in enumerate(sorted(chosen, key=lambda c: c != "airplane"), start=1):
@@ -245,7 +264,7 @@ def generate_scene(rng, size=128, cloud_rate=0.3, cloud_with=None):
         _draw_object(canvas, cls, x, y, s, colour, texture, instance, rng)
         drawn.append(int((canvas.instance == instance).sum()))
         objects.append((cls, colour, texture))
-    _paint_rock(canvas, rng)
+    _paint_rock(canvas, rng, probabilities["rock"])
 
     visible = [
         obj for instance, (obj, area) in enumerate(zip(objects, drawn), start=1)
