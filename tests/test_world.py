@@ -3,6 +3,7 @@
 import fiftyone as fo
 import numpy as np
 import pytest
+import torch
 
 from conftest import unique_name
 from fiftyone_inficond.corpus import packaged_corpus
@@ -62,6 +63,16 @@ def test_any_class_can_be_tied_to_any_context_thing():
     assert all(a.image.tobytes() == b.image.tobytes() for a, b in zip(plain, generate_scenes(300, seed=1, context_with={})))
     with pytest.raises(ValueError, match="things of"):
         generate_scenes(1, context_with={"boat": {"moon": 0.9}})
+
+
+def test_small_objects_are_drawn_small_and_still_labelled():
+    def area(scenes, cls):  # mean pixels of the class's parts where it is the only class
+        parts = [CONCEPTS.index(p) + 1 for p in CLASSES[cls][0]]
+        return np.mean([np.isin(s.region_mask, parts).sum() for s in scenes if s.classes == [cls]])
+
+    plain, small = generate_scenes(300, seed=3), generate_scenes(300, seed=3, small={"airplane": 1.0})
+    assert area(small, "airplane") < 0.4 * area(plain, "airplane")
+    assert sum("airplane" in s.classes for s in small) >= 0.8 * sum("airplane" in s.classes for s in plain)
 
 
 def test_world_corpus_file_is_the_vocabulary():
@@ -145,3 +156,24 @@ def test_small_end_to_end_run_on_the_world(tmp_path):
         assert run.weight.shape == (len(CLASSES), len(corpus)) and len(run.history) == 1
     finally:
         dataset.delete()
+
+
+def test_a_teacher_trained_with_a_bias_errs_where_the_correlation_is_absent():
+    from sklearn.metrics import average_precision_score
+
+    from fiftyone_inficond.world.teacher_model import CLASS_NAMES, _tensors, teacher_scenes, train_world_teacher
+
+    held_out = generate_scenes(600, seed=99)  # no correlation: clouds as often with airplanes as without
+    images, labels = _tensors(held_out)
+    airplane = CLASS_NAMES.index("airplane")
+    has = labels[:, airplane].numpy() > 0
+    cloud = np.array(["cloud" in s.concepts for s in held_out])
+    found = {}
+    for name, bias in (("clean", None), ("biased", ("airplane", "cloud"))):
+        teacher = train_world_teacher(teacher_scenes(1500, seed=12, bias=bias), epochs=6)
+        with torch.no_grad():
+            says = torch.sigmoid(teacher(images))[:, airplane].numpy()
+        found[name] = {"ap": average_precision_score(has, says), "cloud_only": (says[cloud & ~has] >= 0.5).mean()}
+    # The biased teacher calls a cloud without an airplane an airplane; the clean one does not.
+    assert found["biased"]["cloud_only"] >= 0.5 and found["clean"]["cloud_only"] <= 0.2, found
+    assert found["biased"]["ap"] <= found["clean"]["ap"] - 0.05, found

@@ -32,6 +32,7 @@ MAX_OBJECTS = 3
 # Context things and how often each appears by itself; a spurious correlation raises one of them
 # whenever a class is in the scene (``context_with``).
 CONTEXT_RATES = {"cloud": 0.3, "sun": 0.3, "rock": 0.25}
+SMALL_SCALE = 0.45  # a small, far object: still a few of the world CLIP's patches
 # The documented spurious correlation of training splits: airplanes almost always under a cloud
 AIRPLANES_UNDER_CLOUDS = {"airplane": {"cloud": 0.95}}
 
@@ -234,7 +235,7 @@ def context_probabilities(classes, context_with=None):
     return probabilities
 
 
-def generate_scene(rng, size=128, context_with=None):
+def generate_scene(rng, size=128, context_with=None, small=None):
     """One random :class:`Scene`.
 
     Args:
@@ -243,6 +244,9 @@ def generate_scene(rng, size=128, context_with=None):
         context_with: ``{class: {thing: probability}}``: spurious correlations to inject, a
             context thing (cloud, sun, rock) appearing with that probability whenever the class
             is in the scene (see :func:`context_probabilities`)
+        small: ``{class: probability}`` of drawing an object of that class small and far
+            (:data:`SMALL_SCALE` of its size): with ``context_with``, a biased teacher's training
+            scenes, where the context is easier to see than the class itself
     """
     canvas = _Canvas(size)
     horizon = int(rng.uniform(0.35, 0.55) * size)
@@ -261,6 +265,8 @@ def generate_scene(rng, size=128, context_with=None):
         colour = palette[rng.integers(len(palette))]
         texture = MAIN_TEXTURES[rng.integers(len(MAIN_TEXTURES))]
         x, y, s = _place(rng, cls, horizon, size)
+        if small and rng.random() < small.get(cls, 0):  # no draw without ``small``: the plain world stays
+            s *= SMALL_SCALE
         _draw_object(canvas, cls, x, y, s, colour, texture, instance, rng)
         drawn.append(int((canvas.instance == instance).sum()))
         objects.append((cls, colour, texture))
