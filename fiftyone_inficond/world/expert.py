@@ -1,0 +1,109 @@
+"""A scripted domain expert who tunes students through what the panels show.
+
+It stands in for the paper's user study, repeatably. It knows what a domain expert knows of the
+world: a class's own concepts (its parts and their natural colours) and context (backgrounds,
+clouds, the sun, rocks), and nothing else: no held-out labels, no weights it is not shown. Each
+iteration it reads what the knowledge panel shows for the class (top concepts by weight and by
+presence discrepancy among the teacher's positives and negatives, the same core calls), decides
+up to :data:`MAX_DECISIONS` 👍/👎, fine-tunes and reads the refreshed metrics, until the student
+reaches its teacher's AP on the split it looks at, or nothing is left it would change.
+
+Its rules, in the order it applies them:
+
+1. 👎 a context concept the student relies on (positive weight) when it is shown: among the
+   top concepts by weight or by discrepancy. Most reliant first.
+2. 👍 one of the class's own concepts that the student does not rely on (weight ≤ 0) or that
+   separates the samples the student gets wrong among the teacher's positives, when shown.
+"""
+
+from dataclasses import dataclass
+
+from fiftyone_inficond.world.scenes import MAIN_PART, NATURAL_COLOURS
+from fiftyone_inficond.world.vocabulary import BACKGROUNDS, CLASSES, GROUND_THINGS, SKY_THINGS
+
+MAX_DECISIONS = 4  # the paper's users adjusted 1-4 concepts per iteration
+SHOWN = 10  # concepts the knowledge panel shows per ranking
+RANKINGS = {"weight": "by weight", "positives": "by discrepancy among positives",
+            "negatives": "by discrepancy among negatives"}
+CONTEXT = frozenset((*BACKGROUNDS, *SKY_THINGS, *GROUND_THINGS))
+
+
+def own_concepts(cls):
+    """What belongs to a class: its parts and the natural colours of its other parts (its main
+    part comes in any colour, so its colour says nothing)."""
+    parts = CLASSES[cls][0]
+    return frozenset(parts) | {NATURAL_COLOURS[p] for p in parts if p != MAIN_PART[cls] and p in NATURAL_COLOURS}
+
+
+@dataclass(frozen=True)
+class Decision:
+    cls: str
+    concept: str
+    direction: str
+    reason: str
+
+    def __str__(self):
+        return f"{'👍' if self.direction == 'up' else '👎'} {self.concept} for {self.cls}: {self.reason}"
+
+
+def _ordinal(n):
+    return f"{n}{'st' if n == 1 else 'nd' if n == 2 else 'rd' if n == 3 else 'th'}"
+
+
+def shown(run, cls):
+    """What the knowledge panel shows for ``cls``: ``{concept: [(rank, ranking), ...]}``."""
+    places = {}
+    rankings = {"weight": run.top_concepts(cls, SHOWN, sign="absolute"),
+                "positives": run.top_concepts(cls, SHOWN, by="positives"),
+                "negatives": run.top_concepts(cls, SHOWN, by="negatives")}
+    for ranking, ranked in rankings.items():
+        for rank, (concept, _) in enumerate(ranked, start=1):
+            places.setdefault(concept, []).append((rank, ranking))
+    return places
+
+
+def decide(run, cls):
+    """This iteration's 👍/👎 for ``cls``, from what the panels show, most urgent first."""
+    weights = dict(zip(run.concepts, run.weight[run.classes.index(cls)].tolist()))
+    places = shown(run, cls)
+
+    def where(concept):
+        rank, ranking = min(places[concept])
+        return f"weight {weights[concept]:+.2f}, {_ordinal(rank)} {RANKINGS[ranking]}"
+
+    context = sorted((c for c in places if c in CONTEXT and weights[c] > 0), key=lambda c: -weights[c])
+    downs = [Decision(cls, c, "down", f"context, {where(c)}") for c in context]
+    own = own_concepts(cls)
+    missing = [c for c in places if c in own and (weights[c] <= 0 or any(r == "positives" for _, r in places[c]))]
+    ups = [Decision(cls, c, "up", f"part of {cls}, {where(c)}") for c in sorted(missing, key=lambda c: weights[c])]
+    return (downs + ups)[:MAX_DECISIONS]
+
+
+def tune_class(run, cls, split, max_iterations=10, epochs=3, factor=1.5, log=None):
+    """Tunes ``cls`` as the expert would until its student reaches the teacher's AP on ``split``.
+
+    Returns:
+        ``{"class", "iterations", "before", "after", "teacher", "decisions": [[str, ...], ...]}``
+        (student and teacher AP against the ground truth of ``split``)
+    """
+    def row():
+        return next(r for r in run.performance(split)["classes"] if r["class"] == cls)
+
+    before = row()
+    decisions = []
+    for _ in range(max_iterations):
+        if row()["student_ap"] >= row()["teacher_ap"]:
+            break
+        chosen = decide(run, cls)
+        if not chosen:
+            break
+        decisions.append([str(d) for d in chosen])
+        if log:
+            for line in decisions[-1]:
+                log(line)
+        run.tune(up={cls: [d.concept for d in chosen if d.direction == "up"]},
+                 down={cls: [d.concept for d in chosen if d.direction == "down"]}, factor=factor, epochs=epochs,
+                 user="scripted expert")
+    after = row()
+    return {"class": cls, "iterations": len(decisions), "before": before["student_ap"], "after": after["student_ap"],
+            "teacher": after["teacher_ap"], "decisions": decisions}

@@ -1,0 +1,60 @@
+"""The scripted expert on one tiny world: it decides from what the panels show, tunes and logs."""
+
+import re
+
+import pytest
+
+from conftest import unique_name
+from fiftyone_inficond.demo import build_world
+from fiftyone_inficond.students.run import delete_students, list_student_runs, load_students
+from fiftyone_inficond.world.expert import CONTEXT, decide, own_concepts, shown, tune_class
+
+LINE = re.compile(r"^(👍|👎) (\S+) for (\S+): (context|part of \S+), weight [+-]\d+\.\d\d, \d+(st|nd|rd|th) by ")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    dataset, _ = build_world(unique_name("inficond-expert"), n=60, images=str(tmp_path_factory.mktemp("world")))
+    yield dataset
+    for key in list_student_runs(dataset):
+        delete_students(dataset, key)
+    dataset.delete()
+
+
+def test_the_expert_knows_parts_and_context():
+    assert own_concepts("airplane") >= {"body", "wing", "tail", "grey"} and "cloud" not in own_concepts("airplane")
+    assert {"cloud", "sun", "rock", "sky", "water"} <= CONTEXT and not CONTEXT & own_concepts("boat")
+
+
+def test_a_context_concept_the_student_relies_on_is_down_tuned_first(world):
+    run = load_students(world, "students")
+    cls = "airplane"
+    row = run.weight[run.classes.index(cls)]
+    row[run.concepts.index("cloud")] = 2 * abs(row).max()  # as a student that learnt "airplanes under clouds"
+    first = decide(run, cls)[0]
+    assert (first.concept, first.direction) == ("cloud", "down")
+    assert str(first).startswith("👎 cloud for airplane: context, weight +") and "1st by weight" in str(first)
+
+
+def test_the_expert_tunes_the_worst_class_from_what_the_panels_show_and_logs_why(world):
+    run = load_students(world, "students")
+    cls = run.performance("validation", sort_by="ap_gap")["classes"][0]["class"]  # what the performance panel shows first
+    shown_before = shown(run, cls)
+    lines = []
+    result = tune_class(run, cls, "validation", max_iterations=3, log=lines.append)
+
+    assert lines == [line for iteration in result["decisions"] for line in iteration]
+    assert all(1 <= len(iteration) <= 4 for iteration in result["decisions"])
+    for line in lines:
+        thumb, concept, named, kind, _ = LINE.match(line).groups()
+        assert named == cls
+        assert (concept in CONTEXT) if thumb == "👎" else (concept in own_concepts(cls))
+        assert kind == ("context" if thumb == "👎" else f"part of {cls}")
+    if result["decisions"]:
+        first = result["decisions"][0][0].split(" ")[1]
+        assert first in shown_before  # decided from what the knowledge panel showed
+    history = load_students(world, "students").history
+    tunes = [e for e in history if e["kind"] == "tune" and e["user"] == "scripted expert"]
+    assert len(tunes) == result["iterations"] <= 3
+    # It stops when the student reaches the teacher, runs out of decisions, or of iterations.
+    assert result["after"] >= result["teacher"] or result["iterations"] == 3 or not decide(run, cls)
