@@ -7,6 +7,7 @@ import pytest
 
 from conftest import run_python
 from fiftyone_inficond.errors import RunInputsChanged, StaleRunError
+from fiftyone_inficond.new_concepts import add_concepts
 from fiftyone_inficond.students import run as run_module
 from fiftyone_inficond.students.metrics import GROUPS, SUBSETS
 from fiftyone_inficond.students.run import open_students, train_students
@@ -92,3 +93,13 @@ def test_metrics_of_every_split_follow_a_tune(distilled):
     cached = run.performance("validation")
     run._metrics_cache.clear()
     assert run.performance("validation") == cached
+
+
+def test_predictions_for_any_samples_equal_the_runs_own_even_after_an_addition(distilled):
+    run = train_students(distilled.take(90, seed=1), key="p", epochs=1)
+    add_concepts(distilled, ["propeller"])  # wider vectors: the run reads its columns only
+    ids, probabilities = run.predict(distilled.select(run.ids[:30], ordered=True))
+    assert ids == run.ids[:30]
+    np.testing.assert_allclose(probabilities, run.probabilities()[:30], rtol=1e-5, atol=1e-6)
+    others = distilled.exclude(run.ids)
+    assert run.predict(others)[1].shape == (len(others), len(run.classes))

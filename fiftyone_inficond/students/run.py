@@ -338,6 +338,18 @@ class StudentRun:
         """``(n, k)`` student probabilities of the run's samples, row order of ``ids``."""
         return expit(self.logits())
 
+    def predict(self, samples):
+        """The students' probabilities for any samples with vectors of this run's concept run
+        (not only its own samples): ``(ids, (n, k) float32)``, in the order of ``samples``."""
+        field = self.config["concepts_field"]
+        ids, vectors = fiftyone_api.values(samples.exists(field), ["id", field], arrays=(field,))
+        mean = np.asarray(self.config["concept_mean"], dtype=np.float32)
+        std = np.asarray(self.config["concept_std"], dtype=np.float32)
+        if not ids:
+            return ids, np.zeros((0, len(self.classes)), np.float32)
+        inputs = (np.stack([v[: len(mean)] for v in vectors]).astype(np.float32) - mean) / std  # its columns only
+        return ids, expit(inputs @ self.weight.T + self.bias).astype(np.float32)
+
     def _probabilities(self, rows):
         return expit(self.logits(rows))
 
