@@ -44,8 +44,9 @@ def test_the_expert_tunes_the_worst_class_from_what_the_panels_show_and_logs_why
     result = tune_class(run, cls, "validation", max_iterations=3, log=lines.append)
 
     assert lines == [line for iteration in result["decisions"] for line in iteration]
-    assert all(1 <= len(iteration) <= 4 for iteration in result["decisions"])
-    for line in lines:
+    tuned = [[line for line in iteration if not line.startswith("↩")] for iteration in result["decisions"]]
+    assert all(1 <= len(iteration) <= 4 for iteration in tuned)
+    for line in (line for iteration in tuned for line in iteration):
         thumb, concept, named, kind, _ = LINE.match(line).groups()
         assert named == cls
         assert (concept in CONTEXT) if thumb == "👎" else (concept in own_concepts(cls))
@@ -55,6 +56,9 @@ def test_the_expert_tunes_the_worst_class_from_what_the_panels_show_and_logs_why
         assert first in shown_before  # decided from what the knowledge panel showed
     history = load_students(world, "students").history
     tunes = [e for e in history if e["kind"] == "tune" and e["user"] == "scripted expert"]
+    reverts = [e for e in history if e["kind"] == "revert" and e["user"] == "scripted expert"]
     assert len(tunes) == result["iterations"] <= 3
+    assert len(reverts) == sum(iteration[-1].startswith("↩ revert") for iteration in result["decisions"])
+    assert result["after"] >= result["before"]  # a tune that made it worse was reverted
     # It stops when the student reaches the teacher, runs out of decisions, or of iterations.
     assert result["after"] >= result["teacher"] or result["iterations"] == 3 or not decide(run, cls)

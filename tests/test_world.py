@@ -65,14 +65,14 @@ def test_any_class_can_be_tied_to_any_context_thing():
         generate_scenes(1, context_with={"boat": {"moon": 0.9}})
 
 
-def test_small_objects_are_drawn_small_and_still_labelled():
-    def area(scenes, cls):  # mean pixels of the class's parts where it is the only class
-        parts = [CONCEPTS.index(p) + 1 for p in CLASSES[cls][0]]
-        return np.mean([np.isin(s.region_mask, parts).sum() for s in scenes if s.classes == [cls]])
+def test_hidden_objects_are_labelled_but_not_drawn():
+    def part_pixels(scene, cls):
+        return np.isin(scene.region_mask, [CONCEPTS.index(p) + 1 for p in CLASSES[cls][0]]).sum()
 
-    plain, small = generate_scenes(300, seed=3), generate_scenes(300, seed=3, small={"airplane": 1.0})
-    assert area(small, "airplane") < 0.4 * area(plain, "airplane")
-    assert sum("airplane" in s.classes for s in small) >= 0.8 * sum("airplane" in s.classes for s in plain)
+    scenes = generate_scenes(200, seed=3, hidden={"airplane": 1.0})
+    alone = [s for s in scenes if s.classes == ["airplane"]]
+    assert alone and all(part_pixels(s, "airplane") == 0 for s in alone)  # the label has only the sky to go by
+    assert any("airplane" in s.classes for s in scenes if len(s.classes) > 1)
 
 
 def test_world_corpus_file_is_the_vocabulary():
@@ -173,7 +173,7 @@ def test_a_teacher_trained_with_a_bias_errs_where_the_correlation_is_absent():
         teacher = train_world_teacher(teacher_scenes(1500, seed=12, bias=bias), epochs=6)
         with torch.no_grad():
             says = torch.sigmoid(teacher(images))[:, airplane].numpy()
-        found[name] = {"ap": average_precision_score(has, says), "cloud_only": (says[cloud & ~has] >= 0.5).mean()}
-    # The biased teacher calls a cloud without an airplane an airplane; the clean one does not.
-    assert found["biased"]["cloud_only"] >= 0.5 and found["clean"]["cloud_only"] <= 0.2, found
-    assert found["biased"]["ap"] <= found["clean"]["ap"] - 0.05, found
+        found[name] = {"ap": average_precision_score(has, says), "no_cloud_recall": (says[has & ~cloud] >= 0.5).mean()}
+    # The biased teacher misses airplanes that come without a cloud; the clean one finds them.
+    assert found["biased"]["no_cloud_recall"] <= found["clean"]["no_cloud_recall"] - 0.2, found
+    assert found["biased"]["ap"] <= found["clean"]["ap"] - 0.02, found

@@ -12,8 +12,11 @@ Its rules, in the order it applies them:
 
 1. 👎 a context concept the student relies on (positive weight) when it is shown: among the
    top concepts by weight or by discrepancy. Most reliant first.
-2. 👍 one of the class's own concepts that the student does not rely on (weight ≤ 0) or that
-   separates the samples the student gets wrong among the teacher's positives, when shown.
+2. 👍 one of the class's own concepts that the student does not rely on (weight ≤ 0) or, when
+   not up-tuned already, that separates the samples the student gets wrong among the teacher's
+   positives, when shown.
+3. When an iteration lowers the class's student AP, revert it (the provenance panel's Revert)
+   and do not try those instructions again.
 """
 
 from dataclasses import dataclass
@@ -22,6 +25,7 @@ from fiftyone_inficond.world.scenes import MAIN_PART, NATURAL_COLOURS
 from fiftyone_inficond.world.vocabulary import BACKGROUNDS, CLASSES, GROUND_THINGS, SKY_THINGS
 
 MAX_DECISIONS = 4  # the paper's users adjusted 1-4 concepts per iteration
+EXPERT = "scripted expert"  # the user its history entries name
 SHOWN = 10  # concepts the knowledge panel shows per ranking
 RANKINGS = {"weight": "by weight", "positives": "by discrepancy among positives",
             "negatives": "by discrepancy among negatives"}
@@ -62,19 +66,26 @@ def shown(run, cls):
     return places
 
 
-def decide(run, cls):
-    """This iteration's 👍/👎 for ``cls``, from what the panels show, most urgent first."""
+def decide(run, cls, tried=()):
+    """This iteration's 👍/👎 for ``cls``, from what the panels show, most urgent first, leaving
+    out ``tried`` ``(concept, direction)`` pairs (instructions that made things worse)."""
     weights = dict(zip(run.concepts, run.weight[run.classes.index(cls)].tolist()))
     places = shown(run, cls)
+    up_tuned = set(run.tuned(cls)["up"])
 
     def where(concept):
         rank, ranking = min(places[concept])
         return f"weight {weights[concept]:+.2f}, {_ordinal(rank)} {RANKINGS[ranking]}"
 
-    context = sorted((c for c in places if c in CONTEXT and weights[c] > 0), key=lambda c: -weights[c])
+    context = sorted((c for c in places if c in CONTEXT and weights[c] > 0 and (c, "down") not in tried),
+                     key=lambda c: -weights[c])
     downs = [Decision(cls, c, "down", f"context, {where(c)}") for c in context]
     own = own_concepts(cls)
-    missing = [c for c in places if c in own and (weights[c] <= 0 or any(r == "positives" for _, r in places[c]))]
+    missing = [
+        c for c in places
+        if c in own and (c, "up") not in tried
+        and (weights[c] <= 0 or (c not in up_tuned and any(r == "positives" for _, r in places[c])))
+    ]
     ups = [Decision(cls, c, "up", f"part of {cls}, {where(c)}") for c in sorted(missing, key=lambda c: weights[c])]
     return (downs + ups)[:MAX_DECISIONS]
 
@@ -90,20 +101,26 @@ def tune_class(run, cls, split, max_iterations=10, epochs=3, factor=1.5, log=Non
         return next(r for r in run.performance(split)["classes"] if r["class"] == cls)
 
     before = row()
-    decisions = []
+    decisions, tried = [], set()
     for _ in range(max_iterations):
-        if row()["student_ap"] >= row()["teacher_ap"]:
+        now = row()
+        if now["student_ap"] >= now["teacher_ap"]:
             break
-        chosen = decide(run, cls)
+        chosen = decide(run, cls, tried)
         if not chosen:
             break
-        decisions.append([str(d) for d in chosen])
-        if log:
-            for line in decisions[-1]:
-                log(line)
+        lines = [str(d) for d in chosen]
+        revision = run.revision
         run.tune(up={cls: [d.concept for d in chosen if d.direction == "up"]},
                  down={cls: [d.concept for d in chosen if d.direction == "down"]}, factor=factor, epochs=epochs,
-                 user="scripted expert")
+                 user=EXPERT)
+        if row()["student_ap"] < now["student_ap"]:  # the panel shows the drop: go back, do not try those again
+            lines.append(f"↩ revert to revision {revision}: student AP {now['student_ap']:.3f} → {row()['student_ap']:.3f}")
+            run.revert(revision, user=EXPERT)
+            tried.update((d.concept, d.direction) for d in chosen)
+        decisions.append(lines)
+        for line in lines if log else ():
+            log(line)
     after = row()
     return {"class": cls, "iterations": len(decisions), "before": before["student_ap"], "after": after["student_ap"],
             "teacher": after["teacher_ap"], "decisions": decisions}

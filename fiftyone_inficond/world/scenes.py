@@ -32,7 +32,6 @@ MAX_OBJECTS = 3
 # Context things and how often each appears by itself; a spurious correlation raises one of them
 # whenever a class is in the scene (``context_with``).
 CONTEXT_RATES = {"cloud": 0.3, "sun": 0.3, "rock": 0.25}
-SMALL_SCALE = 0.45  # a small, far object: still a few of the world CLIP's patches
 # The documented spurious correlation of training splits: airplanes almost always under a cloud
 AIRPLANES_UNDER_CLOUDS = {"airplane": {"cloud": 0.95}}
 
@@ -235,7 +234,7 @@ def context_probabilities(classes, context_with=None):
     return probabilities
 
 
-def generate_scene(rng, size=128, context_with=None, small=None):
+def generate_scene(rng, size=128, context_with=None, hidden=None):
     """One random :class:`Scene`.
 
     Args:
@@ -244,9 +243,9 @@ def generate_scene(rng, size=128, context_with=None, small=None):
         context_with: ``{class: {thing: probability}}``: spurious correlations to inject, a
             context thing (cloud, sun, rock) appearing with that probability whenever the class
             is in the scene (see :func:`context_probabilities`)
-        small: ``{class: probability}`` of drawing an object of that class small and far
-            (:data:`SMALL_SCALE` of its size): with ``context_with``, a biased teacher's training
-            scenes, where the context is easier to see than the class itself
+        hidden: ``{class: probability}`` that an object of that class is hidden (behind the
+            context, say) yet labelled: with ``context_with``, a biased teacher's training scenes,
+            where the label often has only the context to go by
     """
     canvas = _Canvas(size)
     horizon = int(rng.uniform(0.35, 0.55) * size)
@@ -259,15 +258,16 @@ def generate_scene(rng, size=128, context_with=None, small=None):
     probabilities = context_probabilities(chosen, context_with)
     _paint_sky_things(canvas, rng, horizon, probabilities)
 
-    objects, drawn = [], []
+    objects, drawn, hidden_classes = [], [], []
     for instance, cls in enumerate(sorted(chosen, key=lambda c: c != "airplane"), start=1):
         palette = MAIN_COLOURS.get(cls, tuple(COLOURS))
         colour = palette[rng.integers(len(palette))]
         texture = MAIN_TEXTURES[rng.integers(len(MAIN_TEXTURES))]
         x, y, s = _place(rng, cls, horizon, size)
-        if small and rng.random() < small.get(cls, 0):  # no draw without ``small``: the plain world stays
-            s *= SMALL_SCALE
-        _draw_object(canvas, cls, x, y, s, colour, texture, instance, rng)
+        if hidden and rng.random() < hidden.get(cls, 0):  # no draw without ``hidden``: the plain world stays
+            hidden_classes.append(cls)
+        else:
+            _draw_object(canvas, cls, x, y, s, colour, texture, instance, rng)
         drawn.append(int((canvas.instance == instance).sum()))
         objects.append((cls, colour, texture))
     _paint_rock(canvas, rng, probabilities["rock"])
@@ -282,7 +282,7 @@ def generate_scene(rng, size=128, context_with=None, small=None):
     things = [t for t in ("cloud", "sun", "rock") if t in present]
     return Scene(
         image=image,
-        classes=sorted({cls for cls, _, _ in visible}),
+        classes=sorted({cls for cls, _, _ in visible} | set(hidden_classes)),
         concepts=[c for c in CONCEPTS if c in present],
         region_mask=canvas.region,
         colour_mask=canvas.colour,
