@@ -14,7 +14,7 @@ export FIFTYONE_DATABASE_VALIDATION := false
 PLUGINS := $(CURDIR)/.plugins
 APP_ENV := FIFTYONE_PLUGINS_DIR=$(PLUGINS) FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true
 
-.PHONY: venv browser demo demo-coco app test bench fidelity world-clip clean
+.PHONY: venv browser demo demo-coco app test bench fidelity study world-clip clean
 
 venv: $(STAMP)
 
@@ -63,6 +63,10 @@ bench: venv $(PLUGINS)/inficond
 
 fidelity: venv
 	$(PY) benchmarks/fidelity.py
+
+# The simulated expert study over 3 worlds (a few minutes on 2 cores); STUDY_ARGS=--log prints every decision.
+study: venv
+	$(PY) benchmarks/user_study.py $(STUDY_ARGS)
 
 # Retrains the committed world CLIP checkpoint (under 30 minutes on 2 CPU cores).
 world-clip: venv

@@ -111,8 +111,8 @@ def _ap(value):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--train", type=int, default=400)
-    parser.add_argument("--heldout", type=int, default=400)
+    parser.add_argument("--train", type=int, default=200)
+    parser.add_argument("--heldout", type=int, default=200)
     parser.add_argument("--worlds", type=int, default=len(WORLDS), help="how many of the worlds")
     parser.add_argument("--log", action="store_true", help="print every decision")
     args = parser.parse_args()
