@@ -125,13 +125,15 @@ def main():
 
     print(f"{len(worlds)} worlds, {args.train} training scenes (correlated) and {args.heldout} held-out (half "
           f"validation for the expert, half test); {time.time() - started:.0f} s")
-    print("world            regime  class     iterations  student AP on validation  test: student before → after, teacher")
+    print("world            regime  class     iterations  student AP on validation  test: student before → after, "
+          "teacher  (why it stopped)")
     for w in worlds:
         for name in ("clean", "biased"):
             for row in w[name]["rows"]:
                 print(f"{w['seed']} {w['class']}+{w['thing']:<6} {name:<7} {row['class']:<9} {row['iterations']:>10}  "
                       f"{_ap(row['before'])} → {_ap(row['after'])} (teacher {_ap(row['teacher'])})  "
-                      f"{_ap(row['test_before'])} → {_ap(row['test_after'])}, {_ap(row['test_teacher'])}")
+                      f"{_ap(row['test_before'])} → {_ap(row['test_after'])}, {_ap(row['test_teacher'])}  "
+                      f"({row['stopped']})")
     clean_rows = [r for w in worlds for r in w["clean"]["rows"]]
     reached = sum(r["test_after"] is not None and r["test_after"] >= r["test_teacher"] for r in clean_rows)
     biased_rows = [r for w in worlds for r in w["biased"]["rows"]]

@@ -51,11 +51,18 @@ def test_thumbs_up_then_fine_tune_saves_one_entry_and_changes_the_ranking(tuned_
     provenance = PanelDriver(dataset, "inficond_provenance", knowledge.spaces)
     performance = PanelDriver(dataset, "inficond_performance", knowledge.spaces)
     knowledge.event("on_load")
-    cls = knowledge.state["controls"]["cls"]
-    names = [t["name"].removeprefix("what-if ") for t in knowledge.data[knowledge.state["chart"]] if t["name"].startswith("what-if ")]
+
+    def shown_positive(cls):  # a 👍 must move a concept of positive weight up the ranking
+        knowledge.event("on_change_cls", value=cls)
+        names = [t["name"].removeprefix("what-if ") for t in knowledge.data[knowledge.state["chart"]]
+                 if t["name"].startswith("what-if ")]
+        row = run.weight[run.classes.index(cls)]
+        return names, [name for name in names if row[run.concepts.index(name)] > 0]
+
+    cls = next(c for c in [knowledge.state["controls"]["cls"], *run.classes] if shown_positive(c)[1])
+    names, positive = shown_positive(cls)
     assert len(names) == 10 and any(t["type"] == "image" for t in knowledge.data[knowledge.state["chart"]])
-    row = run.weight[run.classes.index(cls)]
-    concept = [name for name in names if row[run.concepts.index(name)] > 0][-1]  # 👍 must move it up
+    concept = positive[-1]
     knowledge.event("on_click_chart", id=f"up|{concept}")
     assert "🟦 👍 *" + concept + "* for " + cls in knowledge.state["pending"]
     before = load_students(dataset, "panel").weight[run.classes.index(cls), run.concepts.index(concept)]
