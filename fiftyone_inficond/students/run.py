@@ -313,9 +313,7 @@ class StudentRun:
         self.concepts = list(concepts)
         self.training = TrainingConfig(**config["training"])
         self.threshold = config["threshold"]
-        mean = np.asarray(config["concept_mean"], dtype=np.float32)
-        std = np.asarray(config["concept_std"], dtype=np.float32)
-        self.inputs = (data.concepts - mean) / std
+        self.inputs = self._standardize(data.concepts)
         self.state = None
         self.revision = -1
         self._metrics_cache = {}  # split -> (state, ClassMetrics)
@@ -343,12 +341,17 @@ class StudentRun:
         (not only its own samples): ``(ids, (n, k) float32)``, in the order of ``samples``."""
         field = self.config["concepts_field"]
         ids, vectors = fiftyone_api.values(samples.exists(field), ["id", field], arrays=(field,))
-        mean = np.asarray(self.config["concept_mean"], dtype=np.float32)
-        std = np.asarray(self.config["concept_std"], dtype=np.float32)
         if not ids:
             return ids, np.zeros((0, len(self.classes)), np.float32)
-        inputs = (np.stack([v[: len(mean)] for v in vectors]).astype(np.float32) - mean) / std  # its columns only
+        width = len(self.concepts)  # its columns only: concepts added since come after them
+        inputs = self._standardize(np.stack([v[:width] for v in vectors]).astype(np.float32))
         return ids, expit(inputs @ self.weight.T + self.bias).astype(np.float32)
+
+    def _standardize(self, concepts):
+        """``(n, n_concepts)`` concept vectors standardized as on the training split."""
+        mean = np.asarray(self.config["concept_mean"], dtype=np.float32)
+        std = np.asarray(self.config["concept_std"], dtype=np.float32)
+        return (concepts - mean) / std
 
     def _probabilities(self, rows):
         return expit(self.logits(rows))

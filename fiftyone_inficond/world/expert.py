@@ -117,8 +117,9 @@ def tune_class(run, cls, split, max_iterations=10, epochs=3, factor=1.5, log=Non
         run.tune(up={cls: [d.concept for d in chosen if d.direction == "up"]},
                  down={cls: [d.concept for d in chosen if d.direction == "down"]}, factor=factor, epochs=epochs,
                  user=EXPERT)
-        if row()["student_ap"] < now["student_ap"]:  # the panel shows the drop: go back, do not try those again
-            lines.append(f"↩ revert to revision {revision}: student AP {now['student_ap']:.3f} → {row()['student_ap']:.3f}")
+        tuned = row()
+        if tuned["student_ap"] < now["student_ap"]:  # the panel shows the drop: go back, do not try those again
+            lines.append(f"↩ revert to revision {revision}: student AP {now['student_ap']:.3f} → {tuned['student_ap']:.3f}")
             run.revert(revision, user=EXPERT)
             tried.update((d.concept, d.direction) for d in chosen)
         decisions.append(lines)
