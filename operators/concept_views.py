@@ -10,11 +10,11 @@ import fiftyone.operators.types as types
 
 from fiftyone_inficond.fiftyone_api import run_keys
 from fiftyone_inficond.new_concepts import add_concepts, search_concepts
-from fiftyone_inficond.overlay import show_concept_overlay
 from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config
 from fiftyone_inficond.students.run import SPLITS, open_students
 
-from .common import add_target_view, form, message_output, operator_config, run_key_input
+from .common import add_target_view, form, message_output, operator_config, run_key_input, show_overlay
+
 
 def _concept_field_input(ctx, inputs):
     """A dropdown of the dataset's concept runs; the chosen one's config (or ``None``)."""
@@ -28,16 +28,6 @@ def _concept_field_input(ctx, inputs):
 def _concept_input(inputs, names):
     inputs.enum("concept", names, label="Concept", required=True,
                 view=types.AutocompleteView(choices=[types.Choice(n, label=n) for n in names]))
-
-
-def _show(ctx, view, concept, field):
-    """Writes the overlay of ``view``, and has the App show ``view`` with the overlay drawn."""
-    shown = show_concept_overlay(view, concept, field)
-    if shown["new_field"]:
-        ctx.ops.reload_dataset()
-    if shown["field"] not in ctx.active_fields:
-        ctx.ops.set_active_fields(list(ctx.active_fields) + [shown["field"]])
-    return shown
 
 
 class ShowConceptOverlay(foo.Operator):
@@ -56,7 +46,7 @@ class ShowConceptOverlay(foo.Operator):
 
     def execute(self, ctx):
         field = ctx.params.get("field", "concepts")
-        shown = _show(ctx, ctx.target_view(), ctx.params.get("concept"), field)
+        shown = show_overlay(ctx, ctx.target_view(), ctx.params.get("concept"), field)
         message = (f"'{shown['concept']}' drawn on {shown['samples']:,} samples in '{shown['field']}'"
                    + (f" (removed from {shown['cleared']:,} others)" if shown["cleared"] else ""))
         return {**shown, "message": message}
@@ -86,8 +76,7 @@ class ShowConceptSamples(foo.Operator):
         run = open_students(ctx.dataset, ctx.params["key"])
         concept, split = ctx.params.get("concept"), ctx.params.get("split", run.splits[0])
         view = run.presence_view(concept, split, ctx.params.get("n", 100))
-        shown = _show(ctx, view, concept, run.config["concepts_field"])
-        ctx.ops.set_view(view)
+        shown = show_overlay(ctx, view, concept, run.config["concepts_field"], set_view=True)
         message = f"The {shown['samples']:,} {SPLITS[split]} where '{concept}' is most present, most first, with its heatmap"
         return {"sample_ids": view.values("id"), "message": message}
 

@@ -10,9 +10,9 @@ it is. 👍/👎 here are the same pending instructions as the knowledge panel's
 import fiftyone.operators as foo
 import numpy as np
 
-from fiftyone_inficond.overlay import show_concept_overlay
 from fiftyone_inficond.students.run import SPLITS
 
+from ..operators.common import show_overlay
 from .common import (
     DETAIL,
     THUMBS,
@@ -67,12 +67,7 @@ class ConceptPanel(WorkbenchPanel):
         run = open_run(ctx, workbench)
         concept, split = workbench["concept"], workbench["split"]
         view = run.presence_view(concept, split, GALLERY)
-        shown = show_concept_overlay(view, concept, run.config["concepts_field"])
-        if shown["new_field"]:
-            ctx.ops.reload_dataset()  # the App learns the new field before it shows the view
-        ctx.ops.set_view(view)
-        if shown["field"] not in ctx.active_fields:  # the heatmap is drawn, the other labels stay
-            ctx.ops.set_active_fields(list(ctx.active_fields) + [shown["field"]])
+        shown = show_overlay(ctx, view, concept, run.config["concepts_field"], set_view=True)
         self.change(ctx, message=(
             f"Grid: the {shown['samples']} {SPLITS[split]} where '{concept}' is most present, most first, "
             f"with its heatmap (field '{shown['field']}')"

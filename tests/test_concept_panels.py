@@ -8,6 +8,8 @@ import pytest
 from fiftyone_inficond.students.run import load_students, train_students
 from panel_driver import PanelDriver, find
 
+APP_STEPS = ("reload_dataset", "set_view", "set_active_fields")  # the order the browser needs
+
 
 @pytest.fixture
 def world(distilled):
@@ -51,7 +53,9 @@ def test_show_in_grid_sorts_by_the_concepts_stored_presence_with_its_heatmap(wor
     detail.event("on_load")
     concept = detail.state["controls"]["concept"]
     requests = detail.event("on_show_in_grid")
-    assert find(requests, "reload_dataset")  # the overlay field is new: the App reloads its schema
+    steps = [r["operator_uri"].rsplit("/", 1)[-1] for r in requests]
+    # the overlay field is new: the App reloads its schema, then shows the view, then the heatmap
+    assert [s for s in steps if s in APP_STEPS] == list(APP_STEPS)
     (view,) = find(requests, "set_view")
     (stage,) = view["view"]
     kwargs = dict(stage["kwargs"])
