@@ -88,6 +88,19 @@ def values(samples, paths, arrays=()):
     return [[decode_array(v) for v in column] if path in arrays else column for path, column in zip(paths, columns)]
 
 
+def stream_documents(samples, fields, batch_size=1000):
+    """Yields the raw documents of ``samples`` (``_id`` and the top-level ``fields``, arrays as
+    stored) one at a time from one MongoDB cursor, ``batch_size`` per round trip: memory stays
+    flat however many samples there are (``values()`` builds whole columns)."""
+    projection = {"_id": True, **{field: True for field in fields}}
+    cursor = samples._aggregate(pipeline=[{"$project": projection}])
+    cursor.batch_size(batch_size)
+    try:
+        yield from cursor
+    finally:
+        cursor.close()
+
+
 def update_samples(samples, updates):
     """Writes ``{sample_id: {path: value}}`` in one bulk write, one update per sample (so the
     fields of a sample change together), numpy arrays stored as FiftyOne stores them and

@@ -1,4 +1,5 @@
-"""Fitting concept students to teacher probabilities with Lightning, from in-memory tensors."""
+"""Fitting concept students to teacher probabilities with Lightning, from in-memory tensors
+(or, through :func:`fit_batches`, from batches streamed off disk)."""
 
 from dataclasses import dataclass
 
@@ -82,14 +83,21 @@ def fit(inputs, targets, weight, bias, lower, upper, config):
         config: a :class:`TrainingConfig`
     """
     tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
+    batch_size = config.batch_size_for(len(inputs))
+    batches = TensorBatches(tensor(inputs), tensor(targets), batch_size=batch_size, seed=config.seed)
+    return fit_batches(batches, weight, bias, lower, upper, config)
+
+
+def fit_batches(batches, weight, bias, lower, upper, config):
+    """:func:`fit` from any iterable dataset of ``(inputs, targets)`` float32 batches, e.g.
+    batches read from disk one at a time (:mod:`fiftyone_inficond.students.streaming`)."""
+    tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         module = ConceptStudents(
             tensor(weight), tensor(bias), tensor(lower), tensor(upper), l1=config.l1, lr=config.lr
         )
         module.project()
-        batch_size = config.batch_size_for(len(inputs))
-        batches = TensorBatches(tensor(inputs), tensor(targets), batch_size=batch_size, seed=config.seed)
         trainer = pl.Trainer(
             max_epochs=config.epochs,
             accelerator="cpu",

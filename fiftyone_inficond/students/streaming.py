@@ -1,0 +1,304 @@
+"""Students trained in memory bounded by one mini-batch, not by the dataset.
+
+The in-memory path (:mod:`fiftyone_inficond.students.run`) reads every concept vector into one
+float32 matrix: 100,000 samples x 1,153 concepts is 0.46 GB, twice that once standardized, and it
+grows with the dataset. This path never holds more than a batch of rows:
+
+1. :func:`cache_inputs` streams the samples that have concepts and teacher scores out of MongoDB
+   through one cursor (one document at a time, a chunk of rows buffered) and appends their rows
+   to two matrices on disk: concept vectors as float16 by default (CLIP similarities lie in
+   [-1, 1], where float16 keeps about 3 significant digits: the weights trained from them stay
+   within ~1e-3 of float32 ones), teacher probabilities as float32.
+2. :func:`standardization` computes the per-concept mean and standard deviation of the training
+   rows chunk by chunk (float64, Chan's pairwise combination), as the in-memory path does at once.
+3. :func:`fit_streamed` trains exactly as :func:`fiftyone_inficond.students.training.fit` does
+   (the same seeded permutation of the training rows every epoch, the same batches, the same
+   module), each batch read from disk and standardized on the fly. With a float32 cache and the
+   same mean and std its weights are the in-memory ones.
+4. :func:`streamed_agreement` aggregates student-vs-teacher counts per class batch by batch.
+
+Rows are read through a memory map opened for one batch and closed after it, so the pages a
+batch touched leave the process again (a long-lived map would keep every page it ever read
+resident: the whole file after one epoch).
+"""
+
+import json
+import mmap
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.special import logit
+from torch.utils.data import IterableDataset
+
+from fiftyone_inficond import fiftyone_api
+from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.students.data import read_inputs
+from fiftyone_inficond.students.training import TrainingConfig, fit_batches, initial_weights
+
+CHUNK_ROWS = 4096  # rows buffered while caching or standardizing: 4096 x 1,153 x 4 B = 19 MB
+_FILES = {"concepts": "concepts.bin", "teacher": "teacher.bin"}
+
+
+@dataclass
+class InputsCache:
+    """Concept vectors and teacher probabilities of ``n`` samples, as two row-major matrices on disk.
+
+    Attributes:
+        directory: where ``concepts.bin``, ``teacher.bin`` and ``cache.json`` lie
+        ids: ``(n,)`` sample ids (24-byte ASCII), row order
+        train: ``(n,)`` bool, the rows students are trained on
+        n_concepts, n_classes: the matrices' widths
+        dtype: the concepts' dtype on disk (``"float16"`` or ``"float32"``)
+    """
+
+    directory: str
+    ids: np.ndarray
+    train: np.ndarray
+    n_concepts: int
+    n_classes: int
+    dtype: str = "float16"
+
+    def __len__(self):
+        return len(self.ids)
+
+    def _shape(self, name):
+        return (len(self), self.n_concepts if name == "concepts" else self.n_classes)
+
+    def _dtype(self, name):
+        return np.dtype(self.dtype if name == "concepts" else "float32")
+
+    def rows(self, name, index):
+        """``(len(index), width)`` float32 copy of rows ``index`` of matrix ``name``."""
+        index = np.asarray(index)
+        if len(index) == 0:
+            return np.zeros((0, self._shape(name)[1]), np.float32)
+        with open(os.path.join(self.directory, _FILES[name]), "rb") as file:
+            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+                matrix = np.frombuffer(mapped, self._dtype(name)).reshape(self._shape(name))
+                out = matrix[index].astype(np.float32)
+                del matrix  # the map cannot close while an array still points into it
+        return out
+
+    def chunks(self, name, rows=None, size=CHUNK_ROWS):
+        """Yields ``(row indices, float32 rows)`` of ``rows`` (all by default), ``size`` at a time."""
+        rows = np.arange(len(self)) if rows is None else np.asarray(rows)
+        for start in range(0, len(rows), size):
+            index = rows[start : start + size]
+            yield index, self.rows(name, index)
+
+    def save(self):
+        meta = dict(n_concepts=self.n_concepts, n_classes=self.n_classes, dtype=self.dtype, n=len(self))
+        np.save(os.path.join(self.directory, "ids.npy"), self.ids)
+        np.save(os.path.join(self.directory, "train.npy"), self.train)
+        with open(os.path.join(self.directory, "cache.json"), "w") as file:
+            json.dump(meta, file)
+
+    @classmethod
+    def open(cls, directory):
+        """A cache written by :func:`cache_inputs` or :func:`write_cache`."""
+        with open(os.path.join(directory, "cache.json")) as file:
+            meta = json.load(file)
+        return cls(directory, np.load(os.path.join(directory, "ids.npy")),
+                   np.load(os.path.join(directory, "train.npy")),
+                   meta["n_concepts"], meta["n_classes"], meta["dtype"])
+
+
+class _Writer:
+    """Appends rows to the two matrices of a cache, one chunk at a time (plain writes, no map)."""
+
+    def __init__(self, directory, dtype):
+        os.makedirs(directory, exist_ok=True)
+        self.directory, self.dtype = directory, np.dtype(dtype)
+        self.files = {name: open(os.path.join(directory, path), "wb") for name, path in _FILES.items()}
+        self.ids, self.train, self.widths = [], [], None
+
+    def write(self, ids, concepts, teacher, train):
+        concepts, teacher = np.asarray(concepts), np.asarray(teacher)
+        widths = (concepts.shape[1], teacher.shape[1])
+        if self.widths is not None and widths != self.widths:
+            raise InvalidRequest(f"Rows of different widths {widths} and {self.widths} cannot share a cache")
+        self.widths = widths
+        self.files["concepts"].write(np.ascontiguousarray(concepts, self.dtype).tobytes())
+        self.files["teacher"].write(np.ascontiguousarray(teacher, np.float32).tobytes())
+        self.ids.append(np.asarray(ids, dtype="S24"))
+        self.train.append(np.asarray(train, dtype=bool))
+
+    def close(self):
+        for file in self.files.values():
+            file.close()
+        if self.widths is None:
+            raise InvalidRequest("Nothing to cache: no sample has both concepts and teacher scores")
+        cache = InputsCache(self.directory, np.concatenate(self.ids), np.concatenate(self.train),
+                            self.widths[0], self.widths[1], self.dtype.name)
+        cache.save()
+        return cache
+
+
+def write_cache(directory, chunks, dtype="float16"):
+    """A cache from an iterable of ``(ids, concepts, teacher, train)`` chunks (e.g. synthetic data)."""
+    writer = _Writer(directory, dtype)
+    try:
+        for chunk in chunks:
+            writer.write(*chunk)
+    except BaseException:
+        for file in writer.files.values():
+            file.close()
+        raise
+    return writer.close()
+
+
+def cache_inputs(samples, directory, concepts_field="concepts", teacher_field="teacher", train_tag=None,
+                 split_field=None, dtype="float16", chunk_rows=CHUNK_ROWS):
+    """Streams the concept vectors and teacher scores of the samples of ``samples`` that have
+    both into a cache in ``directory``, ``chunk_rows`` rows buffered at a time.
+
+    The training split is as in :func:`fiftyone_inficond.students.data.train_mask`.
+
+    Returns:
+        an :class:`InputsCache`
+    """
+    if train_tag is not None and split_field is not None:
+        raise InvalidRequest("Give train_tag or split_field, not both")
+    if split_field is not None and not samples.has_field(split_field):
+        raise InvalidRequest(f"The dataset has no field '{split_field}' to split by")
+    read_inputs(samples, concepts_field, teacher_field)  # both runs exist and are complete
+    extra = ["tags"] if train_tag is not None else [split_field] if split_field is not None else []
+    usable = samples.exists(concepts_field).exists(teacher_field)
+
+    def train_of(doc):
+        if train_tag is not None:
+            return train_tag in (doc.get("tags") or [])
+        return split_field is None or doc.get(split_field) == "train"
+
+    def chunks():
+        buffer = []
+        for doc in fiftyone_api.stream_documents(usable, [concepts_field, teacher_field, *extra]):
+            buffer.append(doc)
+            if len(buffer) == chunk_rows:
+                yield _chunk(buffer, concepts_field, teacher_field, train_of)
+                buffer = []
+        if buffer:
+            yield _chunk(buffer, concepts_field, teacher_field, train_of)
+
+    cache = write_cache(directory, chunks(), dtype)
+    if not cache.train.any():
+        raise InvalidRequest("The training split is empty: tag some samples for training")
+    return cache
+
+
+def _chunk(docs, concepts_field, teacher_field, train_of):
+    decode = fiftyone_api.decode_array
+    return (
+        [str(doc["_id"]) for doc in docs],
+        np.stack([decode(doc[concepts_field]) for doc in docs]),
+        np.stack([decode(doc[teacher_field]) for doc in docs]),
+        [train_of(doc) for doc in docs],
+    )
+
+
+def standardization(cache, rows=None):
+    """Per-concept mean and standard deviation (at least 1e-6) of ``rows`` (the training rows by
+    default), chunk by chunk: float32 results as :func:`fiftyone_inficond.students.training.standardization`."""
+    rows = np.flatnonzero(cache.train) if rows is None else rows
+    count, mean, m2 = 0, np.zeros(cache.n_concepts), np.zeros(cache.n_concepts)
+    for _, chunk in cache.chunks("concepts", rows):
+        chunk = chunk.astype(np.float64)
+        n, chunk_mean = len(chunk), chunk.mean(axis=0)
+        chunk_m2 = ((chunk - chunk_mean) ** 2).sum(axis=0)
+        delta, total = chunk_mean - mean, count + n
+        mean = mean + delta * n / total
+        m2 = m2 + chunk_m2 + delta**2 * count * n / total
+        count = total
+    std = np.sqrt(m2 / count)
+    return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
+
+
+class DiskBatches(IterableDataset):
+    """:class:`fiftyone_inficond.students.training.TensorBatches` over rows of a cache: the same
+    permutation per epoch and seed, each batch read from disk and standardized when it is needed."""
+
+    def __init__(self, cache, rows, mean, std, batch_size, seed, columns=None):
+        self.cache, self.rows = cache, np.asarray(rows)
+        self.mean, self.std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+        self.batch_size, self.seed, self.epoch = batch_size, seed, 0
+        self.columns = columns
+
+    def __iter__(self):
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        self.epoch += 1
+        order = torch.randperm(len(self.rows), generator=generator).numpy()
+        for start in range(0, len(order), self.batch_size):
+            picked = self.rows[order[start : start + self.batch_size]]
+            inputs = (self.cache.rows("concepts", picked) - self.mean) / self.std
+            targets = self.cache.rows("teacher", picked)
+            if self.columns is not None:
+                targets = np.ascontiguousarray(targets[:, self.columns])
+            yield torch.from_numpy(inputs), torch.from_numpy(targets)
+
+
+@dataclass
+class StreamedStudents:
+    """Students trained by :func:`fit_streamed`: ``weight (k, n_concepts)``, ``bias (k,)`` and
+    the standardization ``mean``, ``std`` they expect."""
+
+    weight: np.ndarray
+    bias: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+
+
+def base_rates(cache, rows):
+    """``(k,)`` mean teacher probability of ``rows``, chunk by chunk."""
+    total = np.zeros(cache.n_classes)
+    for _, chunk in cache.chunks("teacher", rows):
+        total += chunk.sum(axis=0, dtype=np.float64)
+    return (total / len(rows)).astype(np.float32)
+
+
+def fit_streamed(cache, config=None, weight=None, bias=None, lower=None, upper=None, mean=None, std=None):
+    """Trains students on the training rows of ``cache`` in memory bounded by one batch.
+
+    Starts, like :func:`fiftyone_inficond.students.run.train_students`, from
+    :func:`fiftyone_inficond.students.training.initial_weights` unless ``weight`` and ``bias``
+    are given; ``lower``/``upper`` bound the weights (none by default); ``mean``/``std`` default
+    to :func:`standardization` of the training rows.
+
+    Returns:
+        a :class:`StreamedStudents`
+    """
+    config = config or TrainingConfig()
+    rows = np.flatnonzero(cache.train)
+    if mean is None or std is None:
+        mean, std = standardization(cache, rows)
+    if weight is None or bias is None:
+        start_weight, _ = initial_weights(np.zeros((1, cache.n_classes)), cache.n_concepts, config.seed)
+        base = np.clip(base_rates(cache, rows), 1e-4, 1 - 1e-4)
+        weight = start_weight if weight is None else weight
+        bias = logit(base).astype(np.float32) if bias is None else bias
+    if lower is None or upper is None:
+        lower = np.full(np.shape(weight), -np.inf, np.float32)
+        upper = np.full(np.shape(weight), np.inf, np.float32)
+    batches = DiskBatches(cache, rows, mean, std, config.batch_size_for(len(rows)), config.seed)
+    weight, bias = fit_batches(batches, np.clip(weight, lower, upper), bias, lower, upper, config)
+    return StreamedStudents(weight, bias, mean, std)
+
+
+def streamed_agreement(cache, students, threshold=0.5, rows=None, batch_rows=CHUNK_ROWS):
+    """Teacher-vs-student confusion counts per class, aggregated batch by batch.
+
+    Returns:
+        ``{"tp", "fp", "fn", "tn": (k,) int64}`` with the teacher's decisions as truth
+    """
+    rows = np.arange(len(cache)) if rows is None else np.asarray(rows)
+    counts = {name: np.zeros(cache.n_classes, np.int64) for name in ("tp", "fp", "fn", "tn")}
+    cut = logit(threshold)
+    for index, concepts in cache.chunks("concepts", rows, batch_rows):
+        student = ((concepts - students.mean) / students.std) @ students.weight.T + students.bias >= cut
+        teacher = cache.rows("teacher", index) >= threshold
+        counts["tp"] += (student & teacher).sum(axis=0)
+        counts["fp"] += (student & ~teacher).sum(axis=0)
+        counts["fn"] += (~student & teacher).sum(axis=0)
+        counts["tn"] += (~student & ~teacher).sum(axis=0)
+    return counts

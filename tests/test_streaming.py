@@ -1,0 +1,102 @@
+"""The streamed training path (issue 16): students trained from batches read off a disk cache
+give the in-memory path's weights (exactly from a float32 cache, float16-close from a float16
+one), and the cache is written from a MongoDB cursor without reading all samples at once."""
+
+import fiftyone as fo
+import numpy as np
+import pytest
+
+from conftest import unique_name
+from fiftyone_inficond.corpus import corpus_id
+from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.runs import CONCEPTS_METHOD, record_run
+from fiftyone_inficond.students import streaming
+from fiftyone_inficond.students.run import delete_students, list_student_runs, train_students
+from fiftyone_inficond.students.training import TrainingConfig
+from fiftyone_inficond.teacher import set_teacher_scores
+
+N, N_CONCEPTS, N_CLASSES = 300, 40, 5
+
+
+def synthetic(n=N, n_concepts=N_CONCEPTS, n_classes=N_CLASSES, seed=0):
+    rng = np.random.default_rng(seed)
+    concepts = (0.15 + rng.random((n, 1)) * 0.1 + rng.random((n, n_concepts)) * 0.1).astype(np.float32)
+    z = (concepts - concepts.mean(0)) / concepts.std(0)
+    truth = rng.normal(0, 1.5, (n_classes, n_concepts)) * (rng.random((n_classes, n_concepts)) < 0.2)
+    return concepts, (1 / (1 + np.exp(-(z @ truth.T - 1.0)))).astype(np.float32)
+
+
+@pytest.fixture
+def small():
+    concepts, teacher = synthetic()
+    dataset = fo.Dataset(unique_name())
+    dataset.add_samples([
+        fo.Sample(filepath=f"/synthetic/{i:05d}.jpg", concepts=v, tags=["train"] if i % 3 else ["val"])
+        for i, v in enumerate(concepts)
+    ])
+    names = [f"concept_{j}" for j in range(N_CONCEPTS)]
+    record_run(dataset, "concepts", CONCEPTS_METHOD, corpus_id=corpus_id(names), concepts=names)
+    set_teacher_scores(dataset, teacher, [f"class_{j}" for j in range(N_CLASSES)])
+    yield dataset
+    for key in list_student_runs(dataset):
+        delete_students(dataset, key)
+    dataset.delete()
+
+
+def test_the_cache_holds_every_row_in_dataset_order(small, tmp_path):
+    cache = streaming.cache_inputs(small, str(tmp_path), dtype="float32", chunk_rows=64)  # 5 chunks
+    ids, concepts, teacher = small.values(["id", "concepts", "teacher"])
+    assert [i.decode() for i in cache.ids] == ids and cache.train.all()
+    assert np.array_equal(cache.rows("concepts", np.arange(N)), np.stack(concepts))
+    assert np.array_equal(cache.rows("teacher", [5, 2]), np.stack(teacher)[[5, 2]])
+    reopened = streaming.InputsCache.open(str(tmp_path))
+    assert np.array_equal(reopened.ids, cache.ids) and reopened.dtype == "float32"
+
+
+def test_streamed_standardization_matches_the_in_memory_one(small, tmp_path):
+    cache = streaming.cache_inputs(small, str(tmp_path), dtype="float32", chunk_rows=64)
+    concepts = cache.rows("concepts", np.arange(N))
+    mean, std = streaming.standardization(cache)
+    np.testing.assert_allclose(mean, concepts.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(std, concepts.std(0), rtol=1e-4)
+
+
+def test_streamed_training_gives_the_in_memory_weights(small, tmp_path):
+    run = train_students(small, key="memory", gt_field=None, train_tag="train", epochs=3, batch_size=32)
+    cache = streaming.cache_inputs(small, str(tmp_path), train_tag="train", dtype="float32")
+    assert cache.train.sum() == 200
+    mean = np.asarray(run.config["concept_mean"], np.float32)
+    std = np.asarray(run.config["concept_std"], np.float32)
+    from fiftyone_inficond.students.training import initial_weights
+
+    train = run.data.train
+    weight, bias = initial_weights(run.data.teacher[train], N_CONCEPTS, 0)
+    students = streaming.fit_streamed(cache, TrainingConfig(epochs=3, batch_size=32), weight, bias, mean=mean, std=std)
+    np.testing.assert_allclose(students.weight, run.weight, atol=1e-6)
+    np.testing.assert_allclose(students.bias, run.bias, atol=1e-6)
+
+    # All defaults (its own standardization and start): the same students to float rounding.
+    defaults = streaming.fit_streamed(cache, TrainingConfig(epochs=3, batch_size=32))
+    np.testing.assert_allclose(defaults.weight, run.weight, atol=1e-4)
+
+
+def test_a_float16_cache_gives_float16_close_weights_and_the_same_decisions(small, tmp_path):
+    run = train_students(small, key="memory", gt_field=None, epochs=3, batch_size=32)
+    cache = streaming.cache_inputs(small, str(tmp_path))  # float16 by default
+    assert cache.dtype == "float16" and (tmp_path / "concepts.bin").stat().st_size == N * N_CONCEPTS * 2
+    students = streaming.fit_streamed(cache, TrainingConfig(epochs=3, batch_size=32))
+    assert np.abs(students.weight - run.weight).max() < 0.02
+    assert np.abs(students.weight - run.weight).mean() < 2e-3
+    counts = streaming.streamed_agreement(cache, students, batch_rows=64)
+    assert (sum(counts.values()) == N).all()
+    student_says = run.probabilities() >= 0.5
+    teacher_says = run.data.teacher >= 0.5
+    memory_tp = (student_says & teacher_says).sum(0)
+    assert np.abs(counts["tp"] - memory_tp).max() <= 3  # of 300: a few borderline samples may flip
+
+
+def test_an_empty_split_or_no_inputs_is_refused_before_anything_is_trained(small, tmp_path):
+    with pytest.raises(InvalidRequest, match="The training split is empty"):
+        streaming.cache_inputs(small, str(tmp_path / "a"), train_tag="no-such-tag")
+    with pytest.raises(InvalidRequest, match="holds no teacher scores"):
+        streaming.cache_inputs(small, str(tmp_path / "b"), teacher_field="nothing")
