@@ -16,21 +16,16 @@ their text encoded once, the index already open).
 import argparse
 import logging
 import statistics
-import tempfile
 import time
-import uuid
 
 import fiftyone as fo
 
 from fiftyone_inficond import locate
-from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.corpus import load_corpus, packaged_corpus
-from fiftyone_inficond.extraction import compute_concepts
 from fiftyone_inficond.new_concepts import add_concepts
 from fiftyone_inficond.students.run import delete_students, open_students, train_students
-from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
-from fiftyone_inficond.world.dataset import load_world
 
+from common import world_with_concepts
 from students import build_dataset, synthetic
 
 
@@ -77,22 +72,16 @@ def student_figures(n_samples, n_classes):
 
 
 def concept_figures(n_images):
-    with tempfile.TemporaryDirectory() as root:
-        dataset = load_world(f"inficond-bench-{uuid.uuid4().hex[:8]}", root, n=n_images, seed=5)
-        try:
-            clip = load_clip(WORLD_MODEL, WORLD_CHECKPOINT)
-            compute_concepts(dataset, clip, corpus=packaged_corpus("world"), batch_size=64, progress=False)
-            start = time.perf_counter()
-            index = locate.open_index(dataset)
-            index_load_s = time.perf_counter() - start
-            top_s = median_ms(lambda: locate.top_patches(dataset, "wing", n=20), repeat=5) / 1000
-            start = time.perf_counter()
-            add_concepts(dataset, NEW_CONCEPTS)
-            add_s = time.perf_counter() - start
-            return dict(index_load_s=index_load_s, top_patches_s=top_s, add_concepts_s=add_s,
-                        segments=len(index.segment), embed_dim=index.embeddings.shape[1])
-        finally:
-            dataset.delete()
+    with world_with_concepts(n_images, packaged_corpus("world")) as dataset:
+        start = time.perf_counter()
+        index = locate.open_index(dataset)
+        index_load_s = time.perf_counter() - start
+        top_s = median_ms(lambda: locate.top_patches(dataset, "wing", n=20), repeat=5) / 1000
+        start = time.perf_counter()
+        add_concepts(dataset, NEW_CONCEPTS)
+        add_s = time.perf_counter() - start
+        return dict(index_load_s=index_load_s, top_patches_s=top_s, add_concepts_s=add_s,
+                    segments=len(index.segment), embed_dim=index.embeddings.shape[1])
 
 
 def main():

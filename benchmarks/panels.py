@@ -23,29 +23,24 @@ import argparse
 import logging
 import os
 import sys
-import tempfile
 import time
-import uuid
 
 import fiftyone as fo
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from common import world_with_concepts  # noqa: E402
 from interactive import median_ms  # noqa: E402
 from panel_driver import PanelDriver  # noqa: E402
 from students import build_dataset, synthetic  # noqa: E402
 
-from fiftyone_inficond.clip import load_clip  # noqa: E402
 from fiftyone_inficond.corpus import load_corpus, make_corpus  # noqa: E402
 from fiftyone_inficond.demo import workspace  # noqa: E402
-from fiftyone_inficond.extraction import compute_concepts  # noqa: E402
 from fiftyone_inficond.projection import concept_projection, project  # noqa: E402
 from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config  # noqa: E402
 from fiftyone_inficond.students import run as runs  # noqa: E402
 from fiftyone_inficond.students.run import delete_students, train_students  # noqa: E402
 from fiftyone_inficond.teacher import teacher_from_labels  # noqa: E402
 from fiftyone_inficond.text_cache import run_text_embeddings  # noqa: E402
-from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL  # noqa: E402
-from fiftyone_inficond.world.dataset import load_world  # noqa: E402
 
 
 def median_s(fn):
@@ -54,41 +49,35 @@ def median_s(fn):
 
 def concept_panel_figures(n_images):
     """The concept map and concept detail at ``n_images`` world images with Broden's concepts."""
-    with tempfile.TemporaryDirectory() as root:
-        dataset = load_world(f"inficond-bench-{uuid.uuid4().hex[:8]}", root, n=n_images, seed=5)
-        try:
-            compute_concepts(dataset, load_clip(WORLD_MODEL, WORLD_CHECKPOINT), corpus=load_corpus(),
-                             batch_size=64, progress=False)
-            teacher_from_labels(dataset, "ground_truth")
-            dataset.take(2 * n_images // 3, seed=0).tag_samples("fit")  # the world tags every scene "train"
-            train_students(dataset, key="bench", train_tag="fit", epochs=2)
-            config = run_config(dataset, "concepts", CONCEPTS_METHOD)
-            embeddings = run_text_embeddings(config, make_corpus(config["concepts"]).texts(config["template"]))
-            start = time.perf_counter()
-            project(embeddings, "tsne")  # what the first user of this corpus waits for, once
-            projection_s = time.perf_counter() - start
-            concept_projection(dataset, "concepts", "tsne")
+    with world_with_concepts(n_images, load_corpus()) as dataset:
+        teacher_from_labels(dataset, "ground_truth")
+        dataset.take(2 * n_images // 3, seed=0).tag_samples("fit")  # the world tags every scene "train"
+        train_students(dataset, key="bench", train_tag="fit", epochs=2)
+        config = run_config(dataset, "concepts", CONCEPTS_METHOD)
+        embeddings = run_text_embeddings(config, make_corpus(config["concepts"]).texts(config["template"]))
+        start = time.perf_counter()
+        project(embeddings, "tsne")  # what the first user of this corpus waits for, once
+        projection_s = time.perf_counter() - start
+        concept_projection(dataset, "concepts", "tsne")
 
-            spaces = workspace()  # as the user sees it: the concept map and the concept detail tabs open
-            middle, right = spaces.children[1], spaces.children[2]
-            middle.active_child, right.active_child = middle.children[1].component_id, right.children[1].component_id
-            embedding = PanelDriver(dataset, "inficond_embedding", spaces)
-            detail = PanelDriver(dataset, "inficond_concept", spaces)
-            open_students_first = PanelDriver(dataset, "inficond_performance", spaces)
-            open_students_first.event("on_load")  # the run is loaded by the panels already open
-            start = time.perf_counter()
-            embedding.event("on_load")
-            embedding_first_paint_s = time.perf_counter() - start
-            detail.event("on_load")
-            concepts = iter(load_corpus().names[::97])
-            detail_s = median_s(lambda: detail.event("on_change_concept", value=next(concepts)))
-            overlay_view_s = median_s(lambda: detail.event("on_show_in_grid"))
-            assert detail.state["message"].startswith("Grid: the 100 held-out samples"), detail.state["message"]
-            delete_students(dataset, "bench")
-            return dict(projection_s=projection_s, embedding_first_paint_s=embedding_first_paint_s,
-                        detail_s=detail_s, overlay_view_s=overlay_view_s)
-        finally:
-            dataset.delete()
+        spaces = workspace()  # as the user sees it: the concept map and the concept detail tabs open
+        middle, right = spaces.children[1], spaces.children[2]
+        middle.active_child, right.active_child = middle.children[1].component_id, right.children[1].component_id
+        embedding = PanelDriver(dataset, "inficond_embedding", spaces)
+        detail = PanelDriver(dataset, "inficond_concept", spaces)
+        open_students_first = PanelDriver(dataset, "inficond_performance", spaces)
+        open_students_first.event("on_load")  # the run is loaded by the panels already open
+        start = time.perf_counter()
+        embedding.event("on_load")
+        embedding_first_paint_s = time.perf_counter() - start
+        detail.event("on_load")
+        concepts = iter(load_corpus().names[::97])
+        detail_s = median_s(lambda: detail.event("on_change_concept", value=next(concepts)))
+        overlay_view_s = median_s(lambda: detail.event("on_show_in_grid"))
+        assert detail.state["message"].startswith("Grid: the 100 held-out samples"), detail.state["message"]
+        delete_students(dataset, "bench")
+        return dict(projection_s=projection_s, embedding_first_paint_s=embedding_first_paint_s,
+                    detail_s=detail_s, overlay_view_s=overlay_view_s)
 
 
 def main():
