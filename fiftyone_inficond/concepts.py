@@ -62,6 +62,28 @@ def _compact_ids(assignment, used):
     return new_ids.gather(1, assignment)
 
 
+def image_segments(model, images, grid, n_segments, spatial_weight, n_ids=None):
+    """Segments of preprocessed images: dense patch embeddings, grouped.
+
+    Args:
+        model: an open_clip model with a ViT image tower (or the tower itself)
+        images: ``(batch, 3, height, width)`` preprocessed images
+        grid, n_segments, spatial_weight: see :func:`fiftyone_inficond.segments.segment_patches`
+        n_ids: how many segment ids to keep room for: by default as many as the batch uses; a
+            traced module passes :func:`fiftyone_inficond.segments.seed_count` (no
+            data-dependent shape), which changes no concept vector (unused ids are masked)
+
+    Returns:
+        ``(batch, n_ids, dim)`` unit segment embeddings, the ``(batch, n_ids)`` mask of used ids
+        and the ``(batch, rows * cols)`` segment id of every patch
+    """
+    patches = F.normalize(dense_patch_embeddings(model, images).float(), dim=-1)
+    assignment = segment_patches(patches, grid, n_segments, spatial_weight)
+    n_ids = int(assignment.max()) + 1 if n_ids is None else n_ids
+    segments, used = segment_embeddings(patches, assignment, n_ids)
+    return segments, used, assignment
+
+
 class ConceptExtractor:
     """Computes concept vectors and segment maps from preprocessed image batches.
 
@@ -81,10 +103,7 @@ class ConceptExtractor:
 
     @torch.no_grad()
     def __call__(self, images):
-        patches = F.normalize(dense_patch_embeddings(self.model, images).float(), dim=-1)
-        assignment = segment_patches(patches, self.grid, self.n_segments, self.spatial_weight)
-        n_ids = int(assignment.max()) + 1
-        segments, used = segment_embeddings(patches, assignment, n_ids)
+        segments, used, assignment = image_segments(self.model, images, self.grid, self.n_segments, self.spatial_weight)
         similarities = segments @ self.concept_embeddings.T
         vectors = concept_vectors(similarities, used)
         best_similarity, best_concept = similarities.max(dim=-1)

@@ -29,6 +29,11 @@ def _seed_indices(rows, cols, n_segments, device):
     return (seed_rows[:, None] * cols + seed_cols[None, :]).flatten()
 
 
+def seed_count(grid, n_segments):
+    """How many segment ids :func:`segment_patches` can assign on ``grid``."""
+    return len(_seed_indices(*grid, n_segments, "cpu"))
+
+
 def segment_patches(embeddings, grid, n_segments=16, spatial_weight=1.0, iterations=5):
     """Assigns every patch of every image to a segment.
 

@@ -1,0 +1,1 @@
+"""Deployable students: a tuned run exported with its concept extractor, applied anywhere."""
