@@ -240,6 +240,13 @@ def _shown_panels(space):
             yield child
 
 
+def draw_text(panel, state, key):
+    """Draws ``state[key]`` as markdown in a view named ``<key>_text``, apart from the state key
+    on purpose: the App applies a sibling panel's layout but not always its state patch, and a
+    markdown view named like a state key would show the App's copy of that key, possibly stale."""
+    panel.md(state.get(key), name=f"{key}_text")
+
+
 def image_uri(image, quality=80):
     """A PIL image as a ``data:`` URI (plotly's layout images take them)."""
     buffer = io.BytesIO()

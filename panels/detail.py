@@ -19,6 +19,7 @@ from .common import (
     WorkbenchPanel,
     answers,
     choices,
+    draw_text,
     fine_tune,
     open_run,
     pending_text,
@@ -109,7 +110,7 @@ class ConceptPanel(WorkbenchPanel):
         controls.enum("cls", state.classes, label="Class", on_change=self.on_change_cls, view=choices(state.classes))
         controls.enum("concept", state.concepts, label="Concept", on_change=self.on_change_concept,
                       view=choices(state.concepts))
-        panel.md(state.header, name="header_text")
+        draw_text(panel, state, "header")
         actions = panel.h_stack("actions", align_x="left", align_y="center", gap=2)
         for direction, handler in (("up", self.on_up), ("down", self.on_down)):
             chosen = direction in state.pending_here
@@ -119,9 +120,9 @@ class ConceptPanel(WorkbenchPanel):
                     on_click=self.on_show_in_grid)
         actions.btn("fine_tune", label="Fine-tune", variant="contained", disabled=not state.has_pending,
                     on_click=self.on_fine_tune)
-        panel.md(state.pending, name="pending_text")
+        draw_text(panel, state, "pending")
         if state.message:
-            panel.md(state.message, name="message_text")
+            draw_text(panel, state, "message")
         panel.plot("whatif", layout=_what_if_layout(), config={"displayModeBar": False, "responsive": True},
                    height=330)
         panel.plot("presence", layout=_presence_layout(), config={"displayModeBar": False, "responsive": True},

@@ -14,7 +14,18 @@ from fiftyone_inficond.new_concepts import add_concepts, search_concepts
 from fiftyone_inficond.projection import METHODS, concept_projection
 from fiftyone_inficond.students.run import extend_students
 
-from .common import EMBEDDING, THUMBS, WorkbenchPanel, answers, dropdown, open_run, pct, read_workbench, select_concept
+from .common import (
+    EMBEDDING,
+    THUMBS,
+    WorkbenchPanel,
+    answers,
+    draw_text,
+    dropdown,
+    open_run,
+    pct,
+    read_workbench,
+    select_concept,
+)
 
 N_LABELLED = 10
 N_FOUND = 8
@@ -102,7 +113,7 @@ class EmbeddingPanel(WorkbenchPanel):
             ),
             "message": workbench["message"] or "",
             "found": found["choices"],
-            "found_text": found["text"],
+            "found_note": found["text"],
             "can_add": found["can_add"],
             "focus": _focus_text(workbench["focus"]),
             "n_added": len(projection["concepts"]) - len(run.concepts),  # added since the run was trained
@@ -114,10 +125,10 @@ class EmbeddingPanel(WorkbenchPanel):
         controls = panel.h_stack("controls", align_x="left", gap=2)
         controls.enum("method", list(METHODS), label="Projection", view=dropdown(METHODS), on_change=self.on_change_method)
         controls.str("search", label="Find a concept (name or meaning)", on_change=self.on_search)
-        panel.md(state.header, name="header_text")
-        if state.found_text:
+        draw_text(panel, state, "header")
+        if state.found_note:
             found = panel.h_stack("found_row", align_x="left", align_y="center", gap=2)
-            found.md(state.found_text, name="found_note")
+            draw_text(found, state, "found_note")
             if state.found:
                 found.enum("found", list(state.found), label="Show its detail", view=dropdown(state.found),
                            on_change=self.on_pick_found)
@@ -125,13 +136,13 @@ class EmbeddingPanel(WorkbenchPanel):
                 found.btn("add", label=f"Add '{state.controls['search']}' as a concept", variant="outlined",
                           on_click=self.on_add)
         if state.message:
-            panel.md(state.message, name="message_text")
+            draw_text(panel, state, "message")
         if state.n_added:
             panel.btn("extend", label=f"Train '{state.run}' again with the {state.n_added} added concept"
                       f"{'s' if state.n_added != 1 else ''}", variant="contained", on_click=self.on_extend)
         if state.focus:
             focus = panel.h_stack("focus_row", align_x="left", align_y="center", gap=2)
-            focus.md(state.focus, name="focus_text")
+            draw_text(focus, state, "focus")
             focus.btn("clear_focus", label="Show every concept", variant="outlined", on_click=self.on_clear_focus)
         panel.plot(
             "chart",

@@ -20,6 +20,7 @@ from .common import (
     WorkbenchPanel,
     answers,
     choices,
+    draw_text,
     dropdown,
     fine_tune,
     image_uri,
@@ -137,11 +138,11 @@ class KnowledgePanel(WorkbenchPanel):
         controls.enum("by", list(RANKINGS), label="Rank concepts by", view=dropdown(RANKINGS),
                       on_change=self.on_change_by)
         controls.int("n", label="Concepts", min=1, max=50, view=types.SliderView(), on_change=self.on_change_n)
-        panel.md(state.header, name="header_text")
+        draw_text(panel, state, "header")
         if state.message:
-            panel.md(state.message, name="message_text")
+            draw_text(panel, state, "message")
         pending = panel.h_stack("tuning", align_x="left", align_y="center", gap=2)
-        pending.md(state.pending, name="pending_text")
+        draw_text(pending, state, "pending")
         pending.btn("fine_tune", label="Fine-tune", variant="contained", disabled=not state.has_pending,
                     on_click=self.on_fine_tune)
         pending.btn("clear", label="Clear", variant="outlined", disabled=not state.has_pending, on_click=self.on_clear)

@@ -11,7 +11,7 @@ import fiftyone.operators.types as types
 from fiftyone_inficond.students.metrics import GROUPS, SORT_KEYS, SUBSETS
 from fiftyone_inficond.students.run import SPLITS, list_student_runs
 
-from .common import PERFORMANCE, WorkbenchPanel, answers, dropdown, open_run, pct, read_workbench
+from .common import PERFORMANCE, WorkbenchPanel, answers, draw_text, dropdown, open_run, pct, read_workbench
 
 SUBSET_LABELS = {
     "both_right": "both right",
@@ -102,10 +102,10 @@ class PerformancePanel(WorkbenchPanel):
         controls.enum("sort", list(SORT_KEYS), label="Sort by", view=dropdown(SORT_LABELS), on_change=self.on_change_sort)
         controls.enum("order", ORDERS, label="Order", view=dropdown({o: o for o in ORDERS}),
                       on_change=self.on_change_order)
-        panel.md(state.header, name="header_text")
+        draw_text(panel, state, "header")
         panel.md(LEGEND, name="legend")
         if state.message:
-            panel.md(state.message, name="message_text")
+            draw_text(panel, state, "message")
         panel.plot(
             "chart",
             layout=_layout(state.height),

@@ -4,7 +4,7 @@ tuned and what it changed; compare any entry with the current one, and revert to
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from .common import PROVENANCE, THUMBS, WorkbenchPanel, answers, dropdown, pct, read_workbench, signed_pct
+from .common import PROVENANCE, THUMBS, WorkbenchPanel, answers, draw_text, dropdown, pct, read_workbench, signed_pct
 
 METRICS = {"student_ap": "student AP", "agreement_ap": "agreement AP", "f1": "F1 vs teacher"}
 
@@ -55,9 +55,9 @@ class ProvenancePanel(WorkbenchPanel):
         ctx.panel.set_data("entries", _rows(history))
 
     def draw(self, panel, state):
-        panel.md(state.summary, name="summary_text")
+        draw_text(panel, state, "summary")
         if state.message:
-            panel.md(state.message, name="message_text")
+            draw_text(panel, state, "message")
         table = types.TableView()
         for key, label in (("revision", "Rev."), ("kind", "What"), ("user", "Who"), ("time", "When (UTC)"),
                            ("instructions", "Tuned"), ("change", "Δ mean student AP")):
@@ -68,7 +68,7 @@ class ProvenancePanel(WorkbenchPanel):
             compare.enum("compare", state.revisions, label="Compare with",
                          view=dropdown({r: f"revision {r}" for r in state.revisions}), on_change=self.on_change_compare)
             compare.btn("revert", label="Revert to it", variant="outlined", on_click=self.on_revert)
-            panel.md(state.comparison, name="comparison_text")
+            draw_text(panel, state, "comparison")
 
 
 def _earlier(history):
