@@ -7,6 +7,9 @@ the knowledge panel ranks only those; **click** a concept to open its detail. Th
 finds concepts by name and by meaning, and adds one the corpus lacks (no image is encoded again).
 """
 
+import functools
+
+import fiftyone as fo
 import fiftyone.operators as foo
 import numpy as np
 
@@ -102,7 +105,7 @@ class EmbeddingPanel(WorkbenchPanel):
     def fill(self, ctx, workbench, run):
         cls, field = workbench["cls"], run.config["concepts_field"]
         projection = concept_projection(ctx.dataset, field, workbench["method"])
-        found = _search(ctx.dataset, field, workbench["search"], projection["concepts"])
+        found = _search(ctx.dataset.name, field, workbench["search"], tuple(projection["concepts"]))
         ctx.panel.state.set({
             "ready": True,
             "controls": {"method": workbench["method"], "search": workbench["search"]},
@@ -159,13 +162,17 @@ def _concepts_of(points):
     return [p["id"].split("|", 1)[1] for p in points if str(p.get("id", "")).startswith("concept|")]
 
 
-def _search(dataset, field, phrase, names):
-    """Concepts matching a typed phrase: by name first, then by meaning (nearest text embeddings)."""
+@functools.lru_cache(maxsize=64)
+def _search(dataset_name, field, phrase, names):
+    """Concepts matching a typed phrase: by name first, then by meaning (nearest text embeddings).
+    Kept per dataset, concept run, phrase and concept names (an added concept makes new names):
+    the map fills again on every refresh, a sibling panel's included, and would encode the phrase
+    each time."""
     if not phrase:
         return {"choices": {}, "text": "", "can_add": False}
     folded = phrase.casefold()
     by_name = [name for name in names if folded in name.casefold()]
-    by_meaning = [hit["concept"] for hit in search_concepts(dataset, phrase, N_FOUND, field)]
+    by_meaning = [hit["concept"] for hit in search_concepts(fo.load_dataset(dataset_name), phrase, N_FOUND, field)]
     found = list(dict.fromkeys(by_name + by_meaning))[:N_FOUND]
     exact = any(name.casefold() == folded for name in names)
     text = (f"**'{phrase}'**: {len(by_name)} by name, nearest by meaning: " + ", ".join(by_meaning[:5])

@@ -2,6 +2,9 @@
 embedded MongoDB: a lasso filters the knowledge panel, the detail's grid is sorted by presence
 with the concept's heatmap, 👍 from the detail is the knowledge panel's, search finds and adds."""
 
+import sys
+
+import fiftyone.operators as foo
 import numpy as np
 import pytest
 
@@ -130,6 +133,27 @@ def test_search_finds_by_name_and_meaning_and_adds_a_missing_concept(world):
     extended = load_students(dataset, "panel_extended")
     assert extended.concepts[-1] == "zebra crossing" and extended.history[0]["extends"]["key"] == "panel"
     assert embedding.state["n_added"] == 0 and not [t for t in embedding.data["chart"] if t["name"] == "not in the student"]
+
+
+def test_a_refresh_shows_the_search_without_searching_again_until_the_phrase_changes(world, monkeypatch):
+    _, panels = world
+    embedding, knowledge = panels["embedding"], panels["knowledge"]
+    middle = embedding.spaces.children[1]
+    middle.active_child = embedding.id  # the map is shown: the knowledge panel's answers redraw it
+    panel_module = sys.modules[type(foo.get_operator("@inficond/inficond/inficond_embedding")).__module__]
+    searched, search = [], panel_module.search_concepts
+    monkeypatch.setattr(panel_module, "search_concepts",
+                        lambda samples, phrase, *args: searched.append(phrase) or search(samples, phrase, *args))
+    embedding.event("on_search", value="blue sky")
+    found = embedding.state["found"]
+    embedding.event("on_load")
+    knowledge.event("on_load")
+    other = next(c for c in knowledge.state["classes"] if c != knowledge.state["controls"]["cls"])
+    requests = knowledge.event("on_change_cls", value=other)
+    assert [p for p in find(requests, "patch_panel_state") if p["panel_id"] == embedding.id]  # the map redrawn
+    assert searched == ["blue sky"] and embedding.state["found"] == found
+    embedding.event("on_search", value="green grass")
+    assert searched == ["blue sky", "green grass"]
 
 
 def test_a_projection_method_is_a_choice_and_kept(world):
