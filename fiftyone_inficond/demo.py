@@ -27,12 +27,21 @@ WORLD_IMAGES = os.path.join(fo.config.default_dataset_dir, "inficond-world")  # 
 WORKSPACE = "inficond"
 
 
-def build_world(name, n=300, seed=1, images=WORLD_IMAGES):
-    """(Re)builds the world demo: 2/3 training split with the spurious correlation, 1/3 held out."""
+def world_teacher(seed=1):
+    """The world demo's teacher CNN, trained on scenes where airplanes come under clouds."""
+    from fiftyone_inficond.world.scenes import AIRPLANES_UNDER_CLOUDS, generate_scenes
+    from fiftyone_inficond.world.teacher_model import TRAINING_SCENES, train_world_teacher
+
+    return train_world_teacher(generate_scenes(TRAINING_SCENES, seed=seed + 2, context_with=AIRPLANES_UNDER_CLOUDS))
+
+
+def build_world(name, n=300, seed=1, images=WORLD_IMAGES, teacher=None):
+    """(Re)builds the world demo: 2/3 training split with the spurious correlation, 1/3 held out.
+    ``teacher`` scores the samples when they have no teacher scores yet (:func:`world_teacher` by default)."""
     from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
     from fiftyone_inficond.world.dataset import is_current_world, load_world_splits
-    from fiftyone_inficond.world.scenes import AIRPLANES_UNDER_CLOUDS, generate_scenes
-    from fiftyone_inficond.world.teacher_model import TRAINING_SCENES, as_fiftyone_model, train_world_teacher
+    from fiftyone_inficond.world.scenes import AIRPLANES_UNDER_CLOUDS
+    from fiftyone_inficond.world.teacher_model import as_fiftyone_model
 
     dataset = fo.load_dataset(name) if fo.dataset_exists(name) else None
     if dataset is not None and not is_current_world(dataset):
@@ -44,9 +53,7 @@ def build_world(name, n=300, seed=1, images=WORLD_IMAGES):
     if dataset is None:
         dataset = load_world_splits(name, images, 2 * n // 3, n // 3, seed, context_with=AIRPLANES_UNDER_CLOUDS)
     if not dataset.has_field("teacher"):
-        scenes = generate_scenes(TRAINING_SCENES, seed=seed + 2, context_with=AIRPLANES_UNDER_CLOUDS)
-        teacher = train_world_teacher(scenes)
-        teacher_from_model(dataset, as_fiftyone_model(teacher))
+        teacher_from_model(dataset, as_fiftyone_model(teacher or world_teacher(seed)))
     clip = load_clip(WORLD_MODEL, WORLD_CHECKPOINT)
     # overwrite: the same run resumes; one made by an older version of this package is redone
     result = compute_concepts(dataset, clip, corpus=packaged_corpus("world"), overwrite=True, progress=True)

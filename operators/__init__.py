@@ -2,6 +2,7 @@
 
 from .concept_views import AddConcepts, SearchConcepts, ShowConceptOverlay, ShowConceptSamples
 from .concepts import ComputeConcepts
+from .deploy import ApplyStudentExport, ExportStudents
 from .students import (
     DeleteStudentRun,
     ExtendStudents,
@@ -27,6 +28,8 @@ OPERATORS = (
     ShowConceptSamples,
     SearchConcepts,
     AddConcepts,
+    ExportStudents,
+    ApplyStudentExport,
 )
 
 

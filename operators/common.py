@@ -8,7 +8,7 @@ import fiftyone.operators.types as types
 
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.overlay import show_concept_overlay
-from fiftyone_inficond.students.run import list_student_runs
+from fiftyone_inficond.students.run import list_student_runs, open_students
 
 PLUGIN = "@inficond/inficond"
 # Folders on the App server whose files App users may name (corpora, score files, checkpoints),
@@ -112,3 +112,14 @@ def run_key_input(ctx, inputs):
     inputs.enum("key", keys, view=choices, label="Student run", required=True, default=keys[0] if keys else None)
     key = ctx.params.get("key", keys[0] if keys else None)
     return key if key in keys else None
+
+
+def revision_input(ctx, inputs, key, label):
+    """A dropdown of run ``key``'s revisions, newest first, each with what it was and who saved it."""
+    entries = open_students(ctx.dataset, key).history[::-1]
+    choices = types.Dropdown()
+    for entry in entries:
+        choices.add_choice(entry["revision"], label=f"{entry['revision']}: {entry['kind']} by {entry['user']}, "
+                                                    f"{entry['time'][:16].replace('T', ' ')}")
+    inputs.enum("revision", [e["revision"] for e in entries], view=choices, label=label,
+                default=entries[0]["revision"] if entries else None)

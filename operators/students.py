@@ -14,7 +14,7 @@ from fiftyone_inficond.students.run import (
     train_students,
 )
 
-from .common import add_target_view, form, message_output, operator_config, run_key_input
+from .common import add_target_view, form, message_output, operator_config, revision_input, run_key_input
 
 
 def _summary(summary):
@@ -137,8 +137,9 @@ class RevertStudents(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        run_key_input(ctx, inputs)
-        inputs.int("revision", label="Revision to restore", required=True)
+        key = run_key_input(ctx, inputs)
+        if key is not None:
+            revision_input(ctx, inputs, key, "Revision to restore")
         return form(inputs, "Revert students")
 
     def execute(self, ctx):

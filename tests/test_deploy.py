@@ -8,18 +8,21 @@ import pickle
 import subprocess
 import sys
 
+import fiftyone.operators as foo
+from fiftyone.operators.executor import ExecutionError
 import numpy as np
 import pytest
 import torch
 
 from conftest import TINY_MODEL
 from fiftyone_inficond.clip import load_clip
-from fiftyone_inficond.deploy.export import MANIFEST, PROGRAM, TENSORS, export_students, load_export
+from fiftyone_inficond.deploy.export import EXPORT_DIR_ENV, MANIFEST, PROGRAM, TENSORS, export_students, load_export
 from fiftyone_inficond.deploy.model import apply_export
 from fiftyone_inficond.errors import InvalidRequest, MissingFile
 from fiftyone_inficond.images import image_batches
 from fiftyone_inficond.students.run import train_students
 
+PLUGIN = "@inficond/inficond"
 PLAIN_TORCH = """
 import sys, torch
 program = torch.jit.load(sys.argv[1])
@@ -35,6 +38,10 @@ def tuned(distilled):
     run = train_students(distilled, epochs=3)
     run.tune(up={"person": ["sky"]}, epochs=1)
     return run
+
+
+def execute(operator, samples, **params):
+    return foo.execute_operator(f"{PLUGIN}/{operator}", ctx=dict(view=samples.view(), params=params)).result
 
 
 def _images(dataset, checkpoint, n=8):
@@ -166,3 +173,19 @@ def test_a_pickled_object_is_never_loaded_even_with_a_matching_manifest(tuned, d
 def test_a_folder_without_a_manifest_is_not_an_export(tmp_path):
     with pytest.raises(MissingFile, match="not a student export"):
         load_export(tmp_path)
+
+
+def test_the_operators_export_into_the_export_folder_and_apply_what_the_library_predicts(tuned, distilled, tmp_path,
+                                                                                       monkeypatch):
+    monkeypatch.setenv(EXPORT_DIR_ENV, str(tmp_path))
+    exported = execute("export_students", distilled, key="students", revision=0, name="mine")
+    assert exported["directory"] == str(tmp_path / "mine") and exported["revision"] == 0
+    assert "revision 0" in exported["message"] and "MB" in exported["message"]
+    with pytest.raises(ExecutionError, match="plain folder name"):
+        execute("export_students", distilled, key="students", name="../elsewhere")
+    view = distilled.limit(8)
+    applied = execute("apply_student_export", view, export="mine", label_field="applied")
+    assert applied["samples"] == 8 and "`mine`" in applied["message"]
+    tuned.revert(0)
+    got = np.array([[c.confidence for c in label.classifications] for label in view.values("applied")])
+    np.testing.assert_allclose(got, tuned.predict(view)[1], atol=1e-4)

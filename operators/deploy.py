@@ -1,0 +1,93 @@
+"""Export a student run's revision to the server's export folder, and apply an export to samples."""
+
+import os
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from fiftyone_inficond.deploy.export import export_root, export_students, list_exports
+from fiftyone_inficond.deploy.model import apply_export
+from fiftyone_inficond.errors import InvalidRequest
+
+from .common import (
+    add_target_view,
+    form,
+    message_output,
+    operator_config,
+    progress_reporter,
+    revision_input,
+    run_key_input,
+)
+
+
+class ExportStudents(foo.Operator):
+    @property
+    def config(self):
+        return operator_config("export_students", "export students",
+                               "Save a revision of a student run as a model that predicts without FiftyOne")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        key = run_key_input(ctx, inputs)
+        if key is not None:
+            revision_input(ctx, inputs, key, "Revision to export")
+            revision = ctx.params.get("revision")
+            inputs.str("name", label="Export name", required=True,
+                       default=f"{ctx.dataset.name}-{key}" + ("" if revision is None else f"-rev{revision}"),
+                       description=f"A folder of {export_root()}")
+        inputs.float("prune", default=0.0, label="Leave out concepts whose weights are all at most",
+                     description="0 keeps every concept a student uses")
+        inputs.bool("overwrite", default=False, label="Replace an export of that name")
+        return form(inputs, "Export students")
+
+    def execute(self, ctx):
+        p = ctx.params
+        manifest = export_students(ctx.dataset, p.get("name") or "", key=p["key"], revision=p.get("revision"),
+                                   prune=p.get("prune", 0.0), root=export_root(), overwrite=p.get("overwrite", False),
+                                   user=ctx.user_id)
+        size = sum(os.path.getsize(os.path.join(manifest["directory"], f)) for f in os.listdir(manifest["directory"]))
+        message = (f"Exported **{p['key']}** revision {manifest['run']['revision']} to `{manifest['directory']}`: "
+                   f"{len(manifest['classes'])} classes over {manifest['concepts_kept']:,} of "
+                   f"{manifest['concepts']:,} concepts, {size / 1e6:.1f} MB")
+        if manifest["concepts_kept"] < manifest["concepts"]:
+            message += f"; leaving the others out changes a probability by at most {manifest['prune_max_change']:.3f}"
+        return {"directory": manifest["directory"], "revision": manifest["run"]["revision"], "message": message}
+
+    def resolve_output(self, ctx):
+        return message_output("Exported")
+
+
+class ApplyStudentExport(foo.Operator):
+    @property
+    def config(self):
+        return operator_config("apply_student_export", "apply exported students",
+                               "Predict with an exported student run and write its labels on samples", True)
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        add_target_view(ctx, inputs, "Predict")
+        names = list_exports()
+        choices = types.Dropdown()
+        for name in names:
+            choices.add_choice(name, label=name)
+        inputs.enum("export", names, view=choices, required=True, label="Export",
+                    default=names[0] if names else None,
+                    description=f"Exports in {export_root()}" if names else "No export yet: export a student run first")
+        inputs.str("label_field", default="student", label="Label field")
+        inputs.int("explain", default=3, label="Concepts explaining each positive class")
+        return form(inputs, "Apply exported students")
+
+    def execute(self, ctx):
+        p = ctx.params
+        name = p.get("export")
+        if name not in list_exports():
+            raise InvalidRequest(f"There is no export '{name}' in {export_root()}: export a student run first")
+        count = apply_export(ctx.target_view(), export_root() / name, p.get("label_field") or "student",
+                             explain=p.get("explain", 3), progress=progress_reporter(ctx, "predicting"))
+        if not ctx.delegated:
+            ctx.ops.reload_dataset()  # the App learns the new label field
+        message = f"**{p.get('label_field') or 'student'}** written on {count:,} samples by export `{name}`"
+        return {"samples": count, "message": message}
+
+    def resolve_output(self, ctx):
+        return message_output("Predicted")
