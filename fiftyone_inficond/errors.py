@@ -32,3 +32,11 @@ class StaleRunError(InficondError, RuntimeError):
 
 class MissingFile(InficondError, FileNotFoundError):
     """A file the request names does not exist."""
+
+
+class DatabaseUnavailable(InficondError, ConnectionError):
+    """The database stopped answering during a write; what was written is kept and a re-run resumes."""
+
+
+class WriteFailed(InficondError, OSError):
+    """A file could not be written (disk full, no permission); nothing half-written is left."""

@@ -12,7 +12,7 @@ from fiftyone_inficond.concepts import ConceptExtractor, concept_map
 from fiftyone_inficond.corpus import DEFAULT_TEMPLATE, check_template, load_corpus
 from fiftyone_inficond.dense import patch_grid
 from fiftyone_inficond.errors import InvalidRequest
-from fiftyone_inficond.fiftyone_api import dataset_of, exact_count, fresh_dataset
+from fiftyone_inficond.fiftyone_api import database_errors, dataset_of, exact_count, fresh_dataset
 from fiftyone_inficond.images import image_batches
 from fiftyone_inficond.runs import (
     CONCEPTS_METHOD,
@@ -111,7 +111,12 @@ def compute_concepts(
         clip.model, concept_embeddings(clip, corpus, template), n_segments, spatial_weight
     )
     batches = image_batches(paths, clip.preprocess, batch_size, num_workers)
-    with fou.ProgressBar(total=len(ids), progress=progress) as pb:
+    stopped = lambda: (  # noqa: E731
+        f"The database stopped answering while concepts were written to '{field}': the {result.computed} "
+        f"samples written so far are kept; run compute_concepts again once it is back to compute the "
+        f"other {n_todo - result.computed}"
+    )
+    with database_errors(stopped), fou.ProgressBar(total=len(ids), progress=progress) as pb:
         for indices, images, failures in batches:
             for index, error in failures.items():
                 logger.warning("Skipping unreadable image %s (%s)", paths[index], error)

@@ -10,6 +10,7 @@ every array, mostly header parsing) but keep its stored format, zlib-compressed 
 so FiftyOne reads what is written here and the other way round.
 """
 
+import contextlib
 import io
 import zlib
 from datetime import datetime
@@ -17,8 +18,11 @@ from datetime import datetime
 import numpy as np
 from bson import ObjectId
 from pymongo import UpdateOne
+from pymongo.errors import ConnectionFailure
 
 import fiftyone.core.odm as foo
+
+from fiftyone_inficond.errors import DatabaseUnavailable
 
 RUNS_COLLECTION = "runs"  # fiftyone.core.odm.RunDocument
 DATASETS_COLLECTION = "datasets"  # fiftyone.core.odm.DatasetDocument
@@ -86,6 +90,17 @@ def values(samples, paths, arrays=()):
     """``samples.values(paths)``, with the array fields named in ``arrays`` decoded in bulk."""
     columns = samples.values(list(paths), _raw=True)
     return [[decode_array(v) for v in column] if path in arrays else column for path, column in zip(paths, columns)]
+
+
+@contextlib.contextmanager
+def database_errors(message):
+    """Turns the database not answering (refused, reset or timed out connections: pymongo's
+    ``ConnectionFailure``) into a :class:`DatabaseUnavailable` whose message is ``message()``,
+    called then, so that it can say how far the write got."""
+    try:
+        yield
+    except ConnectionFailure as error:
+        raise DatabaseUnavailable(f"{message()} ({type(error).__name__}: {str(error)[:200]})") from error
 
 
 def stream_documents(samples, fields, batch_size=1000):

@@ -151,14 +151,19 @@ def _save_trained(run, replaced, user, **info):
     points at it), then the run record in one write, then drops the replaced run's history."""
     samples = run.samples
     summary = run._metrics().summary()
-    store.insert_first(samples, run.uid, run.state, run.data.ids, run.data.train,
-                       kind="train", user=user, instructions=[], metrics_after=summary, **info)
-    crashpoint("train:history-written")
-    try:
-        _register(samples, run.key, run.config, replaced)
-    except Exception:
-        store.delete_history(samples, run.uid)
-        raise
+    stopped = lambda: (  # noqa: E731
+        f"The database stopped answering while student run '{run.key}' was saved: it was not saved "
+        f"(nothing of it is kept); train again once the database is back"
+    )
+    with fiftyone_api.database_errors(stopped):
+        store.insert_first(samples, run.uid, run.state, run.data.ids, run.data.train,
+                           kind="train", user=user, instructions=[], metrics_after=summary, **info)
+        crashpoint("train:history-written")
+        try:
+            _register(samples, run.key, run.config, replaced)
+        except Exception:
+            store.delete_history(samples, run.uid)
+            raise
     run.revision = 0
     crashpoint("train:run-registered")
     if replaced is not None:

@@ -25,6 +25,8 @@ resident: the whole file after one epoch).
 import json
 import mmap
 import os
+import shutil
+import uuid
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,7 +35,7 @@ from scipy.special import logit
 from torch.utils.data import IterableDataset
 
 from fiftyone_inficond import fiftyone_api
-from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.errors import InficondError, InvalidRequest, WriteFailed
 from fiftyone_inficond.students.data import read_inputs
 from fiftyone_inficond.students.training import TrainingConfig, fit_batches, initial_weights
 
@@ -106,12 +108,17 @@ class InputsCache:
 
 
 class _Writer:
-    """Appends rows to the two matrices of a cache, one chunk at a time (plain writes, no map)."""
+    """Appends rows to the two matrices of a cache, one chunk at a time (plain writes, no map), in
+    a staging directory beside ``directory`` that replaces it only once everything is written."""
 
     def __init__(self, directory, dtype):
-        os.makedirs(directory, exist_ok=True)
-        self.directory, self.dtype = directory, np.dtype(dtype)
-        self.files = {name: open(os.path.join(directory, path), "wb") for name, path in _FILES.items()}
+        self.directory, self.dtype = os.path.abspath(directory), np.dtype(dtype)
+        if os.path.isdir(self.directory) and os.listdir(self.directory) and not _is_cache(self.directory):
+            raise InvalidRequest(f"'{directory}' holds other files: give an empty or new directory for the cache")
+        self.staging = f"{self.directory}.partial-{uuid.uuid4().hex[:8]}"
+        os.makedirs(self.staging)
+        self.files = {}
+        self.files = {name: open(os.path.join(self.staging, path), "wb") for name, path in _FILES.items()}
         self.ids, self.train, self.widths = [], [], None
 
     def write(self, ids, concepts, teacher, train):
@@ -125,28 +132,63 @@ class _Writer:
         self.ids.append(np.asarray(ids, dtype="S24"))
         self.train.append(np.asarray(train, dtype=bool))
 
-    def close(self):
+    def finish(self):
         for file in self.files.values():
             file.close()
         if self.widths is None:
             raise InvalidRequest("Nothing to cache: no sample has both concepts and teacher scores")
-        cache = InputsCache(self.directory, np.concatenate(self.ids), np.concatenate(self.train),
+        cache = InputsCache(self.staging, np.concatenate(self.ids), np.concatenate(self.train),
                             self.widths[0], self.widths[1], self.dtype.name)
         cache.save()
+        old = f"{self.staging}.old"
+        if os.path.exists(self.directory):
+            os.rename(self.directory, old)  # an empty directory or an older cache
+        os.rename(self.staging, self.directory)
+        shutil.rmtree(old, ignore_errors=True)
+        cache.directory = self.directory
         return cache
+
+    def abort(self):
+        for file in self.files.values():
+            try:
+                file.close()
+            except OSError:  # the failed write may fail again on flush
+                pass
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+
+def _is_cache(directory):
+    return os.path.exists(os.path.join(directory, "cache.json"))
 
 
 def write_cache(directory, chunks, dtype="float16"):
-    """A cache from an iterable of ``(ids, concepts, teacher, train)`` chunks (e.g. synthetic data)."""
-    writer = _Writer(directory, dtype)
+    """A cache from an iterable of ``(ids, concepts, teacher, train)`` chunks (e.g. synthetic data).
+
+    All or nothing: rows are written beside ``directory``, which an older cache there is replaced
+    by only once every row is on disk; a full disk or a refused write raises :class:`WriteFailed`
+    and leaves ``directory`` as it was.
+    """
+    writer = None
     try:
+        writer = _Writer(directory, dtype)
         for chunk in chunks:
             writer.write(*chunk)
-    except BaseException:
-        for file in writer.files.values():
-            file.close()
+        return writer.finish()
+    except InficondError:
+        if writer is not None:
+            writer.abort()
         raise
-    return writer.close()
+    except OSError as error:
+        if writer is not None:
+            writer.abort()
+        raise WriteFailed(
+            f"Cannot write the training cache to '{directory}' ({error.strerror or error}): nothing was "
+            f"written there; free some space or choose another directory"
+        ) from error
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
 
 
 def cache_inputs(samples, directory, concepts_field="concepts", teacher_field="teacher", train_tag=None,
@@ -174,11 +216,13 @@ def cache_inputs(samples, directory, concepts_field="concepts", teacher_field="t
 
     def chunks():
         buffer = []
-        for doc in fiftyone_api.stream_documents(usable, [concepts_field, teacher_field, *extra]):
-            buffer.append(doc)
-            if len(buffer) == chunk_rows:
-                yield _chunk(buffer, concepts_field, teacher_field, train_of)
-                buffer = []
+        stopped = lambda: "The database stopped answering while the training cache was read: run it again"  # noqa: E731
+        with fiftyone_api.database_errors(stopped):
+            for doc in fiftyone_api.stream_documents(usable, [concepts_field, teacher_field, *extra]):
+                buffer.append(doc)
+                if len(buffer) == chunk_rows:
+                    yield _chunk(buffer, concepts_field, teacher_field, train_of)
+                    buffer = []
         if buffer:
             yield _chunk(buffer, concepts_field, teacher_field, train_of)
 

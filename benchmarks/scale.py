@@ -1,0 +1,371 @@
+"""How time and memory grow from 10,000 to 100,000 samples x 1,153 concepts x 80 classes, and the
+streamed training path's memory at 100,000 and 300,000 samples (issue 16). Not in ``make test``.
+
+Synthetic concept vectors and teacher scores (shaped as benchmarks/students.py's, generated in
+chunks) live in real FiftyOne datasets on the real database, with a 2/3 training split. Every
+measurement runs in a child process of its own that only loads the dataset (it was built by
+another child), so its peak resident memory (the kernel's high-water mark, ``ru_maxrss``, and a
+psutil sampler every 20 ms: the larger) is that of the work measured, imports included:
+
+* in-memory path, at 10k and 100k: ``train_s`` (train_students, 10 epochs, reading included),
+  ``load_s`` (load_students in a fresh process state), ``first_paint_s`` (performance and knowledge
+  panels opened as the App opens them, run not loaded yet), ``tune_s`` (one 👍 + one 👎 and
+  retraining), ``metrics_s`` (every class's metrics on the held-out split, nothing cached),
+  ``whatif_s`` (top 10 concepts' what-if curves), ``top_concepts_s`` (the 10 concepts that most
+  separate the student's wrong from right negatives; there are no images here, so no patches:
+  benchmarks/interactive.py measures ``top_patches_s`` over real segments);
+* streamed path: ``cache`` (the MongoDB cursor written to a float16 matrix on disk, 100k) and
+  ``streamed`` (students fitted from batches read off that matrix, ``--streamed-epochs`` epochs;
+  100k from the database's cache, 300k from a synthetic cache of the same shape, as 300k samples
+  would be 1.4 GB more in a shared database).
+
+Each timing's ``*_growth`` is its 100k figure over its 10k figure (goal: at most 12x). The last
+line holds every figure as key=value pairs.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+N_CONCEPTS = 1153
+CHUNK = 5000
+
+
+# --- synthetic data, chunk by chunk ----------------------------------------------------------
+
+
+def truth_matrix(n_classes, seed=0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return rng.normal(0, 1.5, (n_classes, N_CONCEPTS)) * (rng.random((n_classes, N_CONCEPTS)) < 0.01)
+
+
+def synthetic_chunks(n, n_classes, seed=0):
+    """``(start, concepts float32, teacher float32)`` chunks: benchmarks/students.py's model, with the
+    standardization known in closed form (shared U(0, 0.1) + own U(0, 0.1)) instead of measured."""
+    import numpy as np
+
+    truth = truth_matrix(n_classes, seed)
+    mean, std = 0.25, np.sqrt(2 * 0.01 / 12)
+    for start in range(0, n, CHUNK):
+        rng = np.random.default_rng([seed, start])
+        m = min(CHUNK, n - start)
+        concepts = (0.15 + rng.random((m, 1)) * 0.1 + rng.random((m, N_CONCEPTS)) * 0.1).astype(np.float32)
+        logits = ((concepts - mean) / std) @ truth.T - 2.5
+        yield start, concepts, (1 / (1 + np.exp(-logits))).astype(np.float32)
+
+
+# --- children ---------------------------------------------------------------------------------
+
+
+class PeakMemory:
+    """The process's peak resident memory in MB: a psutil sampler and the kernel's high-water mark."""
+
+    def __init__(self):
+        import psutil
+
+        self.process, self.peak, self.done = psutil.Process(), 0, threading.Event()
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self):
+        while not self.done.wait(0.02):
+            self.peak = max(self.peak, self.process.memory_info().rss)
+
+    def mb(self):
+        self.done.set()
+        self.thread.join()
+        high_water = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KB on Linux
+        return max(self.peak, self.process.memory_info().rss, high_water) / 2**20
+
+
+def quiet():
+    import logging
+
+    import fiftyone as fo
+
+    logging.getLogger("fiftyone").setLevel(logging.WARNING)
+    fo.config.show_progress_bars = False
+
+
+def child_build(spec):
+    """Builds a persistent dataset of ``spec["n"]`` synthetic samples, chunk by chunk."""
+    import fiftyone as fo
+    import numpy as np
+
+    from fiftyone_inficond.corpus import load_corpus
+    from fiftyone_inficond.runs import CONCEPTS_METHOD, record_run
+    from fiftyone_inficond.teacher import set_teacher_scores
+
+    quiet()
+    corpus = load_corpus()
+    dataset = fo.Dataset(spec["name"], persistent=True)
+    teacher = []
+    for start, concepts, scores in synthetic_chunks(spec["n"], spec["classes"]):
+        dataset.add_samples(
+            [fo.Sample(filepath=f"/scale/{start + i:07d}.jpg", concepts=v, tags=["train"] if (start + i) % 3 else [])
+             for i, v in enumerate(concepts)],
+            progress=False,
+        )
+        teacher.append(scores)
+    record_run(dataset, "concepts", CONCEPTS_METHOD, corpus_id=corpus.id, concepts=list(corpus.names))
+    set_teacher_scores(dataset, np.concatenate(teacher), [f"class_{j}" for j in range(spec["classes"])])
+    return {}
+
+
+def child_app(spec):
+    """The in-memory path as a user's process goes through it; every timing in this process."""
+    import gc
+
+    import fiftyone as fo
+
+    from fiftyone_inficond.students import run as runs
+
+    quiet()
+    warm_up()
+    dataset = fo.load_dataset(spec["name"])
+    out = {}
+    start = time.perf_counter()
+    run = runs.train_students(dataset, key="scale", train_tag="train", overwrite=True)
+    out["train_s"] = time.perf_counter() - start
+    cls = run.classes[0]
+    del run
+    gc.collect()
+
+    start = time.perf_counter()
+    run = runs.load_students(dataset, "scale")
+    out["load_s"] = time.perf_counter() - start
+    del run
+    gc.collect()
+
+    out["first_paint_s"] = first_paint(dataset)
+    run = runs.open_students(dataset, "scale")  # opened by the panels already (when they ran)
+    [(best, _)], [(worst, _)] = run.top_concepts(cls, 1), run.top_concepts(cls, 1, sign="negative")
+    start = time.perf_counter()
+    run.tune(up={cls: [best]}, down={cls: [worst]})
+    out["tune_s"] = time.perf_counter() - start
+    run._metrics_cache.clear()  # metrics of every class, computed afresh
+    start = time.perf_counter()
+    run.performance("validation")
+    out["metrics_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    run.what_if(cls, n=10)
+    out["whatif_s"] = time.perf_counter() - start
+    start = time.perf_counter()
+    run.top_concepts(cls, 10, by="negatives")
+    out["top_concepts_s"] = time.perf_counter() - start
+    runs.delete_students(dataset, "scale")
+    return out
+
+
+def warm_up():
+    """One tiny fit first, so that no timing pays for torch's and Lightning's first call."""
+    import numpy as np
+
+    from fiftyone_inficond.students.training import TrainingConfig, fit
+
+    rng = np.random.default_rng(0)
+    weight, bias = np.zeros((2, 8), np.float32), np.zeros(2, np.float32)
+    fit(rng.random((64, 8)), rng.random((64, 2)), weight, bias, weight - np.inf, weight + np.inf,
+        TrainingConfig(epochs=1))
+
+
+def first_paint(dataset):
+    """The performance and knowledge panels' first paint, as benchmarks/panels.py measures it
+    (``nan`` when the panels cannot be driven, e.g. the plugin is not visible to FiftyOne)."""
+    try:
+        sys.path.insert(0, os.path.join(ROOT, "tests"))
+        from panel_driver import PanelDriver
+
+        from fiftyone_inficond.students import run as runs
+
+        runs._OPEN_RUNS.clear()
+        performance = PanelDriver(dataset, "inficond_performance")
+        knowledge = PanelDriver(dataset, "inficond_knowledge", performance.spaces)
+        start = time.perf_counter()
+        performance.event("on_load")
+        knowledge.event("on_load")
+        elapsed = time.perf_counter() - start
+        if "chart" not in performance.data:
+            raise RuntimeError(f"the performance panel drew no chart: {performance.state.get('message')}")
+        return elapsed
+    except Exception as error:  # reported, not fatal: the other figures still stand
+        print(f"first paint not measured: {error!r}", file=sys.stderr)
+        return float("nan")
+
+
+def child_cache(spec):
+    """The MongoDB cursor streamed into a float16 matrix on disk."""
+    import fiftyone as fo
+
+    from fiftyone_inficond.students.streaming import cache_inputs
+
+    quiet()
+    start = time.perf_counter()
+    cache_inputs(fo.load_dataset(spec["name"]), spec["directory"], train_tag="train")
+    return {"cache_s": time.perf_counter() - start}
+
+
+def child_synthetic_cache(spec):
+    """A cache of ``spec["n"]`` synthetic rows written straight to disk (no database)."""
+    import numpy as np
+
+    from fiftyone_inficond.students.streaming import write_cache
+
+    def chunks():
+        for start, concepts, teacher in synthetic_chunks(spec["n"], spec["classes"]):
+            ids = [f"{start + i:024x}" for i in range(len(concepts))]
+            yield ids, concepts, teacher, np.arange(start, start + len(concepts)) % 3 != 0
+
+    write_cache(spec["directory"], chunks())
+    return {}
+
+
+def child_streamed(spec):
+    """Students fitted from the cache, then their agreement with the teacher, batch by batch."""
+    from fiftyone_inficond.students.streaming import InputsCache, fit_streamed, streamed_agreement
+    from fiftyone_inficond.students.training import TrainingConfig
+
+    warm_up()
+    cache = InputsCache.open(spec["directory"])
+    start = time.perf_counter()
+    students = fit_streamed(cache, TrainingConfig(epochs=spec["epochs"]))
+    train_s = time.perf_counter() - start
+    start = time.perf_counter()
+    counts = streamed_agreement(cache, students)
+    agree = float((counts["tp"] + counts["tn"]).sum() / (len(cache) * cache.n_classes))
+    return {"train_s": train_s, "agreement_s": time.perf_counter() - start, "agreement": agree}
+
+
+CHILDREN = {"build": child_build, "app": child_app, "cache": child_cache,
+            "synthetic_cache": child_synthetic_cache, "streamed": child_streamed}
+
+
+def child(kind, spec):
+    peak = PeakMemory()
+    out = CHILDREN[kind](spec)
+    out["peak_mb"] = peak.mb()
+    print(json.dumps(out))
+
+
+DATABASE = {}  # FIFTYONE_DATABASE_URI for the children, when the benchmark runs its own server
+
+
+def own_database(directory):
+    """Starts a MongoDB server of the benchmark's own (FiftyOne's mongod, a free port, its data in
+    ``directory``): the shared embedded one is restarted by other processes' comings and goings,
+    and the 110,000 samples written here stay out of it. Returns the server's process."""
+    import socket
+
+    import pymongo
+    from fiftyone.core.service import DatabaseService
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.makedirs(directory)
+    server = subprocess.Popen(
+        [DatabaseService.find_mongod(), "--dbpath", directory, "--port", str(port), "--bind_ip", "127.0.0.1",
+         "--nounixsocket", "--logpath", os.path.join(directory, "mongod.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    pymongo.MongoClient(port=port, serverSelectionTimeoutMS=30000).admin.command("ping")
+    DATABASE["FIFTYONE_DATABASE_URI"] = f"mongodb://127.0.0.1:{port}"
+    return server
+
+
+def spawn(kind, **spec):
+    """Runs one measurement in a fresh process; its figures (the last line it prints)."""
+    env = {**os.environ, **DATABASE}
+    plugins = os.path.join(ROOT, ".plugins")
+    if os.path.isdir(plugins) and not env.get("FIFTYONE_PLUGINS_DIR"):
+        env["FIFTYONE_PLUGINS_DIR"] = plugins  # the panels, as `make bench` makes them visible
+    done = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", kind, json.dumps(spec)],
+                          capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"{kind} {spec} failed:\n{done.stderr[-3000:]}")
+    if "not measured" in done.stderr:
+        print(done.stderr.strip().splitlines()[-1], file=sys.stderr)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# --- parent -----------------------------------------------------------------------------------
+
+
+def delete_datasets(names):
+    done = subprocess.run([sys.executable, "-c", "import fiftyone as fo, sys\n"
+                           "[fo.delete_dataset(n) for n in sys.argv[1:] if fo.dataset_exists(n)]", *names])
+    if done.returncode:
+        print("could not delete the benchmark's datasets", file=sys.stderr)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--small", type=int, default=10_000)
+    parser.add_argument("--large", type=int, default=100_000)
+    parser.add_argument("--streamed-large", type=int, default=300_000)
+    parser.add_argument("--streamed-epochs", type=int, default=2)
+    parser.add_argument("--classes", type=int, default=80)
+    parser.add_argument("--shared-database", action="store_true",
+                        help="use FiftyOne's configured database instead of a server of the benchmark's own")
+    args = parser.parse_args()
+    if args.child:
+        return child(args.child[0], json.loads(args.child[1]))
+
+    import uuid
+
+    stamp = uuid.uuid4().hex[:8]
+    names = {n: f"inficond-scale-{stamp}-{n}" for n in (args.small, args.large)}
+    app, streamed = {}, {}
+    with tempfile.TemporaryDirectory(prefix="inficond-scale-") as scratch:
+        server = None if args.shared_database else own_database(os.path.join(scratch, "db"))
+        try:
+            for n, name in names.items():
+                start = time.perf_counter()
+                spawn("build", name=name, n=n, classes=args.classes)
+                print(f"{n} samples: built in {time.perf_counter() - start:.0f} s", flush=True)
+                app[n] = spawn("app", name=name)
+                print(f"{n} samples, in memory: " + " ".join(f"{k}={v:.3f}" for k, v in app[n].items()), flush=True)
+            directory = os.path.join(scratch, f"cache-{args.large}")
+            cache = spawn("cache", name=names[args.large], directory=directory)
+            print(f"{args.large} samples, cursor -> float16 cache: {cache}", flush=True)
+            streamed[args.large] = spawn("streamed", directory=directory, epochs=args.streamed_epochs)
+            print(f"{args.large} samples, streamed: {streamed[args.large]}", flush=True)
+            directory = os.path.join(scratch, f"cache-{args.streamed_large}")
+            spawn("synthetic_cache", directory=directory, n=args.streamed_large, classes=args.classes)
+            streamed[args.streamed_large] = spawn("streamed", directory=directory, epochs=args.streamed_epochs)
+            print(f"{args.streamed_large} samples, streamed: {streamed[args.streamed_large]}", flush=True)
+        finally:
+            if server is None:
+                delete_datasets(names.values())
+            else:
+                server.terminate()  # the benchmark's own server, and its data with the scratch folder
+                server.wait()
+
+    small, large = app[args.small], app[args.large]
+    figures = {"rows": args.large, "peak_rss_mb": large["peak_mb"], "peak_rss_mb_10k": small["peak_mb"]}
+    for key in ("train_s", "load_s", "tune_s", "metrics_s", "whatif_s", "top_concepts_s", "first_paint_s"):
+        figures[key] = large[key]
+        figures[key[:-2] + "_growth"] = large[key] / small[key]
+    figures.update(
+        cache_s_100k=cache["cache_s"], cache_peak_mb_100k=cache["peak_mb"],
+        streamed_peak_mb_100k=streamed[args.large]["peak_mb"],
+        streamed_peak_mb_300k=streamed[args.streamed_large]["peak_mb"],
+        streamed_epoch_s_100k=streamed[args.large]["train_s"] / args.streamed_epochs,
+        streamed_epoch_s_300k=streamed[args.streamed_large]["train_s"] / args.streamed_epochs,
+        streamed_agreement_s_300k=streamed[args.streamed_large]["agreement_s"],
+    )
+    print(" ".join(f"{k}={v}" if isinstance(v, int) else f"{k}={v:.3f}" for k, v in figures.items()))
+
+
+if __name__ == "__main__":
+    main()
