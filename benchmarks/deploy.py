@@ -76,7 +76,7 @@ def measure(n, workdir):
         heldout = dataset.match_tags("heldout")
         truth = truth_matrix(heldout, run.classes)
         manifest = export_students(dataset, os.path.join(workdir, "export"))
-        applied = apply_export(heldout, os.path.join(workdir, "export"), "exported")
+        applied = apply_export(heldout, os.path.join(workdir, "export"), "exported", positives_only=False)
         assert applied == len(heldout), f"the export predicted {applied} of {len(heldout)} samples"
         ids, library = run.predict(heldout)
         order = {i: k for k, i in enumerate(ids)}

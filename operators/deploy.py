@@ -74,6 +74,8 @@ class ApplyStudentExport(foo.Operator):
                     default=names[0] if names else None,
                     description=f"Exports in {export_root()}" if names else "No export yet: export a student run first")
         inputs.str("label_field", default="student", label="Label field")
+        inputs.bool("positives_only", default=True, label="Only the classes the students call positive",
+                    description="Off: every class with its probability (for precision-recall curves)")
         inputs.int("explain", default=3, label="Concepts explaining each positive class")
         return form(inputs, "Apply exported students")
 
@@ -83,7 +85,8 @@ class ApplyStudentExport(foo.Operator):
         if name not in list_exports():
             raise InvalidRequest(f"There is no export '{name}' in {export_root()}: export a student run first")
         count = apply_export(ctx.target_view(), export_root() / name, p.get("label_field") or "student",
-                             explain=p.get("explain", 3), progress=progress_reporter(ctx, "predicting"))
+                             explain=p.get("explain", 3), positives_only=p.get("positives_only", True),
+                             progress=progress_reporter(ctx, "predicting"))
         if not ctx.delegated:
             ctx.ops.reload_dataset()  # the App learns the new label field
         message = f"**{p.get('label_field') or 'student'}** written on {count:,} samples by export `{name}`"

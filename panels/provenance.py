@@ -4,6 +4,7 @@ tuned and what it changed; compare any entry with the current one, and revert to
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from ..operators.common import PLUGIN
 from .common import PROVENANCE, THUMBS, WorkbenchPanel, answers, draw_text, dropdown, pct, read_workbench, signed_pct
 
 METRICS = {"student_ap": "student AP", "agreement_ap": "agreement AP", "f1": "F1 vs teacher"}
@@ -18,7 +19,9 @@ class ProvenancePanel(WorkbenchPanel):
             icon="history",
             help_markdown=(
                 "Every iteration of the student run, newest first. Pick an entry to compare it with the "
-                "current one; **Revert** restores its weights exactly, as a new entry (nothing is lost)."
+                "current one; **Revert** restores its weights exactly, as a new entry (nothing is lost). "
+                "**Export** saves a revision as a model that predicts without FiftyOne; **Predict with an "
+                "export** writes its labels on samples."
             ),
         )
 
@@ -40,6 +43,16 @@ class ProvenancePanel(WorkbenchPanel):
             f"{pct(before['student_ap'])} → {pct(after['student_ap'])}"
         ))
         self.publish(ctx, workbench)
+
+    @answers
+    def on_export(self, ctx):
+        """The export form, on this run at its current revision (both can be changed there)."""
+        workbench = read_workbench(ctx)
+        ctx.prompt(f"{PLUGIN}/export_students", params={"key": workbench["run"], "revision": workbench["revision"]})
+
+    @answers
+    def on_apply_export(self, ctx):
+        ctx.prompt(f"{PLUGIN}/apply_student_export")
 
     def fill(self, ctx, workbench, run):
         history = run.history
@@ -69,6 +82,10 @@ class ProvenancePanel(WorkbenchPanel):
                          view=dropdown({r: f"revision {r}" for r in state.revisions}), on_change=self.on_change_compare)
             compare.btn("revert", label="Revert to it", variant="outlined", on_click=self.on_revert)
             draw_text(panel, state, "comparison")
+        deploy = panel.h_stack("deploy_row", align_x="left", align_y="center", gap=2)
+        deploy.btn("export", label="Export this run…", icon="save_alt", variant="outlined", on_click=self.on_export)
+        deploy.btn("apply_export", label="Predict with an export…", icon="model_training", variant="outlined",
+                   on_click=self.on_apply_export)
 
 
 def _earlier(history):

@@ -15,6 +15,7 @@ import pytest
 
 from conftest import REPO, unique_name
 from fiftyone_inficond.demo import build_world, save_workspace
+from fiftyone_inficond.deploy.export import EXPORT_DIR_ENV
 from fiftyone_inficond.students.run import delete_students, list_student_runs, student_history
 
 ARTIFACTS = os.path.join(REPO, "tests", "artifacts", "app")
@@ -43,7 +44,8 @@ def app(tmp_path_factory):
     dataset, _ = build_world(name, n=60, images=str(tmp_path_factory.mktemp("world")))
     save_workspace(dataset)
     port = _free_port()
-    env = {**os.environ, "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS": "true"}
+    exports = str(tmp_path_factory.mktemp("exports"))
+    env = {**os.environ, "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS": "true", EXPORT_DIR_ENV: exports}
     server = subprocess.Popen(
         [sys.executable, "-m", "fiftyone_inficond.demo", "app", "--name", name, "--port", str(port)],
         env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -80,6 +82,12 @@ def test_a_whole_tuning_loop_in_the_app(app):
     # Provenance lists the new entry; the history in MongoDB agrees.
     assert "2 entries, 1 fine-tunes" in seen["provenance"] and "👍" in seen["provenanceRow"]
     assert [entry["kind"] for entry in student_history(dataset, "students")] == ["train", "tune"]
+
+    # Provenance exports revision 1; its predictions land on every sample.
+    assert seen["exported"].startswith("Exported students revision 1 to ") and "MB" in seen["exported"]
+    assert seen["predicted"].startswith("student written on 60 samples by export ")
+    dataset.reload()
+    assert dataset.count("student") == 60
     # Clicking a subset filters the grid to exactly its samples.
     count = int(seen["subset"].split("Grid: the ")[1].split(" ")[0])
     assert seen["panelsSayingSo"] == 2  # the knowledge panel followed the performance panel

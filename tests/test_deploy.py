@@ -72,7 +72,7 @@ def test_an_earlier_revision_is_exported_with_its_own_weights(tuned, distilled, 
 def test_apply_model_with_an_export_writes_the_librarys_probabilities_and_explains_them(tuned, distilled, tmp_path):
     export_students(distilled, tmp_path / "export")
     view = distilled.limit(8)
-    assert apply_export(view, tmp_path / "export", "student") == 8
+    assert apply_export(view, tmp_path / "export", "student", positives_only=False) == 8
     ids, expected = tuned.predict(view)
     labels = view.values("student")
     got = np.array([[c.confidence for c in label.classifications] for label in labels])
@@ -81,6 +81,15 @@ def test_apply_model_with_an_export_writes_the_librarys_probabilities_and_explai
     positives = [c for label in labels for c in label.classifications if c.confidence >= tuned.threshold]
     assert positives and all(0 < len(c.top_concepts) <= 3 for c in positives)
     assert all(set(c.top_concepts) <= set(tuned.concepts) and min(c.top_contributions) > 0 for c in positives)
+
+
+def test_by_default_only_the_classes_the_students_call_positive_are_labelled(tuned, distilled, tmp_path):
+    export_students(distilled, tmp_path / "export")
+    apply_export(distilled, tmp_path / "export", "student")
+    _, probabilities = tuned.predict(distilled)
+    labelled = [{c.label for c in label.classifications} if label else set() for label in distilled.values("student")]
+    expected = [{c for c, p in zip(tuned.classes, row) if p >= tuned.threshold} for row in probabilities]
+    assert labelled == expected and any(labelled) and not all(len(s) == len(tuned.classes) for s in labelled)
 
 
 def test_concepts_below_the_pruning_level_are_left_out_and_the_change_is_reported(tuned, distilled, tmp_path):
@@ -184,7 +193,7 @@ def test_the_operators_export_into_the_export_folder_and_apply_what_the_library_
     with pytest.raises(ExecutionError, match="plain folder name"):
         execute("export_students", distilled, key="students", name="../elsewhere")
     view = distilled.limit(8)
-    applied = execute("apply_student_export", view, export="mine", label_field="applied")
+    applied = execute("apply_student_export", view, export="mine", label_field="applied", positives_only=False)
     assert applied["samples"] == 8 and "`mine`" in applied["message"]
     tuned.revert(0)
     got = np.array([[c.confidence for c in label.classifications] for label in view.values("applied")])

@@ -104,6 +104,17 @@ def test_revert_restores_the_earlier_weights(tuned_world):
     assert provenance.state["message"].startswith("✅ Revision 2 saved: reverted to revision 0")
 
 
+def test_export_and_predict_open_their_forms_on_the_run_and_revision_shown(tuned_world):
+    dataset, run = tuned_world
+    run.tune(down={run.classes[0]: [run.concepts[0]]}, epochs=1)
+    provenance = PanelDriver(dataset, "inficond_provenance")
+    provenance.event("on_load")
+    (prompt,) = find(provenance.event("on_export"), "prompt_user_for_operation")
+    assert prompt["operator_uri"].endswith("/export_students") and prompt["params"] == {"key": "panel", "revision": 1}
+    (prompt,) = find(provenance.event("on_apply_export"), "prompt_user_for_operation")
+    assert prompt["operator_uri"].endswith("/apply_student_export")
+
+
 def test_a_colleagues_save_is_reported_and_the_pending_instructions_are_kept(tuned_world):
     dataset, run = tuned_world
     knowledge = PanelDriver(dataset, "inficond_knowledge")

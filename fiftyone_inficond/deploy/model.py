@@ -16,20 +16,23 @@ from fiftyone_inficond.validation import field_name, whole_number
 
 
 class StudentModel(fom.Model):
-    """The students of an export over images: ``Classifications``, one per class with its probability.
+    """The students of an export over images: ``Classifications`` with each class's probability.
 
-    Each class the students call positive (probability at the run's threshold or above) also
-    carries ``top_concepts`` and ``top_contributions``: the ``explain`` kept concepts that raise
-    its logit most in this image (standardized concept value × weight).
+    A class the students call positive (probability at the run's threshold or above) also carries
+    ``top_concepts`` and ``top_contributions``: the ``explain`` kept concepts that raise its logit
+    most in this image (standardized concept value × weight).
 
     Args:
         export: a :class:`fiftyone_inficond.deploy.export.StudentExport`
         explain: how many concepts explain each positive class (0: none)
+        positives_only: label only the classes the students call positive (what the grid should
+            show); ``False`` labels every class (e.g. for precision-recall curves)
     """
 
-    def __init__(self, export, explain=3):
+    def __init__(self, export, explain=3, positives_only=True):
         self.export = export
         self.explain = whole_number(explain, "the number of explaining concepts", 0, 100)
+        self.positives_only = bool(positives_only)
         spec = export.manifest["preprocess"]
         self._transforms = open_clip.image_transform(
             tuple(spec["size"]), is_train=False, mean=spec["mean"], std=spec["std"],
@@ -74,6 +77,8 @@ class StudentModel(fom.Model):
         threshold = self.export.manifest["threshold"]
         labels = []
         for j, (cls, p) in enumerate(zip(self.export.classes, probabilities.tolist())):
+            if self.positives_only and p < threshold:
+                continue
             label = fo.Classification(label=cls, confidence=p)
             if contributions is not None and p >= threshold:
                 top = np.argsort(-contributions[j])[: self.explain]
@@ -88,17 +93,19 @@ def _pil(image):
     return image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image)).convert("RGB")
 
 
-def load_student_model(directory, explain=3):
+def load_student_model(directory, explain=3, positives_only=True):
     """The export in ``directory`` (checked, see :func:`fiftyone_inficond.deploy.export.load_export`)
     as a :class:`StudentModel`."""
-    return StudentModel(load_export(directory), explain)
+    return StudentModel(load_export(directory), explain, positives_only)
 
 
-def apply_export(samples, directory, label_field="student", explain=3, batch_size=32, progress=None):
-    """Writes the export's predictions on ``samples`` into ``label_field``; returns how many samples."""
+def apply_export(samples, directory, label_field="student", explain=3, positives_only=True, batch_size=32,
+                 progress=None):
+    """Writes the export's predictions on ``samples`` into ``label_field`` (see :class:`StudentModel`);
+    returns how many samples it labelled."""
     label_field = field_name(label_field, "the label field")
     batch_size = whole_number(batch_size, "the batch size", 1, 4096)
-    model = load_student_model(directory, explain)
+    model = load_student_model(directory, explain, positives_only)
     if exact_count(samples) == 0:
         raise InvalidRequest("The view is empty: select at least one sample to predict")
     samples.apply_model(model, label_field=label_field, batch_size=batch_size, progress=progress)

@@ -54,6 +54,27 @@ try {
   seen.provenanceRow = await page.getByRole("row").filter({ hasText: "👍" }).first().innerText();
   await shot("5-provenance");
 
+  // Export the tuned run from provenance, then predict with the export (executed now, not scheduled).
+  await page.getByRole("button", { name: "Export this run…" }).click();
+  await page.locator("[role=dialog]").getByText("Revision to export").waitFor({ timeout: 30000 });
+  await page.waitForTimeout(2000);
+  await page.getByRole("button", { name: "Execute" }).click();
+  await text(/^Exported /).waitFor({ timeout: 90000 });
+  seen.exported = await text(/^Exported /).innerText();
+  await shot("5b-exported");
+  await page.getByRole("button", { name: "Close" }).click();
+  await page.getByRole("button", { name: "Predict with an export…" }).click();
+  await page.locator("[role=dialog]").getByText("Label field").waitFor({ timeout: 30000 });
+  await page.waitForTimeout(2000);
+  await page.locator("[role=dialog] button").last().click();  // the menu beside Schedule
+  await page.getByRole("menuitem").filter({ hasText: "Execute" }).click();
+  await page.getByRole("button", { name: "Execute" }).click();
+  await text(/ written on [\d,]+ samples by export /).waitFor({ timeout: 120000 });
+  seen.predicted = await text(/ written on [\d,]+ samples by export /).innerText();
+  await shot("5c-predicted");
+  await page.getByRole("button", { name: "Close" }).click();
+  await page.locator('[data-cy="checkbox-student"]').waitFor({ timeout: 30000 });  // the App learnt the field
+
   // A subset of the performance panel filters the grid.
   await page.getByText("InFiConD: student performance").click();
   await text(/Selected class: /).waitFor();
