@@ -19,8 +19,10 @@ psutil sampler every 20 ms: the larger) is that of the work measured, imports in
   100k from the database's cache, 300k from a synthetic cache of the same shape, as 300k samples
   would be 1.4 GB more in a shared database).
 
-Each timing's ``*_growth`` is its 100k figure over its 10k figure (goal: at most 12x). The last
-line holds every figure as key=value pairs.
+Each timing's ``*_growth`` is its 100k figure over its 10k figure (goal: at most 12x). Torch runs
+one thread per measurement by default (``--threads``). The children use a MongoDB server of the
+benchmark's own (``--shared-database`` to use FiftyOne's). The last line holds every figure as
+key=value pairs.
 """
 
 import argparse
@@ -251,12 +253,17 @@ CHILDREN = {"build": child_build, "app": child_app, "cache": child_cache,
 
 
 def child(kind, spec):
+    if spec.get("threads"):
+        import torch
+
+        torch.set_num_threads(spec["threads"])
     peak = PeakMemory()
     out = CHILDREN[kind](spec)
     out["peak_mb"] = peak.mb()
     print(json.dumps(out))
 
 
+THREADS = [1]  # torch threads per measurement (--threads)
 DATABASE = {}  # FIFTYONE_DATABASE_URI for the children, when the benchmark runs its own server
 
 
@@ -285,6 +292,7 @@ def own_database(directory):
 def spawn(kind, **spec):
     """Runs one measurement in a fresh process; its figures (the last line it prints)."""
     env = {**os.environ, **DATABASE}
+    spec = {**spec, "threads": THREADS[0]}
     plugins = os.path.join(ROOT, ".plugins")
     if os.path.isdir(plugins) and not env.get("FIFTYONE_PLUGINS_DIR"):
         env["FIFTYONE_PLUGINS_DIR"] = plugins  # the panels, as `make bench` makes them visible
@@ -317,9 +325,13 @@ def main():
     parser.add_argument("--classes", type=int, default=80)
     parser.add_argument("--shared-database", action="store_true",
                         help="use FiftyOne's configured database instead of a server of the benchmark's own")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads per measurement (1: on a shared 2-core machine more threads spin "
+                             "against other processes and the figures stop meaning anything; 0: torch's default)")
     args = parser.parse_args()
     if args.child:
         return child(args.child[0], json.loads(args.child[1]))
+    THREADS[0] = args.threads
 
     import uuid
 
@@ -364,6 +376,7 @@ def main():
         streamed_epoch_s_300k=streamed[args.streamed_large]["train_s"] / args.streamed_epochs,
         streamed_agreement_s_300k=streamed[args.streamed_large]["agreement_s"],
     )
+    figures["threads"] = args.threads
     print(" ".join(f"{k}={v}" if isinstance(v, int) else f"{k}={v:.3f}" for k, v in figures.items()))
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from fiftyone_inficond.corpus import corpus_id
 from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged
-from fiftyone_inficond.fiftyone_api import dataset_of, exact_count
+from fiftyone_inficond.fiftyone_api import dataset_of, decode_array, exact_count, stream_documents
 from fiftyone_inficond.labels import label_items, require_label_field
 from fiftyone_inficond.runs import CONCEPTS_METHOD, CORPUS_ATTRIBUTES, TEACHER_METHOD, fingerprint, require_run
 
@@ -140,42 +140,70 @@ def training_data(samples, inputs, concepts_field, teacher_field, gt_field=None,
             f"No sample has both '{concepts_field}' and '{teacher_field}': compute concepts "
             f"and teacher scores for the same samples first"
         )
-    values = usable.values(_fields(concepts_field, teacher_field, gt_field))
+    ids, *truth = usable.values(["id"] + ([gt_field] if gt_field else []))
     train = train_mask(usable, train_tag, split_field)
     if not train.any():
         raise InvalidRequest("The training split is empty: tag some samples for training")
-    return _arrays(values, inputs.classes, train)
+    concepts, teacher = _matrices(usable, ids, concepts_field, teacher_field)
+    return _data(ids, concepts, teacher, truth, inputs.classes, train)
 
 
 def run_data(samples, key, sample_ids, train, config):
     """Reads the arrays of exactly the samples run ``key`` was trained on, in its row order."""
     concepts_field, teacher_field, gt_field = config["concepts_field"], config["teacher_field"], config["gt_field"]
     view = dataset_of(samples).select(sample_ids).exists(concepts_field).exists(teacher_field)
-    values = view.values(_fields(concepts_field, teacher_field, gt_field))
-    row = {sample_id: i for i, sample_id in enumerate(values[0])}
+    found, *truth = view.values(["id"] + ([gt_field] if gt_field else []))
+    row = {sample_id: i for i, sample_id in enumerate(found)}
     lost = sum(sample_id not in row for sample_id in sample_ids)
     if lost:
         raise RunInputsChanged(
             f"{lost} of the {len(sample_ids)} samples run '{key}' was trained on were deleted or lost "
             f"their '{concepts_field}' or '{teacher_field}' values since: retrain it"
         )
-    order = [row[sample_id] for sample_id in sample_ids]
-    data = _arrays([[column[i] for i in order] for column in values], config["classes"], train)
-    data.concepts = data.concepts[:, : len(config["concept_mean"])]  # its columns, whatever was added since
-    return data
+    truth = [[column[row[sample_id]] for sample_id in sample_ids] for column in truth]
+    # Its columns only, whatever was added since.
+    concepts, teacher = _matrices(view, sample_ids, concepts_field, teacher_field, len(config["concept_mean"]))
+    return _data(list(sample_ids), concepts, teacher, truth, config["classes"], train)
 
 
-def _fields(concepts_field, teacher_field, gt_field):
-    """What :func:`_arrays` reads, in its order."""
-    return ["id", concepts_field, teacher_field] + ([gt_field] if gt_field else [])
+def _matrices(view, ids, concepts_field, teacher_field, width=None):
+    """``(n, n_concepts)`` concept vectors (their first ``width`` columns when given) and
+    ``(n, k)`` teacher probabilities, float32, of the samples ``ids`` in that order.
+
+    Documents come one at a time from one cursor into matrices allocated once: memory holds
+    the matrices, never a list of every sample's arrays (nor a second copy to stack them)."""
+    position = {sample_id: i for i, sample_id in enumerate(ids)}
+    concepts = teacher = None
+    seen = np.zeros(len(ids), dtype=bool)
+    for doc in stream_documents(view, [concepts_field, teacher_field]):
+        i = position.get(str(doc["_id"]))
+        if i is None:
+            continue
+        vector, scores = decode_array(doc[concepts_field]), decode_array(doc[teacher_field])
+        if concepts is None:
+            concepts = np.empty((len(ids), len(vector) if width is None else width), dtype=np.float32)
+            teacher = np.empty((len(ids), len(scores)), dtype=np.float32)
+        short = len(vector) < concepts.shape[1] if width is not None else len(vector) != concepts.shape[1]
+        if short or len(scores) != teacher.shape[1]:
+            raise RunInputsChanged(
+                f"The samples' '{concepts_field}' or '{teacher_field}' vectors have different lengths: "
+                f"they are being rewritten; try again once that is done"
+            )
+        concepts[i], teacher[i] = vector[: concepts.shape[1]], scores
+        seen[i] = True
+    if not seen.all():
+        raise RunInputsChanged(
+            f"{int((~seen).sum())} samples lost their '{concepts_field}' or '{teacher_field}' values "
+            f"while they were read: try again"
+        )
+    return concepts, teacher
 
 
-def _arrays(values, classes, train):
-    ids, concepts, teacher, *truth = values
+def _data(ids, concepts, teacher, truth, classes, train):
     return DistillationData(
         ids=list(ids),
-        concepts=np.stack(concepts).astype(np.float32),
-        teacher=np.stack(teacher).astype(np.float32),
+        concepts=concepts,
+        teacher=teacher,
         truth=truth_matrix(truth[0], classes) if truth else None,
         train=np.asarray(train, dtype=bool),
     )

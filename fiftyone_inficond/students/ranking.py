@@ -31,14 +31,29 @@ def presence_discrepancy(concepts, teacher_says, student_says):
         gets wrong from those it gets right.
     """
     aligned = teacher_says == student_says
-    result = {}
+    masks = {}
     for group, members in (("positives", teacher_says), ("negatives", ~teacher_says)):
-        right, wrong = concepts[members & aligned], concepts[members & ~aligned]
-        if len(right) and len(wrong):
-            result[group] = wrong.mean(axis=0) - right.mean(axis=0)
+        masks[group, "right"], masks[group, "wrong"] = members & aligned, members & ~aligned
+    means = _masked_means(concepts, masks)
+    result = {}
+    for group in ("positives", "negatives"):
+        if masks[group, "right"].any() and masks[group, "wrong"].any():
+            result[group] = (means[group, "wrong"] - means[group, "right"]).astype(concepts.dtype)
         else:
             result[group] = np.full(concepts.shape[1], np.nan)
     return result
+
+
+def _masked_means(concepts, masks, chunk=8192):
+    """Per concept, the mean over the rows of each bool mask: one pass over the matrix in chunks,
+    one matrix product per chunk (float64 sums), no copy of the selected rows."""
+    names = list(masks)
+    selectors = np.stack([masks[name] for name in names]).astype(np.float64)  # (m, n)
+    sums = np.zeros((len(names), concepts.shape[1]))
+    for start in range(0, len(concepts), chunk):
+        sums += selectors[:, start : start + chunk] @ np.asarray(concepts[start : start + chunk], dtype=np.float64)
+    counts = np.maximum(selectors.sum(axis=1), 1)
+    return {name: sums[i] / counts[i] for i, name in enumerate(names)}
 
 
 def top_by_discrepancy(discrepancy, n=10):

@@ -20,6 +20,7 @@ from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data,
 from fiftyone_inficond.students.metrics import GROUPS, SUBSETS, agreement_counts, agreement_subsets, class_metrics
 from fiftyone_inficond.students.ranking import presence_discrepancy, top_by_discrepancy, top_by_weight
 from fiftyone_inficond.students.training import (
+    CHUNK_ROWS,
     MAX_EPOCHS,
     TrainingConfig,
     fit,
@@ -120,7 +121,7 @@ def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, spl
     if gt_field is not None and not samples.has_field(gt_field):
         gt_field = None
     data = training_data(samples, inputs, concepts_field, teacher_field, gt_field, train_tag, split_field)
-    mean, std = standardization(data.concepts[data.train])
+    mean, std = standardization(data.concepts, data.train)
     config = dict(
         uid=uuid.uuid4().hex,
         concepts_field=concepts_field,
@@ -137,10 +138,9 @@ def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, spl
     run = StudentRun(samples, key, config, data, inputs.concept_names)
     weight, bias = initial_weights(data.teacher[data.train], data.concepts.shape[1], training.seed)
     lower, upper = no_bounds(weight.shape) if bounds is None else bounds
-    train = run._rows("train")
     crashpoint("train:fitting")
-    weight, bias = fit(run.inputs[train], data.teacher[train], np.clip(weight, lower, upper), bias, lower, upper,
-                       training)
+    weight, bias = fit(run.inputs, data.teacher, np.clip(weight, lower, upper), bias, lower, upper, training,
+                       rows=run._train_rows())
     run.state = store.StudentState(weight, bias, lower, upper)
     _save_trained(run, replaced, user, **info)
     return run
@@ -333,9 +333,16 @@ class StudentRun:
     def bias(self):
         return self.state.bias
 
-    def logits(self, rows=slice(None)):
-        """``(n, k)`` student logits of the run's samples."""
-        return self.inputs[rows] @ self.weight.T + self.bias
+    def logits(self, rows=slice(None), columns=slice(None)):
+        """``(n, k)`` student logits of the run's samples (of ``rows``; of the classes
+        ``columns``), computed chunk by chunk: no copy of the selected rows' inputs."""
+        index = np.arange(len(self.ids))[rows]
+        weight, bias = self.weight[columns], self.bias[columns]
+        out = np.empty((len(index), len(bias)), dtype=np.result_type(self.inputs, weight))
+        for start in range(0, len(index), CHUNK_ROWS):
+            part = index[start : start + CHUNK_ROWS]
+            out[start : start + len(part)] = self.inputs[part] @ weight.T + bias
+        return out
 
     def probabilities(self):
         """``(n, k)`` student probabilities of the run's samples, row order of ``ids``."""
@@ -353,10 +360,18 @@ class StudentRun:
         return ids, expit(inputs @ self.weight.T + self.bias).astype(np.float32)
 
     def _standardize(self, concepts):
-        """``(n, n_concepts)`` concept vectors standardized as on the training split."""
+        """``(n, n_concepts)`` concept vectors standardized as on the training split (chunk by
+        chunk into one new matrix: no full-size temporary)."""
         mean = np.asarray(self.config["concept_mean"], dtype=np.float32)
         std = np.asarray(self.config["concept_std"], dtype=np.float32)
-        return (concepts - mean) / std
+        out = np.empty(concepts.shape, dtype=np.float32)
+        for start in range(0, len(concepts), CHUNK_ROWS):
+            out[start : start + CHUNK_ROWS] = (concepts[start : start + CHUNK_ROWS] - mean) / std
+        return out
+
+    def _train_rows(self):
+        """Indices of the training rows, ``None`` when every row trains."""
+        return None if self.data.train.all() else np.flatnonzero(self.data.train)
 
     def _probabilities(self, rows):
         return expit(self.logits(rows))
@@ -412,7 +427,7 @@ class StudentRun:
         rows = self._rows(split)
         columns = slice(None) if columns is None else columns
         truth = None if self.data.truth is None else self.data.truth[rows][:, columns]
-        student = expit(self.inputs[rows] @ self.weight[columns].T + self.bias[columns])
+        student = expit(self.logits(rows, columns))
         metrics = class_metrics(self.data.teacher[rows][:, columns], student, truth, self.threshold)
         if columns == slice(None):
             self._metrics_cache[split] = (self.state, metrics)
@@ -576,15 +591,15 @@ class StudentRun:
         )
         tuned = sorted({item.cls for item in instructions})
         weight, bias = self.weight.copy(), self.bias.copy()
-        train = self._rows("train")
         weight[tuned], bias[tuned] = fit(
-            self.inputs[train],
-            self.data.teacher[train][:, tuned],
+            self.inputs,
+            self.data.teacher[:, tuned],
             start[tuned],
             self.bias[tuned],
             lower[tuned],
             upper[tuned],
             TrainingConfig(**{**self.config["training"], "epochs": epochs}),
+            rows=self._train_rows(),
         )
         previous, cached = self.state, dict(self._metrics_cache)
         self.state = store.StudentState(weight, bias, lower, upper)

@@ -17,13 +17,12 @@ grows with the dataset. This path never holds more than a batch of rows:
    same mean and std its weights are the in-memory ones.
 4. :func:`streamed_agreement` aggregates student-vs-teacher counts per class batch by batch.
 
-Rows are read through a memory map opened for one batch and closed after it, so the pages a
-batch touched leave the process again (a long-lived map would keep every page it ever read
-resident: the whole file after one epoch).
+Rows are read with ``pread`` into buffers of a batch's size, never through a memory map: a map
+keeps resident every page (on recent kernels, every file folio) it was read through, which grows
+with the file rather than with the batch.
 """
 
 import json
-import mmap
 import os
 import shutil
 import uuid
@@ -72,16 +71,25 @@ class InputsCache:
         return np.dtype(self.dtype if name == "concepts" else "float32")
 
     def rows(self, name, index):
-        """``(len(index), width)`` float32 copy of rows ``index`` of matrix ``name``."""
-        index = np.asarray(index)
+        """``(len(index), width)`` float32 copy of rows ``index`` of matrix ``name``.
+
+        Read with ``pread`` into a buffer of the rows' size (one read for consecutive rows, one
+        per row otherwise): a memory map would map a whole file folio into the process for every
+        row it touches, up to hundreds of MB per batch of random rows."""
+        index = np.asarray(index, dtype=np.int64)
+        width, dtype = self._shape(name)[1], self._dtype(name)
+        out = np.empty((len(index), width), dtype=dtype)
         if len(index) == 0:
-            return np.zeros((0, self._shape(name)[1]), np.float32)
-        with open(os.path.join(self.directory, _FILES[name]), "rb") as file:
-            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
-                matrix = np.frombuffer(mapped, self._dtype(name)).reshape(self._shape(name))
-                out = matrix[index].astype(np.float32)
-                del matrix  # the map cannot close while an array still points into it
-        return out
+            return out.astype(np.float32)
+        row_bytes = width * dtype.itemsize
+        buffer = memoryview(out).cast("B")
+        with open(os.path.join(self.directory, _FILES[name]), "rb", buffering=0) as file:
+            if index[-1] - index[0] == len(index) - 1 and (len(index) == 1 or (np.diff(index) == 1).all()):
+                _read_into(file.fileno(), buffer, int(index[0]) * row_bytes)
+            else:
+                for i, row in enumerate(index.tolist()):
+                    _read_into(file.fileno(), buffer[i * row_bytes : (i + 1) * row_bytes], row * row_bytes)
+        return out.astype(np.float32, copy=False)
 
     def chunks(self, name, rows=None, size=CHUNK_ROWS):
         """Yields ``(row indices, float32 rows)`` of ``rows`` (all by default), ``size`` at a time."""
@@ -105,6 +113,16 @@ class InputsCache:
         return cls(directory, np.load(os.path.join(directory, "ids.npy")),
                    np.load(os.path.join(directory, "train.npy")),
                    meta["n_concepts"], meta["n_classes"], meta["dtype"])
+
+
+def _read_into(fd, buffer, offset):
+    """Fills ``buffer`` from file ``fd`` at ``offset`` (``pread`` may return less than asked)."""
+    done = 0
+    while done < len(buffer):
+        n = os.preadv(fd, [buffer[done:]], offset + done)
+        if n == 0:
+            raise InvalidRequest("The training cache is shorter than its description: write it again")
+        done += n
 
 
 class _Writer:

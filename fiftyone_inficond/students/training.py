@@ -35,18 +35,26 @@ class TrainingConfig:
 
 
 class TensorBatches(IterableDataset):
-    """Shuffled mini-batches sliced from aligned tensors: no per-sample indexing or collation."""
+    """Shuffled mini-batches sliced from aligned tensors: no per-sample indexing or collation.
 
-    def __init__(self, *tensors, batch_size, seed):
+    ``rows`` (indices) restricts the batches to those rows without copying them: the batches
+    are those of the tensors ``tensor[rows]``, shuffled by the same seeded permutation.
+    """
+
+    def __init__(self, *tensors, batch_size, seed, rows=None):
         self.tensors = tensors
         self.batch_size = batch_size
         self.seed = seed
         self.epoch = 0
+        self.rows = None if rows is None else torch.as_tensor(np.asarray(rows), dtype=torch.long)
 
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         self.epoch += 1
-        order = torch.randperm(len(self.tensors[0]), generator=generator)
+        n = len(self.tensors[0]) if self.rows is None else len(self.rows)
+        order = torch.randperm(n, generator=generator)
+        if self.rows is not None:
+            order = self.rows[order]
         for start in range(0, len(order), self.batch_size):
             rows = order[start : start + self.batch_size]
             yield tuple(tensor[rows] for tensor in self.tensors)
@@ -67,12 +75,27 @@ def training_config(epochs, l1, lr, batch_size, seed):
     )
 
 
-def standardization(concepts):
-    """Per-concept mean and standard deviation (at least 1e-6) of a concept matrix."""
-    return concepts.mean(axis=0), np.maximum(concepts.std(axis=0), 1e-6)
+CHUNK_ROWS = 8192  # rows per step of the chunked passes below: 8192 x 1,153 x 8 B = 75 MB at most
 
 
-def fit(inputs, targets, weight, bias, lower, upper, config):
+def standardization(concepts, rows=None):
+    """Per-concept mean and standard deviation (at least 1e-6) of a concept matrix (of its
+    ``rows``: a bool mask or indices), as float32, accumulated in float64 chunk by chunk
+    (Chan's combination) so that no copy of the matrix is made."""
+    rows = np.arange(len(concepts)) if rows is None else np.asarray(rows)
+    rows = np.flatnonzero(rows) if rows.dtype == bool else rows
+    count, mean, m2 = 0, np.zeros(concepts.shape[1]), np.zeros(concepts.shape[1])
+    for start in range(0, len(rows), CHUNK_ROWS):
+        chunk = np.asarray(concepts[rows[start : start + CHUNK_ROWS]], dtype=np.float64)
+        n, chunk_mean = len(chunk), chunk.mean(axis=0)
+        chunk_m2 = ((chunk - chunk_mean) ** 2).sum(axis=0)
+        delta, total = chunk_mean - mean, count + n
+        mean, m2, count = mean + delta * n / total, m2 + chunk_m2 + delta**2 * count * n / total, total
+    std = np.sqrt(m2 / max(count, 1))
+    return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
+
+
+def fit(inputs, targets, weight, bias, lower, upper, config, rows=None):
     """Trains students from the given start and returns ``(weight, bias)`` as numpy arrays.
 
     Args:
@@ -81,10 +104,12 @@ def fit(inputs, targets, weight, bias, lower, upper, config):
         weight, bias, lower, upper: start weights ``(k, n_concepts)``, biases ``(k,)`` and
             weight bounds ``(k, n_concepts)``
         config: a :class:`TrainingConfig`
+        rows: train on these rows only (indices; all by default): the same students as
+            ``fit(inputs[rows], targets[rows], ...)``, without copying them
     """
     tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
-    batch_size = config.batch_size_for(len(inputs))
-    batches = TensorBatches(tensor(inputs), tensor(targets), batch_size=batch_size, seed=config.seed)
+    batch_size = config.batch_size_for(len(inputs) if rows is None else len(rows))
+    batches = TensorBatches(tensor(inputs), tensor(targets), batch_size=batch_size, seed=config.seed, rows=rows)
     return fit_batches(batches, weight, bias, lower, upper, config)
 
 

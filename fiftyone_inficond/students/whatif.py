@@ -4,7 +4,7 @@ import numpy as np
 from scipy.special import logit
 
 
-def what_if(logits, inputs, weight, concepts, teacher_says, values, threshold=0.5):
+def what_if(logits, inputs, weight, concepts, teacher_says, values, threshold=0.5, chunk=16384):
     """Accuracy, F1, recall and precision against the teacher's decisions per weight value.
 
     Args:
@@ -15,6 +15,7 @@ def what_if(logits, inputs, weight, concepts, teacher_says, values, threshold=0.
         teacher_says: ``(n,)`` bool teacher decisions for the class
         values: ``(m,)`` weight values to try, or ``(len(concepts), m)`` one row per concept
         threshold: the probability at which the student says "positive"
+        chunk: samples per step
 
     Returns:
         a dict of ``(len(concepts), m)`` arrays: ``accuracy``, ``f1``, ``recall``,
@@ -23,14 +24,17 @@ def what_if(logits, inputs, weight, concepts, teacher_says, values, threshold=0.
     concepts = np.asarray(concepts)
     values = np.broadcast_to(np.asarray(values, dtype=np.float32), (len(concepts), np.shape(values)[-1]))
     delta = values - weight[concepts][:, None]  # (c, m)
-    # (c, m, n): each sample's logit with one concept's weight replaced
-    shifted = logits[None, None, :] + delta[..., None] * inputs[:, concepts].T[:, None, :]
-    says = shifted >= logit(threshold)
-    truth = teacher_says[None, None, :]
-    tp = (says & truth).sum(-1)
-    fp = (says & ~truth).sum(-1)
-    fn = (~says & truth).sum(-1)
-    tn = (~says & ~truth).sum(-1)
+    tp, fp, fn, tn = (np.zeros(values.shape, dtype=np.int64) for _ in range(4))
+    for start in range(0, len(logits), chunk):  # samples in chunks: memory bounded by c x m x chunk
+        part = slice(start, start + chunk)
+        # (c, m, chunk): each sample's logit with one concept's weight replaced
+        shifted = logits[None, None, part] + delta[..., None] * inputs[part, concepts].T[:, None, :]
+        says = shifted >= logit(threshold)
+        truth = teacher_says[None, None, part]
+        tp += (says & truth).sum(-1)
+        fp += (says & ~truth).sum(-1)
+        fn += (~says & truth).sum(-1)
+        tn += (~says & ~truth).sum(-1)
     with np.errstate(divide="ignore", invalid="ignore"):
         precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
         recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
