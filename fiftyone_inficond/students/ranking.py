@@ -46,12 +46,13 @@ def presence_discrepancy(concepts, teacher_says, student_says):
 
 def _masked_means(concepts, masks, chunk=8192):
     """Per concept, the mean over the rows of each bool mask: one pass over the matrix in chunks,
-    one matrix product per chunk (float64 sums), no copy of the selected rows."""
+    one matrix product per chunk (summed in float64 across chunks), no copy of the selected rows."""
     names = list(masks)
-    selectors = np.stack([masks[name] for name in names]).astype(np.float64)  # (m, n)
+    selectors = np.stack([masks[name] for name in names]).astype(np.float32)  # (m, n)
     sums = np.zeros((len(names), concepts.shape[1]))
     for start in range(0, len(concepts), chunk):
-        sums += selectors[:, start : start + chunk] @ np.asarray(concepts[start : start + chunk], dtype=np.float64)
+        part = np.asarray(concepts[start : start + chunk], dtype=np.float32)
+        sums += selectors[:, start : start + chunk] @ part  # float32 within a chunk, float64 across
     counts = np.maximum(selectors.sum(axis=1), 1)
     return {name: sums[i] / counts[i] for i, name in enumerate(names)}
 

@@ -318,7 +318,12 @@ class StudentRun:
         self.concepts = list(concepts)
         self.training = TrainingConfig(**config["training"])
         self.threshold = config["threshold"]
-        self.inputs = self._standardize(data.concepts)
+        # One matrix per run: the vectors are standardized where they lie, and read back through
+        # the standardization where raw values are asked for (presence, rankings).
+        raw = data.concepts
+        in_place = isinstance(raw, np.ndarray) and raw.dtype == np.float32 and raw.flags.writeable
+        self.inputs = self._standardize(raw, out=raw if in_place else None)
+        data.concepts = Destandardized(self.inputs, *self._standardization())
         self.state = None
         self.revision = -1
         self._metrics_cache = {}  # split -> (state, ClassMetrics)
@@ -359,12 +364,16 @@ class StudentRun:
         inputs = self._standardize(np.stack([v[:width] for v in vectors]).astype(np.float32))
         return ids, expit(inputs @ self.weight.T + self.bias).astype(np.float32)
 
-    def _standardize(self, concepts):
-        """``(n, n_concepts)`` concept vectors standardized as on the training split (chunk by
-        chunk into one new matrix: no full-size temporary)."""
-        mean = np.asarray(self.config["concept_mean"], dtype=np.float32)
-        std = np.asarray(self.config["concept_std"], dtype=np.float32)
-        out = np.empty(concepts.shape, dtype=np.float32)
+    def _standardization(self):
+        return (np.asarray(self.config["concept_mean"], dtype=np.float32),
+                np.asarray(self.config["concept_std"], dtype=np.float32))
+
+    def _standardize(self, concepts, out=None):
+        """``(n, n_concepts)`` concept vectors standardized as on the training split, chunk by
+        chunk into a new matrix (no full-size temporary) or into ``out`` (``concepts`` itself:
+        in place)."""
+        mean, std = self._standardization()
+        out = np.empty(concepts.shape, dtype=np.float32) if out is None else out
         for start in range(0, len(concepts), CHUNK_ROWS):
             out[start : start + CHUNK_ROWS] = (concepts[start : start + CHUNK_ROWS] - mean) / std
         return out
@@ -708,6 +717,30 @@ class StudentRun:
         if isinstance(name, str) and name in self.concepts:
             return self.concepts.index(name)
         raise UnknownName(f"Concept '{name}' is not in the corpus of student run '{self.key}': pick one of its concepts")
+
+
+class Destandardized:
+    """The concept vectors of a run read back from its standardized inputs (``inputs * std +
+    mean``, float32; within a few float32 ulps of the stored values), so that a run holds one
+    matrix, not two: indexed like the ``(n, n_concepts)`` array, rows and columns, with only the
+    selected part computed."""
+
+    def __init__(self, inputs, mean, std):
+        self.inputs, self.mean, self.std = inputs, mean, std
+        self.shape, self.dtype = inputs.shape, inputs.dtype
+
+    def __len__(self):
+        return len(self.inputs)
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            rows, columns = key
+            return self.inputs[rows, columns] * self.std[columns] + self.mean[columns]
+        return self.inputs[key] * self.std + self.mean
+
+    def __array__(self, dtype=None, copy=None):
+        array = self[:]
+        return array if dtype is None else array.astype(dtype)
 
 
 def _pairs(by_class, direction):
