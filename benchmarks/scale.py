@@ -19,8 +19,8 @@ psutil sampler every 20 ms: the larger) is that of the work measured, imports in
   100k from the database's cache, 300k from a synthetic cache of the same shape, as 300k samples
   would be 1.4 GB more in a shared database).
 
-Each timing's ``*_growth`` is its 100k figure over its 10k figure (goal: at most 12x). Torch runs
-one thread per measurement by default (``--threads``). The children use a MongoDB server of the
+Each timing's ``*_growth`` is its 100k figure over its 10k figure (goal: at most 12x). Torch and
+numpy's BLAS run one thread per measurement by default (``--threads``). The children use a MongoDB server of the
 benchmark's own (``--shared-database`` to use FiftyOne's). The last line holds every figure as
 key=value pairs.
 """
@@ -255,15 +255,17 @@ CHILDREN = {"build": child_build, "app": child_app, "cache": child_cache,
 def child(kind, spec):
     if spec.get("threads"):
         import torch
+        from threadpoolctl import threadpool_limits  # scikit-learn's dependency
 
         torch.set_num_threads(spec["threads"])
+        threadpool_limits(spec["threads"])  # numpy's BLAS too
     peak = PeakMemory()
     out = CHILDREN[kind](spec)
     out["peak_mb"] = peak.mb()
     print(json.dumps(out))
 
 
-THREADS = [1]  # torch threads per measurement (--threads)
+THREADS = [1]  # torch and BLAS threads per measurement (--threads)
 DATABASE = {}  # FIFTYONE_DATABASE_URI for the children, when the benchmark runs its own server
 
 
@@ -326,7 +328,7 @@ def main():
     parser.add_argument("--shared-database", action="store_true",
                         help="use FiftyOne's configured database instead of a server of the benchmark's own")
     parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads per measurement (1: on a shared 2-core machine more threads spin "
+                        help="torch and BLAS threads per measurement (1: on a shared 2-core machine more threads spin "
                              "against other processes and the figures stop meaning anything; 0: torch's default)")
     args = parser.parse_args()
     if args.child:

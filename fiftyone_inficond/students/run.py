@@ -504,7 +504,8 @@ class StudentRun:
         if by == "weight":
             order, values = top_by_weight(self.weight, column, n, sign)
         elif by in GROUPS:
-            discrepancy = presence_discrepancy(self.data.concepts, *self._decisions(column))[by]
+            # Of the raw vectors: the inputs' discrepancy scaled back (means commute with it).
+            discrepancy = presence_discrepancy(self.inputs, *self._decisions(column))[by] * self._standardization()[1]
             order, values = top_by_discrepancy(discrepancy, n)
         else:
             raise InvalidRequest(f"Rank concepts by 'weight', 'positives' or 'negatives'; got {by!r}")
