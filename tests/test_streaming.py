@@ -100,3 +100,19 @@ def test_an_empty_split_or_no_inputs_is_refused_before_anything_is_trained(small
         streaming.cache_inputs(small, str(tmp_path / "a"), train_tag="no-such-tag")
     with pytest.raises(InvalidRequest, match="holds no teacher scores"):
         streaming.cache_inputs(small, str(tmp_path / "b"), teacher_field="nothing")
+
+
+def test_a_run_loads_its_own_samples_whether_they_are_most_or_few_of_the_dataset(small):
+    from fiftyone_inficond.errors import RunInputsChanged
+    from fiftyone_inficond.students.run import load_students
+
+    most = train_students(small, key="most", gt_field=None, epochs=1)  # read by one scan of the dataset
+    few = train_students(small.skip(250), key="few", gt_field=None, epochs=1)  # picked by the database
+    for run in (most, few):
+        loaded = load_students(small, run.key)
+        assert loaded.ids == run.ids and np.array_equal(loaded.inputs, run.inputs)
+        assert np.array_equal(loaded.data.teacher, run.data.teacher)
+    small.delete_samples(small.skip(260).first())
+    for key, n in (("most", 300), ("few", 50)):
+        with pytest.raises(RunInputsChanged, match=f"1 of the {n} samples run '{key}' was trained on were deleted"):
+            load_students(small, key)

@@ -151,7 +151,11 @@ def training_data(samples, inputs, concepts_field, teacher_field, gt_field=None,
 def run_data(samples, key, sample_ids, train, config):
     """Reads the arrays of exactly the samples run ``key`` was trained on, in its row order."""
     concepts_field, teacher_field, gt_field = config["concepts_field"], config["teacher_field"], config["gt_field"]
-    view = dataset_of(samples).select(sample_ids).exists(concepts_field).exists(teacher_field)
+    dataset = dataset_of(samples)
+    if 2 * len(sample_ids) < exact_count(dataset):  # a small part of the dataset: the database picks it
+        view = dataset.select(sample_ids).exists(concepts_field).exists(teacher_field)
+    else:  # most of it: reading every sample and keeping the run's is cheaper than a select by 100k ids
+        view = dataset.exists(concepts_field).exists(teacher_field)
     found, *truth = view.values(["id"] + ([gt_field] if gt_field else []))
     row = {sample_id: i for i, sample_id in enumerate(found)}
     lost = sum(sample_id not in row for sample_id in sample_ids)
