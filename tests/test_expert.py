@@ -7,9 +7,9 @@ import pytest
 from conftest import unique_name
 from fiftyone_inficond.demo import build_world
 from fiftyone_inficond.students.run import delete_students, list_student_runs, load_students
-from fiftyone_inficond.world.expert import CONTEXT, decide, own_concepts, shown, tune_class
+from fiftyone_inficond.world.expert import CONTEXT, TOLERATED_DROP, decide, own_concepts, shown, tune_class
 
-LINE = re.compile(r"^(👍|👎) (\S+) for (\S+): (context|part of \S+), weight [+-]\d+\.\d\d, \d+(st|nd|rd|th) by ")
+LINE = re.compile(r"^(👍|👎) (\S+) for (\S+): (context|part of \S+), weight [+-]\d+\.\d\d(, \d+(?:st|nd|rd|th) by | on the concept map)")
 
 
 @pytest.fixture(scope="module")
@@ -51,15 +51,16 @@ def test_the_expert_tunes_the_worst_class_from_what_the_panels_show_and_logs_why
         assert named == cls
         assert (concept in CONTEXT) if thumb == "👎" else (concept in own_concepts(cls))
         assert kind == ("context" if thumb == "👎" else f"part of {cls}")
-    if result["decisions"]:
-        first = result["decisions"][0][0].split(" ")[1]
-        assert first in shown_before  # decided from what the knowledge panel showed
+    for line in tuned[0] if tuned else ():  # decided from what the knowledge panel or the concept map showed
+        concept = line.split(" ")[1]
+        assert concept in shown_before or ("on the concept map" in line and concept in CONTEXT)
     history = load_students(world, "students").history
     tunes = [e for e in history if e["kind"] == "tune" and e["user"] == "scripted expert"]
     reverts = [e for e in history if e["kind"] == "revert" and e["user"] == "scripted expert"]
     assert len(tunes) == result["iterations"] <= 3
     assert len(reverts) == sum(iteration[-1].startswith("↩ revert") for iteration in result["decisions"])
-    assert result["after"] >= result["before"]  # a tune that made it worse was reverted
+    # a tune that made it clearly worse was reverted
+    assert result["after"] >= result["before"] - TOLERATED_DROP * result["iterations"]
     # It stops at the teacher (relying on no context it is shown), without decisions, or after 3 iterations.
     stopped = {"at the teacher": result["after"] >= result["teacher"], "3 iterations": result["iterations"] == 3,
                "nothing left to change": result["after"] < result["teacher"]}
