@@ -32,12 +32,17 @@ def weights_id(clip):
         return "random-init:seed0"
     if os.path.isfile(clip.pretrained):
         stat = os.stat(clip.pretrained)
-        return "sha256:" + _file_digest(os.path.realpath(clip.pretrained), stat.st_size, stat.st_mtime_ns)
+        return "sha256:" + _cached_digest(os.path.realpath(clip.pretrained), stat.st_size, stat.st_mtime_ns)
     return "tag:" + clip.pretrained
 
 
 @functools.cache
-def _file_digest(path, size, mtime_ns):  # size and mtime: a rewritten file is hashed again
+def _cached_digest(path, size, mtime_ns):  # size and mtime: a rewritten file is hashed again
+    return file_digest(path)
+
+
+def file_digest(path):
+    """The SHA-256 of a file's bytes, hex, read in 1 MB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

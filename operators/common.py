@@ -103,13 +103,19 @@ def show_overlay(ctx, samples, concept, field, set_view=False):
     return shown
 
 
+def dropdown(labels):
+    """A dropdown of ``{value: label}`` (operator forms and panels)."""
+    view = types.DropdownView()
+    for value, label in labels.items():
+        view.add_choice(value, label=label)
+    return view
+
+
 def run_key_input(ctx, inputs):
     """A dropdown of the dataset's student runs; the chosen key, or ``None`` before a choice."""
     keys = list_student_runs(ctx.dataset)
-    choices = types.Dropdown()
-    for key in keys:
-        choices.add_choice(key, label=key)
-    inputs.enum("key", keys, view=choices, label="Student run", required=True, default=keys[0] if keys else None)
+    inputs.enum("key", keys, view=dropdown({k: k for k in keys}), label="Student run", required=True,
+                default=keys[0] if keys else None)
     key = ctx.params.get("key", keys[0] if keys else None)
     return key if key in keys else None
 
@@ -117,9 +123,7 @@ def run_key_input(ctx, inputs):
 def revision_input(ctx, inputs, key, label):
     """A dropdown of run ``key``'s revisions, newest first, each with what it was and who saved it."""
     entries = open_students(ctx.dataset, key).history[::-1]
-    choices = types.Dropdown()
-    for entry in entries:
-        choices.add_choice(entry["revision"], label=f"{entry['revision']}: {entry['kind']} by {entry['user']}, "
-                                                    f"{entry['time'][:16].replace('T', ' ')}")
-    inputs.enum("revision", [e["revision"] for e in entries], view=choices, label=label,
+    labels = {e["revision"]: f"{e['revision']}: {e['kind']} by {e['user']}, {e['time'][:16].replace('T', ' ')}"
+              for e in entries}
+    inputs.enum("revision", list(labels), view=dropdown(labels), label=label,
                 default=entries[0]["revision"] if entries else None)

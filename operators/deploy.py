@@ -11,6 +11,7 @@ from fiftyone_inficond.errors import InvalidRequest
 
 from .common import (
     add_target_view,
+    dropdown,
     form,
     message_output,
     operator_config,
@@ -67,10 +68,7 @@ class ApplyStudentExport(foo.Operator):
         inputs = types.Object()
         add_target_view(ctx, inputs, "Predict")
         names = list_exports()
-        choices = types.Dropdown()
-        for name in names:
-            choices.add_choice(name, label=name)
-        inputs.enum("export", names, view=choices, required=True, label="Export",
+        inputs.enum("export", names, view=dropdown({n: n for n in names}), required=True, label="Export",
                     default=names[0] if names else None,
                     description=f"Exports in {export_root()}" if names else "No export yet: export a student run first")
         inputs.str("label_field", default="student", label="Label field")

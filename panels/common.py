@@ -205,14 +205,6 @@ def choices(names, width=180):
                                   componentsProps={"autocomplete": {"sx": {"minWidth": width}}})
 
 
-def dropdown(labels):
-    """A dropdown of ``{value: label}``."""
-    view = types.DropdownView()
-    for value, label in labels.items():
-        view.add_choice(value, label=label)
-    return view
-
-
 def refresh_siblings(ctx):
     """Shows the workbench again in the other InFiConD panels the App shows."""
     spaces = ctx.spaces

@@ -17,13 +17,13 @@ from fiftyone_inficond.new_concepts import add_concepts, search_concepts
 from fiftyone_inficond.projection import METHODS, concept_projection
 from fiftyone_inficond.students.run import extend_students
 
+from ..operators.common import dropdown
 from .common import (
     EMBEDDING,
     THUMBS,
     WorkbenchPanel,
     answers,
     draw_text,
-    dropdown,
     open_run,
     pct,
     read_workbench,

@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw
 
 from fiftyone_inficond.locate import can_locate, concepts_patches, patch_crops
 
+from ..operators.common import dropdown
 from .common import (
     KNOWLEDGE,
     THUMBS,
@@ -21,7 +22,6 @@ from .common import (
     answers,
     choices,
     draw_text,
-    dropdown,
     fine_tune,
     image_uri,
     pct,

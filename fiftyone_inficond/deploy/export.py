@@ -20,7 +20,6 @@ safetensors, and the program is read by ``torch.jit.load``, which builds only To
 
 import contextlib
 import datetime
-import hashlib
 import importlib.metadata
 import json
 import os
@@ -42,7 +41,7 @@ from fiftyone_inficond.fiftyone_api import dataset_of
 from fiftyone_inficond.runs import CONCEPTS_METHOD, require_run
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.run import load_students
-from fiftyone_inficond.text_cache import run_text_embeddings, weights_id
+from fiftyone_inficond.text_cache import file_digest, run_text_embeddings, weights_id
 from fiftyone_inficond.validation import number, whole_number
 
 FORMAT, FORMAT_VERSION = "inficond-students", 1
@@ -78,6 +77,7 @@ def export_students(samples, directory, key="students", revision=None, prune=0.0
         the manifest (a dict) of the written export; ``manifest["directory"]`` is where it is
     """
     target = _target(directory, root)
+    prune = number(prune, "the pruning level", 0, 1e6)
     if os.path.lexists(target) and not overwrite:
         raise InvalidRequest(f"'{target}' already exists: choose another name, or overwrite it")
     run = load_students(samples, key)
@@ -86,7 +86,6 @@ def export_students(samples, directory, key="students", revision=None, prune=0.0
     clip = load_clip(concepts_run["model"], concepts_run["pretrained"], device="cpu")
     texts = make_corpus(concepts_run["concepts"]).texts(concepts_run["template"])[: len(run.concepts)]
     embeddings = run_text_embeddings(concepts_run, texts)
-    prune = number(prune, "the pruning level", 0, 1e6)
     kept = np.flatnonzero(np.abs(state.weight).max(axis=0) > prune)
     mean, std = (np.asarray(run.config[name], dtype=np.float32) for name in ("concept_mean", "concept_std"))
     path = StudentPath(clip.model, embeddings[kept], concepts_run["n_segments"], concepts_run["spatial_weight"],
@@ -121,7 +120,7 @@ def export_students(samples, directory, key="students", revision=None, prune=0.0
         safetensors.torch.save_file({k: torch.as_tensor(np.asarray(v)).contiguous() for k, v in tensors.items()},
                                     folder / TENSORS)
         (folder / CORPUS).write_text("".join(f"{name}\n" for name in run.concepts), encoding="utf-8")
-        manifest["files"] = {name: _digest(folder / name) for name in (PROGRAM, TENSORS, CORPUS)}
+        manifest["files"] = {name: file_digest(folder / name) for name in (PROGRAM, TENSORS, CORPUS)}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return {**manifest, "directory": str(target)}
 
@@ -177,14 +176,6 @@ def _staging(target, overwrite):
             os.rename(staging, target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _digest(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _version(distribution):
@@ -244,7 +235,7 @@ def load_export(directory):
     manifest = _read_manifest(directory)
     for name, digest in manifest["files"].items():
         file = _inside(directory, name)
-        if _digest(file) != digest:
+        if file_digest(file) != digest:
             raise InvalidRequest(f"'{name}' of export '{directory}' differs from its manifest (altered or "
                                  f"corrupted): export the run again")
     try:
