@@ -36,7 +36,8 @@ from torch.utils.data import IterableDataset
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.errors import InficondError, InvalidRequest, WriteFailed
 from fiftyone_inficond.students.data import read_inputs
-from fiftyone_inficond.students.training import TrainingConfig, fit_batches, initial_weights
+from fiftyone_inficond.students.training import TrainingConfig, fit_batches, initial_weights, start_bias
+from fiftyone_inficond.students.tuning import no_bounds
 
 CHUNK_ROWS = 4096  # rows buffered while caching or standardizing: 4096 x 1,153 x 4 B = 19 MB
 _FILES = {"concepts": "concepts.bin", "teacher": "teacher.bin"}
@@ -336,12 +337,10 @@ def fit_streamed(cache, config=None, weight=None, bias=None, lower=None, upper=N
         mean, std = standardization(cache, rows)
     if weight is None or bias is None:
         start_weight, _ = initial_weights(np.zeros((1, cache.n_classes)), cache.n_concepts, config.seed)
-        base = np.clip(base_rates(cache, rows), 1e-4, 1 - 1e-4)
         weight = start_weight if weight is None else weight
-        bias = logit(base).astype(np.float32) if bias is None else bias
+        bias = start_bias(base_rates(cache, rows)) if bias is None else bias
     if lower is None or upper is None:
-        lower = np.full(np.shape(weight), -np.inf, np.float32)
-        upper = np.full(np.shape(weight), np.inf, np.float32)
+        lower, upper = no_bounds(np.shape(weight))
     batches = DiskBatches(cache, rows, mean, std, config.batch_size_for(len(rows)), config.seed)
     weight, bias = fit_batches(batches, np.clip(weight, lower, upper), bias, lower, upper, config)
     return StreamedStudents(weight, bias, mean, std)

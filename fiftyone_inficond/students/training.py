@@ -144,5 +144,9 @@ def initial_weights(targets, n_concepts, seed):
     teacher probability, so training starts from the teacher's base rates."""
     generator = np.random.default_rng(seed)
     weight = generator.normal(0, 0.01, size=(targets.shape[1], n_concepts)).astype(np.float32)
-    base_rate = np.clip(targets.mean(axis=0), 1e-4, 1 - 1e-4)
-    return weight, logit(base_rate).astype(np.float32)
+    return weight, start_bias(targets.mean(axis=0))
+
+
+def start_bias(base_rate):
+    """``(k,)`` biases at the logit of each class's mean teacher probability (kept off 0 and 1)."""
+    return logit(np.clip(base_rate, 1e-4, 1 - 1e-4)).astype(np.float32)
