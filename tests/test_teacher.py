@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torchvision
 
+import fiftyone_inficond.teacher as teacher_module
 from conftest import TINY_MODEL, assert_nothing_written, run_python
 from fiftyone_inficond.teacher import (
     read_score_file,
@@ -71,6 +72,16 @@ def test_rows_keyed_by_filepath_in_any_order(coco_subset):
     stored = dict(zip(coco_subset.values("filepath"), coco_subset.values("teacher")))
     for path, row in zip(paths, scores):
         np.testing.assert_allclose(stored[path], row, rtol=1e-6)
+
+
+def test_scores_written_in_chunks_land_on_every_sample_once(coco_subset, monkeypatch):
+    monkeypatch.setattr(teacher_module, "WRITE_ROWS", 5)  # 12 samples: chunks of 5, 5 and 2
+    paths = coco_subset.values("filepath")[::-1]
+    scores = np.linspace(0, 1, 36).reshape(12, 3)
+    assert set_teacher_scores(coco_subset, scores, ["x", "y", "z"], keys=paths, key_field="filepath") == 12
+    stored = dict(zip(coco_subset.values("filepath"), coco_subset.values("teacher")))
+    np.testing.assert_allclose(np.stack([stored[p] for p in paths]), scores, rtol=1e-6)
+    assert coco_subset._dataset.get_run_info("teacher").config.complete
 
 
 def _bad(n_rows, n_classes, value=0.5):
