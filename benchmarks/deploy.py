@@ -62,10 +62,6 @@ def truth_matrix(view, classes):
     return np.array([[c in (row or []) for c in classes] for row in labels])
 
 
-def folder_mb(folder):
-    return sum(os.path.getsize(os.path.join(folder, f)) for f in os.listdir(folder)) / 1e6
-
-
 def measure(n, workdir):
     name = f"inficond-bench-deploy-{uuid.uuid4().hex[:8]}"
     teacher = world_teacher()
@@ -100,7 +96,7 @@ def measure(n, workdir):
             export_max_diff=np.abs(exported - library).max(),
             student_img_s=images_per_second(program, student_images),
             teacher_img_s=images_per_second(traced_teacher, teacher_inputs(paths)),
-            student_mb=folder_mb(os.path.join(workdir, "export")),
+            student_mb=manifest["bytes"] / 1e6,
             student_program_mb=os.path.getsize(os.path.join(workdir, "export", "students.pt")) / 1e6,
             teacher_mb=os.path.getsize(os.path.join(workdir, "teacher.pt")) / 1e6,
             student_params=sum(t.numel() for t in load_program(os.path.join(workdir, "export", "students.pt"))

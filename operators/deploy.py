@@ -1,7 +1,5 @@
 """Export a student run's revision to the server's export folder, and apply an export to samples."""
 
-import os
-
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
@@ -46,10 +44,9 @@ class ExportStudents(foo.Operator):
         manifest = export_students(ctx.dataset, p.get("name") or "", key=p["key"], revision=p.get("revision"),
                                    prune=p.get("prune", 0.0), root=export_root(), overwrite=p.get("overwrite", False),
                                    user=ctx.user_id)
-        size = sum(os.path.getsize(os.path.join(manifest["directory"], f)) for f in os.listdir(manifest["directory"]))
         message = (f"Exported **{p['key']}** revision {manifest['run']['revision']} to `{manifest['directory']}`: "
                    f"{len(manifest['classes'])} classes over {manifest['concepts_kept']:,} of "
-                   f"{manifest['concepts']:,} concepts, {size / 1e6:.1f} MB")
+                   f"{manifest['concepts']:,} concepts, {manifest['bytes'] / 1e6:.1f} MB")
         if manifest["concepts_kept"] < manifest["concepts"]:
             message += f"; leaving the others out changes a probability by at most {manifest['prune_max_change']:.3f}"
         return {"directory": manifest["directory"], "revision": manifest["run"]["revision"], "message": message}

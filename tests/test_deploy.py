@@ -55,6 +55,7 @@ def test_an_exported_run_predicts_in_plain_torch_what_the_library_predicts(tuned
                                                                            tmp_path):
     manifest = export_students(distilled, tmp_path / "export")
     assert manifest["run"]["revision"] == 1 and manifest["classes"] == tuned.classes
+    assert manifest["bytes"] == sum(f.stat().st_size for f in (tmp_path / "export").iterdir())
     torch.save(_images(distilled, tiny_checkpoint), tmp_path / "images.pt")
     subprocess.run([sys.executable, "-c", PLAIN_TORCH, str(tmp_path / "export" / PROGRAM), str(tmp_path / "images.pt"),
                     str(tmp_path / "out.pt")], check=True, env={"PATH": os.environ["PATH"]})

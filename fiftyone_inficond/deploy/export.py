@@ -74,7 +74,8 @@ def export_students(samples, directory, key="students", revision=None, prune=0.0
         user: who exports (recorded in the manifest; the OS user by default)
 
     Returns:
-        the manifest (a dict) of the written export; ``manifest["directory"]`` is where it is
+        the manifest (a dict) of the written export; ``manifest["directory"]`` is where it is,
+        ``manifest["bytes"]`` the size of its files together
     """
     target = _target(directory, root)
     prune = number(prune, "the pruning level", 0, 1e6)
@@ -122,7 +123,8 @@ def export_students(samples, directory, key="students", revision=None, prune=0.0
         (folder / CORPUS).write_text("".join(f"{name}\n" for name in run.concepts), encoding="utf-8")
         manifest["files"] = {name: file_digest(folder / name) for name in (PROGRAM, TENSORS, CORPUS)}
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    return {**manifest, "directory": str(target)}
+        size = sum(entry.stat().st_size for entry in folder.iterdir())
+    return {**manifest, "directory": str(target), "bytes": size}
 
 
 def _prune_change(run, state, kept):
