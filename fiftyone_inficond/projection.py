@@ -58,7 +58,8 @@ def project(embeddings, method, seed=0):
 
 def concept_projection(samples, field="concepts", method="tsne"):
     """The concepts of the concept run in ``field`` projected with ``method``: ``{"concepts":
-    names, "points": (n, 2) float32}`` in corpus column order; cached in the database."""
+    names, "points": (n, 2) float32, "text_model": the id of the model that embedded them}`` in
+    corpus column order; cached in the database."""
     if method not in METHODS:
         raise InvalidRequest(f"Project concepts with one of {', '.join(METHODS.values())}; got {method!r}")
     config = require_embeddings(samples, field)
@@ -72,4 +73,4 @@ def concept_projection(samples, field="concepts", method="tsne"):
         collection.replace_one({"_id": key}, {"method": method, "points": Binary(points.tobytes())}, upsert=True)
     else:
         points = np.frombuffer(doc["points"], dtype=np.float32).reshape(len(texts), 2)
-    return {"concepts": list(corpus.names), "points": points}
+    return {"concepts": list(corpus.names), "points": points, "text_model": config["text_model"]}

@@ -105,7 +105,8 @@ class EmbeddingPanel(WorkbenchPanel):
     def fill(self, ctx, workbench, run):
         cls, field = workbench["cls"], run.config["concepts_field"]
         projection = concept_projection(ctx.dataset, field, workbench["method"])
-        found = _search(ctx.dataset.name, field, workbench["search"], tuple(projection["concepts"]))
+        found = _search(ctx.dataset.name, field, workbench["search"], tuple(projection["concepts"]),
+                        projection["text_model"])
         ctx.panel.state.set({
             "ready": True,
             "controls": {"method": workbench["method"], "search": workbench["search"]},
@@ -163,9 +164,10 @@ def _concepts_of(points):
 
 
 @functools.lru_cache(maxsize=64)
-def _search(dataset_name, field, phrase, names):
+def _search(dataset_name, field, phrase, names, text_model):
     """Concepts matching a typed phrase: by name first, then by meaning (nearest text embeddings).
-    Kept per dataset, concept run, phrase and concept names (an added concept makes new names):
+    Kept per dataset, concept run, phrase, concept names (an added concept makes new names) and
+    text model (a concept run recomputed with another model keeps its names, not their meaning):
     the map fills again on every refresh, a sibling panel's included, and would encode the phrase
     each time."""
     if not phrase:

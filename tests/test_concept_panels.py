@@ -154,6 +154,10 @@ def test_a_refresh_shows_the_search_without_searching_again_until_the_phrase_cha
     assert searched == ["blue sky"] and embedding.state["found"] == found
     embedding.event("on_search", value="green grass")
     assert searched == ["blue sky", "green grass"]
+    names = tuple(embedding.state["found"])  # any names: only the text model differs from the last search
+    panel_module._search(world[0].name, "concepts", "green grass", names, "text-model-a")
+    panel_module._search(world[0].name, "concepts", "green grass", names, "text-model-b")
+    assert searched == ["blue sky", "green grass", "green grass", "green grass"]
 
 
 def test_a_projection_method_is_a_choice_and_kept(world):
