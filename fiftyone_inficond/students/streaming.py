@@ -36,7 +36,13 @@ from torch.utils.data import IterableDataset
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.errors import InficondError, InvalidRequest, WriteFailed
 from fiftyone_inficond.students.data import read_inputs
-from fiftyone_inficond.students.training import TrainingConfig, fit_batches, initial_weights, start_bias
+from fiftyone_inficond.students.training import (
+    TrainingConfig,
+    chunked_standardization,
+    fit_batches,
+    initial_weights,
+    start_bias,
+)
 from fiftyone_inficond.students.tuning import no_bounds
 
 CHUNK_ROWS = 4096  # rows buffered while caching or standardizing: 4096 x 1,153 x 4 B = 19 MB
@@ -263,19 +269,9 @@ def _chunk(docs, concepts_field, teacher_field, train_of):
 
 def standardization(cache, rows=None):
     """Per-concept mean and standard deviation (at least 1e-6) of ``rows`` (the training rows by
-    default), chunk by chunk: float32 results as :func:`fiftyone_inficond.students.training.standardization`."""
+    default), chunk by chunk off the disk: float32 results as :func:`fiftyone_inficond.students.training.standardization`."""
     rows = np.flatnonzero(cache.train) if rows is None else rows
-    count, mean, m2 = 0, np.zeros(cache.n_concepts), np.zeros(cache.n_concepts)
-    for _, chunk in cache.chunks("concepts", rows):
-        chunk = chunk.astype(np.float64)
-        n, chunk_mean = len(chunk), chunk.mean(axis=0)
-        chunk_m2 = ((chunk - chunk_mean) ** 2).sum(axis=0)
-        delta, total = chunk_mean - mean, count + n
-        mean = mean + delta * n / total
-        m2 = m2 + chunk_m2 + delta**2 * count * n / total
-        count = total
-    std = np.sqrt(m2 / count)
-    return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
+    return chunked_standardization((chunk for _, chunk in cache.chunks("concepts", rows)), cache.n_concepts)
 
 
 class DiskBatches(IterableDataset):

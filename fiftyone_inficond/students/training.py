@@ -80,13 +80,21 @@ CHUNK_ROWS = 8192  # rows per step of the chunked passes below: 8192 x 1,153 x 8
 
 def standardization(concepts, rows=None):
     """Per-concept mean and standard deviation (at least 1e-6) of a concept matrix (of its
-    ``rows``: a bool mask or indices), as float32, accumulated in float64 chunk by chunk
-    (Chan's combination) so that no copy of the matrix is made."""
+    ``rows``: a bool mask or indices), as float32, chunk by chunk so that no copy of the matrix
+    is made."""
     rows = np.arange(len(concepts)) if rows is None else np.asarray(rows)
     rows = np.flatnonzero(rows) if rows.dtype == bool else rows
-    count, mean, m2 = 0, np.zeros(concepts.shape[1]), np.zeros(concepts.shape[1])
-    for start in range(0, len(rows), CHUNK_ROWS):
-        chunk = np.asarray(concepts[rows[start : start + CHUNK_ROWS]], dtype=np.float64)
+    chunks = (concepts[rows[start : start + CHUNK_ROWS]] for start in range(0, len(rows), CHUNK_ROWS))
+    return chunked_standardization(chunks, concepts.shape[1])
+
+
+def chunked_standardization(chunks, width):
+    """Per-column mean and standard deviation (at least 1e-6), float32, of the rows of ``chunks``
+    (``(m, width)`` arrays given one at a time: from memory or from disk), accumulated in float64
+    with Chan's combination of partial moments."""
+    count, mean, m2 = 0, np.zeros(width), np.zeros(width)
+    for chunk in chunks:
+        chunk = np.asarray(chunk, dtype=np.float64)
         n, chunk_mean = len(chunk), chunk.mean(axis=0)
         chunk_m2 = ((chunk - chunk_mean) ** 2).sum(axis=0)
         delta, total = chunk_mean - mean, count + n
