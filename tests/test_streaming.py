@@ -5,6 +5,7 @@ one), and the cache is written from a MongoDB cursor without reading all samples
 import fiftyone as fo
 import numpy as np
 import pytest
+from sklearn.metrics import average_precision_score
 
 from conftest import unique_name
 from fiftyone_inficond.corpus import corpus_id
@@ -93,6 +94,30 @@ def test_a_float16_cache_gives_float16_close_weights_and_the_same_decisions(smal
     teacher_says = run.data.teacher >= 0.5
     memory_tp = (student_says & teacher_says).sum(0)
     assert np.abs(counts["tp"] - memory_tp).max() <= 3  # of 300: a few borderline samples may flip
+
+
+def test_streamed_agreement_ap_is_the_exact_ap_within_a_bin(small, tmp_path):
+    run = train_students(small, key="memory", gt_field=None, epochs=3, batch_size=32)
+    cache = streaming.cache_inputs(small, str(tmp_path), dtype="float32")
+    students = streaming.StreamedStudents(run.weight, run.bias, *run._standardization())
+    streamed = streaming.streamed_agreement_ap(cache, students, batch_rows=64)
+    exact = run._metrics("all").agreement_ap
+    assert np.isfinite(exact).all()
+    np.testing.assert_allclose(streamed, exact, atol=0.01)
+    coarse = streaming.streamed_agreement_ap(cache, students, bins=3, batch_rows=64)
+    assert np.abs(coarse - exact).max() > 0.01  # the bins are what the figure rests on
+
+
+def test_binned_average_precision_is_sklearns_on_binned_scores():
+    rng, bins = np.random.default_rng(0), 11
+    scores = rng.random((500, 3))
+    truth = rng.random((500, 3)) < scores
+    truth[:, 2] = False  # no positives: undefined, as sklearn's is
+    binned = np.minimum((scores * (bins - 1)).astype(int), bins - 1)
+    histogram = lambda mask: np.stack([np.bincount(binned[mask[:, j], j], minlength=bins) for j in range(3)])  # noqa: E731
+    ap = streaming.binned_average_precision(histogram(truth), histogram(~truth))
+    np.testing.assert_allclose(ap[:2], [average_precision_score(truth[:, j], binned[:, j]) for j in range(2)])
+    assert np.isnan(ap[2])
 
 
 def test_an_empty_split_or_no_inputs_is_refused_before_anything_is_trained(small, tmp_path):
