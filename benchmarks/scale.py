@@ -14,8 +14,13 @@ psutil sampler every 20 ms: the larger) is that of the work measured, imports in
   ``whatif_s`` (top 10 concepts' what-if curves), ``top_concepts_s`` (the 10 concepts that most
   separate the student's wrong from right negatives; there are no images here, so no patches:
   benchmarks/interactive.py measures ``top_patches_s`` over real segments);
+* writes, at 10k and 100k: ``extract`` (compute_concepts over world scenes by the world CLIP,
+  Broden's 1,153 concepts: images in batches, bulk writes out; the samples' files cycle through a
+  pool of 256 images) and ``teacher`` (set_teacher_scores of one ``(n, classes)`` matrix): their
+  ``*_peak_mb`` at both sizes say whether memory stays flat as the dataset grows;
 * streamed path: ``cache`` (the MongoDB cursor written to a float16 matrix on disk, 100k) and
-  ``streamed`` (students fitted from batches read off that matrix, ``--streamed-epochs`` epochs;
+  ``streamed`` (students fitted from batches read off that matrix, ``--streamed-epochs`` epochs,
+  then their agreement counts and agreement AP, batch by batch;
   100k from the database's cache, 300k from a synthetic cache of the same shape, as 300k samples
   would be 1.4 GB more in a shared database).
 
@@ -233,8 +238,15 @@ def child_synthetic_cache(spec):
 
 
 def child_streamed(spec):
-    """Students fitted from the cache, then their agreement with the teacher, batch by batch."""
-    from fiftyone_inficond.students.streaming import InputsCache, fit_streamed, streamed_agreement
+    """Students fitted from the cache, then their agreement with the teacher (counts and AP), batch by batch."""
+    import numpy as np
+
+    from fiftyone_inficond.students.streaming import (
+        InputsCache,
+        fit_streamed,
+        streamed_agreement,
+        streamed_agreement_ap,
+    )
     from fiftyone_inficond.students.training import TrainingConfig
 
     warm_up()
@@ -245,11 +257,78 @@ def child_streamed(spec):
     start = time.perf_counter()
     counts = streamed_agreement(cache, students)
     agree = float((counts["tp"] + counts["tn"]).sum() / (len(cache) * cache.n_classes))
-    return {"train_s": train_s, "agreement_s": time.perf_counter() - start, "agreement": agree}
+    agreement_s, start = time.perf_counter() - start, time.perf_counter()
+    ap = float(np.nanmean(streamed_agreement_ap(cache, students)))
+    return {"train_s": train_s, "agreement_s": agreement_s, "agreement": agree,
+            "agreement_ap_s": time.perf_counter() - start, "agreement_ap": ap}
+
+
+def child_images(spec):
+    """A pool of ``spec["pool"]`` world scenes written as PNG files into ``spec["directory"]``, and
+    the Broden corpus's text embeddings under the world CLIP cached (as a user's first run caches
+    them), so that no extraction timing pays for either."""
+    from fiftyone_inficond.clip import load_clip
+    from fiftyone_inficond.corpus import DEFAULT_TEMPLATE, load_corpus
+    from fiftyone_inficond.text_cache import concept_embeddings
+    from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
+    from fiftyone_inficond.world.scenes import generate_scenes
+
+    os.makedirs(spec["directory"])
+    for i, scene in enumerate(generate_scenes(spec["pool"], seed=5)):
+        scene.image.save(os.path.join(spec["directory"], f"{i:04d}.png"))
+    concept_embeddings(load_clip(WORLD_MODEL, WORLD_CHECKPOINT), load_corpus(), DEFAULT_TEMPLATE)
+    return {}
+
+
+def child_image_dataset(spec):
+    """A persistent dataset of ``spec["n"]`` samples whose files cycle through the pool of images."""
+    import fiftyone as fo
+
+    quiet()
+    pool = sorted(os.path.join(spec["directory"], f) for f in os.listdir(spec["directory"]))
+    dataset = fo.Dataset(spec["name"], persistent=True)
+    for start in range(0, spec["n"], CHUNK):
+        dataset.add_samples([fo.Sample(filepath=pool[i % len(pool)]) for i in range(start, min(spec["n"], start + CHUNK))],
+                            progress=False)
+    return {}
+
+
+def child_extract(spec):
+    """Concepts extracted from every sample's image by the world CLIP (Broden's 1,153 concepts)."""
+    import fiftyone as fo
+
+    from fiftyone_inficond.clip import load_clip
+    from fiftyone_inficond.extraction import compute_concepts
+    from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
+
+    quiet()
+    dataset = fo.load_dataset(spec["name"])
+    clip = load_clip(WORLD_MODEL, WORLD_CHECKPOINT)
+    start = time.perf_counter()
+    done = compute_concepts(dataset, clip, batch_size=64, progress=False)
+    elapsed = time.perf_counter() - start
+    return {"extract_s": elapsed, "images_s": done.computed / elapsed}
+
+
+def child_teacher(spec):
+    """Teacher scores of every sample imported from one ``(n, classes)`` matrix (which the
+    caller holds, as a user holds the array they pass: its size is reported)."""
+    import fiftyone as fo
+    import numpy as np
+
+    from fiftyone_inficond.teacher import set_teacher_scores
+
+    quiet()
+    dataset = fo.load_dataset(spec["name"])
+    scores = np.concatenate([teacher for _, _, teacher in synthetic_chunks(spec["n"], spec["classes"])])
+    start = time.perf_counter()
+    set_teacher_scores(dataset, scores, [f"class_{j}" for j in range(spec["classes"])])
+    return {"teacher_s": time.perf_counter() - start, "input_mb": scores.nbytes / 2**20}
 
 
 CHILDREN = {"build": child_build, "app": child_app, "cache": child_cache,
-            "synthetic_cache": child_synthetic_cache, "streamed": child_streamed}
+            "synthetic_cache": child_synthetic_cache, "streamed": child_streamed, "images": child_images,
+            "image_dataset": child_image_dataset, "extract": child_extract, "teacher": child_teacher}
 
 
 def child(kind, spec):
@@ -339,7 +418,7 @@ def main():
 
     stamp = uuid.uuid4().hex[:8]
     names = {n: f"inficond-scale-{stamp}-{n}" for n in (args.small, args.large)}
-    app, streamed = {}, {}
+    app, streamed, written = {}, {}, {}
     with tempfile.TemporaryDirectory(prefix="inficond-scale-") as scratch:
         server = None if args.shared_database else own_database(os.path.join(scratch, "db"))
         try:
@@ -349,6 +428,14 @@ def main():
                 print(f"{n} samples: built in {time.perf_counter() - start:.0f} s", flush=True)
                 app[n] = spawn("app", name=name)
                 print(f"{n} samples, in memory: " + " ".join(f"{k}={v:.3f}" for k, v in app[n].items()), flush=True)
+            pool = os.path.join(scratch, "images")
+            spawn("images", directory=pool, pool=256)
+            for n in (args.small, args.large):
+                name = names[n] + "-images"
+                spawn("image_dataset", name=name, n=n, directory=pool)
+                written[n] = {"extract": spawn("extract", name=name),
+                              "teacher": spawn("teacher", name=name, n=n, classes=args.classes)}
+                print(f"{n} samples, extraction and teacher import: {written[n]}", flush=True)
             directory = os.path.join(scratch, f"cache-{args.large}")
             cache = spawn("cache", name=names[args.large], directory=directory)
             print(f"{args.large} samples, cursor -> float16 cache: {cache}", flush=True)
@@ -360,7 +447,7 @@ def main():
             print(f"{args.streamed_large} samples, streamed: {streamed[args.streamed_large]}", flush=True)
         finally:
             if server is None:
-                delete_datasets(names.values())
+                delete_datasets([*names.values(), *(name + "-images" for name in names.values())])
             else:
                 server.terminate()  # the benchmark's own server, and its data with the scratch folder
                 server.wait()
@@ -377,7 +464,14 @@ def main():
         streamed_epoch_s_100k=streamed[args.large]["train_s"] / args.streamed_epochs,
         streamed_epoch_s_300k=streamed[args.streamed_large]["train_s"] / args.streamed_epochs,
         streamed_agreement_s_300k=streamed[args.streamed_large]["agreement_s"],
+        streamed_agreement_ap_s_300k=streamed[args.streamed_large]["agreement_ap_s"],
     )
+    for step, timing in (("extract", "extract_s"), ("teacher", "teacher_s")):
+        figures[f"{step}_peak_mb_10k"] = written[args.small][step]["peak_mb"]
+        figures[f"{step}_peak_mb_100k"] = written[args.large][step]["peak_mb"]
+        figures[timing] = written[args.large][step][timing]
+        figures[f"{step}_growth"] = written[args.large][step][timing] / written[args.small][step][timing]
+    figures["extract_images_s"] = written[args.large]["extract"]["images_s"]
     figures["threads"] = args.threads
     print(" ".join(f"{k}={v}" if isinstance(v, int) else f"{k}={v:.3f}" for k, v in figures.items()))
 
