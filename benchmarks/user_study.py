@@ -86,12 +86,23 @@ def regime(dataset, test, seed, bias, log):
     return {"rows": rows, "summary": validation["summary"], "spurious_weight": spurious}
 
 
+def tag_test_split(dataset, n, seed):
+    """Tags ``n`` held-out samples ``test``, the same ones for the same seed. FiftyOne's own
+    ``take(seed=...)`` orders by a per-sample random number drawn unseeded at insertion, so it
+    drew a different test split on every run, and the study's figures moved from run to run
+    (one variant of the expert could not be told from another)."""
+    heldout = dataset.match_tags("heldout")
+    ids = [i for _, i in sorted(zip(heldout.values("filepath"), heldout.values("id")))]
+    chosen = np.random.default_rng(seed).choice(len(ids), n, replace=False)
+    dataset.select([ids[j] for j in chosen]).tag_samples("test")
+
+
 def study_world(seed, cls, thing, n_train, n_heldout, clip, log):
     with tempfile.TemporaryDirectory() as root:
         name = f"inficond-study-{uuid.uuid4().hex[:8]}"
         dataset = load_world_splits(name, root, n_train, n_heldout, seed, context_with={cls: {thing: BIAS_CONTEXT_RATE}})
         try:
-            dataset.match_tags("heldout").take(n_heldout // 2, seed=seed).tag_samples("test")
+            tag_test_split(dataset, n_heldout // 2, seed)
             corpus = packaged_corpus("world")
             compute_concepts(dataset, clip, corpus=corpus, batch_size=64, progress=False)
             heldout = dataset.match_tags("heldout")
@@ -114,13 +125,17 @@ def main():
     parser.add_argument("--train", type=int, default=200)
     parser.add_argument("--heldout", type=int, default=200)
     parser.add_argument("--worlds", type=int, default=len(WORLDS), help="how many of the worlds")
+    parser.add_argument("--seed-offset", type=int, default=0,
+                        help="added to every world's seed: the same classes and context in other worlds, "
+                             "to tell a change to the expert from one world's luck")
     parser.add_argument("--log", action="store_true", help="print every decision")
     args = parser.parse_args()
     logging.getLogger("fiftyone").setLevel(logging.WARNING)
     fo.config.show_progress_bars = False
     started = time.time()
     clip = load_clip(WORLD_MODEL, WORLD_CHECKPOINT, device="cpu")
-    worlds = [study_world(seed, cls, thing, args.train, args.heldout, clip, print if args.log else None)
+    log = print if args.log else None
+    worlds = [study_world(seed + args.seed_offset, cls, thing, args.train, args.heldout, clip, log)
               for seed, cls, thing in WORLDS[: args.worlds]]
 
     print(f"{len(worlds)} worlds, {args.train} training scenes (correlated) and {args.heldout} held-out (half "
