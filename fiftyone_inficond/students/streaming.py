@@ -344,7 +344,7 @@ def fit_streamed(cache, config=None, weight=None, bias=None, lower=None, upper=N
 
 
 def _student_logits(cache, students, rows, batch_rows):
-    """``(student logits (m, k), teacher probabilities (m, k))`` of ``rows``, chunk by chunk."""
+    """``(student logits (m, k), teacher probabilities (m, k))`` of ``rows`` (all by default), chunk by chunk."""
     for index, concepts in cache.chunks("concepts", rows, batch_rows):
         logits = ((concepts - students.mean) / students.std) @ students.weight.T + students.bias
         yield logits, cache.rows("teacher", index)
@@ -356,7 +356,6 @@ def streamed_agreement(cache, students, threshold=0.5, rows=None, batch_rows=CHU
     Returns:
         ``{"tp", "fp", "fn", "tn": (k,) int64}`` with the teacher's decisions as truth
     """
-    rows = np.arange(len(cache)) if rows is None else np.asarray(rows)
     counts = {name: np.zeros(cache.n_classes, np.int64) for name in ("tp", "fp", "fn", "tn")}
     cut = logit(threshold)
     for logits, teacher in _student_logits(cache, students, rows, batch_rows):
@@ -381,7 +380,6 @@ def streamed_agreement_ap(cache, students, threshold=0.5, rows=None, bins=1001, 
     Returns:
         ``(k,)`` float64, NaN for classes the teacher never calls positive (as the panels show them)
     """
-    rows = np.arange(len(cache)) if rows is None else np.asarray(rows)
     k = cache.n_classes
     counts = {True: np.zeros(k * bins, np.int64), False: np.zeros(k * bins, np.int64)}
     offsets = np.arange(k) * bins
