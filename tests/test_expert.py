@@ -7,9 +7,9 @@ import pytest
 from conftest import unique_name
 from fiftyone_inficond.demo import build_world
 from fiftyone_inficond.students.run import delete_students, list_student_runs, load_students
-from fiftyone_inficond.world.expert import CONTEXT, TOLERATED_DROP, decide, own_concepts, shown, tune_class
+from fiftyone_inficond.world.expert import CONTEXT, TOLERATED_DROP, context_for, decide, own_concepts, shown, tune_class
 
-LINE = re.compile(r"^(👍|👎) (\S+) for (\S+): (context|part of \S+), weight [+-]\d+\.\d\d(, \d+(?:st|nd|rd|th) by | on the concept map)")
+LINE = re.compile(r"^(👍|👎) (\S+) for (\S+): (context(?: \(\w+'s colour\))?|part of \S+), weight [+-]\d+\.\d\d(, \d+(?:st|nd|rd|th) by | on the concept map)")
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +24,14 @@ def world(tmp_path_factory):
 def test_the_expert_knows_parts_and_context():
     assert own_concepts("airplane") >= {"body", "wing", "tail", "grey"} and "cloud" not in own_concepts("airplane")
     assert {"cloud", "sun", "rock", "sky", "water"} <= CONTEXT and not CONTEXT & own_concepts("boat")
+
+
+def test_where_a_class_stands_is_not_context_and_a_downtuned_things_colour_is():
+    assert {"grass", "road"}.isdisjoint(context_for("bicycle")) and "sky" not in context_for("airplane")
+    assert {"sun", "cloud", "sky", "water"} <= set(context_for("bicycle")) and "yellow" not in context_for("bicycle")
+    assert context_for("bicycle", ["sun"])["yellow"] == "context (sun's colour)"
+    # unless the class's own parts wear it: airplanes' wings and tails are grey like rocks, trees' leaves yellow
+    assert "grey" not in context_for("airplane", ["rock"]) and "yellow" not in context_for("tree", ["sun"])
 
 
 def test_a_context_concept_the_student_relies_on_is_down_tuned_first(world):
@@ -49,11 +57,11 @@ def test_the_expert_tunes_the_worst_class_from_what_the_panels_show_and_logs_why
     for line in (line for iteration in tuned for line in iteration):
         thumb, concept, named, kind, _ = LINE.match(line).groups()
         assert named == cls
-        assert (concept in CONTEXT) if thumb == "👎" else (concept in own_concepts(cls))
-        assert kind == ("context" if thumb == "👎" else f"part of {cls}")
+        assert (kind == context_for(cls, CONTEXT)[concept]) if thumb == "👎" else (concept in own_concepts(cls))
+        assert thumb == "👎" or kind == f"part of {cls}"
     for line in tuned[0] if tuned else ():  # decided from what the knowledge panel or the concept map showed
         concept = line.split(" ")[1]
-        assert concept in shown_before or ("on the concept map" in line and concept in CONTEXT)
+        assert concept in shown_before or ("on the concept map" in line and concept in context_for(cls))
     history = load_students(world, "students").history
     tunes = [e for e in history if e["kind"] == "tune" and e["user"] == "scripted expert"]
     reverts = [e for e in history if e["kind"] == "revert" and e["user"] == "scripted expert"]
