@@ -64,7 +64,7 @@ bench: venv $(PLUGINS)/inficond
 fidelity: venv
 	$(PY) benchmarks/fidelity.py
 
-# The simulated expert study over 3 worlds (about 10 minutes on 2 cores); STUDY_ARGS=--log prints every decision.
+# The simulated expert study over 3 worlds (about 12 minutes on 2 cores); STUDY_ARGS=--log prints every decision.
 study: venv
 	$(PY) benchmarks/user_study.py $(STUDY_ARGS)
 

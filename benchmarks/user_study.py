@@ -122,7 +122,10 @@ def _ap(value):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--train", type=int, default=200)
+    parser.add_argument("--train", type=int, default=600,
+                        help="training scenes (with the correlation) the students learn from: fit to 200 of world 22's, a "
+                             "logistic regression on the ground truth reached 0.77 AP for car on test, 0.94 fit to 300 "
+                             "validation scenes, and the car student 0.90 (0.92 with 600)")
     parser.add_argument("--heldout", type=int, default=600,
                         help="held-out scenes, half validation and half test: with 100 each a class had 15 positives "
                              "and one retraining moved its AP by 1-2 points")
