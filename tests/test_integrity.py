@@ -17,7 +17,7 @@ from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.corpus import load_corpus
 from fiftyone_inficond.errors import InficondError, RunInputsChanged, StaleRunError, UnknownName
 from fiftyone_inficond.extraction import compute_concepts
-from fiftyone_inficond.students import store
+from fiftyone_inficond.students import data, store
 from fiftyone_inficond.students.run import (
     delete_students,
     list_student_runs,
@@ -141,6 +141,21 @@ def test_a_run_keeps_its_samples_in_the_sdk_and_the_tune_operator(distilled):
     distilled.delete_samples(run.ids[:2])
     with pytest.raises(RunInputsChanged, match="2 of the 60 samples run 'part' was trained on were deleted"):
         load_students(distilled, "part")
+
+
+def test_a_sample_deleted_between_a_loads_two_reads_is_reported_as_deleted(distilled, monkeypatch):
+    run = train_students(distilled.take(40, seed=2), key="race", epochs=1)
+    assert run.data.truth is not None  # its labels are a second read, after the vectors
+    read_vectors = data._matrices
+
+    def then_a_colleague_deletes_one(*args, **kwargs):
+        matrices = read_vectors(*args, **kwargs)
+        distilled.delete_samples(run.ids[:1])
+        return matrices
+
+    monkeypatch.setattr(data, "_matrices", then_a_colleague_deletes_one)
+    with pytest.raises(RunInputsChanged, match="1 of the 40 samples run 'race' was trained on were deleted"):
+        load_students(distilled, "race")
 
 
 # 4. A deleted run comes back --------------------------------------------------------------

@@ -163,20 +163,25 @@ def run_data(samples, key, sample_ids, train, config):
         view = dataset.exists(concepts_field).exists(teacher_field)
     # Its columns only, whatever was added since.
     concepts, teacher, found = _matrices(view, sample_ids, concepts_field, teacher_field, len(config["concept_mean"]))
+    truth = []
+    if gt_field:  # a second read: a sample deleted since the first is missing here too
+        labels, labelled = _labels_in_order(view, sample_ids, gt_field)
+        truth, found = [labels], found & labelled
     if not found.all():
         raise RunInputsChanged(
             f"{int((~found).sum())} of the {len(sample_ids)} samples run '{key}' was trained on were deleted or "
             f"lost their '{concepts_field}' or '{teacher_field}' values since: retrain it"
         )
-    truth = [_labels_in_order(view, sample_ids, gt_field)] if gt_field else []
     return _data(list(sample_ids), concepts, teacher, truth, config["classes"], train)
 
 
 def _labels_in_order(view, sample_ids, field):
-    """The ``field`` labels of the samples ``sample_ids``, in that order (all of them are in ``view``)."""
+    """The ``field`` labels of the samples ``sample_ids`` in that order (``None`` for a sample not
+    in ``view``), and an ``(n,)`` bool of those in it."""
     found, labels = view.values(["id", field])
     row = {sample_id: i for i, sample_id in enumerate(found)}
-    return [labels[row[sample_id]] for sample_id in sample_ids]
+    rows = [row.get(sample_id) for sample_id in sample_ids]
+    return [None if r is None else labels[r] for r in rows], np.array([r is not None for r in rows], dtype=bool)
 
 
 def _matrices(view, ids, concepts_field, teacher_field, width=None):
