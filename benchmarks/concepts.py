@@ -10,7 +10,6 @@ embeddings already in the shared cache (every run after the first for a model), 
 import argparse
 import glob
 import os
-import time
 import uuid
 
 import fiftyone as fo
@@ -23,14 +22,9 @@ from fiftyone_inficond.corpus import load_corpus
 from fiftyone_inficond.extraction import compute_concepts
 from fiftyone_inficond.images import image_batches
 from fiftyone_inficond.text_cache import COLLECTION, weights_id
+from timing import timed
 
 COCO128 = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets", "coco128-train")
-
-
-def timed(fn):
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 @torch.no_grad()
@@ -51,14 +45,14 @@ def main():
     paths = sorted(glob.glob(os.path.join(COCO128, "images", "*.jpg")))[: args.images]
     clip = load_clip(args.model, args.pretrained, device="cpu")
     corpus = load_corpus()
-    text_s = timed(lambda: encode_concepts(clip, corpus))
+    text_s, _ = timed(lambda: encode_concepts(clip, corpus))
     extractor = ConceptExtractor(clip.model, encode_concepts(clip, corpus))
     batches = [images for _, images, _ in image_batches(paths, clip.preprocess, args.batch_size)]
 
     encode_all(clip.model, batches[:1])  # warm-up
     extractor(batches[0])
-    encode_s = timed(lambda: encode_all(clip.model, batches))
-    extract_s = timed(lambda: [extractor(images) for images in batches])
+    encode_s, _ = timed(lambda: encode_all(clip.model, batches))
+    extract_s, _ = timed(lambda: [extractor(images) for images in batches])
 
     def load_and_encode():
         encode_all(clip.model, (x for _, x, _ in image_batches(paths, clip.preprocess, args.batch_size)))
@@ -67,11 +61,11 @@ def main():
         dataset = fo.Dataset(f"inficond-bench-{uuid.uuid4().hex[:8]}")
         try:
             dataset.add_samples([fo.Sample(filepath=p) for p in paths])
-            return timed(lambda: compute_concepts(dataset, clip, batch_size=args.batch_size, progress=False))
+            return timed(lambda: compute_concepts(dataset, clip, batch_size=args.batch_size, progress=False))[0]
         finally:
             dataset.delete()
 
-    load_encode_s = timed(load_and_encode)
+    load_encode_s, _ = timed(load_and_encode)
     cache = fiftyone_api.database()[COLLECTION]
     cache.delete_many({"model": f"{clip.name}|{weights_id(clip)}"})  # cold: this model's texts forgotten
     pipeline_cold_s = pipeline()

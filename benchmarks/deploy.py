@@ -14,7 +14,6 @@ speed. Ends with one line of key=value pairs.
 import argparse
 import os
 import tempfile
-import time
 import uuid
 
 import fiftyone as fo
@@ -32,6 +31,7 @@ from fiftyone_inficond.students.run import delete_students, list_student_runs, l
 from fiftyone_inficond.teacher import teacher_scores
 from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
 from fiftyone_inficond.world.teacher_model import CLASS_NAMES, IMAGE_SIZE, MEAN, STD
+from timing import timed
 
 BATCH = 32
 
@@ -40,12 +40,7 @@ def images_per_second(model, images, repeats=3):
     """Best of ``repeats`` passes over ``images`` in batches of :data:`BATCH`, after one warm-up batch."""
     with torch.no_grad():
         model(images[:BATCH])
-        best = float("inf")
-        for _ in range(repeats):
-            start = time.perf_counter()
-            for i in range(0, len(images), BATCH):
-                model(images[i : i + BATCH])
-            best = min(best, time.perf_counter() - start)
+        best, _ = timed(lambda: [model(images[i : i + BATCH]) for i in range(0, len(images), BATCH)], repeats)
     return len(images) / best
 
 

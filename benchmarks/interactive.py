@@ -15,8 +15,6 @@ their text encoded once, the index already open).
 
 import argparse
 import logging
-import statistics
-import time
 
 import fiftyone as fo
 
@@ -27,18 +25,10 @@ from fiftyone_inficond.students.run import delete_students, open_students, train
 
 from common import world_with_concepts
 from students import build_dataset, synthetic
+from timing import median_ms, timed
 
 
 NEW_CONCEPTS = ["propeller", "antenna", "flag", "fence", "tree", "lamp", "bridge", "tower", "ladder", "cabin"]
-
-
-def median_ms(fn, repeat=7):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1000 * statistics.median(times)
 
 
 def student_figures(n_samples, n_classes):
@@ -48,10 +38,12 @@ def student_figures(n_samples, n_classes):
     try:
         dataset.take(2 * n_samples // 3, seed=0).tag_samples("train")
         train_students(dataset, key="bench", train_tag="train", epochs=2)
-        start = time.perf_counter()
-        run = open_students(dataset, "bench")
-        run.performance("validation")  # what the first paint shows
-        load_s = time.perf_counter() - start
+        def open_and_measure():
+            run = open_students(dataset, "bench")
+            run.performance("validation")  # what the first paint shows
+            return run
+
+        load_s, run = timed(open_and_measure)
         cls = run.classes[0]
         figures = dict(
             load_s=load_s,
@@ -73,13 +65,9 @@ def student_figures(n_samples, n_classes):
 
 def concept_figures(n_images):
     with world_with_concepts(n_images, packaged_corpus("world")) as dataset:
-        start = time.perf_counter()
-        index = locate.open_index(dataset)
-        index_load_s = time.perf_counter() - start
+        index_load_s, index = timed(lambda: locate.open_index(dataset))
         top_s = median_ms(lambda: locate.top_patches(dataset, "wing", n=20), repeat=5) / 1000
-        start = time.perf_counter()
-        add_concepts(dataset, NEW_CONCEPTS)
-        add_s = time.perf_counter() - start
+        add_s, _ = timed(lambda: add_concepts(dataset, NEW_CONCEPTS))
         return dict(index_load_s=index_load_s, top_patches_s=top_s, add_concepts_s=add_s,
                     segments=len(index.segment), embed_dim=index.embeddings.shape[1])
 

@@ -23,15 +23,14 @@ import argparse
 import logging
 import os
 import sys
-import time
 
 import fiftyone as fo
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 from common import world_with_concepts  # noqa: E402
-from interactive import median_ms  # noqa: E402
 from panel_driver import PanelDriver  # noqa: E402
 from students import build_dataset, synthetic  # noqa: E402
+from timing import median_ms, timed  # noqa: E402
 
 from fiftyone_inficond.corpus import load_corpus, make_corpus  # noqa: E402
 from fiftyone_inficond.demo import workspace  # noqa: E402
@@ -55,9 +54,7 @@ def concept_panel_figures(n_images):
         train_students(dataset, key="bench", train_tag="fit", epochs=2)
         config = run_config(dataset, "concepts", CONCEPTS_METHOD)
         embeddings = run_text_embeddings(config, make_corpus(config["concepts"]).texts(config["template"]))
-        start = time.perf_counter()
-        project(embeddings, "tsne")  # what the first user of this corpus waits for, once
-        projection_s = time.perf_counter() - start
+        projection_s, _ = timed(lambda: project(embeddings, "tsne"))  # what the first user of this corpus waits for, once
         concept_projection(dataset, "concepts", "tsne")
 
         spaces = workspace()  # as the user sees it: the concept map and the concept detail tabs open
@@ -67,9 +64,7 @@ def concept_panel_figures(n_images):
         detail = PanelDriver(dataset, "inficond_concept", spaces)
         open_students_first = PanelDriver(dataset, "inficond_performance", spaces)
         open_students_first.event("on_load")  # the run is loaded by the panels already open
-        start = time.perf_counter()
-        embedding.event("on_load")
-        embedding_first_paint_s = time.perf_counter() - start
+        embedding_first_paint_s, _ = timed(lambda: embedding.event("on_load"))
         detail.event("on_load")
         concepts = iter(load_corpus().names[::97])
         detail_s = median_s(lambda: detail.event("on_change_concept", value=next(concepts)))
@@ -98,10 +93,7 @@ def main():
         runs._OPEN_RUNS.clear()  # as in an App server process that has not opened the run yet
         performance = PanelDriver(dataset, "inficond_performance")
         knowledge = PanelDriver(dataset, "inficond_knowledge", performance.spaces)
-        start = time.perf_counter()
-        performance.event("on_load")
-        knowledge.event("on_load")
-        first_paint_s = time.perf_counter() - start
+        first_paint_s, _ = timed(lambda: (performance.event("on_load"), knowledge.event("on_load")))
         scores = next(t for t in performance.data["chart"] if t["name"] == "student AP")
         ids = iter(scores["ids"] * 5)
         select_class_s = median_s(lambda: performance.event("on_click_chart", id=next(ids)))

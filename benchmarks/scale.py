@@ -39,7 +39,8 @@ import subprocess
 import sys
 import tempfile
 import threading
-import time
+
+from timing import timed
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -142,38 +143,25 @@ def child_app(spec):
     warm_up()
     dataset = fo.load_dataset(spec["name"])
     out = {}
-    start = time.perf_counter()
-    run = runs.train_students(dataset, key="scale", train_tag="train", overwrite=True)
-    out["train_s"] = time.perf_counter() - start
+    out["train_s"], run = timed(lambda: runs.train_students(dataset, key="scale", train_tag="train", overwrite=True))
     cls = run.classes[0]
     del run
     gc.collect()
 
     loads = []
     for _ in range(3):  # the median of three: one load of 10k samples is short and noisy on a shared machine
-        start = time.perf_counter()
-        run = runs.load_students(dataset, "scale")
-        loads.append(time.perf_counter() - start)
-        del run
+        loads.append(timed(lambda: runs.load_students(dataset, "scale"))[0])  # the run freed before the next
         gc.collect()
     out["load_s"] = sorted(loads)[1]
 
     out["first_paint_s"] = first_paint(dataset)
     run = runs.open_students(dataset, "scale")  # opened by the panels already (when they ran)
     [(best, _)], [(worst, _)] = run.top_concepts(cls, 1), run.top_concepts(cls, 1, sign="negative")
-    start = time.perf_counter()
-    run.tune(up={cls: [best]}, down={cls: [worst]})
-    out["tune_s"] = time.perf_counter() - start
+    out["tune_s"], _ = timed(lambda: run.tune(up={cls: [best]}, down={cls: [worst]}))
     run._metrics_cache.clear()  # metrics of every class, computed afresh
-    start = time.perf_counter()
-    run.performance("validation")
-    out["metrics_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    run.what_if(cls, n=10)
-    out["whatif_s"] = time.perf_counter() - start
-    start = time.perf_counter()
-    run.top_concepts(cls, 10, by="negatives")
-    out["top_concepts_s"] = time.perf_counter() - start
+    out["metrics_s"], _ = timed(lambda: run.performance("validation"))
+    out["whatif_s"], _ = timed(lambda: run.what_if(cls, n=10))
+    out["top_concepts_s"], _ = timed(lambda: run.top_concepts(cls, 10, by="negatives"))
     runs.delete_students(dataset, "scale")
     return out
 
@@ -202,10 +190,7 @@ def first_paint(dataset):
         runs._OPEN_RUNS.clear()
         performance = PanelDriver(dataset, "inficond_performance")
         knowledge = PanelDriver(dataset, "inficond_knowledge", performance.spaces)
-        start = time.perf_counter()
-        performance.event("on_load")
-        knowledge.event("on_load")
-        elapsed = time.perf_counter() - start
+        elapsed, _ = timed(lambda: (performance.event("on_load"), knowledge.event("on_load")))
         if "chart" not in performance.data:
             raise RuntimeError(f"the performance panel drew no chart: {performance.state.get('message')}")
         return elapsed
@@ -221,9 +206,8 @@ def child_cache(spec):
     from fiftyone_inficond.students.streaming import cache_inputs
 
     quiet()
-    start = time.perf_counter()
-    cache_inputs(fo.load_dataset(spec["name"]), spec["directory"], train_tag="train")
-    return {"cache_s": time.perf_counter() - start}
+    seconds, _ = timed(lambda: cache_inputs(fo.load_dataset(spec["name"]), spec["directory"], train_tag="train"))
+    return {"cache_s": seconds}
 
 
 def child_synthetic_cache(spec):
@@ -255,16 +239,12 @@ def child_streamed(spec):
 
     warm_up()
     cache = InputsCache.open(spec["directory"])
-    start = time.perf_counter()
-    students = fit_streamed(cache, TrainingConfig(epochs=spec["epochs"]))
-    train_s = time.perf_counter() - start
-    start = time.perf_counter()
-    counts = streamed_agreement(cache, students)
+    train_s, students = timed(lambda: fit_streamed(cache, TrainingConfig(epochs=spec["epochs"])))
+    agreement_s, counts = timed(lambda: streamed_agreement(cache, students))
     agree = float((counts["tp"] + counts["tn"]).sum() / (len(cache) * cache.n_classes))
-    agreement_s, start = time.perf_counter() - start, time.perf_counter()
-    ap = float(np.nanmean(streamed_agreement_ap(cache, students)))
+    agreement_ap_s, ap = timed(lambda: float(np.nanmean(streamed_agreement_ap(cache, students))))
     return {"train_s": train_s, "agreement_s": agreement_s, "agreement": agree,
-            "agreement_ap_s": time.perf_counter() - start, "agreement_ap": ap}
+            "agreement_ap_s": agreement_ap_s, "agreement_ap": ap}
 
 
 def child_images(spec):
@@ -308,9 +288,7 @@ def child_extract(spec):
     quiet()
     dataset = fo.load_dataset(spec["name"])
     clip = load_clip(WORLD_MODEL, WORLD_CHECKPOINT)
-    start = time.perf_counter()
-    done = compute_concepts(dataset, clip, batch_size=64, progress=False)
-    elapsed = time.perf_counter() - start
+    elapsed, done = timed(lambda: compute_concepts(dataset, clip, batch_size=64, progress=False))
     return {"extract_s": elapsed, "images_s": done.computed / elapsed}
 
 
@@ -325,9 +303,8 @@ def child_teacher(spec):
     quiet()
     dataset = fo.load_dataset(spec["name"])
     scores = np.concatenate([teacher for _, _, teacher in synthetic_chunks(spec["n"], spec["classes"])])
-    start = time.perf_counter()
-    set_teacher_scores(dataset, scores, [f"class_{j}" for j in range(spec["classes"])])
-    return {"teacher_s": time.perf_counter() - start, "input_mb": scores.nbytes / 2**20}
+    seconds, _ = timed(lambda: set_teacher_scores(dataset, scores, [f"class_{j}" for j in range(spec["classes"])]))
+    return {"teacher_s": seconds, "input_mb": scores.nbytes / 2**20}
 
 
 CHILDREN = {"build": child_build, "app": child_app, "cache": child_cache,
@@ -427,9 +404,8 @@ def main():
         server = None if args.shared_database else own_database(os.path.join(scratch, "db"))
         try:
             for n, name in names.items():
-                start = time.perf_counter()
-                spawn("build", name=name, n=n, classes=args.classes)
-                print(f"{n} samples: built in {time.perf_counter() - start:.0f} s", flush=True)
+                seconds, _ = timed(lambda: spawn("build", name=name, n=n, classes=args.classes))
+                print(f"{n} samples: built in {seconds:.0f} s", flush=True)
                 app[n] = spawn("app", name=name)
                 print(f"{n} samples, in memory: " + " ".join(f"{k}={v:.3f}" for k, v in app[n].items()), flush=True)
             pool = os.path.join(scratch, "images")

@@ -8,7 +8,6 @@ The paper (InFiConD) reports about 30 s for 10 training epochs; ratios are ours 
 
 import argparse
 import logging
-import time
 import uuid
 
 import fiftyone as fo
@@ -20,6 +19,7 @@ from fiftyone_inficond.students.run import delete_students, load_students, train
 from fiftyone_inficond.students.training import TrainingConfig, fit, initial_weights
 from fiftyone_inficond.students.tuning import no_bounds
 from fiftyone_inficond.teacher import set_teacher_scores
+from timing import timed
 
 PAPER_TRAIN_S = 30.0
 
@@ -43,15 +43,6 @@ def build_dataset(concepts, teacher, corpus):
     record_run(dataset, "concepts", CONCEPTS_METHOD, corpus_id=corpus.id, concepts=list(corpus.names))
     set_teacher_scores(dataset, teacher, [f"class_{j}" for j in range(teacher.shape[1])])
     return dataset
-
-
-def timed(fn, repeat=1):
-    best = np.inf
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def main():
