@@ -102,7 +102,7 @@ def decide(run, cls, tried=()):
     out ``tried`` ``(concept, direction)`` pairs (instructions that made things worse)."""
     weights = dict(zip(run.concepts, run.weight[run.classes.index(cls)].tolist()))
     places = shown(run, cls)
-    up_tuned = set(run.tuned(cls)["up"])
+    held = run.tuned(cls)  # the concepts already held by a bound
 
     def where(concept):
         if concept not in places:
@@ -111,7 +111,7 @@ def decide(run, cls, tried=()):
         return f"weight {weights[concept]:+.2f}, {_ordinal(rank)} {RANKINGS[ranking]}"
 
     visible = NOTICEABLE * max(abs(w) for w in weights.values())  # a weight the charts show as more than nothing
-    why = context_for(cls, run.tuned(cls)["down"])
+    why = context_for(cls, held["down"])
     context = sorted((c for c in why if c in weights and weights[c] > visible and (c, "down") not in tried),
                      key=lambda c: -weights[c])
     # From the map, one concept at a time: a map-wide sweep that made things worse would be reverted
@@ -122,7 +122,7 @@ def decide(run, cls, tried=()):
     missing = [
         c for c in places
         if c in own and (c, "up") not in tried
-        and (weights[c] <= 0 or (c not in up_tuned and any(r == "positives" for _, r in places[c])))
+        and (weights[c] <= 0 or (c not in held["up"] and any(r == "positives" for _, r in places[c])))
     ]
     ups = [Decision(cls, c, "up", f"part of {cls}, {where(c)}") for c in sorted(missing, key=lambda c: weights[c])]
     return (downs + ups)[:MAX_DECISIONS]
