@@ -38,6 +38,7 @@ def student_figures(n_samples, n_classes):
     try:
         dataset.take(2 * n_samples // 3, seed=0).tag_samples("train")
         train_students(dataset, key="bench", train_tag="train", epochs=2)
+
         def open_and_measure():
             run = open_students(dataset, "bench")
             run.performance("validation")  # what the first paint shows
