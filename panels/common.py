@@ -267,6 +267,13 @@ def not_ready(panel, state):
 # --- pending 👍/👎 and Fine-tune (the knowledge and concept panels) ------------------------
 
 
+def usage_text(run, cls):
+    """"its student uses 14 of 1,153 concepts (budget 16)": how much of the corpus decides a class."""
+    budget = run.budget_of(cls)
+    limit = "" if budget is None else f" (budget {budget})"
+    return f"its student uses {len(run.uses(cls))} of {len(run.concepts):,} concepts{limit}"
+
+
 def toggle_pending(workbench, concept, direction):
     """The pending instructions with ``direction`` on ``concept`` for the workbench's class added,
     or removed when it was there (one instruction per class and concept: the newest wins)."""
@@ -323,7 +330,28 @@ def _tuned_message(entry, before, after, split):
         for cls in entry["class_metrics"]
     ]
     mean = _points(before["summary"]["student_ap"], after["summary"]["student_ap"])
-    return f"✅ Revision {entry['revision']} saved ({split} samples) · " + "; ".join(changes) + f" · mean student AP {mean}"
+    return (f"✅ Revision {entry['revision']} saved ({split} samples) · " + "; ".join(changes)
+            + f" · mean student AP {mean}  \n" + weights_text(entry))
+
+
+def weights_text(entry):
+    """What the tuning did to the weights: each named concept's (with the synonyms it took
+    along) and those that rose in its place, for the user to 👎 next if they stand in for it."""
+    via = {}
+    for item in entry["change"]:
+        via.setdefault((item["class"], item.get("via", item["concept"])), []).append(item)
+    tuned = []
+    for (cls, named), items in via.items():
+        items.sort(key=lambda item: item["concept"] != named)
+        also = [item["concept"] for item in items[1:]]
+        weights = ", ".join(f"{item['weight_before']:.3f} → {item['weight_after']:.3f}" for item in items)
+        tuned.append(f"{THUMBS[items[0]['direction']]} *{named}*" + (f" (+ {', '.join(also)})" if also else "")
+                     + f" for {cls}: {weights}")
+    rose = [
+        f"for {cls}: " + ", ".join(f"*{r['concept']}* {r['weight_after'] - r['weight_before']:+.3f}" for r in rows)
+        for cls, rows in (entry.get("rose") or {}).items() if rows
+    ]
+    return "; ".join(tuned) + (f" · rose in their place {'; '.join(rose)}" if rose else "")
 
 
 def _points(before, after):

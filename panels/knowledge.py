@@ -22,6 +22,7 @@ from .common import (
     answers,
     choices,
     draw_text,
+    usage_text,
     fine_tune,
     image_uri,
     pct,
@@ -113,7 +114,7 @@ class KnowledgePanel(WorkbenchPanel):
             "settings": {"factor": workbench["factor"], "epochs": workbench["epochs"]},
             "header": (
                 f"**{cls}** · student AP {pct(metrics['student_ap'])} (teacher {pct(metrics['teacher_ap'])}) · "
-                f"F1 vs teacher {pct(metrics['f1'])} · run '{run.key}' revision {run.revision}"
+                f"F1 vs teacher {pct(metrics['f1'])} · {usage_text(run, cls)} · run '{run.key}' revision {run.revision}"
                 + (f" · only the {len(focus)} concepts selected on the concept map" if focus else "")
                 + ("" if located else f"  \nNo image patches: '{field}' was not computed from these images "
                                       "by this version (compute concepts again to see them)")

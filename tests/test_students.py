@@ -32,7 +32,7 @@ def test_training_lowers_the_loss(distilled):
     from fiftyone_inficond.students.training import initial_weights
 
     # 128 samples for 1,153 concepts: smaller, less noisy steps than the defaults suit so few.
-    run = train_students(distilled, lr=3e-3, batch_size=32)
+    run = train_students(distilled, lr=3e-3, batch_size=32, budget=None)
     start_weight, start_bias = initial_weights(run.data.teacher, len(run.concepts), seed=0)
     # BCE against soft targets bottoms out at their entropy: compare what lies above it.
     p = np.clip(run.data.teacher, 1e-7, 1 - 1e-7)
@@ -47,8 +47,8 @@ def distilled_concepts(dataset):
 
 
 def test_l1_gives_sparser_weights(distilled):
-    dense = train_students(distilled, key="dense", l1=0.0, epochs=20)
-    sparse = train_students(distilled, key="sparse", l1=0.05, epochs=20)
+    dense = train_students(distilled, key="dense", l1=0.0, epochs=20, budget=None)
+    sparse = train_students(distilled, key="sparse", l1=0.05, epochs=20, budget=None)
     assert np.abs(sparse.weight).sum() < 0.7 * np.abs(dense.weight).sum()
     assert (np.abs(sparse.weight) < 1e-2).mean() > (np.abs(dense.weight) < 1e-2).mean()
 

@@ -1,9 +1,23 @@
-"""The students as one Lightning module: k linear concept students sharing one ``nn.Linear``."""
+"""The students as one Lightning module: k linear concept students sharing one ``nn.Linear``.
+
+A student that weighs every one of 1,153 concepts explains nothing: its ten largest weights
+hold a sliver of what decides, and an L1 subgradient under Adam never reaches an exact zero.
+So a student may be given a *budget*, the number of concepts it may use (the "number of
+effective concepts" of the concept-bottleneck literature). Its weights are pruned to the
+budget by magnitude, gradually over the first :data:`PRUNE_FRACTION` of the optimizer steps
+(from as many concepts as the start uses down to the budget, on a cubic schedule: Zhu & Gupta,
+"To prune, or not to prune", 2017), and held there for the rest: after every step only the
+budget's largest weights stay, the others are exactly zero, and a pruned concept whose gradient
+grows may come back in place of a weaker one (iterative hard thresholding). Concepts whose
+bounds exclude zero (a 👍 or 👎 that needs them) are always kept and count towards the budget.
+"""
 
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+PRUNE_FRACTION = 0.6  # of the optimizer steps over which a student is pruned down to its budget
 
 
 class ConceptStudents(pl.LightningModule):
@@ -14,10 +28,11 @@ class ConceptStudents(pl.LightningModule):
     (the students are independent: each row of ``W`` sees only its own class's loss).
 
     After every optimizer step the weights are projected onto ``[lower, upper]``, the
-    bounds that tuning instructions set (``-inf``/``+inf`` where there are none).
+    bounds that tuning instructions set (``-inf``/``+inf`` where there are none), and, where
+    ``budgets`` (``(k,)`` ints) are given, onto each student's budget of nonzero weights.
     """
 
-    def __init__(self, weight, bias, lower, upper, l1=1e-4, lr=1e-2):
+    def __init__(self, weight, bias, lower, upper, l1=1e-4, lr=1e-2, budgets=None):
         super().__init__()
         self.linear = nn.Linear(weight.shape[1], weight.shape[0])
         with torch.no_grad():
@@ -25,6 +40,10 @@ class ConceptStudents(pl.LightningModule):
             self.linear.bias.copy_(bias)
         self.register_buffer("lower", lower.clone())
         self.register_buffer("upper", upper.clone())
+        self.register_buffer("forced", (lower > 0) | (upper < 0))
+        self.budgets = None if budgets is None else torch.as_tensor(budgets, dtype=torch.float32)
+        self.start_keep = (weight != 0).sum(dim=1).float()
+        self.total_steps = 0
         self.l1 = l1
         self.lr = lr
 
@@ -38,13 +57,36 @@ class ConceptStudents(pl.LightningModule):
     def training_step(self, batch, batch_index):
         return self.loss(*batch)
 
+    def on_train_start(self):
+        self.total_steps = self.trainer.estimated_stepping_batches
+
     def on_train_batch_end(self, outputs, batch, batch_index):
         self.project()
 
     @torch.no_grad()
     def project(self):
-        """Clamps every weight into its bounds."""
-        self.linear.weight.copy_(torch.clamp(self.linear.weight, self.lower, self.upper))
+        """Clamps every weight into its bounds and keeps each student's allowed number of them."""
+        weight = torch.clamp(self.linear.weight, self.lower, self.upper)
+        if self.budgets is not None:
+            weight = weight * keep_largest(weight, self.forced, self.allowed())
+        self.linear.weight.copy_(weight)
+
+    def allowed(self):
+        """``(k,)`` how many concepts each student may use at this step: from as many as it
+        started with down to its budget over the pruning steps, the budget after them."""
+        total = self.total_steps if self._trainer is not None else 0
+        done = min(1.0, self.trainer.global_step / max(1.0, PRUNE_FRACTION * total)) if total else 1.0
+        start = torch.maximum(self.start_keep, self.budgets)
+        return torch.round(self.budgets + (start - self.budgets) * (1 - done) ** 3)
 
     def configure_optimizers(self):
         return torch.optim.Adam(self.parameters(), lr=self.lr)
+
+
+def keep_largest(weight, forced, allowed):
+    """``(k, n)`` float mask of the ``allowed[j]`` largest ``|weight[j]|`` of each row, ``forced``
+    entries first (ties at the cut may keep a few more)."""
+    score = torch.where(forced, torch.inf, weight.abs())
+    ranked = torch.sort(score, dim=1, descending=True).values
+    cut = ranked.gather(1, (allowed.long().clamp(1, weight.shape[1]) - 1)[:, None])
+    return ((score >= cut) & (score > 0)).to(weight.dtype)

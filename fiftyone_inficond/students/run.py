@@ -19,10 +19,14 @@ from fiftyone_inficond.students import store
 from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data, training_data
 from fiftyone_inficond.students.metrics import GROUPS, SUBSETS, agreement_counts, agreement_subsets, class_metrics
 from fiftyone_inficond.students.ranking import presence_discrepancy, top_by_discrepancy, top_by_weight
+from fiftyone_inficond.corpus import make_corpus
+from fiftyone_inficond.locate import require_embeddings
+from fiftyone_inficond.students.budget import check_budget, usage
 from fiftyone_inficond.students.training import (
     CHUNK_ROWS,
     MAX_EPOCHS,
     TrainingConfig,
+    class_budgets,
     fit,
     initial_weights,
     standardization,
@@ -30,6 +34,8 @@ from fiftyone_inficond.students.training import (
 )
 from fiftyone_inficond.students.tuning import DIRECTIONS, MAX_FACTOR, Instruction, apply_instructions, no_bounds
 from fiftyone_inficond.students.whatif import weight_range, what_if
+from fiftyone_inficond.synonyms import check_threshold, group_of, synonym_groups
+from fiftyone_inficond.text_cache import run_text_embeddings
 from fiftyone_inficond.validation import name, number, run_key, whole_number
 
 DEFAULT_TUNING_EPOCHS = 3
@@ -50,6 +56,8 @@ def train_students(
     lr=1e-2,
     batch_size=None,
     seed=0,
+    budget="auto",
+    synonym_threshold=None,
     threshold=0.5,
     user=None,
     overwrite=False,
@@ -66,6 +74,12 @@ def train_students(
             ``"train"``; the rest is the validation split. All samples by default
         epochs, l1, lr, batch_size, seed: training hyper-parameters (see
             :class:`fiftyone_inficond.students.training.TrainingConfig`)
+        budget: how many concepts each class's student may use: a number, ``"auto"`` (each
+            class's chosen from the data, see :mod:`fiftyone_inficond.students.budget`) or
+            ``None`` (every concept)
+        synonym_threshold: concepts whose names are spelling variants of each other are tuned
+            together; with a cosine in (0, 1], so are those whose prompts embed at least that
+            close in the concept run's text model (see :mod:`fiftyone_inficond.synonyms`)
         threshold: the probability at which teacher and students say "positive"
         user: who trains (the OS user by default)
         overwrite: replace an existing student run ``key``
@@ -74,7 +88,8 @@ def train_students(
         a :class:`StudentRun`
     """
     return _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, split_field,
-                  training_config(epochs, l1, lr, batch_size, seed), threshold, user, overwrite)
+                  training_config(epochs, l1, lr, batch_size, seed, budget), threshold, user, overwrite,
+                  synonym_threshold=check_threshold(synonym_threshold))
 
 
 def extend_students(samples, key, new_key=None, user=None):
@@ -102,7 +117,8 @@ def extend_students(samples, key, new_key=None, user=None):
         config["concepts_field"],
         config["teacher_field"], config["gt_field"], config["train_tag"], config["split_field"],
         TrainingConfig(**config["training"]), config["threshold"], user, overwrite=False,
-        bounds=(lower, upper), extends={"key": key, "revision": old.revision, "added": added},
+        bounds=(lower, upper), synonym_threshold=config.get("synonyms", {}).get("threshold"),
+        extends={"key": key, "revision": old.revision, "added": added},
     )
 
 
@@ -113,11 +129,13 @@ def _free_key(samples, stem):
 
 
 def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, split_field, training, threshold,
-           user, overwrite, bounds=None, **info):
+           user, overwrite, bounds=None, synonym_threshold=None, **info):
     key = run_key(key)
     threshold = number(threshold, "the decision threshold", 0, 1, low_open=True, high_open=True)
     replaced = _claim_key(samples, key, overwrite)
     inputs = read_inputs(samples, name(concepts_field, "the concepts field"), name(teacher_field, "the teacher field"))
+    check_budget(training.budget, len(inputs.concept_names))
+    synonyms = _synonyms(samples, concepts_field, inputs.concept_names, synonym_threshold)
     if gt_field is not None and not samples.has_field(gt_field):
         gt_field = None
     data = training_data(samples, inputs, concepts_field, teacher_field, gt_field, train_tag, split_field)
@@ -133,17 +151,32 @@ def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, spl
         threshold=threshold,
         concept_mean=mean.tolist(),
         concept_std=std.tolist(),
+        synonyms=synonyms,
         **inputs.record(),
     )
     run = StudentRun(samples, key, config, data, inputs.concept_names)
     weight, bias = initial_weights(data.teacher[data.train], data.concepts.shape[1], training.seed)
     lower, upper = no_bounds(weight.shape) if bounds is None else bounds
     crashpoint("train:fitting")
-    weight, bias = fit(run.inputs, data.teacher, np.clip(weight, lower, upper), bias, lower, upper, training,
-                       rows=run._train_rows())
+    weight = np.clip(weight, lower, upper)
+    budgets, path = class_budgets(run.inputs, data.teacher, weight, bias, lower, upper, training, threshold,
+                                  rows=run._train_rows())
+    config.update(class_budgets=None if budgets is None else budgets.tolist(), budget_path=path)
+    weight, bias = fit(run.inputs, data.teacher, weight, bias, lower, upper, training, rows=run._train_rows(),
+                       budgets=budgets)
     run.state = store.StudentState(weight, bias, lower, upper)
     _save_trained(run, replaced, user, **info)
     return run
+
+
+def _synonyms(samples, concepts_field, names, threshold):
+    """The run's record of its synonym groups (names) and the threshold they were formed with."""
+    embeddings = None
+    if threshold is not None:
+        config = require_embeddings(samples, concepts_field)
+        embeddings = run_text_embeddings(config, make_corpus(names).texts(config["template"]))
+    groups = synonym_groups(names, embeddings, threshold)
+    return {"threshold": threshold, "groups": [[names[j] for j in group] for group in groups]}
 
 
 def _save_trained(run, replaced, user, **info):
@@ -318,6 +351,8 @@ class StudentRun:
         self.concepts = list(concepts)
         self.training = TrainingConfig(**config["training"])
         self.threshold = config["threshold"]
+        self.synonym_groups = [[self.concepts.index(n) for n in group]
+                               for group in config.get("synonyms", {}).get("groups", [])]
         # One matrix per run: the vectors are standardized where they lie, and read back through
         # the standardization where raw values are asked for (presence, rankings).
         raw = data.concepts
@@ -412,6 +447,8 @@ class StudentRun:
             "teacher_field": self.config["teacher_field"],
             "gt_field": self.config["gt_field"],
             "threshold": self.threshold,
+            "budget": self.training.budget,
+            "concepts_used": usage(self.weight).tolist() if self.state is not None else None,
         }
 
     # --- evaluation --------------------------------------------------------------------
@@ -491,7 +528,8 @@ class StudentRun:
         """The ``n`` most important concepts of a class (of the concept names ``among``, if
         given) as ``[(name, value), ...]``.
 
-        ``by="weight"`` ranks by student weight (``sign``: positive, negative, absolute);
+        ``by="weight"`` ranks the concepts the student uses by weight (``sign``: positive,
+        negative, absolute; ``among`` may name unused ones, ranked last);
         ``by="positives"``/``"negatives"`` ranks by the presence discrepancy between samples
         the student gets wrong and right among the teacher's positives / negatives.
         """
@@ -500,9 +538,11 @@ class StudentRun:
         if among is not None:
             kept = {self.concepts[self._concept_index(name)] for name in among}  # known names only
             ranked = self.top_concepts(cls, len(self.concepts), by, sign)
-            return [(name, value) for name, value in ranked if name in kept][:n]
-        if by == "weight":
+            unused = sorted(kept - {name for name, _ in ranked}, key=self.concepts.index)
+            return ([(name, value) for name, value in ranked if name in kept] + [(name, 0.0) for name in unused])[:n]
+        if by == "weight":  # of the concepts the student uses: a zero weight decides nothing
             order, values = top_by_weight(self.weight, column, n, sign)
+            order, values = order[values != 0], values[values != 0]
         elif by in GROUPS:
             # Of the raw vectors: the inputs' discrepancy scaled back (means commute with it).
             discrepancy = presence_discrepancy(self.inputs, *self._decisions(column))[by] * self._standardization()[1]
@@ -510,6 +550,23 @@ class StudentRun:
         else:
             raise InvalidRequest(f"Rank concepts by 'weight', 'positives' or 'negatives'; got {by!r}")
         return [(self.concepts[j], float(v)) for j, v in zip(order, values)]
+
+    def uses(self, cls):
+        """Every concept a class's student uses (a nonzero weight), largest ``|weight|`` first:
+        ``[(name, weight), ...]``; the whole of what decides its predictions."""
+        row = self.weight[self._class_index(cls)]
+        used = np.flatnonzero(row)
+        return [(self.concepts[j], float(row[j])) for j in used[np.argsort(-np.abs(row[used]), kind="stable")]]
+
+    def budget_of(self, cls):
+        """How many concepts a class's student may use (``None``: every concept)."""
+        budgets = self.config.get("class_budgets")
+        return None if budgets is None else int(budgets[self._class_index(cls)])
+
+    def synonyms_of(self, concept):
+        """The other concepts of ``concept``'s synonym group, which a 👍/👎 on it also tunes."""
+        j = self._concept_index(concept)
+        return [self.concepts[i] for i in group_of(self.synonym_groups, j) if i != j]
 
     def tuned(self, cls):
         """The concepts of a class held by a bound: ``{"up": names, "down": names}``."""
@@ -600,6 +657,7 @@ class StudentRun:
             self.weight, self.state.lower, self.state.upper, instructions, factor
         )
         tuned = sorted({item.cls for item in instructions})
+        budgets = self.config.get("class_budgets")
         weight, bias = self.weight.copy(), self.bias.copy()
         weight[tuned], bias[tuned] = fit(
             self.inputs,
@@ -610,6 +668,7 @@ class StudentRun:
             upper[tuned],
             TrainingConfig(**{**self.config["training"], "epochs": epochs}),
             rows=self._train_rows(),
+            budgets=None if budgets is None else np.asarray(budgets)[tuned],
         )
         previous, cached = self.state, dict(self._metrics_cache)
         self.state = store.StudentState(weight, bias, lower, upper)
@@ -629,6 +688,7 @@ class StudentRun:
                 metrics_after=after.summary(),
                 class_metrics={self.classes[j]: {"before": rows_before[j], "after": rows_after[j]} for j in tuned},
                 change=self._change(previous, instructions),
+                rose=self._rose(previous, instructions, tuned),
             )
         except Exception:
             self.state = previous
@@ -689,8 +749,28 @@ class StudentRun:
             for item in instructions
         ]
 
+    def _rose(self, previous, instructions, tuned, n=3):
+        """Per tuned class, the untuned concepts whose weight rose most (at most ``n``, by at
+        least a hundredth of the class's largest weight): what may have taken over what a 👎
+        took away, for the user to act on. ``{class: [{"concept", "weight_before",
+        "weight_after"}, ...]}``."""
+        named = {(item.cls, item.concept) for item in instructions}
+        rose = {}
+        for j in tuned:
+            before, after = previous.weight[j], self.weight[j]
+            gain = after - before
+            floor = 0.01 * max(float(np.abs(after).max()), 1e-6)
+            order = [c for c in np.argsort(-gain, kind="stable")[: n + len(named)] if (j, c) not in named]
+            rose[self.classes[j]] = [
+                {"concept": self.concepts[c], "weight_before": float(before[c]), "weight_after": float(after[c])}
+                for c in order[:n] if gain[c] > floor
+            ]
+        return rose
+
     def _describe(self, item):
-        return {"class": self.classes[item.cls], "concept": self.concepts[item.concept], "direction": item.direction}
+        described = {"class": self.classes[item.cls], "concept": self.concepts[item.concept],
+                     "direction": item.direction}
+        return described if item.via is None else {**described, "via": self.concepts[item.via]}
 
     def _instructions(self, by_direction):
         """Instructions from ``{"up": {class: [concepts]}, "down": ...}``, each pair once;
@@ -698,13 +778,23 @@ class StudentRun:
         instructions = {}
         for direction in DIRECTIONS:
             for cls, concept in _pairs(by_direction[direction], direction):
-                item = Instruction(self._class_index(cls), self._concept_index(concept), direction)
-                other = instructions.get((item.cls, item.concept))
-                if other is not None and other.direction != direction:
+                named = Instruction(self._class_index(cls), self._concept_index(concept), direction)
+                group = group_of(self.synonym_groups, named.concept)
+                if direction == "down" and not self.weight[named.cls, group].any():
                     raise InvalidRequest(
-                        f"'{concept}' is both 👍 and 👎 for '{cls}': choose one direction per concept"
+                        f"{cls}'s student does not use '{concept}'{_also(self, named)}, so there is nothing to 👎: "
+                        f"choose one of the {int(usage(self.weight)[named.cls])} concepts it uses"
                     )
-                instructions[(item.cls, item.concept)] = item
+                for member in group:
+                    item = Instruction(named.cls, member, direction, None if member == named.concept else named.concept)
+                    other = instructions.get((item.cls, item.concept))
+                    if other is not None and other.direction != direction:
+                        raise InvalidRequest(
+                            f"'{self.concepts[member]}' is both 👍 and 👎 for '{cls}'{_also(self, named)}: "
+                            f"choose one direction per concept"
+                        )
+                    if other is None or other.via is not None:  # a concept named itself wins over its group
+                        instructions[(item.cls, item.concept)] = item
         if not instructions:
             raise InvalidRequest("Nothing to tune: give up= and/or down= {class: [concepts]}")
         return list(instructions.values())
@@ -760,6 +850,12 @@ def _pairs(by_class, direction):
             raise InvalidRequest(f"Give the concepts to tune for '{cls}' as a list of names; got {concepts!r}")
         pairs.extend((cls, concept) for concept in concepts)
     return pairs
+
+
+def _also(run, item):
+    """`` (or its synonyms 'a', 'b')`` where the instruction's concept has synonyms."""
+    others = [run.concepts[j] for j in group_of(run.synonym_groups, item.concept) if j != item.concept]
+    return f" (or its synonyms {', '.join(repr(o) for o in others)})" if others else ""
 
 
 def _finite(value):

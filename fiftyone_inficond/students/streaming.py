@@ -44,9 +44,11 @@ from fiftyone_inficond.students.training import (
     initial_weights,
     start_bias,
 )
+from fiftyone_inficond.students.budget import AUTO, check_budget
 from fiftyone_inficond.students.tuning import no_bounds
 
 CHUNK_ROWS = 4096  # rows buffered while caching or standardizing: 4096 x 1,153 x 4 B = 19 MB
+STREAMED_AUTO = 24  # concepts per student for budget="auto": a path's typical choice on Broden worlds is fewer
 _FILES = {"concepts": "concepts.bin", "teacher": "teacher.bin"}
 
 
@@ -285,6 +287,9 @@ class DiskBatches(IterableDataset):
         self.batch_size, self.seed, self.epoch = batch_size, seed, 0
         self.columns = columns
 
+    def __len__(self):
+        return -(-len(self.rows) // self.batch_size)
+
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         self.epoch += 1
@@ -320,6 +325,9 @@ def base_rates(cache, rows):
 def fit_streamed(cache, config=None, weight=None, bias=None, lower=None, upper=None, mean=None, std=None):
     """Trains students on the training rows of ``cache`` in memory bounded by one batch.
 
+    Each student uses at most ``config.budget`` concepts; ``"auto"`` is :data:`STREAMED_AUTO`
+    here (choosing on a path needs its held-out rows in memory).
+
     Starts, like :func:`fiftyone_inficond.students.run.train_students`, from
     :func:`fiftyone_inficond.students.training.initial_weights` unless ``weight`` and ``bias``
     are given; ``lower``/``upper`` bound the weights (none by default); ``mean``/``std`` default
@@ -339,7 +347,9 @@ def fit_streamed(cache, config=None, weight=None, bias=None, lower=None, upper=N
     if lower is None or upper is None:
         lower, upper = no_bounds(np.shape(weight))
     batches = DiskBatches(cache, rows, mean, std, config.batch_size_for(len(rows)), config.seed)
-    weight, bias = fit_batches(batches, np.clip(weight, lower, upper), bias, lower, upper, config)
+    budget = STREAMED_AUTO if config.budget == AUTO else check_budget(config.budget, cache.n_concepts)
+    budgets = None if budget is None else np.full(len(bias), budget)
+    weight, bias = fit_batches(batches, np.clip(weight, lower, upper), bias, lower, upper, config, budgets)
     return StreamedStudents(weight, bias, mean, std)
 
 

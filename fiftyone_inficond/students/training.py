@@ -1,16 +1,19 @@
 """Fitting concept students to teacher probabilities with Lightning, from in-memory tensors
 (or, through :func:`fit_batches`, from batches streamed off disk)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import logging
+import warnings
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
 from scipy.special import logit
+from sklearn.metrics import average_precision_score
 from torch.utils.data import DataLoader, IterableDataset
 
+from fiftyone_inficond.students.budget import AUTO, PATH_EPOCHS, check_budget, holdout_rows, path_points, pick_budgets
 from fiftyone_inficond.students.module import ConceptStudents
 from fiftyone_inficond.validation import number, optional_whole_number, whole_number
 
@@ -27,6 +30,7 @@ class TrainingConfig:
     lr: float = 1e-2
     batch_size: int = None  # None: about 20 steps per epoch, between 8 and 512 samples
     seed: int = 0
+    budget: object = "auto"  # concepts per student: a number, "auto" (chosen from the data) or None (all)
 
     def batch_size_for(self, n_samples):
         if self.batch_size is not None:
@@ -48,6 +52,10 @@ class TensorBatches(IterableDataset):
         self.epoch = 0
         self.rows = None if rows is None else torch.as_tensor(np.asarray(rows), dtype=torch.long)
 
+    def __len__(self):  # batches per epoch: Lightning counts the steps a student is pruned over by it
+        n = len(self.tensors[0]) if self.rows is None else len(self.rows)
+        return -(-n // self.batch_size)
+
     def __iter__(self):
         generator = torch.Generator().manual_seed(self.seed + self.epoch)
         self.epoch += 1
@@ -63,10 +71,12 @@ class TensorBatches(IterableDataset):
 MAX_EPOCHS = 1000
 
 
-def training_config(epochs, l1, lr, batch_size, seed):
+def training_config(epochs, l1, lr, batch_size, seed, budget="auto"):
     """A :class:`TrainingConfig` from user values, each checked (Lightning reads ``epochs=-1``
-    as "train forever" and ``None`` as 1,000 epochs: both are refused here)."""
+    as "train forever" and ``None`` as 1,000 epochs: both are refused here; a budget's upper
+    limit, the number of concepts, is checked where they are known)."""
     return TrainingConfig(
+        budget=check_budget(budget),
         epochs=whole_number(epochs, "epochs", 1, MAX_EPOCHS),
         l1=number(l1, "the L1 weight (λ)", 0, 10),
         lr=number(lr, "the learning rate", 0, 10, low_open=True),
@@ -103,7 +113,7 @@ def chunked_standardization(chunks, width):
     return mean.astype(np.float32), np.maximum(std, 1e-6).astype(np.float32)
 
 
-def fit(inputs, targets, weight, bias, lower, upper, config, rows=None):
+def fit(inputs, targets, weight, bias, lower, upper, config, rows=None, budgets=None):
     """Trains students from the given start and returns ``(weight, bias)`` as numpy arrays.
 
     Args:
@@ -114,21 +124,23 @@ def fit(inputs, targets, weight, bias, lower, upper, config, rows=None):
         config: a :class:`TrainingConfig`
         rows: train on these rows only (indices; all by default): the same students as
             ``fit(inputs[rows], targets[rows], ...)``, without copying them
+        budgets: ``(k,)`` how many concepts each student may use (all by default; see
+            :mod:`fiftyone_inficond.students.module`)
     """
     tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
     batch_size = config.batch_size_for(len(inputs) if rows is None else len(rows))
     batches = TensorBatches(tensor(inputs), tensor(targets), batch_size=batch_size, seed=config.seed, rows=rows)
-    return fit_batches(batches, weight, bias, lower, upper, config)
+    return fit_batches(batches, weight, bias, lower, upper, config, budgets)
 
 
-def fit_batches(batches, weight, bias, lower, upper, config):
+def fit_batches(batches, weight, bias, lower, upper, config, budgets=None):
     """:func:`fit` from any iterable dataset of ``(inputs, targets)`` float32 batches, e.g.
     batches read from disk one at a time (:mod:`fiftyone_inficond.students.streaming`)."""
     tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(config.seed)
         module = ConceptStudents(
-            tensor(weight), tensor(bias), tensor(lower), tensor(upper), l1=config.l1, lr=config.lr
+            tensor(weight), tensor(bias), tensor(lower), tensor(upper), l1=config.l1, lr=config.lr, budgets=budgets
         )
         module.project()
         trainer = pl.Trainer(
@@ -140,11 +152,48 @@ def fit_batches(batches, weight, bias, lower, upper, config):
             enable_model_summary=False,
             deterministic=True,
         )
-        trainer.fit(module, DataLoader(batches, batch_size=None))
+        with warnings.catch_warnings():  # batches know their number (for pruning): no workers share them
+            warnings.filterwarnings("ignore", message="Your `IterableDataset` has `__len__` defined")
+            trainer.fit(module, DataLoader(batches, batch_size=None))
     return (
         module.linear.weight.detach().numpy().copy(),
         module.linear.bias.detach().numpy().copy(),
     )
+
+
+def class_budgets(inputs, targets, weight, bias, lower, upper, config, threshold, rows=None):
+    """``(budgets, path)``: each student's budget under ``config.budget`` (``(k,)`` ints, or
+    ``None`` for every concept) and, where it was chosen from the data, the path it was chosen
+    on (``{"budgets": [...], "agreement_ap": [...]}``, the mean over classes at each budget);
+    arguments as :func:`fit`'s (see :mod:`fiftyone_inficond.students.budget`)."""
+    k, n_concepts = np.shape(weight)
+    budget = check_budget(config.budget, n_concepts)
+    if budget != AUTO:
+        return (None if budget is None else np.full(k, budget)), None
+    rows = np.arange(len(inputs)) if rows is None else np.asarray(rows)
+    fit_rows, held = holdout_rows(rows, config.seed)
+    teacher_says = np.asarray(targets)[held] >= threshold
+    points, scores = path_points(n_concepts), []
+    for i, point in enumerate(points):
+        epochs = config.epochs if i == 0 else min(PATH_EPOCHS, config.epochs)
+        weight, bias = fit(inputs, targets, weight, bias, lower, upper, replace(config, epochs=epochs),
+                           rows=fit_rows, budgets=np.full(k, point))
+        scores.append(_agreement_ap(teacher_says, inputs[held] @ weight.T + bias))
+    scores = np.stack(scores, axis=1)
+    path = {"budgets": list(points), "agreement_ap": [_mean(column) for column in scores.T]}
+    return pick_budgets(points, scores), path
+
+
+def _agreement_ap(teacher_says, logits):
+    """``(k,)`` AP of each student's logits against the teacher's decisions (NaN where undefined)."""
+    return np.array([
+        average_precision_score(says, scores) if 0 < says.sum() < len(says) else np.nan
+        for says, scores in zip(teacher_says.T, logits.T)
+    ])
+
+
+def _mean(values):
+    return float(np.nanmean(values)) if np.isfinite(values).any() else None
 
 
 def initial_weights(targets, n_concepts, seed):

@@ -1,13 +1,15 @@
 """Turning up/down-tuning instructions into weight bounds.
 
-For a tuned concept with current weight ``w`` in a class whose mean absolute weight is
-``s``, and a factor ``x > 1``, the step is ``(x - 1) * max(|w|, s)``:
+For a tuned concept with current weight ``w`` in a class whose mean absolute nonzero weight
+is ``s``, and a factor ``x > 1``, the step is ``(x - 1) * max(|w|, s)``:
 
 - **up-tune**: lower bound ``w + step``. A positive weight grows to ``x * w``; a negative
-  one moves towards (or past) zero; a zero weight becomes ``(x - 1) * s``. Either way the
-  concept ends up supporting its class more than before.
+  one moves towards (or past) zero; a zero weight (a concept the student does not use)
+  becomes ``(x - 1) * s``: it enters the student. Either way the concept ends up supporting
+  its class more than before.
 - **down-tune**: upper bound ``w - step``, the mirror image: the concept supports its
-  class less.
+  class less. A concept the student does not use is kept out of it (upper bound 0): a 👎
+  never makes a student start using a concept.
 
 Using ``max(|w|, s)`` keeps a zero or tiny weight from yielding a bound that changes nothing.
 Bounds accumulate over iterations: a new up-tune raises (never lowers) a concept's lower
@@ -28,11 +30,13 @@ MAX_FACTOR = 100.0  # beyond this a bound is meaningless and float32 weights ove
 
 @dataclass(frozen=True)
 class Instruction:
-    """Up- or down-tune concept ``concept`` (a column) of class ``cls`` (a row)."""
+    """Up- or down-tune concept ``concept`` (a column) of class ``cls`` (a row); ``via``: the
+    concept the user named, when this one is tuned as its synonym (``None``: named itself)."""
 
     cls: int
     concept: int
     direction: str
+    via: int = None
 
     def __post_init__(self):
         if self.direction not in DIRECTIONS:
@@ -54,7 +58,7 @@ def apply_instructions(weight, lower, upper, instructions, factor):
     if not 1 < factor <= MAX_FACTOR:
         raise InvalidRequest(f"The tuning factor must be greater than 1 and at most {MAX_FACTOR:g}; got {factor}")
     lower, upper = lower.copy(), upper.copy()
-    scale = np.abs(weight).mean(axis=1)
+    scale = nonzero_scale(weight)
     for item in instructions:
         w = weight[item.cls, item.concept]
         step = (factor - 1) * max(abs(w), scale[item.cls], 1e-6)
@@ -62,9 +66,16 @@ def apply_instructions(weight, lower, upper, instructions, factor):
             lower[item.cls, item.concept] = max(lower[item.cls, item.concept], w + step)
             upper[item.cls, item.concept] = np.inf
         else:
-            upper[item.cls, item.concept] = min(upper[item.cls, item.concept], w - step)
+            upper[item.cls, item.concept] = min(upper[item.cls, item.concept], w - step if w else 0.0)
             lower[item.cls, item.concept] = -np.inf
     return lower, upper, np.clip(weight, lower, upper)
+
+
+def nonzero_scale(weight):
+    """``(k,)`` mean absolute nonzero weight of each student (0 where it uses none): a sparse
+    student's typical weight, which zeros outside its budget would shrink."""
+    used = (weight != 0).sum(axis=1)
+    return np.abs(weight).sum(axis=1) / np.maximum(used, 1)
 
 
 def no_bounds(shape):
