@@ -4,6 +4,8 @@ The data are synthetic but shaped like the real thing: concept vectors correlate
 similarities, and a teacher whose classes depend on a few concepts each. They live in a real
 FiftyOne dataset on the real database, so tuning includes reading, metrics and saving.
 The paper (InFiConD) reports about 30 s for 10 training epochs; ratios are ours / theirs.
+``train_s`` is a fit at a given concept budget; ``path_s`` chooses each class's budget
+(``budget="auto"``, the default); ``train_students`` (and tuning) include both.
 """
 
 import argparse
@@ -16,12 +18,13 @@ import numpy as np
 from fiftyone_inficond.corpus import load_corpus
 from fiftyone_inficond.runs import CONCEPTS_METHOD, record_run
 from fiftyone_inficond.students.run import delete_students, load_students, train_students
-from fiftyone_inficond.students.training import TrainingConfig, fit, initial_weights
+from fiftyone_inficond.students.training import TrainingConfig, class_budgets, fit, initial_weights
 from fiftyone_inficond.students.tuning import no_bounds
 from fiftyone_inficond.teacher import set_teacher_scores
 from timing import timed
 
 PAPER_TRAIN_S = 30.0
+BUDGET = 20  # concepts per class of the timed sparse fit
 
 
 def synthetic(n, n_concepts, n_classes, seed=0):
@@ -59,7 +62,11 @@ def main():
     weight, bias = initial_weights(teacher, len(corpus), 0)
     lower, upper = no_bounds(weight.shape)
     fit(z[:512], teacher[:512], weight, bias, lower, upper, TrainingConfig(epochs=1))  # warm-up
-    train_s, _ = timed(lambda: fit(z, teacher, weight, bias, lower, upper, TrainingConfig()), repeat=3)
+    budgets = np.full(args.classes, BUDGET)
+    train_s, sparse = timed(lambda: fit(z, teacher, weight, bias, lower, upper, TrainingConfig(), budgets=budgets),
+                            repeat=3)
+    dense_s, _ = timed(lambda: fit(z, teacher, weight, bias, lower, upper, TrainingConfig()), repeat=3)
+    path_s, (chosen, _) = timed(lambda: class_budgets(z, teacher, weight, bias, lower, upper, TrainingConfig(), 0.5))
 
     dataset = build_dataset(concepts, teacher, corpus)
     try:
@@ -76,11 +83,14 @@ def main():
 
     print(
         f"samples={args.samples} concepts={len(corpus)} classes={args.classes}: "
-        f"fit 10 epochs {train_s:.2f} s; train_students incl. reading, metrics, saving {train_all_s:.2f} s; "
+        f"fit 10 epochs at a budget of {BUDGET} concepts {train_s:.2f} s (at most {(sparse[0] != 0).sum(1).max()} "
+        f"used), every concept {dense_s:.2f} s; choosing each class's budget on the path {path_s:.2f} s "
+        f"(mean {chosen.mean():.1f}); train_students incl. reading, metrics, saving {train_all_s:.2f} s; "
         f"tune {tune_s:.3f} s; what-if top 10 {whatif_s * 1000:.1f} ms; load_students {load_s:.2f} s; "
         f"agreement AP {summary['agreement_ap']:.3f}"
     )
     print(
+        f"dense_train_s={dense_s:.2f} path_s={path_s:.2f} path_goal_s=10 "
         f"train_s={train_s:.2f} train_goal_s=2 train_vs_paper={train_s / PAPER_TRAIN_S:.3f} "
         f"tune_s={tune_s:.3f} tune_goal_s=0.5 tune_vs_paper={tune_s / PAPER_TRAIN_S:.4f} "
         f"whatif_ms={whatif_s * 1000:.1f} whatif_goal_ms=100 load_s={load_s:.2f}"

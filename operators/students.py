@@ -3,6 +3,7 @@
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_inficond.students.budget import usage
 from fiftyone_inficond.students.run import (
     delete_students,
     extend_students,
@@ -34,6 +35,8 @@ class TrainStudents(foo.Operator):
         inputs.str("teacher_field", default="teacher", label="Teacher field")
         inputs.str("gt_field", default="ground_truth", label="Ground-truth field (optional)")
         inputs.str("train_tag", label="Train on samples with this tag (optional)")
+        inputs.int("budget", label="At most this many concepts per class (optional)",
+                   description="Empty: each class's number is chosen from the data")
         inputs.int("epochs", default=10, label="Epochs")
         inputs.float("l1", default=1e-4, label="L1 weight (λ)")
         inputs.int("seed", default=0, label="Seed")
@@ -52,11 +55,14 @@ class TrainStudents(foo.Operator):
             epochs=p.get("epochs", 10),
             l1=p.get("l1", 1e-4),
             seed=p.get("seed", 0),
+            budget="auto" if p.get("budget") is None else p["budget"],
             user=ctx.user_id,
             overwrite=p.get("overwrite", False),
         )
         summary = run.performance()["summary"]
-        message = f"Student run **{run.key}** trained (revision 0): {_summary(summary)}"
+        used = usage(run.weight)
+        message = (f"Student run **{run.key}** trained (revision 0): {_summary(summary)}; each class's student uses "
+                   f"{used.min()}–{used.max()} of {len(run.concepts):,} concepts ({used.mean():.1f} on average)")
         return {"key": run.key, "revision": run.revision, "summary": summary, "message": message}
 
     def resolve_output(self, ctx):

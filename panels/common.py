@@ -282,14 +282,21 @@ def toggle_pending(workbench, concept, direction):
     return others if item in workbench["pending"] else others + [item]
 
 
-def pending_text(workbench):
+def pending_text(workbench, run):
     pending = workbench["pending"]
     if not pending:
         return "No pending instructions: click 👍 or 👎 beside a concept."
     blocks = " ".join(
-        f"{COLOURS[p['direction']]} {THUMBS[p['direction']]} *{p['concept']}* for {p['class']}" for p in pending
+        f"{COLOURS[p['direction']]} {THUMBS[p['direction']]} *{p['concept']}*{_synonyms(run, p['concept'])} "
+        f"for {p['class']}" for p in pending
     )
     return f"**Pending** {blocks} · factor {workbench['factor']}, {workbench['epochs']} epochs"
+
+
+def _synonyms(run, concept):
+    """`` (+ clouds)``: the synonyms a 👍/👎 on ``concept`` also tunes."""
+    others = run.synonyms_of(concept) if concept in run.concepts else []
+    return f" (+ {', '.join(others)})" if others else ""
 
 
 def fine_tune(panel, ctx):

@@ -85,6 +85,8 @@ class ConceptPanel(WorkbenchPanel):
         weight = curves["weights"][0]
         row = np.abs(run.weight[run.classes.index(cls)])
         rank = int((row > abs(weight)).sum()) + 1
+        standing = (f"#{rank} of the {int((row > 0).sum())} concepts its student uses" if weight
+                    else f"not one of the {int((row > 0).sum())} concepts its student uses: 👍 brings it in")
         pending = {p["direction"] for p in workbench["pending"] if (p["class"], p["concept"]) == (cls, concept)}
         ctx.panel.state.set({
             "ready": True,
@@ -92,13 +94,13 @@ class ConceptPanel(WorkbenchPanel):
             "concepts": run.concepts,
             "controls": {"cls": cls, "concept": concept},
             "header": (
-                f"**{concept}** for **{cls}** · weight {weight:+.3f} (#{rank} of {len(run.concepts):,} by influence) · "
+                f"**{concept}** for **{cls}** · weight {weight:+.3f} ({standing}) · "
                 f"mean presence {_mean(presence['positives'])} among the teacher's {len(presence['positives'])} "
                 f"positives, {_mean(presence['negatives'])} among its {len(presence['negatives'])} negatives "
                 f"({SPLITS[split]})"
             ),
             "pending_here": sorted(pending),
-            "pending": pending_text(workbench),
+            "pending": pending_text(workbench, run),
             "has_pending": bool(workbench["pending"]),
             "message": workbench["message"] or "",
         })

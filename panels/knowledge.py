@@ -13,6 +13,7 @@ import fiftyone.operators.types as types
 from PIL import Image, ImageDraw
 
 from fiftyone_inficond.locate import can_locate, concepts_patches, patch_crops
+from fiftyone_inficond.students.budget import PATH
 
 from ..operators.common import dropdown
 from .common import (
@@ -119,7 +120,7 @@ class KnowledgePanel(WorkbenchPanel):
                 + ("" if located else f"  \nNo image patches: '{field}' was not computed from these images "
                                       "by this version (compute concepts again to see them)")
             ),
-            "pending": pending_text(workbench),
+            "pending": pending_text(workbench, run),
             "has_pending": bool(workbench["pending"]),
             "message": workbench["message"] or "",
             "n_rows": len(names),
@@ -138,7 +139,7 @@ class KnowledgePanel(WorkbenchPanel):
         controls.enum("cls", state.classes, label="Class", view=choices(state.classes), on_change=self.on_change_cls)
         controls.enum("by", list(RANKINGS), label="Rank concepts by", view=dropdown(RANKINGS),
                       on_change=self.on_change_by)
-        controls.int("n", label="Concepts", min=1, max=50, view=types.SliderView(), on_change=self.on_change_n)
+        controls.int("n", label="Concepts", min=1, max=PATH[0], view=types.SliderView(), on_change=self.on_change_n)
         draw_text(panel, state, "header")
         if state.message:
             draw_text(panel, state, "message")

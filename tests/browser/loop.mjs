@@ -121,8 +121,8 @@ try {
   await page.mouse.click(ox, oy);
   await text(/^Concept detail: '/).waitFor({ timeout: 30000 });
   seen.detailMessage = await text(/^Concept detail: '/).innerText();
-  await text(/ by influence\) · mean presence /).waitFor({ timeout: 30000 });
-  seen.detailHeader = await text(/ by influence\) · mean presence /).innerText();
+  await text(/ concepts its student uses[^)]*\) · mean presence /).waitFor({ timeout: 30000 });
+  seen.detailHeader = await text(/ concepts its student uses[^)]*\) · mean presence /).innerText();
   await page.waitForTimeout(2000);
   await shot("9-concept-detail");
 
