@@ -31,7 +31,7 @@ from fiftyone_inficond.extraction import compute_concepts
 from fiftyone_inficond.students.budget import usage
 from fiftyone_inficond.students.metrics import class_metrics
 from fiftyone_inficond.students.run import delete_students, train_students
-from fiftyone_inficond.students.training import TrainingConfig, class_budgets, fit, initial_weights
+from fiftyone_inficond.students.training import TrainingConfig, class_budgets, fit_to_budgets, initial_weights
 from fiftyone_inficond.students.tuning import no_bounds
 from fiftyone_inficond.teacher import teacher_from_model
 from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
@@ -95,8 +95,8 @@ def compare(run, train_s):
     weight, bias = initial_weights(run.data.teacher[train], len(run.concepts), 0)
     lower, upper = no_bounds(weight.shape)
     config = TrainingConfig()
-    fit_s, _ = timed(lambda: fit(run.inputs, run.data.teacher, weight, bias, lower, upper, config, rows=train,
-                                 budgets=budgets))
+    fit_s, _ = timed(lambda: fit_to_budgets(run.inputs, run.data.teacher, weight, bias, lower, upper, config, budgets,
+                                            rows=train))
     path_s, _ = timed(lambda: class_budgets(run.inputs, run.data.teacher, weight, bias, lower, upper, config,
                                             run.threshold, rows=train))
     nec = float(usage(run.weight).mean())

@@ -18,7 +18,7 @@ import numpy as np
 from fiftyone_inficond.corpus import load_corpus
 from fiftyone_inficond.runs import CONCEPTS_METHOD, record_run
 from fiftyone_inficond.students.run import delete_students, load_students, train_students
-from fiftyone_inficond.students.training import TrainingConfig, class_budgets, fit, initial_weights
+from fiftyone_inficond.students.training import TrainingConfig, class_budgets, fit, fit_to_budgets, initial_weights
 from fiftyone_inficond.students.tuning import no_bounds
 from fiftyone_inficond.teacher import set_teacher_scores
 from timing import timed
@@ -63,7 +63,7 @@ def main():
     lower, upper = no_bounds(weight.shape)
     fit(z[:512], teacher[:512], weight, bias, lower, upper, TrainingConfig(epochs=1))  # warm-up
     budgets = np.full(args.classes, BUDGET)
-    train_s, sparse = timed(lambda: fit(z, teacher, weight, bias, lower, upper, TrainingConfig(), budgets=budgets),
+    train_s, sparse = timed(lambda: fit_to_budgets(z, teacher, weight, bias, lower, upper, TrainingConfig(), budgets),
                             repeat=3)
     dense_s, _ = timed(lambda: fit(z, teacher, weight, bias, lower, upper, TrainingConfig()), repeat=3)
     path_s, (chosen, _) = timed(lambda: class_budgets(z, teacher, weight, bias, lower, upper, TrainingConfig(), 0.5))

@@ -81,7 +81,10 @@ def regime(dataset, test, seed, bias, log):
     spurious = None
     if bias:
         cls, thing = bias
-        spurious = float(run.weight[classes.index(cls), run.concepts.index(thing)])
+        # The thing and its synonyms (Broden's cloud and clouds); a corpus without it (Broden has no sun): None.
+        group = [thing, *run.synonyms_of(thing)] if thing in run.concepts else []
+        row = run.weight[classes.index(cls)]
+        spurious = max((float(row[run.concepts.index(name)]) for name in group), default=None)
     delete_students(dataset, name)
     return {"rows": rows, "summary": validation["summary"], "spurious_weight": spurious}
 
@@ -97,13 +100,13 @@ def tag_test_split(dataset, n, seed):
     dataset.select([ids[j] for j in chosen]).tag_samples("test")
 
 
-def study_world(seed, cls, thing, n_train, n_heldout, clip, log):
+def study_world(seed, cls, thing, n_train, n_heldout, clip, corpus, log):
     with tempfile.TemporaryDirectory() as root:
         name = f"inficond-study-{uuid.uuid4().hex[:8]}"
         dataset = load_world_splits(name, root, n_train, n_heldout, seed, context_with={cls: {thing: BIAS_CONTEXT_RATE}})
         try:
             tag_test_split(dataset, n_heldout // 2, seed)
-            corpus = packaged_corpus("world")
+            corpus = packaged_corpus(corpus)
             compute_concepts(dataset, clip, corpus=corpus, batch_size=64, progress=False)
             heldout = dataset.match_tags("heldout")
             auroc = presence_auroc(np.stack(heldout.values("concepts")), heldout.values("world_concepts"), corpus.names)
@@ -114,6 +117,12 @@ def study_world(seed, cls, thing, n_train, n_heldout, clip, log):
                     "clean": clean, "biased": biased}
         finally:
             dataset.delete()
+
+
+def _spurious_max(worlds):
+    """The largest weight of a spurious thing's concepts over the worlds whose corpus has it."""
+    weights = [w["biased"]["spurious_weight"] for w in worlds if w["biased"]["spurious_weight"] is not None]
+    return f"{max(weights):.3f}" if weights else "–"
 
 
 def _ap(value):
@@ -133,6 +142,9 @@ def main():
     parser.add_argument("--seed-offset", type=int, default=0,
                         help="added to every world's seed: the same classes and context in other worlds, "
                              "to tell a change to the expert from one world's luck")
+    parser.add_argument("--corpus", choices=("world", "broden"), default="world",
+                        help="the concepts: the world's own 40, or Broden's 1,153 (the default a user gets); the "
+                             "expert knows the world's names and finds them in either")
     parser.add_argument("--log", action="store_true", help="print every decision")
     args = parser.parse_args()
     logging.getLogger("fiftyone").setLevel(logging.WARNING)
@@ -140,10 +152,10 @@ def main():
     started = time.time()
     clip = load_clip(WORLD_MODEL, WORLD_CHECKPOINT, device="cpu")
     log = print if args.log else None
-    worlds = [study_world(seed + args.seed_offset, cls, thing, args.train, args.heldout, clip, log)
+    worlds = [study_world(seed + args.seed_offset, cls, thing, args.train, args.heldout, clip, args.corpus, log)
               for seed, cls, thing in WORLDS[: args.worlds]]
 
-    print(f"{len(worlds)} worlds, {args.train} training scenes (correlated) and {args.heldout} held-out (half "
+    print(f"{len(worlds)} worlds, {args.corpus} corpus, {args.train} training scenes (correlated) and {args.heldout} held-out (half "
           f"validation for the expert, half test); {time.time() - started:.0f} s")
     print("world            regime  class     iterations  student AP on validation  test: student before → after, "
           "teacher  (why it stopped)")
@@ -162,7 +174,7 @@ def main():
         f"worlds={len(worlds)} clean_reached={reached}/{len(clean_rows)} "
         f"clean_mean_iterations={np.mean([r['iterations'] for r in clean_rows]) if clean_rows else 0:.1f} "
         f"biased_margin_min={min(r['test_after'] - r['test_teacher'] for r in biased_rows):.3f} "
-        f"spurious_weight_max={max(w['biased']['spurious_weight'] for w in worlds):.3f} "
+        f"spurious_weight_max={_spurious_max(worlds)} "
         f"auroc_min={min(w['auroc_min'] for w in worlds):.3f} "
         f"map_ratio_min={min(s['student_ap'] / s['teacher_ap'] for s in summaries):.3f} "
         f"agreement_ap_min={min(s['agreement_ap'] for s in summaries):.3f} "

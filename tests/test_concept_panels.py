@@ -17,7 +17,7 @@ APP_STEPS = ("reload_dataset", "set_view", "set_active_fields")  # the order the
 @pytest.fixture
 def world(distilled):
     distilled.take(80, seed=0).tag_samples("train")
-    train_students(distilled, key="panel", train_tag="train", epochs=3)
+    train_students(distilled, key="panel", train_tag="train", epochs=3, budget=12)  # 12 used: 10 rows shown
     performance = PanelDriver(distilled, "inficond_performance")
     panels = {name: PanelDriver(distilled, f"inficond_{name}", performance.spaces)
               for name in ("embedding", "knowledge", "concept")}

@@ -17,7 +17,7 @@ def _selected_ids(set_view):
 @pytest.fixture
 def tuned_world(distilled):
     distilled.take(80, seed=0).tag_samples("train")
-    run = train_students(distilled, key="panel", train_tag="train", epochs=3)
+    run = train_students(distilled, key="panel", train_tag="train", epochs=3, budget=12)  # 12 used: 10 rows shown
     return distilled, run
 
 
@@ -93,7 +93,7 @@ def test_revert_restores_the_earlier_weights(tuned_world):
     dataset, run = tuned_world
     original = run.weight.copy()
     PanelDriver(dataset, "inficond_knowledge").event("on_load")
-    run.tune(down={run.classes[0]: [run.concepts[0]]}, epochs=1)
+    run.tune(up={run.classes[0]: [run.concepts[0]]}, epochs=1)
     provenance = PanelDriver(dataset, "inficond_provenance")
     provenance.event("on_load")
     assert provenance.state["compare_row"]["compare"] == "0" and "Revision 0 vs current" in provenance.state["comparison"]
@@ -106,7 +106,7 @@ def test_revert_restores_the_earlier_weights(tuned_world):
 
 def test_export_and_predict_open_their_forms_on_the_run_and_revision_shown(tuned_world):
     dataset, run = tuned_world
-    run.tune(down={run.classes[0]: [run.concepts[0]]}, epochs=1)
+    run.tune(up={run.classes[0]: [run.concepts[0]]}, epochs=1)
     provenance = PanelDriver(dataset, "inficond_provenance")
     provenance.event("on_load")
     (prompt,) = find(provenance.event("on_export"), "prompt_user_for_operation")
@@ -120,7 +120,7 @@ def test_a_colleagues_save_is_reported_and_the_pending_instructions_are_kept(tun
     knowledge = PanelDriver(dataset, "inficond_knowledge")
     knowledge.event("on_load")
     cls = knowledge.state["controls"]["cls"]
-    knowledge.event("on_click_chart", id=f"down|{run.concepts[3]}")
+    knowledge.event("on_click_chart", id=f"up|{run.concepts[3]}")
     colleague = load_students(dataset, "panel")  # another client of the same database
     colleague.tune(up={run.classes[1]: [run.concepts[2]]}, epochs=1, user="alice")
 
@@ -128,7 +128,7 @@ def test_a_colleagues_save_is_reported_and_the_pending_instructions_are_kept(tun
     history = load_students(dataset, "panel").history
     assert [e.get("user") for e in history][-1] == "alice" and len(history) == 2  # nothing of ours saved
     assert "alice saved revision 1" in knowledge.state["message"]
-    assert f"🟧 👎 *{run.concepts[3]}* for {cls}" in knowledge.state["pending"]
+    assert f"🟦 👍 *{run.concepts[3]}* for {cls}" in knowledge.state["pending"]
     knowledge.event("on_fine_tune")  # now on top of alice's revision
     assert len(load_students(dataset, "panel").history) == 3
 
@@ -158,7 +158,7 @@ def test_without_located_concepts_the_knowledge_panel_says_why_it_has_no_patches
     config = distilled.get_run_info("concepts").config
     config.concept_masks = False  # as a concept run made by an older version
     distilled.update_run_config("concepts", config)
-    train_students(distilled, key="old", epochs=1)
+    train_students(distilled, key="old", epochs=1, budget=12)
     knowledge = PanelDriver(distilled, "inficond_knowledge")
     knowledge.event("on_load")
     assert knowledge.state["ready"] and "No image patches: 'concepts' was not computed" in knowledge.state["header"]

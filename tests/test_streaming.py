@@ -63,7 +63,7 @@ def test_streamed_standardization_matches_the_in_memory_one(small, tmp_path):
 
 
 def test_streamed_training_gives_the_in_memory_weights(small, tmp_path):
-    run = train_students(small, key="memory", gt_field=None, train_tag="train", epochs=3, batch_size=32)
+    run = train_students(small, key="memory", gt_field=None, train_tag="train", epochs=3, batch_size=32, budget=8)
     cache = streaming.cache_inputs(small, str(tmp_path), train_tag="train", dtype="float32")
     assert cache.train.sum() == 200
     mean = np.asarray(run.config["concept_mean"], np.float32)
@@ -72,20 +72,23 @@ def test_streamed_training_gives_the_in_memory_weights(small, tmp_path):
 
     train = run.data.train
     weight, bias = initial_weights(run.data.teacher[train], N_CONCEPTS, 0)
-    students = streaming.fit_streamed(cache, TrainingConfig(epochs=3, batch_size=32), weight, bias, mean=mean, std=std)
+    config = TrainingConfig(epochs=3, batch_size=32, budget=8)
+    students = streaming.fit_streamed(cache, config, weight, bias, mean=mean, std=std)
+    assert (students.weight != 0).sum(1).max() == 8
     np.testing.assert_allclose(students.weight, run.weight, atol=1e-6)
     np.testing.assert_allclose(students.bias, run.bias, atol=1e-6)
 
     # All defaults (its own standardization and start): the same students to float rounding.
-    defaults = streaming.fit_streamed(cache, TrainingConfig(epochs=3, batch_size=32))
+    defaults = streaming.fit_streamed(cache, config)
     np.testing.assert_allclose(defaults.weight, run.weight, atol=1e-4)
 
 
 def test_a_float16_cache_gives_float16_close_weights_and_the_same_decisions(small, tmp_path):
-    run = train_students(small, key="memory", gt_field=None, epochs=3, batch_size=32)
+    # Every concept: float16 rounding may swap a sparse student's weakest concept for another.
+    run = train_students(small, key="memory", gt_field=None, epochs=3, batch_size=32, budget=None)
     cache = streaming.cache_inputs(small, str(tmp_path))  # float16 by default
     assert cache.dtype == "float16" and (tmp_path / "concepts.bin").stat().st_size == N * N_CONCEPTS * 2
-    students = streaming.fit_streamed(cache, TrainingConfig(epochs=3, batch_size=32))
+    students = streaming.fit_streamed(cache, TrainingConfig(epochs=3, batch_size=32, budget=None))
     assert np.abs(students.weight - run.weight).max() < 0.02
     assert np.abs(students.weight - run.weight).mean() < 2e-3
     counts = streaming.streamed_agreement(cache, students, batch_rows=64)

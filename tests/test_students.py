@@ -149,23 +149,26 @@ def _assert_bounds_hold(run):
 def test_tuning_moves_concepts_and_keeps_every_bound(distilled):
     run = train_students(distilled)
     person, car = run.classes.index("person"), run.classes.index("car")
+    sky = next(name for name, weight in run.uses("person") if weight > 0 and name != "road"
+               and not run.synonyms_of(name))  # 👎: one it uses, without synonyms
+    wheel = next(name for name, weight in run.uses("car") if weight > 0 and name != "road" and not run.synonyms_of(name))
     w = run.weight.copy()
-    first = run.tune(up={"person": ["road"]}, down={"person": ["sky"], "car": ["wheel"]}, factor=2.0)
+    first = run.tune(up={"person": ["road"]}, down={"person": [sky], "car": [wheel]}, factor=2.0)
     assert run.weight[person, run.concepts.index("road")] > w[person, run.concepts.index("road")]
-    assert run.weight[person, run.concepts.index("sky")] < w[person, run.concepts.index("sky")]
-    assert run.weight[car, run.concepts.index("wheel")] < w[car, run.concepts.index("wheel")]
+    assert run.weight[person, run.concepts.index(sky)] < w[person, run.concepts.index(sky)]
+    assert run.weight[car, run.concepts.index(wheel)] < w[car, run.concepts.index(wheel)]
     untouched = [j for j in range(len(run.classes)) if j not in (person, car)]
     assert np.array_equal(run.weight[untouched], w[untouched])
     assert first["kind"] == "tune" and len(first["change"]) == 3
     assert set(first["class_metrics"]) == {"person", "car"}
 
     road_lower = run.state.lower[person, run.concepts.index("road")]
-    run.tune(up={"person": ["grass"]}, epochs=2)
+    run.tune(up={"person": ["grass"], "car": ["road"]}, epochs=2)
     run.tune(down={"car": ["road"]}, factor=1.2)
     assert run.state.lower[person, run.concepts.index("road")] == road_lower  # earlier bounds kept
-    assert np.isfinite(run.state.upper[car, run.concepts.index("wheel")])
-    run.tune(up={"person": ["sky"]})  # the opposite way releases the earlier upper bound
-    assert run.state.upper[person, run.concepts.index("sky")] == np.inf
+    assert np.isfinite(run.state.upper[car, run.concepts.index(wheel)])
+    run.tune(up={"person": [sky]})  # the opposite way releases the earlier upper bound
+    assert run.state.upper[person, run.concepts.index(sky)] == np.inf
     assert [e["kind"] for e in run.history] == ["train", "tune", "tune", "tune", "tune"]
     _assert_bounds_hold(run)
 
@@ -180,7 +183,8 @@ def test_zero_and_negative_weights_are_tuned_the_right_way():
     assert (start[0, :3] > weight[0, :3]).all() and (new_lower[0, :3] == start[0, :3]).all()
     downs = [Instruction(0, j, "down") for j in range(3)]
     _, new_upper, start = apply_instructions(weight, lower, upper, downs, factor=1.5)
-    assert (start[0, :3] < weight[0, :3]).all() and (new_upper[0, :3] == start[0, :3]).all()
+    assert (start[0, 1:3] < weight[0, 1:3]).all() and (new_upper[0, :3] == start[0, :3]).all()
+    assert start[0, 0] == new_upper[0, 0] == 0  # an unused concept is kept out, not pushed negative
     with pytest.raises(ValueError, match="factor must be greater than 1"):
         apply_instructions(weight, lower, upper, ups, factor=1.0)
 
@@ -228,14 +232,14 @@ def test_a_stale_save_is_refused_and_the_other_save_kept(distilled):
     )
     revision, bob_prefix = out.strip().splitlines()[-1].split()
     with pytest.raises(StaleRunError, match="changed by bob .*revision 1.*not saved: reload"):
-        mine.tune(down={"person": ["sky"]}, user="alice")
+        mine.tune(up={"person": ["sky"]}, user="alice")
     assert mine.revision == 0 and mine.state.upper[0].max() == np.inf  # nothing applied locally
     history = load_students(distilled, "team").history
     assert [(e["revision"], e["user"]) for e in history] == [(0, history[0]["user"]), (1, "bob")]
     _, bob_state = store.load_state(distilled, "team", mine.uid, 1)
     assert bob_state.weight.tobytes().hex()[:64] == bob_prefix and revision == "1"
 
-    mine.reload().tune(down={"person": ["sky"]}, user="alice")
+    mine.reload().tune(up={"person": ["sky"]}, user="alice")
     assert [e["user"] for e in mine.history][1:] == ["bob", "alice"]
 
 

@@ -32,7 +32,7 @@ class ConceptStudents(pl.LightningModule):
     ``budgets`` (``(k,)`` ints) are given, onto each student's budget of nonzero weights.
     """
 
-    def __init__(self, weight, bias, lower, upper, l1=1e-4, lr=1e-2, budgets=None):
+    def __init__(self, weight, bias, lower, upper, l1=1e-4, lr=1e-2, budgets=None, total_steps=0):
         super().__init__()
         self.linear = nn.Linear(weight.shape[1], weight.shape[0])
         with torch.no_grad():
@@ -43,7 +43,7 @@ class ConceptStudents(pl.LightningModule):
         self.register_buffer("forced", (lower > 0) | (upper < 0))
         self.budgets = None if budgets is None else torch.as_tensor(budgets, dtype=torch.float32)
         self.start_keep = (weight != 0).sum(dim=1).float()
-        self.total_steps = 0
+        self.total_steps = total_steps  # the optimizer steps of the fit: pruning is scheduled over them
         self.l1 = l1
         self.lr = lr
 
@@ -56,9 +56,6 @@ class ConceptStudents(pl.LightningModule):
 
     def training_step(self, batch, batch_index):
         return self.loss(*batch)
-
-    def on_train_start(self):
-        self.total_steps = self.trainer.estimated_stepping_batches
 
     def on_train_batch_end(self, outputs, batch, batch_index):
         self.project()
@@ -74,8 +71,8 @@ class ConceptStudents(pl.LightningModule):
     def allowed(self):
         """``(k,)`` how many concepts each student may use at this step: from as many as it
         started with down to its budget over the pruning steps, the budget after them."""
-        total = self.total_steps if self._trainer is not None else 0
-        done = min(1.0, self.trainer.global_step / max(1.0, PRUNE_FRACTION * total)) if total else 1.0
+        step = self.trainer.global_step if self._trainer is not None else 0
+        done = min(1.0, step / (PRUNE_FRACTION * self.total_steps)) if self.total_steps else 1.0
         start = torch.maximum(self.start_keep, self.budgets)
         return torch.round(self.budgets + (start - self.budgets) * (1 - done) ** 3)
 

@@ -28,6 +28,7 @@ from fiftyone_inficond.students.training import (
     TrainingConfig,
     class_budgets,
     fit,
+    fit_to_budgets,
     initial_weights,
     standardization,
     training_config,
@@ -162,8 +163,8 @@ def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, spl
     budgets, path = class_budgets(run.inputs, data.teacher, weight, bias, lower, upper, training, threshold,
                                   rows=run._train_rows())
     config.update(class_budgets=None if budgets is None else budgets.tolist(), budget_path=path)
-    weight, bias = fit(run.inputs, data.teacher, weight, bias, lower, upper, training, rows=run._train_rows(),
-                       budgets=budgets)
+    weight, bias = fit_to_budgets(run.inputs, data.teacher, weight, bias, lower, upper, training, budgets,
+                                  rows=run._train_rows())
     run.state = store.StudentState(weight, bias, lower, upper)
     _save_trained(run, replaced, user, **info)
     return run
@@ -541,8 +542,8 @@ class StudentRun:
             unused = sorted(kept - {name for name, _ in ranked}, key=self.concepts.index)
             return ([(name, value) for name, value in ranked if name in kept] + [(name, 0.0) for name in unused])[:n]
         if by == "weight":  # of the concepts the student uses: a zero weight decides nothing
-            order, values = top_by_weight(self.weight, column, n, sign)
-            order, values = order[values != 0], values[values != 0]
+            order, values = top_by_weight(self.weight, column, len(self.concepts), sign)
+            order, values = order[values != 0][:n], values[values != 0][:n]
         elif by in GROUPS:
             # Of the raw vectors: the inputs' discrepancy scaled back (means commute with it).
             discrepancy = presence_discrepancy(self.inputs, *self._decisions(column))[by] * self._standardization()[1]

@@ -40,6 +40,7 @@ from fiftyone_inficond.students.data import read_inputs
 from fiftyone_inficond.students.training import (
     TrainingConfig,
     chunked_standardization,
+    descend,
     fit_batches,
     initial_weights,
     start_bias,
@@ -287,7 +288,8 @@ class DiskBatches(IterableDataset):
         self.batch_size, self.seed, self.epoch = batch_size, seed, 0
         self.columns = columns
 
-    def __len__(self):
+    @property
+    def steps_per_epoch(self):
         return -(-len(self.rows) // self.batch_size)
 
     def __iter__(self):
@@ -325,8 +327,9 @@ def base_rates(cache, rows):
 def fit_streamed(cache, config=None, weight=None, bias=None, lower=None, upper=None, mean=None, std=None):
     """Trains students on the training rows of ``cache`` in memory bounded by one batch.
 
-    Each student uses at most ``config.budget`` concepts; ``"auto"`` is :data:`STREAMED_AUTO`
-    here (choosing on a path needs its held-out rows in memory).
+    Each student uses at most ``config.budget`` concepts, reached along the same path as in
+    memory (:func:`fiftyone_inficond.students.training.fit_to_budgets`); ``"auto"`` is
+    :data:`STREAMED_AUTO` here (choosing on a path needs its held-out rows in memory).
 
     Starts, like :func:`fiftyone_inficond.students.run.train_students`, from
     :func:`fiftyone_inficond.students.training.initial_weights` unless ``weight`` and ``bias``
@@ -346,10 +349,14 @@ def fit_streamed(cache, config=None, weight=None, bias=None, lower=None, upper=N
         bias = start_bias(base_rates(cache, rows)) if bias is None else bias
     if lower is None or upper is None:
         lower, upper = no_bounds(np.shape(weight))
-    batches = DiskBatches(cache, rows, mean, std, config.batch_size_for(len(rows)), config.seed)
     budget = STREAMED_AUTO if config.budget == AUTO else check_budget(config.budget, cache.n_concepts)
-    budgets = None if budget is None else np.full(len(bias), budget)
-    weight, bias = fit_batches(batches, np.clip(weight, lower, upper), bias, lower, upper, config, budgets)
+    budgets = None if budget is None else np.full(len(bias), min(budget, cache.n_concepts))
+
+    def fit_once(weight, bias, config, budgets):  # each fit its own batches: the same permutations as in memory
+        batches = DiskBatches(cache, rows, mean, std, config.batch_size_for(len(rows)), config.seed)
+        return fit_batches(batches, weight, bias, lower, upper, config, budgets)
+
+    weight, bias = descend(fit_once, np.clip(weight, lower, upper), bias, config, budgets)
     return StreamedStudents(weight, bias, mean, std)
 
 

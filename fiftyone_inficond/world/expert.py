@@ -47,6 +47,14 @@ TOLERATED_DROP = 0.005
 # positive weight through 10 iterations (spurious_weight_max 0.163 against 0.000 on seeds 21-23).
 EXPERT_FACTOR = 2.0
 NOTICEABLE = 0.1  # a context weight below this share of the class's largest is not one an expert acts on
+# How another corpus spells what the expert knows by the world's names (Broden's "handle bar"); a
+# name neither spelling has (Broden has no "sun") is nothing the expert can point at there.
+SPELLINGS = {"handlebar": "handle bar", "window": "windowpane"}
+
+
+def spelled(run, names):
+    """``names`` as the run's corpus spells them: the world's name where the corpus has it, else :data:`SPELLINGS`'s."""
+    return [name if name in run.concepts else SPELLINGS.get(name, name) for name in names]
 
 
 def own_concepts(cls):
@@ -111,14 +119,15 @@ def decide(run, cls, tried=()):
         return f"weight {weights[concept]:+.2f}, {_ordinal(rank)} {RANKINGS[ranking]}"
 
     visible = NOTICEABLE * max(abs(w) for w in weights.values())  # a weight the charts show as more than nothing
-    why = context_for(cls, held["down"])
+    known = context_for(cls, held["down"])  # by the world's names
+    why = dict(zip(spelled(run, known), known.values()))
     context = sorted((c for c in why if c in weights and weights[c] > visible and (c, "down") not in tried),
                      key=lambda c: -weights[c])
     # From the map, one concept at a time: a map-wide sweep that made things worse would be reverted
     # and never tried again, the spurious concept among the rest.
     map_only = [c for c in context if c not in places][:1]
     downs = [Decision(cls, c, "down", f"{why[c]}, {where(c)}") for c in context if c in places or c in map_only]
-    own = own_concepts(cls)
+    own = set(spelled(run, own_concepts(cls)))
     missing = [
         c for c in places
         if c in own and (c, "up") not in tried
