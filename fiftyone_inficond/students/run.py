@@ -855,7 +855,7 @@ def _pairs(by_class, direction):
 
 def _also(run, item):
     """`` (or its synonyms 'a', 'b')`` where the instruction's concept has synonyms."""
-    others = [run.concepts[j] for j in group_of(run.synonym_groups, item.concept) if j != item.concept]
+    others = run.synonyms_of(run.concepts[item.concept])
     return f" (or its synonyms {', '.join(repr(o) for o in others)})" if others else ""
 
 
