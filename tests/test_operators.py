@@ -75,11 +75,14 @@ def test_student_operators(coco128, tiny_checkpoint, coco128_dir):
 
     trained = execute("train_students", coco128, key="s", epochs=3)
     assert trained["key"] == "s" and trained["revision"] == 0 and 0 < trained["summary"]["agreement_ap"] <= 1
-    tuned = execute("tune_students", coco128, key="s", up={"person": ["sky"]}, down={"dog": ["grass"]}, factor=2.0)
+    from fiftyone_inficond.students.run import load_students
+
+    dog_uses, person_uses = (load_students(coco128, "s").uses(c)[0][0] for c in ("dog", "person"))  # used: 👎-able
+    tuned = execute("tune_students", coco128, key="s", up={"person": ["sky"]}, down={"dog": [dog_uses]}, factor=2.0)
     assert tuned["revision"] == 1 and {c["direction"] for c in tuned["change"]} == {"up", "down"}
     assert tuned["message"].startswith("Revision **1** of **s** saved. ") and "person: student AP" in tuned["message"]
-    form = execute("tune_students", coco128, key="s", **{"class": "person", "down_concepts": ["road"]})
-    assert form["change"][0] == {**form["change"][0], "class": "person", "concept": "road", "direction": "down"}
+    form = execute("tune_students", coco128, key="s", **{"class": "person", "down_concepts": [person_uses]})
+    assert form["change"][0] == {**form["change"][0], "class": "person", "concept": person_uses, "direction": "down"}
     reverted = execute("revert_students", coco128, key="s", revision=1)
     assert (reverted["revision"], reverted["reverted_to"]) == (3, 1)
     assert reverted["message"].startswith("Revision **3** saved: weights of revision 1 restored")
