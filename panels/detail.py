@@ -85,8 +85,9 @@ class ConceptPanel(WorkbenchPanel):
         weight = curves["weights"][0]
         row = np.abs(run.weight[run.classes.index(cls)])
         rank = int((row > abs(weight)).sum()) + 1
-        standing = (f"#{rank} of the {int((row > 0).sum())} concepts its student uses" if weight
-                    else f"not one of the {int((row > 0).sum())} concepts its student uses: 👍 brings it in")
+        used = len(run.uses(cls))
+        standing = (f"#{rank} of the {used} concepts its student uses" if weight
+                    else f"not one of the {used} concepts its student uses: 👍 brings it in")
         pending = {p["direction"] for p in workbench["pending"] if (p["class"], p["concept"]) == (cls, concept)}
         ctx.panel.state.set({
             "ready": True,
