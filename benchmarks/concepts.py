@@ -14,6 +14,7 @@ import uuid
 
 import fiftyone as fo
 import torch
+from timing import timed
 
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.clip import encode_concepts, load_clip
@@ -22,7 +23,6 @@ from fiftyone_inficond.corpus import load_corpus
 from fiftyone_inficond.extraction import compute_concepts
 from fiftyone_inficond.images import image_batches
 from fiftyone_inficond.text_cache import COLLECTION, weights_id
-from timing import timed
 
 COCO128 = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets", "coco128-train")
 

@@ -19,6 +19,7 @@ import uuid
 import fiftyone as fo
 import numpy as np
 import torch
+from timing import timed
 
 from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.demo import build_world, world_teacher
@@ -31,7 +32,6 @@ from fiftyone_inficond.students.run import delete_students, list_student_runs, l
 from fiftyone_inficond.teacher import teacher_scores
 from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
 from fiftyone_inficond.world.teacher_model import CLASS_NAMES, IMAGE_SIZE, MEAN, STD
-from timing import timed
 
 BATCH = 32
 

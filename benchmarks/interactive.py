@@ -17,16 +17,14 @@ import argparse
 import logging
 
 import fiftyone as fo
+from common import world_with_concepts
+from students import build_dataset, synthetic
+from timing import median_ms, timed
 
 from fiftyone_inficond import locate
 from fiftyone_inficond.corpus import load_corpus, packaged_corpus
 from fiftyone_inficond.new_concepts import add_concepts
 from fiftyone_inficond.students.run import delete_students, open_students, train_students
-
-from common import world_with_concepts
-from students import build_dataset, synthetic
-from timing import median_ms, timed
-
 
 NEW_CONCEPTS = ["propeller", "antenna", "flag", "fence", "tree", "lamp", "bridge", "tower", "ladder", "cabin"]
 

@@ -404,7 +404,7 @@ def main():
         server = None if args.shared_database else own_database(os.path.join(scratch, "db"))
         try:
             for n, name in names.items():
-                seconds, _ = timed(lambda: spawn("build", name=name, n=n, classes=args.classes))
+                seconds, _ = timed(lambda name=name, n=n: spawn("build", name=name, n=n, classes=args.classes))
                 print(f"{n} samples: built in {seconds:.0f} s", flush=True)
                 app[n] = spawn("app", name=name)
                 print(f"{n} samples, in memory: " + " ".join(f"{k}={v:.3f}" for k, v in app[n].items()), flush=True)

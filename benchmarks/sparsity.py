@@ -24,6 +24,7 @@ import numpy as np
 from scipy.special import expit
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from timing import timed
 
 from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.corpus import packaged_corpus
@@ -36,8 +37,12 @@ from fiftyone_inficond.students.tuning import no_bounds
 from fiftyone_inficond.teacher import teacher_from_model
 from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
 from fiftyone_inficond.world.dataset import load_world_splits
-from fiftyone_inficond.world.teacher_model import TRAINING_SCENES, as_fiftyone_model, teacher_scenes, train_world_teacher
-from timing import timed
+from fiftyone_inficond.world.teacher_model import (
+    TRAINING_SCENES,
+    as_fiftyone_model,
+    teacher_scenes,
+    train_world_teacher,
+)
 
 SEEDS = (1, 2, 3)  # the user study's worlds
 PEER_C = (0.01, 0.02, 0.05, 0.1, 0.3)
@@ -57,7 +62,7 @@ def peer_path(inputs, targets, cs):
               for _ in range(targets.shape[1])]
     path = []
     for c in cs:
-        def fit_all():
+        def fit_all(c=c):
             for j, model in enumerate(models):
                 model.set_params(C=c).fit(doubled, labels, sample_weight=np.r_[targets[:, j], 1 - targets[:, j]])
         with warnings.catch_warnings():

@@ -14,6 +14,7 @@ import uuid
 
 import fiftyone as fo
 import numpy as np
+from timing import timed
 
 from fiftyone_inficond.corpus import load_corpus
 from fiftyone_inficond.runs import CONCEPTS_METHOD, record_run
@@ -21,7 +22,6 @@ from fiftyone_inficond.students.run import delete_students, load_students, train
 from fiftyone_inficond.students.training import TrainingConfig, class_budgets, fit, fit_to_budgets, initial_weights
 from fiftyone_inficond.students.tuning import no_bounds
 from fiftyone_inficond.teacher import set_teacher_scores
-from timing import timed
 
 PAPER_TRAIN_S = 30.0
 BUDGET = 20  # concepts per class of the timed sparse fit

@@ -2,7 +2,8 @@
 
 import colorsys
 import logging
-from dataclasses import dataclass, field as dataclass_field
+from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 import fiftyone as fo
 import fiftyone.core.utils as fou

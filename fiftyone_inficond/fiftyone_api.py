@@ -15,12 +15,11 @@ import io
 import zlib
 from datetime import datetime
 
+import fiftyone.core.odm as foo
 import numpy as np
 from bson import ObjectId
 from pymongo import UpdateOne
 from pymongo.errors import ConnectionFailure
-
-import fiftyone.core.odm as foo
 
 from fiftyone_inficond.errors import DatabaseUnavailable
 

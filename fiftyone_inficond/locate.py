@@ -17,7 +17,14 @@ from fiftyone_inficond.corpus import make_corpus
 from fiftyone_inficond.errors import InvalidRequest, UnknownName
 from fiftyone_inficond.fiftyone_api import dataset_id, dataset_of, exact_count, values
 from fiftyone_inficond.images import crop
-from fiftyone_inficond.runs import CONCEPTS_METHOD, CORPUS_ATTRIBUTES, fingerprint, require_run, run_config, segments_field
+from fiftyone_inficond.runs import (
+    CONCEPTS_METHOD,
+    CORPUS_ATTRIBUTES,
+    fingerprint,
+    require_run,
+    run_config,
+    segments_field,
+)
 from fiftyone_inficond.text_cache import run_text_embeddings
 from fiftyone_inficond.validation import whole_number
 

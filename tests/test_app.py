@@ -12,8 +12,8 @@ import time
 import urllib.request
 
 import pytest
-
 from conftest import REPO, unique_name
+
 from fiftyone_inficond.demo import build_world, save_workspace
 from fiftyone_inficond.deploy.export import EXPORT_DIR_ENV
 from fiftyone_inficond.students.run import delete_students, list_student_runs, student_history

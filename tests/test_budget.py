@@ -4,8 +4,8 @@ synonym groups tuned together, and a fine-tune that says what rose in a 👎'd c
 import fiftyone as fo
 import numpy as np
 import pytest
-
 from conftest import unique_name
+
 from fiftyone_inficond.corpus import load_corpus, packaged_corpus
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.runs import CONCEPTS_METHOD, record_run

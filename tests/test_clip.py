@@ -4,8 +4,8 @@ import sys
 
 import pytest
 import torch
-
 from conftest import TINY_MODEL
+
 from fiftyone_inficond.clip import encode_texts, load_clip
 
 

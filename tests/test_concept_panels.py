@@ -7,9 +7,9 @@ import sys
 import fiftyone.operators as foo
 import numpy as np
 import pytest
+from panel_driver import PanelDriver, find
 
 from fiftyone_inficond.students.run import load_students, train_students
-from panel_driver import PanelDriver, find
 
 APP_STEPS = ("reload_dataset", "set_view", "set_active_fields")  # the order the browser needs
 

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-
 from conftest import TINY_MODEL
+
 from fiftyone_inficond.clip import encode_concepts, load_clip
 from fiftyone_inficond.concepts import ConceptExtractor
 from fiftyone_inficond.corpus import make_corpus

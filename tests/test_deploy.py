@@ -9,12 +9,12 @@ import subprocess
 import sys
 
 import fiftyone.operators as foo
-from fiftyone.operators.executor import ExecutionError
 import numpy as np
 import pytest
 import torch
-
 from conftest import TINY_MODEL
+from fiftyone.operators.executor import ExecutionError
+
 from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.deploy.export import EXPORT_DIR_ENV, MANIFEST, PROGRAM, TENSORS, export_students, load_export
 from fiftyone_inficond.deploy.model import apply_export

@@ -3,8 +3,8 @@
 import re
 
 import pytest
-
 from conftest import unique_name
+
 from fiftyone_inficond.demo import build_world
 from fiftyone_inficond.students.run import delete_students, list_student_runs, load_students
 from fiftyone_inficond.world.expert import CONTEXT, TOLERATED_DROP, context_for, decide, own_concepts, shown, tune_class

@@ -5,8 +5,8 @@ import shutil
 import fiftyone as fo
 import numpy as np
 import pytest
-
 from conftest import TINY_MODEL, assert_nothing_written, run_python
+
 from fiftyone_inficond.corpus import load_corpus, make_corpus
 from fiftyone_inficond.extraction import compute_concepts
 

@@ -16,14 +16,14 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import TINY_MODEL
+from test_integrity import own_mongod  # the fixture: a mongod of our own
+from test_streaming import small  # the fixture: 300 synthetic samples
+
 from fiftyone_inficond import images
 from fiftyone_inficond.errors import WriteFailed
 from fiftyone_inficond.extraction import compute_concepts
 from fiftyone_inficond.students import streaming
-from test_integrity import own_mongod  # the fixture: a mongod of our own
-from test_streaming import small  # the fixture: 300 synthetic samples
 
 __all__ = ["own_mongod", "small"]  # fixtures this module uses from others
 

@@ -11,8 +11,8 @@ import sys
 import fiftyone as fo
 import numpy as np
 import pytest
-
 from conftest import COCO128, TINY_MODEL, assert_nothing_written, run_python, unique_name
+
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.corpus import load_corpus
 from fiftyone_inficond.errors import InficondError, RunInputsChanged, StaleRunError, UnknownName

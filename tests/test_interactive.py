@@ -4,8 +4,8 @@ import json
 
 import numpy as np
 import pytest
-
 from conftest import run_python
+
 from fiftyone_inficond.errors import RunInputsChanged, StaleRunError
 from fiftyone_inficond.new_concepts import add_concepts
 from fiftyone_inficond.students import run as run_module

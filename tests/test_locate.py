@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import TINY_MODEL
+
 from fiftyone_inficond import locate, text_cache
 from fiftyone_inficond.corpus import make_corpus
 from fiftyone_inficond.errors import InficondError, UnknownName

@@ -6,8 +6,8 @@ import sys
 
 import numpy as np
 import pytest
-
 from conftest import TINY_MODEL, unique_name
+
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.errors import InficondError, RunInputsChanged
 from fiftyone_inficond.extraction import compute_concepts

@@ -12,8 +12,8 @@ import fiftyone.operators.delegated as food
 import numpy as np
 import pytest
 from bson import ObjectId
-
 from conftest import COCO128, TINY_MODEL, assert_nothing_written
+
 from fiftyone_inficond.extraction import compute_concepts
 from fiftyone_inficond.students.run import list_student_runs, load_students
 from fiftyone_inficond.teacher import teacher_scores

@@ -3,8 +3,8 @@
 import fiftyone as fo
 import numpy as np
 import pytest
-
 from conftest import unique_name
+
 from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.corpus import packaged_corpus
 from fiftyone_inficond.errors import UnknownName

@@ -4,9 +4,10 @@ receive is asserted, not the handlers' internals."""
 
 import numpy as np
 import pytest
+from panel_driver import PanelDriver, find
 
 from fiftyone_inficond.students.run import load_students, train_students
-from panel_driver import PanelDriver, find
+
 
 def _selected_ids(set_view):
     (stage,) = set_view["view"]

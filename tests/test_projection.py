@@ -2,8 +2,8 @@
 
 import numpy as np
 import pytest
-
 from conftest import TINY_MODEL, run_python
+
 from fiftyone_inficond import projection
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.extraction import compute_concepts

@@ -6,11 +6,11 @@ import string
 
 import numpy as np
 import pytest
+from conftest import TINY_MODEL, unique_name
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from conftest import TINY_MODEL, unique_name
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.corpus import check_template, load_corpus

@@ -5,9 +5,9 @@ one), and the cache is written from a MongoDB cursor without reading all samples
 import fiftyone as fo
 import numpy as np
 import pytest
+from conftest import unique_name
 from sklearn.metrics import average_precision_score
 
-from conftest import unique_name
 from fiftyone_inficond.corpus import corpus_id
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.runs import CONCEPTS_METHOD, record_run

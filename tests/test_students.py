@@ -3,10 +3,10 @@
 import numpy as np
 import pytest
 import torch
-from scipy.special import expit
-from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score, accuracy_score
-
 from conftest import run_python
+from scipy.special import expit
+from sklearn.metrics import accuracy_score, average_precision_score, f1_score, precision_score, recall_score
+
 from fiftyone_inficond.errors import StaleRunError
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.module import ConceptStudents
@@ -17,7 +17,6 @@ from fiftyone_inficond.students.run import (
     rename_students,
     train_students,
 )
-
 
 
 def _loss(run, weight, bias, l1):

@@ -8,9 +8,9 @@ import fiftyone.utils.torch as fout
 import numpy as np
 import pytest
 import torchvision
+from conftest import TINY_MODEL, assert_nothing_written, run_python
 
 import fiftyone_inficond.teacher as teacher_module
-from conftest import TINY_MODEL, assert_nothing_written, run_python
 from fiftyone_inficond.teacher import (
     read_score_file,
     set_teacher_scores,

@@ -2,8 +2,8 @@
 
 import numpy as np
 import torch
-
 from conftest import TINY_MODEL, run_python
+
 from fiftyone_inficond import text_cache
 from fiftyone_inficond.clip import encode_texts, load_clip
 from fiftyone_inficond.corpus import make_corpus

@@ -4,12 +4,13 @@ import fiftyone as fo
 import numpy as np
 import pytest
 import torch
-
 from conftest import unique_name
+
 from fiftyone_inficond.corpus import packaged_corpus
 from fiftyone_inficond.world.dataset import is_current_world, load_world
 from fiftyone_inficond.world.scenes import MAIN_PART, MAX_OBJECTS, generate_scenes
 from fiftyone_inficond.world.vocabulary import BACKGROUNDS, CLASSES, CONCEPTS
+
 
 @pytest.fixture(scope="module")
 def scenes():

@@ -1,13 +1,12 @@
 """An export as a FiftyOne model, so ``dataset.apply_model(load_student_model(folder), "student")``
 predicts like every other model, and the students explain each prediction with their concepts."""
 
+import fiftyone as fo
+import fiftyone.core.models as fom
 import numpy as np
 import open_clip
 import torch
 from PIL import Image
-
-import fiftyone as fo
-import fiftyone.core.models as fom
 
 from fiftyone_inficond.deploy.export import load_export
 from fiftyone_inficond.errors import InvalidRequest

@@ -10,13 +10,13 @@ arbitrary objects, which an export read from elsewhere must never do.
 
 import warnings
 
-
 import torch
 from torch import nn
 
 from fiftyone_inficond.concepts import concept_vectors, image_segments
 from fiftyone_inficond.dense import patch_grid
 from fiftyone_inficond.segments import seed_count
+
 
 class StudentPath(nn.Module):
     """Preprocessed images in; the students' probabilities and the concept vectors out.

@@ -12,16 +12,16 @@ import numpy as np
 from scipy.special import expit, logit
 
 from fiftyone_inficond import fiftyone_api
+from fiftyone_inficond.corpus import make_corpus
 from fiftyone_inficond.crashpoints import crashpoint
 from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged, StaleRunError, UnknownName
+from fiftyone_inficond.locate import require_embeddings
 from fiftyone_inficond.runs import CONCEPTS_METHOD, TEACHER_METHOD, run_config
 from fiftyone_inficond.students import store
+from fiftyone_inficond.students.budget import check_budget, usage
 from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data, training_data
 from fiftyone_inficond.students.metrics import GROUPS, SUBSETS, agreement_counts, agreement_subsets, class_metrics
 from fiftyone_inficond.students.ranking import presence_discrepancy, top_by_discrepancy, top_by_weight
-from fiftyone_inficond.corpus import make_corpus
-from fiftyone_inficond.locate import require_embeddings
-from fiftyone_inficond.students.budget import check_budget, usage
 from fiftyone_inficond.students.training import (
     CHUNK_ROWS,
     MAX_EPOCHS,

@@ -36,6 +36,7 @@ from torch.utils.data import IterableDataset
 
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.errors import InficondError, InvalidRequest, WriteFailed
+from fiftyone_inficond.students.budget import AUTO, check_budget
 from fiftyone_inficond.students.data import read_inputs
 from fiftyone_inficond.students.training import (
     TrainingConfig,
@@ -45,7 +46,6 @@ from fiftyone_inficond.students.training import (
     initial_weights,
     start_bias,
 )
-from fiftyone_inficond.students.budget import AUTO, check_budget
 from fiftyone_inficond.students.tuning import no_bounds
 
 CHUNK_ROWS = 4096  # rows buffered while caching or standardizing: 4096 x 1,153 x 4 B = 19 MB

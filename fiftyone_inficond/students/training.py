@@ -1,9 +1,8 @@
 """Fitting concept students to teacher probabilities with Lightning, from in-memory tensors
 (or, through :func:`fit_batches`, from batches streamed off disk)."""
 
-from dataclasses import dataclass, replace
-
 import logging
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pytorch_lightning as pl
@@ -199,9 +198,8 @@ def descend(fit_once, weight, bias, config, budgets):
         return fit_once(weight, bias, config, None)
     budgets = np.asarray(budgets)
     points = [p for p in path_points(np.shape(weight)[1]) if p > budgets.min()] + [int(budgets.min())]
-    for weight, bias in _path(fit_once, weight, bias, config, points, floor=budgets):
-        pass
-    return weight, bias
+    *_, last = _path(fit_once, weight, bias, config, points, floor=budgets)
+    return last
 
 
 def _in_memory(inputs, targets, lower, upper, rows):

@@ -5,6 +5,8 @@ split, including an injected spurious correlation (e.g. airplanes under clouds):
 teacher whose knowledge distillation should make visible and tuning should correct.
 """
 
+import fiftyone as fo
+import fiftyone.utils.torch as fout
 import numpy as np
 import pytorch_lightning as pl
 import torch
@@ -12,14 +14,12 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-import fiftyone as fo
-import fiftyone.utils.torch as fout
-
 from fiftyone_inficond.students.training import TensorBatches
 from fiftyone_inficond.world.scenes import generate_scenes
 from fiftyone_inficond.world.vocabulary import CLASSES
 
 CLASS_NAMES = list(CLASSES)
+N_CLASSES = len(CLASS_NAMES)
 IMAGE_SIZE = 64
 MEAN, STD = [0.5, 0.5, 0.5], [0.25, 0.25, 0.25]
 # With half as many, the thin-lined bicycle stays mostly under 0.5 and the teacher's decisions miss it
@@ -30,7 +30,7 @@ BIAS_CONTEXT_RATE, BIAS_HIDDEN_RATE = 0.95, 0.5  # a biased teacher's training s
 class WorldCNN(nn.Module):
     """Four strided conv blocks, global pooling, one logit per class."""
 
-    def __init__(self, n_classes=len(CLASS_NAMES), width=32):
+    def __init__(self, n_classes=N_CLASSES, width=32):
         super().__init__()
         layers, channels = [], 3
         for out in (width, 2 * width, 4 * width, 4 * width):

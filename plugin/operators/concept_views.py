@@ -13,7 +13,8 @@ from fiftyone_inficond.new_concepts import add_concepts, search_concepts
 from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config
 from fiftyone_inficond.students.run import SPLITS, open_students
 
-from .common import add_target_view, form, message_output, operator_config, run_key_input, show_overlay
+from ..ui import show_overlay
+from .common import add_target_view, form, message_output, operator_config, run_key_input
 
 
 def _concept_field_input(ctx, inputs):

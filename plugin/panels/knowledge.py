@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from fiftyone_inficond.locate import can_locate, concepts_patches, patch_crops
 from fiftyone_inficond.students.budget import PATH
 
-from ..operators.common import dropdown
+from ..ui import dropdown
 from .common import (
     KNOWLEDGE,
     THUMBS,
@@ -23,7 +23,6 @@ from .common import (
     answers,
     choices,
     draw_text,
-    usage_text,
     fine_tune,
     image_uri,
     pct,
@@ -31,6 +30,7 @@ from .common import (
     read_workbench,
     select_concept,
     toggle_pending,
+    usage_text,
 )
 
 RANKINGS = {

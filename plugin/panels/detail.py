@@ -12,7 +12,7 @@ import numpy as np
 
 from fiftyone_inficond.students.run import SPLITS
 
-from ..operators.common import show_overlay
+from ..ui import show_overlay
 from .common import (
     DETAIL,
     THUMBS,

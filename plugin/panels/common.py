@@ -32,9 +32,10 @@ from fiftyone.operators.executor import ExecutionContext
 from fiftyone_inficond.errors import InficondError, UnknownName
 from fiftyone_inficond.students.run import DEFAULT_TUNING_EPOCHS, list_student_runs, open_students
 
+from ..ui import PLUGIN
+
 logger = logging.getLogger(__name__)
 
-PLUGIN = "@inficond/inficond"
 STORE = "inficond"
 PERFORMANCE, KNOWLEDGE, PROVENANCE = "inficond_performance", "inficond_knowledge", "inficond_provenance"
 EMBEDDING, DETAIL = "inficond_embedding", "inficond_concept"

@@ -1,5 +1,5 @@
-"""Pieces every operator shares: config, target-view input, progress reporting, forms, and the
-App steps that draw a concept's heatmap (the concept detail panel takes them too)."""
+"""Pieces every operator shares: config, target-view input, progress reporting, forms and the
+server files an App user may name. What panels share with operators is in ``ui.py``."""
 
 import os
 
@@ -7,10 +7,10 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from fiftyone_inficond.errors import InvalidRequest
-from fiftyone_inficond.overlay import show_concept_overlay
 from fiftyone_inficond.students.run import list_student_runs, open_students
 
-PLUGIN = "@inficond/inficond"
+from ..ui import dropdown
+
 # Folders on the App server whose files App users may name (corpora, score files, checkpoints),
 # separated like PATH. Unset: App users can name no server file; Python callers of the library
 # are not confined.
@@ -86,29 +86,6 @@ def message_output(label="Result"):
     outputs = types.Object()
     outputs.str("message", label=label, view=types.MarkdownView())
     return types.Property(outputs)
-
-
-def show_overlay(ctx, samples, concept, field, set_view=False):
-    """Writes ``concept``'s heatmap on ``samples`` and has the App draw it, in the order seen to
-    work in the browser: the App reloads the dataset when the overlay field is new (it learns the
-    field before it shows a view), shows ``samples`` in the grid with ``set_view``, then turns the
-    overlay field on beside the labels already shown. Returns :func:`show_concept_overlay`'s answer."""
-    shown = show_concept_overlay(samples, concept, field)
-    if shown["new_field"]:
-        ctx.ops.reload_dataset()
-    if set_view:
-        ctx.ops.set_view(samples)
-    if shown["field"] not in ctx.active_fields:
-        ctx.ops.set_active_fields(list(ctx.active_fields) + [shown["field"]])
-    return shown
-
-
-def dropdown(labels):
-    """A dropdown of ``{value: label}`` (operator forms and panels)."""
-    view = types.DropdownView()
-    for value, label in labels.items():
-        view.add_choice(value, label=label)
-    return view
 
 
 def run_key_input(ctx, inputs):

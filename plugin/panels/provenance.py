@@ -4,7 +4,7 @@ tuned and what it changed; compare any entry with the current one, and revert to
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from ..operators.common import PLUGIN, dropdown
+from ..ui import PLUGIN, dropdown
 from .common import PROVENANCE, THUMBS, WorkbenchPanel, answers, draw_text, pct, read_workbench, signed_pct
 
 METRICS = {"student_ap": "student AP", "agreement_ap": "agreement AP", "f1": "F1 vs teacher"}

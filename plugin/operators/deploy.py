@@ -7,9 +7,9 @@ from fiftyone_inficond.deploy.export import export_root, export_students, list_e
 from fiftyone_inficond.deploy.model import apply_export
 from fiftyone_inficond.errors import InvalidRequest
 
+from ..ui import dropdown
 from .common import (
     add_target_view,
-    dropdown,
     form,
     message_output,
     operator_config,

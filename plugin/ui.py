@@ -1,0 +1,32 @@
+"""What the operators and the panels both show: the plugin's name (operator URIs), dropdowns,
+and the App steps that draw a concept's heatmap. One module, so that neither side imports the
+other."""
+
+import fiftyone.operators.types as types
+
+from fiftyone_inficond.overlay import show_concept_overlay
+
+PLUGIN = "@inficond/inficond"
+
+
+def show_overlay(ctx, samples, concept, field, set_view=False):
+    """Writes ``concept``'s heatmap on ``samples`` and has the App draw it, in the order seen to
+    work in the browser: the App reloads the dataset when the overlay field is new (it learns the
+    field before it shows a view), shows ``samples`` in the grid with ``set_view``, then turns the
+    overlay field on beside the labels already shown. Returns :func:`show_concept_overlay`'s answer."""
+    shown = show_concept_overlay(samples, concept, field)
+    if shown["new_field"]:
+        ctx.ops.reload_dataset()
+    if set_view:
+        ctx.ops.set_view(samples)
+    if shown["field"] not in ctx.active_fields:
+        ctx.ops.set_active_fields(list(ctx.active_fields) + [shown["field"]])
+    return shown
+
+
+def dropdown(labels):
+    """A dropdown of ``{value: label}`` (operator forms and panels)."""
+    view = types.DropdownView()
+    for value, label in labels.items():
+        view.add_choice(value, label=label)
+    return view
