@@ -14,7 +14,7 @@ export FIFTYONE_DATABASE_VALIDATION := false
 PLUGINS := $(CURDIR)/.plugins
 APP_ENV := FIFTYONE_PLUGINS_DIR=$(PLUGINS) FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS=true
 
-.PHONY: venv browser demo demo-coco app test bench fidelity study world-clip clean
+.PHONY: venv browser demo demo-coco app lint test test-fast bench fidelity study world-clip clean
 
 venv: $(STAMP)
 
@@ -52,8 +52,16 @@ demo-coco: venv $(PLUGINS)/inficond
 app: venv $(PLUGINS)/inficond
 	$(APP_ENV) $(PY) -m fiftyone_inficond.demo app
 
-test: venv browser
+lint: venv
+	$(VENV)/bin/ruff check .
+
+test: lint browser
 	$(PY) -m pytest -q
+
+# Pure array and validation tests (tests/conftest.py says which), in well under a minute; MongoDB is
+# made unreachable so that one which needs it fails instead of waiting for it.
+test-fast: venv
+	FIFTYONE_DATABASE_URI="mongodb://127.0.0.1:9/?serverSelectionTimeoutMS=300" $(PY) -m pytest -q -m fast -p no:warnings
 
 bench: venv $(PLUGINS)/inficond
 	$(PY) benchmarks/concepts.py

@@ -72,14 +72,16 @@ def main():
     pipeline_s = pipeline()  # warm: the texts come from the cache
 
     n = len(paths)
-    print(f"model={args.model} images={n} batch={args.batch_size} concepts={len(corpus)} threads={torch.get_num_threads()}")
+    print(f"model={args.model} images={n} batch={args.batch_size} concepts={len(corpus)} "
+          f"threads={torch.get_num_threads()}")
     print(f"encode_image: {n / encode_s:.2f} img/s   extract: {n / extract_s:.2f} img/s")
     print(f"decode+encode_image: {n / load_encode_s:.2f} img/s   compute_concepts (decode, extract, write): "
           f"{n / pipeline_s:.2f} img/s, {n / pipeline_cold_s:.2f} img/s with a cold text cache")
     print(f"corpus text encoding: {text_s:.1f} s for {len(corpus)} prompts (once per model, then cached)")
     print(
         f"extract_vs_encode={encode_s / extract_s:.2f} "
-        f"pipeline_vs_encode={load_encode_s / pipeline_s:.2f} pipeline_vs_encode_cold={load_encode_s / pipeline_cold_s:.2f} "
+        f"pipeline_vs_encode={load_encode_s / pipeline_s:.2f} "
+        f"pipeline_vs_encode_cold={load_encode_s / pipeline_cold_s:.2f} "
         f"goal=0.85"
     )
 

@@ -54,7 +54,8 @@ def concept_panel_figures(n_images):
         train_students(dataset, key="bench", train_tag="fit", epochs=2)
         config = run_config(dataset, "concepts", CONCEPTS_METHOD)
         embeddings = run_text_embeddings(config, make_corpus(config["concepts"]).texts(config["template"]))
-        projection_s, _ = timed(lambda: project(embeddings, "tsne"))  # what the first user of this corpus waits for, once
+        # what the first user of this corpus waits for, once
+        projection_s, _ = timed(lambda: project(embeddings, "tsne"))
         concept_projection(dataset, "concepts", "tsne")
 
         spaces = workspace()  # as the user sees it: the concept map and the concept detail tabs open

@@ -272,7 +272,8 @@ def child_image_dataset(spec):
     pool = sorted(os.path.join(spec["directory"], f) for f in os.listdir(spec["directory"]))
     dataset = fo.Dataset(spec["name"], persistent=True)
     for start in range(0, spec["n"], CHUNK):
-        dataset.add_samples([fo.Sample(filepath=pool[i % len(pool)]) for i in range(start, min(spec["n"], start + CHUNK))],
+        dataset.add_samples([fo.Sample(filepath=pool[i % len(pool)])
+                             for i in range(start, min(spec["n"], start + CHUNK))],
                             progress=False)
     return {}
 

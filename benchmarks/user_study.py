@@ -103,7 +103,8 @@ def tag_test_split(dataset, n, seed):
 def study_world(seed, cls, thing, n_train, n_heldout, clip, corpus, log):
     with tempfile.TemporaryDirectory() as root:
         name = f"inficond-study-{uuid.uuid4().hex[:8]}"
-        dataset = load_world_splits(name, root, n_train, n_heldout, seed, context_with={cls: {thing: BIAS_CONTEXT_RATE}})
+        dataset = load_world_splits(name, root, n_train, n_heldout, seed,
+                                    context_with={cls: {thing: BIAS_CONTEXT_RATE}})
         try:
             tag_test_split(dataset, n_heldout // 2, seed)
             corpus = packaged_corpus(corpus)
@@ -132,9 +133,9 @@ def _ap(value):
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--train", type=int, default=600,
-                        help="training scenes (with the correlation) the students learn from: fit to 200 of world 22's, a "
-                             "logistic regression on the ground truth reached 0.77 AP for car on test, 0.94 fit to 300 "
-                             "validation scenes, and the car student 0.90 (0.92 with 600)")
+                        help="training scenes (with the correlation) the students learn from: fit to 200 of world "
+                             "22's, a logistic regression on the ground truth reached 0.77 AP for car on test, "
+                             "0.94 fit to 300 validation scenes, and the car student 0.90 (0.92 with 600)")
     parser.add_argument("--heldout", type=int, default=600,
                         help="held-out scenes, half validation and half test: with 100 each a class had 15 positives "
                              "and one retraining moved its AP by 1-2 points")
@@ -155,8 +156,8 @@ def main():
     worlds = [study_world(seed + args.seed_offset, cls, thing, args.train, args.heldout, clip, args.corpus, log)
               for seed, cls, thing in WORLDS[: args.worlds]]
 
-    print(f"{len(worlds)} worlds, {args.corpus} corpus, {args.train} training scenes (correlated) and {args.heldout} held-out (half "
-          f"validation for the expert, half test); {time.time() - started:.0f} s")
+    print(f"{len(worlds)} worlds, {args.corpus} corpus, {args.train} training scenes (correlated) and "
+          f"{args.heldout} held-out (half validation for the expert, half test); {time.time() - started:.0f} s")
     print("world            regime  class     iterations  student AP on validation  test: student before → after, "
           "teacher  (why it stopped)")
     for w in worlds:

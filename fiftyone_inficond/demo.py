@@ -98,7 +98,9 @@ def workspace():
 
 
 def save_workspace(dataset):
-    dataset.save_workspace(WORKSPACE, workspace(), description="InFiConD: grid, performance, concept map, provenance, knowledge, concept detail",
+    dataset.save_workspace(WORKSPACE, workspace(),
+                           description="InFiConD: grid, performance, concept map, provenance, knowledge, "
+                                       "concept detail",
                            overwrite=True)
 
 

@@ -134,7 +134,8 @@ def _write(dataset, field, columns, width):
     )
     row = {sample_id: i for i, sample_id in enumerate(columns["ids"])}
     updates = {}
-    for sample_id, vector, concepts, similarities, segment_map in zip(ids, vectors, best, best_similarity, segment_maps):
+    for sample_id, vector, concepts, similarities, segment_map in zip(ids, vectors, best, best_similarity,
+                                                                      segment_maps):
         i = row.get(sample_id)
         if i is None or vector is None or len(vector) != width:
             continue  # extended by an earlier, unfinished call, or segmented after the index was read
@@ -145,7 +146,8 @@ def _write(dataset, field, columns, width):
         if beats.any():  # mostly not: only those labels are rewritten
             concepts = [int(width + w) if b else c for c, w, b in zip(concepts, winner, beats)]
             update[f"{path}.concepts"] = concepts
-            update[f"{path}.similarities"] = [round(float(v), 4) if b else s for s, v, b in zip(similarities, value, beats)]
+            update[f"{path}.similarities"] = [round(float(v), 4) if b else s
+                                              for s, v, b in zip(similarities, value, beats)]
             update[f"{path}.mask"] = concept_map(segment_map, concepts)
     update_samples(dataset, updates)
     return len(updates)

@@ -110,3 +110,16 @@ def assert_nothing_written(dataset, field):
     assert not dataset.has_sample_field(field)
     assert field not in dataset.list_runs()
     assert not any(name.startswith("inficond_scratch") for name in dataset.get_field_schema())
+
+
+# The fast tier (`make test-fast`): tests that need neither MongoDB nor a browser nor a CLIP,
+# chosen by the fixtures they take, less those marked slow; `make test-fast` makes MongoDB
+# unreachable, so a fast test that reaches it fails instead of being quietly slow.
+SLOW_FIXTURES = {"coco128_base", "tiny_checkpoint", "own_mongod", "app", "world", "scenes", "small", "stand_in",
+                 "tiny_clip", "clip"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if not SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.fast)

@@ -74,7 +74,8 @@ def test_show_in_grid_sorts_by_the_concepts_stored_presence_with_its_heatmap(wor
     dataset.reload()
     assert sorted(dataset.exists("concepts_overlay").values("id")) == sorted(shown)
     assert set(dataset.values("concepts_overlay.concept")) - {None} == {concept}
-    assert detail.state["message"].startswith(f"Grid: the {len(shown)} held-out samples where '{concept}' is most present")
+    assert detail.state["message"].startswith(f"Grid: the {len(shown)} held-out samples "
+                                              f"where '{concept}' is most present")
 
     requests = detail.event("on_show_in_grid")  # again: the field is reused, no reload
     assert not find(requests, "reload_dataset")
@@ -85,7 +86,8 @@ def test_thumbs_up_in_the_detail_is_pending_in_the_knowledge_panel_and_fine_tune
     detail, knowledge = panels["concept"], panels["knowledge"]
     detail.event("on_load")
     cls, concept = detail.state["controls"]["cls"], detail.state["controls"]["concept"]
-    assert len(detail.data["whatif"]) == 8 and {t["name"] for t in detail.data["whatif"]} >= {"accuracy", "F1", "recall", "precision"}
+    assert (len(detail.data["whatif"]) == 8
+            and {t["name"] for t in detail.data["whatif"]} >= {"accuracy", "F1", "recall", "precision"})
     assert [t["name"] for t in detail.data["presence"]] == ["teacher's positives", "teacher's negatives"]
     detail.event("on_up")
     assert detail.state["pending_here"] == ["up"]
@@ -132,7 +134,8 @@ def test_search_finds_by_name_and_meaning_and_adds_a_missing_concept(world):
     assert embedding.state["message"].startswith("✅ Student run 'panel_extended' trained with 1 added concept")
     extended = load_students(dataset, "panel_extended")
     assert extended.concepts[-1] == "zebra crossing" and extended.history[0]["extends"]["key"] == "panel"
-    assert embedding.state["n_added"] == 0 and not [t for t in embedding.data["chart"] if t["name"] == "not in the student"]
+    assert (embedding.state["n_added"] == 0
+            and not [t for t in embedding.data["chart"] if t["name"] == "not in the student"])
 
 
 def test_a_refresh_shows_the_search_without_searching_again_until_the_phrase_changes(world, monkeypatch):

@@ -9,7 +9,8 @@ from fiftyone_inficond.demo import build_world
 from fiftyone_inficond.students.run import delete_students, list_student_runs, load_students
 from fiftyone_inficond.world.expert import CONTEXT, TOLERATED_DROP, context_for, decide, own_concepts, shown, tune_class
 
-LINE = re.compile(r"^(👍|👎) (\S+) for (\S+): (context(?: \(\w+'s colour\))?|part of \S+), weight [+-]\d+\.\d\d(, \d+(?:st|nd|rd|th) by | on the concept map)")
+LINE = re.compile(r"^(👍|👎) (\S+) for (\S+): (context(?: \(\w+'s colour\))?|part of \S+), weight [+-]\d+\.\d\d"
+                  r"(, \d+(?:st|nd|rd|th) by | on the concept map)")
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +47,8 @@ def test_a_context_concept_the_student_relies_on_is_down_tuned_first(world):
 
 def test_the_expert_tunes_the_worst_class_from_what_the_panels_show_and_logs_why(world):
     run = load_students(world, "students")
-    cls = run.performance("validation", sort_by="ap_gap")["classes"][0]["class"]  # what the performance panel shows first
+    # what the performance panel shows first
+    cls = run.performance("validation", sort_by="ap_gap")["classes"][0]["class"]
     shown_before = shown(run, cls)
     lines = []
     result = tune_class(run, cls, "validation", max_iterations=3, log=lines.append)

@@ -93,7 +93,8 @@ def test_a_database_restart_mid_extraction_fails_clearly_and_a_rerun_completes_o
     code, out, err = child(
         compute
         + "print('RESULT', result.already_done, result.computed, len(result.failed))\n"
-        "print('RESULT', ds.count('id'), len(set(ds.values('filepath'))), ds.count('concepts'), ds.count('concepts_segments'))\n"
+        "print('RESULT', ds.count('id'), len(set(ds.values('filepath'))), ds.count('concepts'), "
+        "ds.count('concepts_segments'))\n"
         "from fiftyone_inficond.runs import require_run, CONCEPTS_METHOD\n"
         "require_run(ds, 'concepts', CONCEPTS_METHOD, 'concepts')\n"  # the run says it is complete
         "import numpy as np\n"
@@ -146,7 +147,8 @@ def test_a_database_restart_while_a_run_is_saved_fails_clearly_and_a_retrain_sav
         train
         + "from fiftyone_inficond import fiftyone_api\n"
         "from fiftyone_inficond.students import store\n"
-        "print('RESULT', list_student_runs(ds), store._history().count_documents({'dataset_id': fiftyone_api.dataset_id(ds)}),"
+        "print('RESULT', list_student_runs(ds), "
+        "store._history().count_documents({'dataset_id': fiftyone_api.dataset_id(ds)}),"
         " load_students(ds, 's').revision)\n"
     )
     assert code == 0, err
@@ -198,7 +200,8 @@ def test_a_full_disk_while_caching_leaves_the_previous_cache_whole(small, tmp_pa
     before = streaming.cache_inputs(small, directory, dtype="float32")
     rows = before.rows("concepts", np.arange(len(before)))
     monkeypatch.setattr(streaming, "open",
-                        lambda path, mode="r", *a, **k: _FullDisk(open(path, mode)) if "w" in mode else open(path, mode),
+                        lambda path, mode="r", *a, **k: (_FullDisk(open(path, mode)) if "w" in mode
+                                                         else open(path, mode)),
                         raising=False)
     with pytest.raises(WriteFailed, match=r"Cannot write the training cache to .*\(No space left on device\): "
                                           r"nothing was written there"):

@@ -69,8 +69,10 @@ def test_a_student_key_never_destroys_a_concept_or_teacher_run(distilled):
     before = snapshot(distilled)
     teacher_before = teacher_scores(distilled)[0]
     attempts = [
-        (lambda: train_students(distilled, key="teacher", overwrite=True), "'teacher' is a teacher run, not a student run"),
-        (lambda: train_students(distilled, key="concepts", overwrite=True), "'concepts' is a concept run, not a student run"),
+        (lambda: train_students(distilled, key="teacher", overwrite=True),
+         "'teacher' is a teacher run, not a student run"),
+        (lambda: train_students(distilled, key="concepts", overwrite=True),
+         "'concepts' is a concept run, not a student run"),
         (lambda: delete_students(distilled, "concepts"), "'concepts' is a concept run, not a student run"),
         (lambda: rename_students(distilled, "teacher", "renamed"), "'teacher' is a teacher run, not a student run"),
     ]
@@ -207,7 +209,8 @@ def test_rename_refuses_keys_fiftyone_would_refuse_and_keeps_the_run(distilled, 
     before = snapshot(distilled)
     with pytest.raises(InficondError, match="A run key is a single word"):
         rename_students(distilled, "good", new_key)
-    with pytest.raises(Exception, match="A run key is a single word|new_key. Reason: Required"):  # the form refuses blanks
+    # the form refuses blanks
+    with pytest.raises(Exception, match="A run key is a single word|new_key. Reason: Required"):
         execute("rename_student_run", distilled, key="good", new_key=new_key)
     assert snapshot(distilled) == before
     assert [e["kind"] for e in load_students(distilled, "good").history] == ["train", "tune"]
@@ -219,7 +222,8 @@ def test_a_renamed_run_keeps_its_history(distilled):
     rename_students(distilled, "good", "better_v2")
     assert list_student_runs(distilled) == ["better_v2"]
     renamed = load_students(distilled, "better_v2")
-    assert [e["kind"] for e in renamed.history] == ["train", "tune"] and renamed.weight.tobytes() == run.weight.tobytes()
+    assert ([e["kind"] for e in renamed.history] == ["train", "tune"]
+            and renamed.weight.tobytes() == run.weight.tobytes())
     assert renamed.tune(down={"person": ["sky"]}, epochs=1)["revision"] == 2
 
 
@@ -251,7 +255,8 @@ def test_a_kill_after_overwriting_leaves_the_new_run_whole(distilled):
     distilled.persistent = True
     old = train_students(distilled, key="b", epochs=1)
     old.tune(up={"person": ["sky"]}, epochs=1)
-    run_killed(_child(distilled, "train_students(ds, key='b', overwrite=True, epochs=1, seed=7)\n"), "train:run-registered")
+    run_killed(_child(distilled, "train_students(ds, key='b', overwrite=True, epochs=1, seed=7)\n"),
+               "train:run-registered")
     new = load_students(distilled, "b")
     assert new.uid != old.uid and [e["kind"] for e in new.history] == ["train"]
     store.purge_orphans(grace=store.timedelta(0))
@@ -507,7 +512,8 @@ def test_untrusted_strings_are_refused_in_the_users_words(distilled, coco_subset
 def test_nonsense_reads_are_refused_in_the_users_words(distilled):
     run = train_students(distilled, key="s", epochs=1)
     reads = [
-        (lambda: run.top_concepts("person", n=0), "The number of concepts to show must be a whole number of at least 1"),
+        (lambda: run.top_concepts("person", n=0),
+         "The number of concepts to show must be a whole number of at least 1"),
         (lambda: run.top_concepts("person", sign="up"), "Rank weights by sign 'positive', 'negative' or 'absolute'"),
         (lambda: run.top_concepts("person", by="Q"), "Rank concepts by 'weight', 'positives' or 'negatives'"),
         (lambda: run.what_if("person", n_values=1), "The number of what-if values must be a whole number from 2"),

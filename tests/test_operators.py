@@ -58,7 +58,8 @@ def test_concepts_and_teacher_operators(coco_subset, tiny_checkpoint, coco128_di
         ("compute_concepts", dict(model=TINY_MODEL, corpus_source="list", corpus=[" "]), "corpus is empty"),
         ("import_teacher_scores", dict(source="file", path=os.path.join(COCO128, "nowhere.json")), "does not exist"),
         ("import_teacher_scores", dict(source="file", path="/etc/passwd"), "outside the folders this App may read"),
-        ("compute_concepts", dict(corpus_source="file", corpus_path="/etc/passwd"), "outside the folders this App may read"),
+        ("compute_concepts", dict(corpus_source="file", corpus_path="/etc/passwd"),
+         "outside the folders this App may read"),
         ("import_teacher_scores", dict(source="labels", label_field="nope"), "has no field 'nope'"),
     ],
 )
@@ -114,7 +115,8 @@ def test_concept_view_operators(coco128, tiny_checkpoint, coco128_dir):
     assert sorted(coco128.exists("concepts_overlay").values("id")) == sorted(shown["sample_ids"])
 
     drawn = execute("show_concept_overlay", coco128.limit(5), field="concepts", concept="dog")
-    assert (drawn["samples"], drawn["cleared"]) == (5, len(set(shown["sample_ids"]) - set(coco128.limit(5).values("id"))))
+    assert (drawn["samples"], drawn["cleared"]) == (
+        5, len(set(shown["sample_ids"]) - set(coco128.limit(5).values("id"))))
     assert set(coco128.values("concepts_overlay.concept")) == {"dog", None}
 
     found = execute("search_concepts", coco128, field="concepts", phrase="a puppy", n=3)

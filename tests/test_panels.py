@@ -42,7 +42,8 @@ def test_clicking_a_subset_shows_exactly_its_samples_and_selects_the_class(tuned
     # The other panels shown show the selected class, in the same answer; a hidden tab is left to
     # its on_load (the App stops applying an answer at a patch for a hidden panel).
     assert {p["panel_id"] for p in find(requests, "show_panel_output")} == {performance.id, knowledge.id}
-    (shown,) = [p["state"] for p in find(requests, "patch_panel_state") if p["panel_id"] == knowledge.id and "controls" in p["state"]]
+    (shown,) = [p["state"] for p in find(requests, "patch_panel_state")
+                if p["panel_id"] == knowledge.id and "controls" in p["state"]]
     assert shown["controls"]["cls"] == cls
 
 
@@ -75,14 +76,17 @@ def test_thumbs_up_then_fine_tune_saves_one_entry_and_changes_the_ranking(tuned_
     after = load_students(dataset, "panel").weight[run.classes.index(cls), run.concepts.index(concept)]
     assert after > before
     assert knowledge.state["message"].startswith("✅ Revision 1 saved") and not knowledge.state["has_pending"]
-    new_names = [t["name"].removeprefix("what-if ") for t in knowledge.data[knowledge.state["chart"]] if t["name"].startswith("what-if ")]
+    new_names = [t["name"].removeprefix("what-if ") for t in knowledge.data[knowledge.state["chart"]]
+                 if t["name"].startswith("what-if ")]
     assert new_names != names  # the ranking was redrawn from the tuned weights (the 👍'd weight rose, above)
-    (shown,) = [p["state"] for p in find(requests, "patch_panel_state") if p["panel_id"] == performance.id and "header" in p["state"]]
+    (shown,) = [p["state"] for p in find(requests, "patch_panel_state")
+                if p["panel_id"] == performance.id and "header" in p["state"]]
     assert "revision 1" in shown["header"]  # the performance panel follows
 
     performance.event("on_load")
     requests = performance.event("on_click_chart", id=f"class|{cls}")
-    (shown,) = [p["state"] for p in find(requests, "patch_panel_state") if p["panel_id"] == knowledge.id and "header" in p["state"]]
+    (shown,) = [p["state"] for p in find(requests, "patch_panel_state")
+                if p["panel_id"] == knowledge.id and "header" in p["state"]]
     assert shown["header"].endswith("revision 1")  # a sibling refresh shows the tuned run
 
     provenance.event("on_load")
@@ -97,7 +101,8 @@ def test_revert_restores_the_earlier_weights(tuned_world):
     run.tune(up={run.classes[0]: [run.concepts[0]]}, epochs=1)
     provenance = PanelDriver(dataset, "inficond_provenance")
     provenance.event("on_load")
-    assert provenance.state["compare_row"]["compare"] == "0" and "Revision 0 vs current" in provenance.state["comparison"]
+    assert (provenance.state["compare_row"]["compare"] == "0"
+            and "Revision 0 vs current" in provenance.state["comparison"])
     provenance.event("on_revert")
     reverted = load_students(dataset, "panel")
     assert reverted.history[-1]["kind"] == "revert" and reverted.history[-1]["reverted_to"] == 0
@@ -163,4 +168,5 @@ def test_without_located_concepts_the_knowledge_panel_says_why_it_has_no_patches
     knowledge = PanelDriver(distilled, "inficond_knowledge")
     knowledge.event("on_load")
     assert knowledge.state["ready"] and "No image patches: 'concepts' was not computed" in knowledge.state["header"]
-    assert knowledge.state["patch_ids"] == [[]] * 10 and any(t["type"] == "image" for t in knowledge.data[knowledge.state["chart"]])
+    assert (knowledge.state["patch_ids"] == [[]] * 10
+            and any(t["type"] == "image" for t in knowledge.data[knowledge.state["chart"]]))

@@ -12,7 +12,8 @@ from fiftyone_inficond.new_concepts import add_concepts
 CORPUS = ["person", "dog", "car", "sky", "grass", "wood", "red", "striped", "road", "water", "cat", "tree"]
 
 
-@pytest.mark.parametrize("method", list(projection.METHODS))
+@pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if m == "umap" else m  # numba compiles
+                                    for m in projection.METHODS])
 def test_two_clusters_stay_apart_on_the_map(method):
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(2, 32))

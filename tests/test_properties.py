@@ -29,7 +29,8 @@ examples = lambda n: settings(  # noqa: E731
 
 names = st.text(alphabet=string.ascii_letters + string.digits + " _-.$é👍\n", max_size=12)
 anything = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(), st.text(max_size=4),
-                     st.lists(st.integers(), max_size=2), st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
+                     st.lists(st.integers(), max_size=2),
+                     st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
 
 
 def mostly(valid, invalid, odds=3):
@@ -60,7 +61,8 @@ def teacher_inputs(draw):
     scores = draw(arrays(np.float64, (n_rows, n_cols), elements=elements))
     well_formed = st.lists(st.text(string.ascii_letters, min_size=1, max_size=6), min_size=n_cols, max_size=n_cols,
                            unique=True)
-    classes = draw(mostly(well_formed, st.one_of(st.lists(names, max_size=4), names, st.lists(st.integers(0, 3), max_size=4))))
+    classes = draw(mostly(well_formed, st.one_of(st.lists(names, max_size=4), names,
+                                                 st.lists(st.integers(0, 3), max_size=4))))
     return scores, classes
 
 

@@ -102,7 +102,8 @@ def test_agreement_subsets_partition_the_samples(distilled):
     truth = dict(zip(run.ids, run.data.truth[:, j]))
     says = dict(zip(run.ids, run.probabilities()[:, j] >= 0.5))
     assert all(truth[i] and says[i] for i in subsets["positives"]["student_right"] + subsets["positives"]["both_right"])
-    assert all(not truth[i] and says[i] for i in subsets["negatives"]["student_wrong"] + subsets["negatives"]["both_wrong"])
+    assert all(not truth[i] and says[i]
+               for i in subsets["negatives"]["student_wrong"] + subsets["negatives"]["both_wrong"])
 
 
 def test_rankings(distilled):
@@ -150,7 +151,8 @@ def test_tuning_moves_concepts_and_keeps_every_bound(distilled):
     person, car = run.classes.index("person"), run.classes.index("car")
     sky = next(name for name, weight in run.uses("person") if weight > 0 and name != "road"
                and not run.synonyms_of(name))  # 👎: one it uses, without synonyms
-    wheel = next(name for name, weight in run.uses("car") if weight > 0 and name != "road" and not run.synonyms_of(name))
+    wheel = next(name for name, weight in run.uses("car") if weight > 0 and name != "road"
+                 and not run.synonyms_of(name))
     w = run.weight.copy()
     first = run.tune(up={"person": ["road"]}, down={"person": [sky], "car": [wheel]}, factor=2.0)
     assert run.weight[person, run.concepts.index("road")] > w[person, run.concepts.index("road")]

@@ -1,6 +1,7 @@
 """Concept text embeddings are encoded once per model and prompt and found by every client."""
 
 import numpy as np
+import pytest
 import torch
 from conftest import TINY_MODEL, run_python
 
@@ -48,6 +49,7 @@ def test_another_process_finds_them_and_other_weights_do_not(tiny_checkpoint):
     assert not torch.allclose(text_cache.concept_embeddings(random_init, CORPUS, template), expected)
 
 
+@pytest.mark.slow  # MongoDB
 def test_a_concurrent_insert_of_the_same_embeddings_is_not_an_error():
     collection = text_cache.fiftyone_api.database()[text_cache.COLLECTION]
     docs = [{"_id": f"test-{np.random.default_rng().integers(1 << 60)}", "vector": b"\0" * 4}]

@@ -61,7 +61,8 @@ def test_any_class_can_be_tied_to_any_context_thing():
     assert rate(tied, "car", "rock") > 0.85 and rate(plain, "car", "rock") < 0.5
     # Other classes keep the things' own rates; without correlations the world is as it was.
     assert abs(rate(tied, "house", "sun") - rate(plain, "house", "sun")) < 0.1
-    assert all(a.image.tobytes() == b.image.tobytes() for a, b in zip(plain, generate_scenes(300, seed=1, context_with={})))
+    assert all(a.image.tobytes() == b.image.tobytes()
+               for a, b in zip(plain, generate_scenes(300, seed=1, context_with={})))
     with pytest.raises(ValueError, match="things of"):
         generate_scenes(1, context_with={"boat": {"moon": 0.9}})
 
@@ -93,6 +94,7 @@ def test_patch_fractions_are_the_share_of_each_patch_a_concept_covers():
     assert np.allclose(fractions[3], [1, 1, 0, 0])
 
 
+@pytest.mark.slow  # MongoDB
 def test_world_dataset_in_fiftyone(tmp_path):
     dataset = load_world(unique_name(), str(tmp_path), n=6, seed=3, split="val")
     try:
@@ -108,6 +110,7 @@ def test_world_dataset_in_fiftyone(tmp_path):
         dataset.delete()
 
 
+@pytest.mark.slow  # MongoDB
 def test_world_teacher_is_a_fiftyone_model(tmp_path):
     from fiftyone_inficond.teacher import teacher_from_model, teacher_scores
     from fiftyone_inficond.world.teacher_model import CLASS_NAMES, as_fiftyone_model, train_world_teacher
@@ -134,6 +137,7 @@ def test_world_clip_loads_through_the_normal_checkpoint_path():
     assert all(torch.equal(saved[k].float(), loaded[k].float()) for k in saved)
 
 
+@pytest.mark.slow  # MongoDB
 def test_small_end_to_end_run_on_the_world(tmp_path):
     from fiftyone_inficond.clip import load_clip
     from fiftyone_inficond.extraction import compute_concepts
@@ -159,6 +163,7 @@ def test_small_end_to_end_run_on_the_world(tmp_path):
         dataset.delete()
 
 
+@pytest.mark.slow  # trains a CNN
 def test_a_teacher_trained_with_a_bias_errs_where_the_correlation_is_absent():
     from sklearn.metrics import average_precision_score
 

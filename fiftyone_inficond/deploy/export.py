@@ -4,8 +4,9 @@ An export is a folder of four files, listed with their SHA-256 in ``manifest.jso
 
 - ``students.pt``: the whole path (:class:`fiftyone_inficond.deploy.path.StudentPath`) as a
   TorchScript program, with concepts that no student uses (zero weight for every class, or
-  below a pruning level the caller chooses) left out. ``torch.jit.load(...)(images)`` returns ``(probabilities, concept_vectors)``
-  for ``(batch, 3, H, W)`` images preprocessed as the manifest's ``preprocess`` says;
+  below a pruning level the caller chooses) left out. ``torch.jit.load(...)(images)`` returns
+  ``(probabilities, concept_vectors)`` for ``(batch, 3, H, W)`` images preprocessed as the
+  manifest's ``preprocess`` says;
 - ``students.safetensors``: the students over every concept of the run (weight, bias,
   standardization), the concepts' text embeddings and which concepts the program keeps;
 - ``corpus.txt``: the run's concept names, one per line, in column order;
@@ -244,7 +245,8 @@ def load_export(directory):
         tensors = safetensors.torch.load_file(directory / TENSORS)
         program = load_program(directory / PROGRAM)
     except Exception as e:  # any unreadable file: the message names the export to redo
-        raise InvalidRequest(f"Export '{directory}' could not be read ({type(e).__name__}): export the run again") from e
+        raise InvalidRequest(f"Export '{directory}' could not be read ({type(e).__name__}): "
+                             "export the run again") from e
     return StudentExport(directory, manifest, tensors, program)
 
 

@@ -512,14 +512,16 @@ class StudentRun:
         rows = self._rows(split)
         counts = agreement_counts(self.data.teacher[rows], self._probabilities(rows), self._truth(rows), self.threshold)
         return {
-            name: {group: {subset: int(values[j]) for subset, values in named.items()} for group, named in counts.items()}
+            name: {group: {subset: int(values[j]) for subset, values in named.items()}
+                   for group, named in counts.items()}
             for j, name in enumerate(self.classes)
         }
 
     def agreement_view(self, cls, group, subset, split="all"):
         """The samples of one agreement subset as a FiftyOne view (e.g. for the App's grid)."""
         if group not in GROUPS or subset not in SUBSETS:
-            raise InvalidRequest(f"An agreement subset is one of {GROUPS} and one of {SUBSETS}; got {group!r}, {subset!r}")
+            raise InvalidRequest(f"An agreement subset is one of {GROUPS} and one of {SUBSETS}; "
+                                 f"got {group!r}, {subset!r}")
         ids = self.agreement(cls, split)[group][subset]
         return fiftyone_api.dataset_of(self.samples).select(ids, ordered=True)
 
@@ -808,7 +810,8 @@ class StudentRun:
     def _concept_index(self, name):
         if isinstance(name, str) and name in self.concepts:
             return self.concepts.index(name)
-        raise UnknownName(f"Concept '{name}' is not in the corpus of student run '{self.key}': pick one of its concepts")
+        raise UnknownName(f"Concept '{name}' is not in the corpus of student run '{self.key}': "
+                          "pick one of its concepts")
 
 
 class Destandardized:

@@ -273,7 +273,8 @@ def _chunk(docs, concepts_field, teacher_field, train_of):
 
 def standardization(cache, rows=None):
     """Per-concept mean and standard deviation (at least 1e-6) of ``rows`` (the training rows by
-    default), chunk by chunk off the disk: float32 results as :func:`fiftyone_inficond.students.training.standardization`."""
+    default), chunk by chunk off the disk: float32 results as
+    :func:`fiftyone_inficond.students.training.standardization`."""
     rows = np.flatnonzero(cache.train) if rows is None else rows
     return chunked_standardization((chunk for _, chunk in cache.chunks("concepts", rows)), cache.n_concepts)
 

@@ -165,7 +165,8 @@ def tune_class(run, cls, split, max_iterations=10, epochs=3, factor=EXPERT_FACTO
                  user=EXPERT)
         tuned = row()
         if tuned["student_ap"] < now["student_ap"] - TOLERATED_DROP:  # a clear drop: go back, do not try those again
-            lines.append(f"↩ revert to revision {revision}: student AP {now['student_ap']:.3f} → {tuned['student_ap']:.3f}")
+            lines.append(f"↩ revert to revision {revision}: "
+                         f"student AP {now['student_ap']:.3f} → {tuned['student_ap']:.3f}")
             run.revert(revision, user=EXPERT)
             tried.update((d.concept, d.direction) for d in chosen)
         decisions.append(lines)

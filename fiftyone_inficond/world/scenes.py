@@ -139,7 +139,8 @@ def _draw_object(canvas, cls, x, y, s, colour, texture, instance, rng):
     elif cls == "house":
         part("wall", lambda d: d.rectangle([x - 0.45 * s, y - 0.6 * s, x + 0.45 * s, y], fill=255))
         part("chimney", lambda d: d.rectangle([x + 0.16 * s, y - 1.05 * s, x + 0.34 * s, y - 0.75 * s], fill=255))
-        part("roof", lambda d: d.polygon([(x - 0.55 * s, y - 0.6 * s), (x, y - 1.0 * s), (x + 0.55 * s, y - 0.6 * s)], fill=255))
+        part("roof", lambda d: d.polygon([(x - 0.55 * s, y - 0.6 * s), (x, y - 1.0 * s), (x + 0.55 * s, y - 0.6 * s)],
+                                         fill=255))
         part("door", lambda d: d.rectangle([x - 0.3 * s, y - 0.38 * s, x - 0.08 * s, y], fill=255))
         part("window", lambda d: d.rectangle([x + 0.08 * s, y - 0.48 * s, x + 0.36 * s, y - 0.22 * s], fill=255))
     elif cls == "tree":
@@ -154,7 +155,8 @@ def _draw_object(canvas, cls, x, y, s, colour, texture, instance, rng):
     elif cls == "bicycle":
         line = max(3, int(s / 8))
         for wx in (x - 0.35 * s, x + 0.35 * s):
-            part("wheel", lambda d, wx=wx: d.ellipse([wx - 0.25 * s, y - 0.5 * s, wx + 0.25 * s, y], outline=255, width=line))
+            part("wheel", lambda d, wx=wx: d.ellipse([wx - 0.25 * s, y - 0.5 * s, wx + 0.25 * s, y],
+                                                     outline=255, width=line))
         part("frame", lambda d: d.line([(x - 0.35 * s, y - 0.25 * s), (x, y - 0.25 * s), (x + 0.35 * s, y - 0.25 * s),
                                         (x + 0.15 * s, y - 0.6 * s), (x - 0.1 * s, y - 0.6 * s), (x, y - 0.25 * s)],
                                        fill=255, width=line))
@@ -204,10 +206,12 @@ def _paint_sky_things(canvas, rng, horizon, probabilities):
     size = canvas.size
     if rng.random() < probabilities["cloud"]:
         cx, cy = rng.uniform(0.1, 0.9) * size, rng.uniform(0.15, 0.7) * horizon
-        canvas.paint(lambda d: d.ellipse([cx - 22, cy - 9, cx + 22, cy + 9], fill=255), "cloud", rng, colour="white", noise=3)
+        canvas.paint(lambda d: d.ellipse([cx - 22, cy - 9, cx + 22, cy + 9], fill=255), "cloud", rng,
+                     colour="white", noise=3)
     if rng.random() < probabilities["sun"]:
         sx, sy = rng.uniform(0.1, 0.9) * size, rng.uniform(0.2, 0.6) * horizon
-        canvas.paint(lambda d: d.ellipse([sx - 11, sy - 11, sx + 11, sy + 11], fill=255), "sun", rng, colour="yellow", noise=3)
+        canvas.paint(lambda d: d.ellipse([sx - 11, sy - 11, sx + 11, sy + 11], fill=255), "sun", rng,
+                     colour="yellow", noise=3)
 
 
 def _paint_rock(canvas, rng, probability):
@@ -215,7 +219,8 @@ def _paint_rock(canvas, rng, probability):
     if rng.random() < probability:
         size = canvas.size
         rx, ry = rng.uniform(0.1, 0.9) * size, rng.uniform(0.85, 0.95) * size
-        canvas.paint(lambda d: d.ellipse([rx - 18, ry - 11, rx + 18, ry + 11], fill=255), "rock", rng, colour="grey", noise=10)
+        canvas.paint(lambda d: d.ellipse([rx - 18, ry - 11, rx + 18, ry + 11], fill=255), "rock", rng,
+                     colour="grey", noise=10)
 
 
 def context_probabilities(classes, context_with=None):

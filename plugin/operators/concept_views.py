@@ -78,7 +78,8 @@ class ShowConceptSamples(foo.Operator):
         concept, split = ctx.params.get("concept"), ctx.params.get("split", run.splits[0])
         view = run.presence_view(concept, split, ctx.params.get("n", 100))
         shown = show_overlay(ctx, view, concept, run.config["concepts_field"], set_view=True)
-        message = f"The {shown['samples']:,} {SPLITS[split]} where '{concept}' is most present, most first, with its heatmap"
+        message = (f"The {shown['samples']:,} {SPLITS[split]} where '{concept}' is most present, "
+                   "most first, with its heatmap")
         return {"sample_ids": view.values("id"), "message": message}
 
     def resolve_output(self, ctx):

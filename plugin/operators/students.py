@@ -173,7 +173,8 @@ class ListStudentRuns(foo.Operator):
                 {**{k: entry.get(k) for k in ("revision", "kind", "user", "instructions")}, "time": str(entry["time"])}
                 for entry in history
             ]
-        lines = [f"- **{key}**: revision {h[-1]['revision']}, {len(h)} entries, last by {h[-1]['user'] or 'someone'} at {h[-1]['time']}"
+        lines = [f"- **{key}**: revision {h[-1]['revision']}, {len(h)} entries, "
+                 f"last by {h[-1]['user'] or 'someone'} at {h[-1]['time']}"
                  for key, h in runs.items()]
         return {"runs": runs, "message": "\n".join(lines) or "No student runs yet: run *train students*"}
 

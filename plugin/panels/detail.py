@@ -76,7 +76,8 @@ class ConceptPanel(WorkbenchPanel):
 
     def _toggle(self, ctx, direction):
         workbench = read_workbench(ctx)
-        self.change(ctx, siblings=True, pending=toggle_pending(workbench, workbench["concept"], direction), message=None)
+        self.change(ctx, siblings=True, pending=toggle_pending(workbench, workbench["concept"], direction),
+                    message=None)
 
     def fill(self, ctx, workbench, run):
         cls, concept, split = workbench["cls"], workbench["concept"], workbench["split"]
@@ -167,7 +168,8 @@ def _what_if_layout():
     for k, label in enumerate(METRICS.values()):
         axis = "" if k == 0 else str(k + 1)
         layout[f"yaxis{axis}"] = {"range": [0, 1.02], "fixedrange": True, "title": {"text": label}}
-        layout[f"xaxis{axis}"] = {"fixedrange": True, "zeroline": True, **({"title": {"text": "weight"}} if k >= 2 else {})}
+        layout[f"xaxis{axis}"] = {"fixedrange": True, "zeroline": True,
+                                  **({"title": {"text": "weight"}} if k >= 2 else {})}
     return layout
 
 

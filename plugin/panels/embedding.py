@@ -59,7 +59,8 @@ class EmbeddingPanel(WorkbenchPanel):
         if not names:
             return
         self.change(ctx, siblings=True, focus=names,
-                    message=f"Knowledge panel: only the {len(names)} concept{'s' if len(names) != 1 else ''} you selected")
+                    message=f"Knowledge panel: only the {len(names)} concept{'s' if len(names) != 1 else ''} "
+                            "you selected")
 
     @answers
     def on_click_chart(self, ctx):
@@ -85,8 +86,8 @@ class EmbeddingPanel(WorkbenchPanel):
         field = open_run(ctx, workbench).config["concepts_field"]
         added = add_concepts(ctx.dataset, [workbench["search"]], field)
         self.change(ctx, message=(
-            f"✅ Added '{added['added'][0]}' to '{field}' (concept {added['concepts']:,}, {added['samples']:,} samples): "
-            f"find it on the map and show it in the grid; train the students again to let them use it"
+            f"✅ Added '{added['added'][0]}' to '{field}' (concept {added['concepts']:,}, {added['samples']:,} "
+            f"samples): find it on the map and show it in the grid; train the students again to let them use it"
         ))
 
     @answers
@@ -94,12 +95,15 @@ class EmbeddingPanel(WorkbenchPanel):
         workbench = read_workbench(ctx)
         run = open_run(ctx, workbench)
         extended = extend_students(ctx.dataset, run.key, user=ctx.user_id)
-        before, after = run.performance(workbench["split"])["summary"], extended.performance(workbench["split"])["summary"]
+        before, after = (run.performance(workbench["split"])["summary"],
+                         extended.performance(workbench["split"])["summary"])
         added = extended.history[0]["extends"]["added"]
         self.change(ctx, siblings=True, run=extended.key, revision=None, message=(
-            f"✅ Student run '{extended.key}' trained with {len(added)} added concept{'s' if len(added) != 1 else ''} "
+            f"✅ Student run '{extended.key}' trained with {len(added)} added "
+            f"concept{'s' if len(added) != 1 else ''} "
             f"({', '.join(added)}), every 👍/👎 of '{run.key}' revision {run.revision} kept · mean student AP "
-            f"{pct(before['student_ap'])} → {pct(after['student_ap'])} · '{run.key}' is unchanged (Student run dropdown)"
+            f"{pct(before['student_ap'])} → {pct(after['student_ap'])} · '{run.key}' is unchanged "
+            "(Student run dropdown)"
         ))
 
     def fill(self, ctx, workbench, run):
@@ -127,7 +131,8 @@ class EmbeddingPanel(WorkbenchPanel):
 
     def draw(self, panel, state):
         controls = panel.h_stack("controls", align_x="left", gap=2)
-        controls.enum("method", list(METHODS), label="Projection", view=dropdown(METHODS), on_change=self.on_change_method)
+        controls.enum("method", list(METHODS), label="Projection", view=dropdown(METHODS),
+                      on_change=self.on_change_method)
         controls.str("search", label="Find a concept (name or meaning)", on_change=self.on_search)
         draw_text(panel, state, "header")
         if state.found_note:
@@ -198,8 +203,9 @@ def _traces(projection, run, cls, workbench):
     known = [name for name in names if name in weights]
     traces = [_points(
         "concepts", known, points, where,
-        marker={"size": 8, "color": [weights[n] for n in known], "colorscale": "RdBu", "reversescale": True, "cmin": -largest,
-                "cmax": largest, "colorbar": {"title": {"text": "weight"}, "thickness": 10, "len": 0.6}},
+        marker={"size": 8, "color": [weights[n] for n in known], "colorscale": "RdBu", "reversescale": True,
+                "cmin": -largest, "cmax": largest,
+                "colorbar": {"title": {"text": "weight"}, "thickness": 10, "len": 0.6}},
         customdata=[weights[n] for n in known], hover="%{text}: weight %{customdata:.3f}<extra></extra>",
     )]
     new = [name for name in names if name not in weights]
@@ -207,8 +213,8 @@ def _traces(projection, run, cls, workbench):
         traces.append(_points("not in the student", new, points, where, marker={"size": 8, "color": "#bdbdbd"},
                               hover="%{text}: added after the student was trained<extra></extra>"))
     top = [name for name, _ in run.top_concepts(cls, N_LABELLED, sign="absolute")]
-    traces.append({**_points("most influential", top, points, where, marker={"size": 11, "color": "rgba(0,0,0,0)",
-                                                                               "line": {"width": 1.5, "color": "#212121"}},
+    traces.append({**_points("most influential", top, points, where,
+                             marker={"size": 11, "color": "rgba(0,0,0,0)", "line": {"width": 1.5, "color": "#212121"}},
                              hover="%{text}<extra></extra>"),
                    "mode": "markers+text", "textposition": "top center", "textfont": {"size": 11}})
     for direction, tuned in run.tuned(cls).items():
@@ -220,7 +226,8 @@ def _traces(projection, run, cls, workbench):
                           marker={"size": 15, "color": "rgba(0,0,0,0)", "line": {"width": 2, "color": "#7b1fa2"}},
                           hover="%{text}: selected<extra></extra>"))
     traces.append(_points("detail", [workbench["concept"]], points, where,
-                          marker={"symbol": "star", "size": 16, "color": "#ffb300", "line": {"width": 1, "color": "#000"}},
+                          marker={"symbol": "star", "size": 16, "color": "#ffb300",
+                                  "line": {"width": 1, "color": "#000"}},
                           hover="%{text}: in the concept detail<extra></extra>"))
     return traces
 

@@ -101,7 +101,8 @@ class KnowledgePanel(WorkbenchPanel):
     def fill(self, ctx, workbench, run):
         cls, n, by = workbench["cls"], workbench["n"], workbench["by"]
         focus = workbench["focus"]
-        ranking = run.top_concepts(cls, n, by=by, sign="absolute" if by == "weight" else "positive", among=focus or None)
+        ranking = run.top_concepts(cls, n, by=by, sign="absolute" if by == "weight" else "positive",
+                                   among=focus or None)
         names = [name for name, _ in ranking]
         curves = run.what_if(cls, names, n_values=21)
         field = run.config["concepts_field"]
@@ -181,7 +182,8 @@ def _traces(names, curves, patches, crops, pending, cls):
         "marker": {"color": ["#455a64" if w >= 0 else "#c62828" for w in weights]},
         "customdata": weights,
         "ids": [f"concept|{name}" for name in names],
-        "hovertemplate": "%{y}: weight %{customdata:.3f} (%{x:.0%} of the largest)<br>click for its detail<extra></extra>",
+        "hovertemplate": ("%{y}: weight %{customdata:.3f} (%{x:.0%} of the largest)<br>"
+                          "click for its detail<extra></extra>"),
     })
     for i, name in enumerate(names):
         axis = i + 3

@@ -20,7 +20,8 @@ SUBSET_LABELS = {
     "both_wrong": "both wrong",
     "student_right": "student right, teacher wrong",
 }
-SUBSET_COLOURS = {"both_right": "#4caf50", "student_wrong": "#e53935", "both_wrong": "#9e9e9e", "student_right": "#1e88e5"}
+SUBSET_COLOURS = {"both_right": "#4caf50", "student_wrong": "#e53935", "both_wrong": "#9e9e9e",
+                  "student_right": "#1e88e5"}
 SORT_LABELS = {
     "ap_gap": "AP gap to the teacher",
     "agreement_ap": "agreement AP",
@@ -100,7 +101,8 @@ class PerformancePanel(WorkbenchPanel):
         controls.enum("run", state.runs, label="Student run", view=types.DropdownView(), on_change=self.on_change_run)
         controls.enum("split", state.splits, label="Samples", view=dropdown({s: SPLITS[s] for s in state.splits}),
                       on_change=self.on_change_split)
-        controls.enum("sort", list(SORT_KEYS), label="Sort by", view=dropdown(SORT_LABELS), on_change=self.on_change_sort)
+        controls.enum("sort", list(SORT_KEYS), label="Sort by", view=dropdown(SORT_LABELS),
+                      on_change=self.on_change_sort)
         controls.enum("order", ORDERS, label="Order", view=dropdown({o: o for o in ORDERS}),
                       on_change=self.on_change_order)
         draw_text(panel, state, "header")
@@ -152,7 +154,8 @@ def _traces(rows, counts, selected):
                 "text": [str(v) if v else "" for v in values],
                 "textposition": "inside",
                 "insidetextanchor": "middle",
-                "hovertemplate": f"%{{y}}: %{{x}} {group} where {SUBSET_LABELS[subset]}<br>click to show them<extra></extra>",
+                "hovertemplate": (f"%{{y}}: %{{x}} {group} where {SUBSET_LABELS[subset]}<br>"
+                                  "click to show them<extra></extra>"),
             })
     return traces
 
