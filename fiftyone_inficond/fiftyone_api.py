@@ -21,7 +21,7 @@ from bson import ObjectId
 from pymongo import UpdateOne
 from pymongo.errors import ConnectionFailure
 
-from fiftyone_inficond.errors import DatabaseUnavailable
+from fiftyone_inficond.errors import DatabaseUnavailable, InvalidRequest
 
 RUNS_COLLECTION = "runs"  # fiftyone.core.odm.RunDocument
 DATASETS_COLLECTION = "datasets"  # fiftyone.core.odm.DatasetDocument
@@ -30,6 +30,24 @@ DATASETS_COLLECTION = "datasets"  # fiftyone.core.odm.DatasetDocument
 def dataset_of(samples):
     """The dataset a collection (dataset or view) belongs to."""
     return samples._dataset
+
+
+def require_own_samples(samples, what):
+    """Refuses to write ``what`` (e.g. "concepts") on a view whose samples are not its dataset's
+    own: a patches, frames or clips view holds temporary copies in a generated dataset, so what
+    is written there never reaches the dataset; a dynamic groups view yields one sample per group."""
+    if samples._is_dynamic_groups:
+        reason = "a dynamic groups view holds one sample per group"
+    elif samples._is_generated:
+        kind = next(k for k, is_kind in (("patches", samples._is_patches), ("frames", samples._is_frames),
+                                         ("clips", samples._is_clips), ("generated", True)) if is_kind)
+        reason = f"a {kind} view holds temporary copies of the dataset's samples, so nothing written there reaches it"
+    else:
+        return
+    raise InvalidRequest(
+        f"Cannot write {what} on this view: {reason}; run it on dataset '{samples._root_dataset.name}' or a "
+        f"filtered view of its samples"
+    )
 
 
 def fresh_dataset(samples):

@@ -6,14 +6,20 @@ field always holds exactly one concept and clicks never pile up fields. Each ``H
 its concept (an attribute the App's tooltip shows) and maps every patch to its segment's
 similarity, negatives shown as 0, from the segment embeddings stored with the run: no image is
 read or encoded.
+
+The overlay field is created with a marker naming its concept run (the field's ``info``); a field
+of that name without it is someone's own data, which the overlay never clears or writes into.
 """
 
 import fiftyone as fo
 import numpy as np
 from bson import ObjectId
 
-from fiftyone_inficond.fiftyone_api import dataset_of, encode_array, fresh_dataset, update_samples
+from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.fiftyone_api import encode_array, fresh_dataset, require_own_samples, update_samples
 from fiftyone_inficond.locate import concept_text_embedding, open_index
+
+_MARKER = "inficond_overlay_of"  # in the overlay field's info: the concept run it draws
 
 
 def overlay_field(field="concepts"):
@@ -29,16 +35,20 @@ def show_concept_overlay(samples, concept, field="concepts"):
         ``{"field", "concept", "samples": heatmaps written, "cleared": stale ones removed,
         "new_field": whether the field was created (an App must reload its schema)}``
     """
+    require_own_samples(samples, "heatmaps")
     text = concept_text_embedding(samples, concept, field)  # refuses unknown concepts first
-    dataset = dataset_of(samples)
-    index = open_index(dataset, field)
-    heatmaps = index.heatmaps(text, index.rows_of(samples))
+    dataset = fresh_dataset(samples)
     path = overlay_field(field)
     new_field = not dataset.has_sample_field(path)
+    if not new_field:
+        _require_overlay(dataset, path, field)
+    index = open_index(dataset, field)
+    heatmaps = index.heatmaps(text, index.rows_of(samples))
     if new_field:
-        fresh_dataset(dataset).add_sample_field(
+        dataset.add_sample_field(
             path, fo.EmbeddedDocumentField, embedded_doc_type=fo.Heatmap,
             description=f"The heatmap of one concept of '{field}' (InFiConD: the concept shown last)",
+            info={_MARKER: field},
         )
         dataset.add_sample_field(f"{path}.concept", fo.StringField, description="The concept it shows")
     stale = dataset.exists(path).exclude(list(heatmaps))
@@ -49,6 +59,19 @@ def show_concept_overlay(samples, concept, field="concepts"):
         sample_id: {path: _heatmap(found["map"], concept)} for sample_id, found in heatmaps.items()
     })
     return {"field": path, "concept": concept, "samples": len(heatmaps), "cleared": cleared, "new_field": new_field}
+
+
+def _require_overlay(dataset, path, field):
+    """Refuses field ``path`` unless it is the overlay field this library created for ``field``."""
+    existing = dataset.get_field(path)
+    ours = (isinstance(existing, fo.EmbeddedDocumentField) and existing.document_type is fo.Heatmap
+            and (existing.info or {}).get(_MARKER) == field)
+    if not ours:
+        raise InvalidRequest(
+            f"Field '{path}' holds data that is not a concept overlay, and the heatmaps of concept run "
+            f"'{field}' can only be drawn in '{path}': rename your field (e.g. "
+            f"dataset.rename_sample_field('{path}', 'my_{path}')) to draw them"
+        )
 
 
 def _heatmap(similarity, concept):

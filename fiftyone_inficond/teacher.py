@@ -22,7 +22,7 @@ from scipy.special import expit, softmax
 from fiftyone_inficond.clip import encode_texts, load_clip
 from fiftyone_inficond.crashpoints import crashpoint
 from fiftyone_inficond.errors import InvalidRequest, MissingFile
-from fiftyone_inficond.fiftyone_api import dataset_of, exact_count, label_path
+from fiftyone_inficond.fiftyone_api import dataset_of, exact_count, label_path, require_own_samples
 from fiftyone_inficond.images import image_batches
 from fiftyone_inficond.labels import label_items, require_label_field
 from fiftyone_inficond.runs import TEACHER_METHOD, claim_field, mark_complete, record_run, require_run
@@ -34,6 +34,13 @@ SCORE_KINDS = ("auto", "probabilities", "logits")
 # Samples per write: one write of every sample held FiftyOne's encoded copy of all of them (+50 MB of
 # peak memory at 100,000 samples x 80 classes, measured); chunks keep that copy to a chunk's.
 WRITE_ROWS = 4096
+_KEY_NAMES = {"filename": "file name", "filepath": "file path"}
+
+
+def _require_samples(samples):
+    require_own_samples(samples, "teacher scores")
+    if exact_count(samples) == 0:
+        raise InvalidRequest("The view is empty: select at least one sample to score")
 
 
 def _check_classes(classes):
@@ -44,6 +51,12 @@ def _check_classes(classes):
         raise InvalidRequest("The teacher's class list is empty: give one name per score column")
     if any(not c.strip() for c in classes):
         raise InvalidRequest("A teacher class name is blank: give every score column a name")
+    with_nul = [c for c in classes if "\x00" in c]
+    if with_nul:
+        raise InvalidRequest(
+            f"The teacher class name {with_nul[0]!r} holds a NUL character (\\x00), which the database cannot "
+            f"store: remove it from the name"
+        )
     duplicates = sorted({c for c in classes if classes.count(c) > 1})
     if duplicates:
         raise InvalidRequest(f"Duplicate class names in the teacher's class list: {duplicates}")
@@ -97,16 +110,18 @@ def to_probabilities(scores, scores_are="auto"):
 
 
 def _match_keys(samples, keys, key_field):
-    """Sample ids for each key (``None`` where no sample matches)."""
+    """Sample ids for each key (``None`` where no sample matches); refuses keys several samples
+    share, whose row would land on only one of them."""
     ids, values = samples.values(["id", "filepath" if key_field == "filename" else key_field])
     if key_field == "filename":
         values = [os.path.basename(v) for v in values]
-        repeated = [name for name, count in Counter(values).items() if count > 1]
-        if repeated:
-            raise InvalidRequest(
-                f"Several samples share the file name(s) {sorted(repeated)[:5]}: match by "
-                f"'filepath' or 'id' instead"
-            )
+    repeated = sorted(str(value) for value, count in Counter(values).items() if count > 1)
+    if repeated:
+        instead = "'filepath' or 'id'" if key_field == "filename" else "'id'"
+        raise InvalidRequest(
+            f"Several samples share the {_KEY_NAMES.get(key_field, key_field)}(s) {repeated[:5]}: match by "
+            f"{instead} instead, or remove the duplicate samples from the view"
+        )
     lookup = dict(zip(values, ids))
     return [lookup.get(str(k)) for k in keys]
 
@@ -160,8 +175,7 @@ def set_teacher_scores(
         the number of samples written
     """
     field = field_name(field, "the teacher field")
-    if exact_count(samples) == 0:
-        raise InvalidRequest("The view is empty: select at least one sample to score")
+    _require_samples(samples)
     classes = _check_classes(classes)
     if keys is None:
         ids = samples.values("id")
@@ -249,8 +263,7 @@ def scores_from_labels(labels, classes):
 
 def teacher_from_labels(samples, label_field, classes=None, field="teacher", overwrite=False):
     """Teacher scores from the confidences of an existing label field."""
-    if exact_count(samples) == 0:
-        raise InvalidRequest("The view is empty: select at least one sample to score")
+    _require_samples(samples)
     require_label_field(samples, label_field, "teacher")
     if classes is None:
         classes = samples.distinct(label_path(samples, label_field))
@@ -272,8 +285,7 @@ def teacher_from_model(samples, model, classes=None, field="teacher", batch_size
     Classifiers that keep logits give softmax probabilities over all classes; otherwise
     each class's score is its best prediction confidence.
     """
-    if exact_count(samples) == 0:
-        raise InvalidRequest("The view is empty: select at least one sample to score")
+    _require_samples(samples)
     classes = _check_classes(classes or getattr(model, "classes", None) or [])
     store_logits = bool(getattr(model, "has_logits", False))
     scratch = f"inficond_scratch_{uuid.uuid4().hex[:8]}"
@@ -317,8 +329,7 @@ def teacher_from_clip(
     CLIP's logits become a softmax over the classes; a model with a logit bias (SigLIP)
     is a sigmoid classifier, so each class gets its own sigmoid.
     """
-    if exact_count(samples) == 0:
-        raise InvalidRequest("The view is empty: select at least one sample to score")
+    _require_samples(samples)
     classes = _check_classes(classes)
     clip = load_clip(model, pretrained, device=device, resize_mode="shortest")
     text = encode_texts(clip, [template.format(c) for c in classes])

@@ -1,4 +1,10 @@
-"""Import or compute teacher scores from a score file, a label field, a zoo model or open_clip."""
+"""Import or compute teacher scores from a score file, a label field, a zoo model or open_clip.
+
+Loading a zoo model downloads its weights onto the server, so App users may choose only the zoo
+models the server lists in ``INFICOND_ZOO_MODELS``, as they may name only the server files it
+allows (``INFICOND_SERVER_DIRS``)."""
+
+import os
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
@@ -7,9 +13,15 @@ from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.extraction import DEFAULT_MODEL
 from fiftyone_inficond.teacher import teacher_from_clip, teacher_from_file, teacher_from_labels, teacher_from_model
 
+from ..ui import dropdown
 from .common import add_target_view, form, operator_config, pretrained_param, server_file
 
 SOURCES = ("file", "labels", "zoo", "clip")
+# The FiftyOne zoo models App users may load as teachers, separated by commas. Unset: the zoo
+# source is off in the App; Python callers of the library are not confined.
+ZOO_MODELS_VARIABLE = "INFICOND_ZOO_MODELS"
+ZOO_OFF = (f"Zoo teachers are turned off in this App: ask whoever runs it to list the FiftyOne zoo models "
+           f"App users may load in {ZOO_MODELS_VARIABLE} (comma-separated)")
 
 
 class ImportTeacherScores(foo.Operator):
@@ -32,7 +44,12 @@ class ImportTeacherScores(foo.Operator):
         elif source == "labels":
             inputs.str("label_field", label="Label field (Classifications/Detections)", required=True)
         elif source == "zoo":
-            inputs.str("model_name", label="FiftyOne zoo model", required=True)
+            allowed = allowed_zoo_models()
+            if allowed:
+                inputs.enum("model_name", allowed, label="FiftyOne zoo model", required=True,
+                            view=dropdown({name: name for name in allowed}))
+            else:
+                inputs.view("zoo_off", types.Warning(label="Zoo teachers are off", description=ZOO_OFF))
         else:
             inputs.str("model", default=DEFAULT_MODEL, label="open_clip model")
             inputs.str("pretrained", label="Pretrained tag or checkpoint path")
@@ -52,9 +69,7 @@ class ImportTeacherScores(foo.Operator):
         elif source == "labels":
             written = teacher_from_labels(view, params["label_field"], classes=params.get("classes"), **common)
         elif source == "zoo":
-            import fiftyone.zoo as foz
-
-            model = foz.load_zoo_model(params["model_name"])
+            model = load_allowed_zoo_model(params.get("model_name"))
             written = teacher_from_model(view, model, classes=params.get("classes"), **common)
         elif source == "clip":
             written = teacher_from_clip(
@@ -67,3 +82,23 @@ class ImportTeacherScores(foo.Operator):
         else:
             raise InvalidRequest(f"The teacher source must be one of {SOURCES}; got '{source}'")
         return {"written": written}
+
+
+def allowed_zoo_models():
+    """The zoo models listed in ``INFICOND_ZOO_MODELS``, in its order."""
+    return [name.strip() for name in os.environ.get(ZOO_MODELS_VARIABLE, "").split(",") if name.strip()]
+
+
+def load_allowed_zoo_model(name):
+    """Zoo model ``name``, loaded (and downloaded) only if ``INFICOND_ZOO_MODELS`` lists it."""
+    allowed = allowed_zoo_models()
+    if not allowed:
+        raise InvalidRequest(ZOO_OFF)
+    if name not in allowed:
+        raise InvalidRequest(
+            f"The zoo model {name!r} is not one this App may load ({', '.join(allowed)}): choose one of those, "
+            f"or ask whoever runs the App to add it to {ZOO_MODELS_VARIABLE}"
+        )
+    import fiftyone.zoo as foz
+
+    return foz.load_zoo_model(name)
