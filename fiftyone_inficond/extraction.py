@@ -1,6 +1,7 @@
 """Concept extraction over a FiftyOne collection: batched, resumable, recorded as a run."""
 
 import colorsys
+import contextlib
 import logging
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -8,12 +9,13 @@ from dataclasses import field as dataclass_field
 import fiftyone as fo
 import fiftyone.core.utils as fou
 
+from fiftyone_inficond import leases
 from fiftyone_inficond.clip import ClipModel, load_clip
 from fiftyone_inficond.concepts import ConceptExtractor, concept_map
 from fiftyone_inficond.corpus import DEFAULT_TEMPLATE, check_template, load_corpus
 from fiftyone_inficond.dense import patch_grid
 from fiftyone_inficond.errors import InvalidRequest
-from fiftyone_inficond.fiftyone_api import database_errors, dataset_of, exact_count, fresh_dataset
+from fiftyone_inficond.fiftyone_api import database_errors, dataset_of, exact_count, fresh_dataset, require_own_samples
 from fiftyone_inficond.images import image_batches
 from fiftyone_inficond.runs import (
     CONCEPTS_METHOD,
@@ -97,11 +99,20 @@ def compute_concepts(
     Returns:
         an :class:`ExtractionResult`
     """
+    require_own_samples(samples, "concepts")  # before the field is held (prepare_concepts checks again)
     batch_size = whole_number(batch_size, "the batch size", 1, 4096)
     num_workers = whole_number(num_workers, "the number of image-decoding workers", 0, 64)
-    clip, corpus = prepare_concepts(
-        samples, model, pretrained, corpus, field, template, n_segments, spatial_weight, device, overwrite
-    )
+    field = field_name(field, "the concepts field")
+    with _extracting(samples, field) as lease:
+        clip, corpus = prepare_concepts(
+            samples, model, pretrained, corpus, field, template, n_segments, spatial_weight, device, overwrite
+        )
+        return _extract(samples, field, clip, corpus, template, n_segments, spatial_weight, batch_size,
+                        num_workers, progress, lease)
+
+
+def _extract(samples, field, clip, corpus, template, n_segments, spatial_weight, batch_size, num_workers,
+             progress, lease):
     todo = samples.exists(field, False)
     n_todo = exact_count(todo)
     result = ExtractionResult(already_done=exact_count(samples) - n_todo)
@@ -124,10 +135,35 @@ def compute_concepts(
                 result.failed[ids[index]] = error
             if images is not None:
                 batch = extractor(images.to(clip.device))
+                _renew(lease, field, result.computed)
                 _write_batch(samples, field, [ids[i] for i in indices], batch)
                 result.computed += len(indices)
             pb.update(count=len(indices) + len(failures))
     return result
+
+
+@contextlib.contextmanager
+def _extracting(samples, field):
+    """Holds concept field ``field`` beside other extraction workers, never beside an addition of
+    concepts (which rewrites every vector wider): see :mod:`fiftyone_inficond.leases`."""
+    try:
+        with leases.shared(samples, f"concepts/{field}") as lease:
+            yield lease
+    except leases.LeaseHeld as held:
+        raise InvalidRequest(
+            f"Concepts are being added to '{field}' by {leases.describe(held.holder)}: compute concepts once "
+            f"that finishes"
+        ) from None
+
+
+def _renew(lease, field, written):
+    try:
+        lease.renew()
+    except leases.LeaseHeld as held:
+        raise InvalidRequest(
+            f"Concepts are being added to '{field}' by {leases.describe(held.holder)}: the {written} samples "
+            f"written so far are kept; compute concepts again once that finishes"
+        ) from None
 
 
 def prepare_concepts(
@@ -151,6 +187,7 @@ def prepare_concepts(
     Returns:
         ``(clip, corpus)``: the loaded :class:`fiftyone_inficond.clip.ClipModel` and corpus
     """
+    require_own_samples(samples, "concepts")
     field = field_name(field, "the concepts field")
     n_segments = whole_number(n_segments, "the number of segments per image (n_segments)", 1, _MAX_SEGMENTS)
     spatial_weight = number(spatial_weight, "the spatial weight", 0, 1e3)

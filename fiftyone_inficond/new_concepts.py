@@ -8,16 +8,21 @@ student runs trained before an addition keep reading exactly their columns.
 Write order: the run is first recorded with its new corpus as unfinished (``complete=False``,
 ``extends``: the old width), then every vector and segment label is rewritten, then the run is
 marked complete. Readers refuse an unfinished run; calling :func:`add_concepts` again with the
-same names finishes it (vectors already extended are kept), so widths never mix.
+same names finishes it (vectors already extended are kept), so widths never mix. An addition
+holds the field alone (a lease), so an extraction in another process cannot write vectors of the
+old width meanwhile.
 """
+
+import contextlib
 
 import numpy as np
 
+from fiftyone_inficond import leases
 from fiftyone_inficond.concepts import concept_map
 from fiftyone_inficond.corpus import concept_prompt, make_corpus
 from fiftyone_inficond.crashpoints import crashpoint
 from fiftyone_inficond.errors import InvalidRequest
-from fiftyone_inficond.extraction import name_concepts
+from fiftyone_inficond.extraction import MAX_CONCEPTS, name_concepts
 from fiftyone_inficond.fiftyone_api import dataset_of, fresh_dataset, update_samples, values
 from fiftyone_inficond.locate import open_index, require_embeddings
 from fiftyone_inficond.runs import CONCEPTS_METHOD, mark_complete, run_config, segments_field
@@ -25,6 +30,7 @@ from fiftyone_inficond.text_cache import run_text_embeddings
 from fiftyone_inficond.validation import whole_number
 
 MAX_NAME_LENGTH = 100
+_LISTED = 10  # names a message lists before it counts the rest
 
 
 def add_concepts(samples, names, field="concepts"):
@@ -34,16 +40,37 @@ def add_concepts(samples, names, field="concepts"):
         ``{"added": names, "concepts": the new number of concepts, "samples": vectors extended}``
     """
     dataset = dataset_of(samples)
-    config, width = _extendable(dataset, field, names)
-    names = list(config["concepts"][width:]) if config.get("complete") is False else _new_names(names, config)
-    corpus = make_corpus(list(config["concepts"][:width]) + names)
-    columns = _columns(dataset, field, config, corpus.texts(config["template"])[width:])  # (n, c)
-    if config.get("complete") is not False:
-        _record_extension(dataset, field, corpus, width)
-    crashpoint("add:run-extending")
-    extended = _write(dataset, field, columns, width)
-    mark_complete(dataset, field)
+    with _adding(dataset, field):
+        config, width = _extendable(dataset, field, names)
+        names = list(config["concepts"][width:]) if config.get("complete") is False else _new_names(names, config)
+        if width + len(names) > MAX_CONCEPTS:  # before anything is marked unfinished
+            raise InvalidRequest(
+                f"A concept run holds at most {MAX_CONCEPTS:,} concepts: '{field}' has {width:,}, so at most "
+                f"{MAX_CONCEPTS - width:,} more can be added, not {len(names):,}"
+            )
+        corpus = make_corpus(list(config["concepts"][:width]) + names)
+        columns = _columns(dataset, field, config, corpus.texts(config["template"])[width:])  # (n, c)
+        if config.get("complete") is not False:
+            _record_extension(dataset, field, corpus, width)
+        crashpoint("add:run-extending")
+        extended = _write(dataset, field, columns, width)
+        mark_complete(dataset, field)
     return {"added": names, "concepts": len(corpus), "samples": extended}
+
+
+@contextlib.contextmanager
+def _adding(dataset, field):
+    """Holds concept field ``field`` alone while its vectors grow: no extraction writes vectors of
+    the old width meanwhile, and no other addition interleaves (:mod:`fiftyone_inficond.leases`)."""
+    try:
+        with leases.exclusive(dataset, f"concepts/{field}"):
+            yield
+    except leases.LeaseHeld as held:
+        doing = "added to" if held.holder["mode"] == "exclusive" else "computed into"
+        raise InvalidRequest(
+            f"Concepts are being {doing} '{field}' by {leases.describe(held.holder)}: add concepts once that "
+            f"finishes"
+        ) from None
 
 
 def search_concepts(samples, phrase, n=10, field="concepts"):
@@ -70,9 +97,10 @@ def _extendable(dataset, field, names):
     width = config.get("extends")
     pending = list(config["concepts"][width:])
     if width is None or names != pending:
+        shown = pending if len(pending) <= _LISTED else pending[:_LISTED] + [f"... {len(pending) - _LISTED:,} more"]
         raise InvalidRequest(
-            f"An earlier addition of {pending} to '{field}' did not finish: add exactly those concepts "
-            f"again to finish it"
+            f"An earlier addition to '{field}' did not finish: add exactly its concepts again to finish it "
+            f"({len(pending):,}: {', '.join(map(str, shown))})"
         )
     return config, width
 

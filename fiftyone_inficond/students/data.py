@@ -4,6 +4,7 @@ Training reads the samples of a view; loading a run reads exactly the samples it
 on (recorded by id with the run), so a run keeps its samples whatever view it is opened from.
 """
 
+import zlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -144,17 +145,55 @@ def training_data(samples, inputs, concepts_field, teacher_field, gt_field=None,
     train = train_mask(usable, train_tag, split_field)
     if not train.any():
         raise InvalidRequest("The training split is empty: tag some samples for training")
-    concepts, teacher, found = _matrices(usable, ids, concepts_field, teacher_field)
+    n_concepts, n_classes = len(inputs.concept_names), len(inputs.classes)
+    concepts, teacher, found = _matrices(usable, ids, concepts_field, teacher_field, (n_concepts, n_concepts),
+                                         n_classes)
     if not found.all():
         raise RunInputsChanged(
             f"{int((~found).sum())} samples lost their '{concepts_field}' or '{teacher_field}' values "
             f"while they were read: try again"
         )
+    check_values(concepts, teacher, concepts_field, teacher_field)
     return _data(ids, concepts, teacher, truth, inputs.classes, train)
 
 
-def run_data(samples, key, sample_ids, train, config):
-    """Reads the arrays of exactly the samples run ``key`` was trained on, in its row order."""
+def check_values(concepts, teacher, concepts_field, teacher_field):
+    """Refuses concept vectors or teacher scores no extraction or import writes: NaN or infinite
+    values, teacher scores outside [0, 1] (hand edits, or another tool's output)."""
+    for matrix, field, what in ((concepts, concepts_field, "concept vectors"), (teacher, teacher_field,
+                                                                                 "teacher scores")):
+        bad = ~np.isfinite(matrix).all(axis=1)
+        if bad.any():
+            raise InvalidRequest(
+                f"{int(bad.sum())} samples' {what} in '{field}' hold NaN or infinite values: compute or import "
+                f"them again (with overwrite=True)"
+            )
+    outside = ((teacher < 0) | (teacher > 1)).any(axis=1)
+    if outside.any():
+        raise InvalidRequest(
+            f"{int(outside.sum())} samples' teacher scores in '{teacher_field}' are not probabilities (outside "
+            f"[0, 1]): import them again (with overwrite=True)"
+        )
+
+
+def values_fingerprint(concepts, teacher):
+    """Sums that change when any of a run's concept vectors or teacher scores is edited: per
+    class the teacher scores' sum, the concept vectors' sum and sum of squares (float64). Cheap
+    beside the read that gives the matrices, and the same for the same values in the same order."""
+    concepts64 = concepts.astype(np.float64, copy=False)
+    return {
+        "concepts": [float(concepts64.sum()), float(np.square(concepts64).sum())],
+        "teacher": teacher.sum(axis=0, dtype=np.float64).tolist(),
+    }
+
+
+def _same_values(recorded, now):
+    return all(np.allclose(recorded[name], now[name], rtol=1e-12, atol=0) for name in ("concepts", "teacher"))
+
+
+def run_data(samples, key, sample_ids, train, config, n_concepts):
+    """Reads the arrays of exactly the samples run ``key`` was trained on, in its row order
+    (vectors at most ``n_concepts`` long: its concept run's number of concepts now)."""
     concepts_field, teacher_field, gt_field = config["concepts_field"], config["teacher_field"], config["gt_field"]
     dataset = dataset_of(samples)
     if 2 * len(sample_ids) < exact_count(dataset):  # a small part of the dataset: the database picks it
@@ -162,7 +201,12 @@ def run_data(samples, key, sample_ids, train, config):
     else:  # most of it: reading every sample and keeping the run's is cheaper than a select by 100k ids
         view = dataset.exists(concepts_field).exists(teacher_field)
     # Its columns only, whatever was added since.
-    concepts, teacher, found = _matrices(view, sample_ids, concepts_field, teacher_field, len(config["concept_mean"]))
+    widths = (len(config["concept_mean"]), n_concepts)
+    try:
+        concepts, teacher, found = _matrices(view, sample_ids, concepts_field, teacher_field, widths,
+                                             len(config["classes"]))
+    except InvalidRequest as error:
+        raise RunInputsChanged(f"Student run '{key}' cannot be loaded: {error}") from None
     truth = []
     if gt_field:  # a second read: a sample deleted since the first is missing here too
         labels, labelled = _labels_in_order(view, sample_ids, gt_field)
@@ -171,6 +215,12 @@ def run_data(samples, key, sample_ids, train, config):
         raise RunInputsChanged(
             f"{int((~found).sum())} of the {len(sample_ids)} samples run '{key}' was trained on were deleted or "
             f"lost their '{concepts_field}' or '{teacher_field}' values since: retrain it"
+        )
+    if "values" in config and not _same_values(config["values"], values_fingerprint(concepts, teacher)):
+        raise RunInputsChanged(
+            f"The concept vectors in '{concepts_field}' or the teacher scores in '{teacher_field}' of the samples "
+            f"run '{key}' was trained on were changed since (by hand, or by another tool): retrain it, or "
+            f"compute or import them again as they were"
         )
     return _data(list(sample_ids), concepts, teacher, truth, config["classes"], train)
 
@@ -184,35 +234,62 @@ def _labels_in_order(view, sample_ids, field):
     return [None if r is None else labels[r] for r in rows], np.array([r is not None for r in rows], dtype=bool)
 
 
-def _matrices(view, ids, concepts_field, teacher_field, width=None):
-    """``(n, n_concepts)`` concept vectors (their first ``width`` columns when given) and
-    ``(n, k)`` teacher probabilities, float32, of the samples ``ids`` in that order, and an
-    ``(n,)`` bool of the rows found (a row not found is left unset).
+def _matrices(view, ids, concepts_field, teacher_field, widths, n_classes):
+    """``(n, widths[0])`` concept vectors (the first ``widths[0]`` columns of vectors at most
+    ``widths[1]`` long, ``None``: any) and ``(n, n_classes)`` teacher probabilities, float32, of the
+    samples ``ids`` in that order, and an ``(n,)`` bool of the rows found (a row not found is left
+    unset). Vectors of other widths or of no numbers are refused.
 
     Documents come one at a time from one cursor into matrices allocated once: memory holds
     the matrices, never a list of every sample's arrays (nor a second copy to stack them). The
     ids come from the same cursor: reading them apart (``values("id")``) cost a sixth of a
     100k-sample load."""
     position = {sample_id: i for i, sample_id in enumerate(ids)}
-    concepts = teacher = None
+    width, most = widths
+    concepts = np.empty((len(ids), width), dtype=np.float32)
+    teacher = np.empty((len(ids), n_classes), dtype=np.float32)
     found = np.zeros(len(ids), dtype=bool)
+    widths_seen = set()
     for doc in stream_documents(view, [concepts_field, teacher_field]):
         i = position.get(str(doc["_id"]))
         if i is None:
             continue
-        vector, scores = decode_array(doc[concepts_field]), decode_array(doc[teacher_field])
-        if concepts is None:
-            concepts = np.empty((len(ids), len(vector) if width is None else width), dtype=np.float32)
-            teacher = np.empty((len(ids), len(scores)), dtype=np.float32)
-        short = len(vector) < concepts.shape[1] if width is not None else len(vector) != concepts.shape[1]
-        if short or len(scores) != teacher.shape[1]:
-            raise RunInputsChanged(
-                f"The samples' '{concepts_field}' or '{teacher_field}' vectors have different lengths: "
-                f"they are being rewritten; try again once that is done"
+        vector = _numbers(doc[concepts_field], concepts_field, "concept vectors")
+        scores = _numbers(doc[teacher_field], teacher_field, "teacher scores")
+        if len(scores) != n_classes:
+            raise InvalidRequest(
+                f"Field '{teacher_field}' holds teacher scores of {len(scores)} classes where its teacher run names "
+                f"{n_classes}: import the teacher scores again (with overwrite=True)"
             )
-        concepts[i], teacher[i] = vector[: concepts.shape[1]], scores
+        widths_seen.add(len(vector))
+        if len(vector) < width or (most is not None and len(vector) > most) or len(widths_seen) > 1:
+            raise InvalidRequest(_width_problem(concepts_field, widths_seen, width if most is None else most))
+        concepts[i], teacher[i] = vector[:width], scores
         found[i] = True
     return concepts, teacher, found
+
+
+def _numbers(value, field, what):
+    """The 1-d numeric array stored in ``value``; anything else (text, lists, a matrix) refused."""
+    try:
+        array = decode_array(value)
+    except (TypeError, ValueError, zlib.error):
+        array = None
+    if array is None or array.ndim != 1 or array.dtype.kind not in "fiub":
+        raise InvalidRequest(
+            f"Field '{field}' holds values that are not {what} (vectors of numbers): compute or import them again "
+            f"(with overwrite=True)"
+        )
+    return array
+
+
+def _width_problem(field, widths_seen, expected):
+    if len(widths_seen) > 1:
+        return (f"The samples' '{field}' vectors have different lengths: they are being rewritten; try again once "
+                f"that is done")
+    (seen,) = widths_seen
+    return (f"Field '{field}' holds vectors of {seen} values where its concept run names {expected} concepts (written "
+            f"by hand or by another tool): compute the concepts again (with overwrite=True)")
 
 
 def _data(ids, concepts, teacher, truth, classes, train):

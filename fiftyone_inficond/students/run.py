@@ -4,6 +4,7 @@ Every write validates all of its inputs first and then writes in an order where 
 any point leaves the old state or the new one (see :mod:`fiftyone_inficond.students.store`).
 """
 
+import contextlib
 import itertools
 import uuid
 from dataclasses import asdict
@@ -11,7 +12,7 @@ from dataclasses import asdict
 import numpy as np
 from scipy.special import expit, logit
 
-from fiftyone_inficond import fiftyone_api
+from fiftyone_inficond import fiftyone_api, leases
 from fiftyone_inficond.corpus import make_corpus
 from fiftyone_inficond.crashpoints import crashpoint
 from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged, StaleRunError, UnknownName
@@ -19,7 +20,7 @@ from fiftyone_inficond.locate import require_embeddings
 from fiftyone_inficond.runs import CONCEPTS_METHOD, TEACHER_METHOD, run_config
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.budget import check_budget, usage
-from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data, training_data
+from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data, training_data, values_fingerprint
 from fiftyone_inficond.students.metrics import GROUPS, SUBSETS, agreement_counts, agreement_subsets, class_metrics
 from fiftyone_inficond.students.ranking import presence_discrepancy, top_by_discrepancy, top_by_weight
 from fiftyone_inficond.students.training import (
@@ -133,41 +134,43 @@ def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, spl
            user, overwrite, bounds=None, synonym_threshold=None, **info):
     key = run_key(key)
     threshold = number(threshold, "the decision threshold", 0, 1, low_open=True, high_open=True)
-    replaced = _claim_key(samples, key, overwrite)
     inputs = read_inputs(samples, name(concepts_field, "the concepts field"), name(teacher_field, "the teacher field"))
     check_budget(training.budget, len(inputs.concept_names))
     synonyms = _synonyms(samples, concepts_field, inputs.concept_names, synonym_threshold)
-    if gt_field is not None and not samples.has_field(gt_field):
-        gt_field = None
-    data = training_data(samples, inputs, concepts_field, teacher_field, gt_field, train_tag, split_field)
-    mean, std = standardization(data.concepts, data.train)
-    config = dict(
-        uid=uuid.uuid4().hex,
-        concepts_field=concepts_field,
-        teacher_field=teacher_field,
-        gt_field=gt_field,
-        train_tag=train_tag,
-        split_field=split_field,
-        training=asdict(training),
-        threshold=threshold,
-        concept_mean=mean.tolist(),
-        concept_std=std.tolist(),
-        synonyms=synonyms,
-        **inputs.record(),
-    )
-    run = StudentRun(samples, key, config, data, inputs.concept_names)
-    weight, bias = initial_weights(data.teacher[data.train], data.concepts.shape[1], training.seed)
-    lower, upper = no_bounds(weight.shape) if bounds is None else bounds
-    crashpoint("train:fitting")
-    weight = np.clip(weight, lower, upper)
-    budgets, path = class_budgets(run.inputs, data.teacher, weight, bias, lower, upper, training, threshold,
-                                  rows=run._train_rows())
-    config.update(class_budgets=None if budgets is None else budgets.tolist(), budget_path=path)
-    weight, bias = fit_to_budgets(run.inputs, data.teacher, weight, bias, lower, upper, training, budgets,
-                                  rows=run._train_rows())
-    run.state = store.StudentState(weight, bias, lower, upper)
-    _save_trained(run, replaced, user, **info)
-    return run
+    with _key_lease(samples, key) as lease:
+        replaced = _claim_key(samples, key, overwrite)
+        if gt_field is not None and not samples.has_field(gt_field):
+            gt_field = None
+        data = training_data(samples, inputs, concepts_field, teacher_field, gt_field, train_tag, split_field)
+        mean, std = standardization(data.concepts, data.train)
+        config = dict(
+            values=values_fingerprint(data.concepts, data.teacher),
+            uid=uuid.uuid4().hex,
+            concepts_field=concepts_field,
+            teacher_field=teacher_field,
+            gt_field=gt_field,
+            train_tag=train_tag,
+            split_field=split_field,
+            training=asdict(training),
+            threshold=threshold,
+            concept_mean=mean.tolist(),
+            concept_std=std.tolist(),
+            synonyms=synonyms,
+            **inputs.record(),
+        )
+        run = StudentRun(samples, key, config, data, inputs.concept_names)
+        weight, bias = initial_weights(data.teacher[data.train], data.concepts.shape[1], training.seed)
+        lower, upper = no_bounds(weight.shape) if bounds is None else bounds
+        crashpoint("train:fitting")
+        weight = np.clip(weight, lower, upper)
+        budgets, path = class_budgets(run.inputs, data.teacher, weight, bias, lower, upper, training, threshold,
+                                      rows=run._train_rows())
+        config.update(class_budgets=None if budgets is None else budgets.tolist(), budget_path=path)
+        weight, bias = fit_to_budgets(run.inputs, data.teacher, weight, bias, lower, upper, training, budgets,
+                                      rows=run._train_rows())
+        run.state = store.StudentState(weight, bias, lower, upper)
+        _save_trained(run, replaced, user, lease, **info)
+        return run
 
 
 def _synonyms(samples, concepts_field, names, threshold):
@@ -180,7 +183,7 @@ def _synonyms(samples, concepts_field, names, threshold):
     return {"threshold": threshold, "groups": [[names[j] for j in group] for group in groups]}
 
 
-def _save_trained(run, replaced, user, **info):
+def _save_trained(run, replaced, user, lease, **info):
     """Saves revision 0 of a newly trained run: its history first (unreachable until a run
     points at it), then the run record in one write, then drops the replaced run's history."""
     samples = run.samples
@@ -194,6 +197,7 @@ def _save_trained(run, replaced, user, **info):
                            kind="train", user=user, instructions=[], metrics_after=summary, **info)
         crashpoint("train:history-written")
         try:
+            lease.renew()  # still ours: no one else can be registering this key now
             _register(samples, run.key, run.config, replaced)
         except Exception:
             store.delete_history(samples, run.uid)
@@ -216,6 +220,20 @@ def _stored_kind(samples, key):
     if method == store.STUDENTS_METHOD:
         return "students", config
     return _RUN_KINDS.get(method, "a run of another kind"), config
+
+
+@contextlib.contextmanager
+def _key_lease(samples, key):
+    """Holds run key ``key`` from the check that it is free to its registration, so that of two
+    clients creating (or renaming to) one key at the same moment exactly one goes on."""
+    try:
+        with leases.exclusive(samples, f"students/{key}") as lease:
+            yield lease
+    except leases.LeaseHeld as held:
+        raise StaleRunError(
+            f"Someone else ({leases.describe(held.holder)}) is training or renaming a student run '{key}' "
+            f"right now: choose another key, or try again once theirs is saved"
+        ) from None
 
 
 def _claim_key(samples, key, overwrite):
@@ -266,7 +284,7 @@ def load_students(samples, key="students"):
     config = _student_config(samples, key)
     inputs = _unchanged_inputs(samples, key, config)
     sample_ids, train = store.load_samples(samples, key, config["uid"])
-    data = run_data(samples, key, sample_ids, train, config)
+    data = run_data(samples, key, sample_ids, train, config, len(inputs.concept_names))
     run = StudentRun(samples, key, config, data, inputs.concept_names[: data.concepts.shape[1]])
     run.revision, run.state = store.load_state(samples, key, run.uid)
     return run
@@ -317,10 +335,11 @@ def student_history(samples, key):
 def rename_students(samples, key, new_key):
     """Renames student run ``key`` to ``new_key``; its history follows (it is keyed by run uid)."""
     new_key = run_key(new_key)
-    _student_config(samples, key, require_uid=False)
-    if _stored_kind(samples, new_key)[0] is not None:
-        raise InvalidRequest(f"A run '{new_key}' already exists: choose another key")
-    fiftyone_api.fresh_dataset(samples).rename_run(key, new_key)
+    with _key_lease(samples, new_key):
+        _student_config(samples, key, require_uid=False)
+        if _stored_kind(samples, new_key)[0] is not None:
+            raise InvalidRequest(f"A run '{new_key}' already exists: choose another key")
+        fiftyone_api.fresh_dataset(samples).rename_run(key, new_key)
 
 
 def delete_students(samples, key):
@@ -611,6 +630,7 @@ class StudentRun:
         """
         column = self._class_index(cls)
         n_values = whole_number(n_values, "the number of what-if values", 2, 1001)
+        n = whole_number(n, "the number of concepts", 1, len(self.concepts))
         names = concepts or [name for name, _ in self.top_concepts(cls, n)]
         indices = [self._concept_index(name) for name in names]
         row = self.weight[column]
@@ -699,7 +719,7 @@ class StudentRun:
 
     def revert(self, revision, user=None):
         """Restores exactly the weights and bounds of history entry ``revision``, as a new entry."""
-        revision = whole_number(revision, "the revision to restore", 0)
+        revision = whole_number(revision, "the revision to restore", 0, self.revision)
         before = self._metrics().summary()
         _, state = store.load_state(self.samples, self.key, self.uid, revision)
         previous, self.state = self.state, state

@@ -150,7 +150,7 @@ class RevertStudents(foo.Operator):
 
     def execute(self, ctx):
         run = load_students(ctx.dataset, ctx.params["key"])
-        entry = run.revert(ctx.params["revision"], user=ctx.user_id)
+        entry = run.revert(ctx.params.get("revision"), user=ctx.user_id)
         message = (f"Revision **{entry['revision']}** saved: weights of revision {entry['reverted_to']} restored "
                    f"({_summary(entry['metrics_after'])})")
         return {"revision": entry["revision"], "reverted_to": entry["reverted_to"], "message": message}
@@ -173,13 +173,19 @@ class ListStudentRuns(foo.Operator):
                 {**{k: entry.get(k) for k in ("revision", "kind", "user", "instructions")}, "time": str(entry["time"])}
                 for entry in history
             ]
-        lines = [f"- **{key}**: revision {h[-1]['revision']}, {len(h)} entries, "
-                 f"last by {h[-1]['user'] or 'someone'} at {h[-1]['time']}"
-                 for key, h in runs.items()]
+        lines = [_run_line(key, history) for key, history in runs.items()]
         return {"runs": runs, "message": "\n".join(lines) or "No student runs yet: run *train students*"}
 
     def resolve_output(self, ctx):
         return message_output("Student runs")
+
+
+def _run_line(key, history):
+    if not history:  # a clone's or an imported dataset's run: its history stayed with the original
+        return f"- **{key}**: no history in this dataset (cloned or imported): train it again to tune it here"
+    last = history[-1]
+    return (f"- **{key}**: revision {last['revision']}, {len(history)} entries, last by {last['user'] or 'someone'} "
+            f"at {last['time']}")
 
 
 class RenameStudentRun(foo.Operator):
