@@ -16,7 +16,15 @@ from conftest import TINY_MODEL
 from fiftyone.operators.executor import ExecutionError
 
 from fiftyone_inficond.clip import load_clip
-from fiftyone_inficond.deploy.export import EXPORT_DIR_ENV, MANIFEST, PROGRAM, TENSORS, export_students, load_export
+from fiftyone_inficond.deploy.export import (
+    EXPORT_DIR_ENV,
+    MANIFEST,
+    PROGRAM,
+    TENSORS,
+    export_students,
+    load_export,
+    manifest_digest,
+)
 from fiftyone_inficond.deploy.model import apply_export
 from fiftyone_inficond.errors import InvalidRequest, MissingFile
 from fiftyone_inficond.images import image_batches
@@ -176,6 +184,7 @@ def test_a_pickled_object_is_never_loaded_even_with_a_matching_manifest(tuned, d
         f.write(pickle.dumps(_Payload(str(marker))))
     manifest = json.loads((tmp_path / "export" / MANIFEST).read_text())
     manifest["files"][name] = __import__("hashlib").sha256((tmp_path / "export" / name).read_bytes()).hexdigest()
+    manifest["digest"] = manifest_digest(manifest)  # a manifest that matches in every way
     (tmp_path / "export" / MANIFEST).write_text(json.dumps(manifest))
     with pytest.raises(InvalidRequest, match="could not be read"):
         load_export(tmp_path / "export")

@@ -2,18 +2,30 @@
 accepts it and round-trips it, or refuses it with its own message (an ``InficondError``, never
 an exception from numpy, torch, mongoengine or Lightning) and leaves nothing written."""
 
+import hashlib
+import shutil
 import string
+from pathlib import Path
 
 import numpy as np
 import pytest
 from conftest import TINY_MODEL, unique_name
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.corpus import check_template, load_corpus
+from fiftyone_inficond.deploy.export import (
+    CORPUS,
+    MANIFEST,
+    PROGRAM,
+    TENSORS,
+    export_students,
+    list_exports,
+    load_export,
+)
 from fiftyone_inficond.errors import InficondError
 from fiftyone_inficond.extraction import prepare_concepts
 from fiftyone_inficond.students.run import list_student_runs, load_students, rename_students, train_students
@@ -27,7 +39,7 @@ examples = lambda n: settings(  # noqa: E731
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
 
-names = st.text(alphabet=string.ascii_letters + string.digits + " _-.$é👍\n", max_size=12)
+names = st.text(alphabet=string.ascii_letters + string.digits + " _-.$é👍\n\0", max_size=12)
 anything = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.floats(), st.text(max_size=4),
                      st.lists(st.integers(), max_size=2),
                      st.dictionaries(st.text(max_size=3), st.integers(), max_size=2))
@@ -166,7 +178,7 @@ def test_run_keys(trained, new_key):
 
 
 @examples(40)
-@given(revision=mostly(st.integers(-1, 6), anything))
+@given(revision=mostly(st.integers(-1, 6), anything | st.integers(2**62, 2**64)))
 def test_revisions(trained, revision):
     newest = trained.newest_revision()
     try:
@@ -177,3 +189,85 @@ def test_revisions(trained, revision):
         return
     assert not isinstance(revision, bool) and 0 <= revision <= newest
     assert entry["reverted_to"] == revision and entry["revision"] == newest + 1
+
+
+@st.composite
+def vectors(draw, n_samples, n_concepts):
+    """Concept vectors someone wrote by hand: mostly the run's width and float32, often not."""
+    width = draw(mostly(st.just(n_concepts), st.integers(0, n_concepts + 5)))
+    dtype = draw(mostly(st.sampled_from([np.float32, np.float16, np.float64]), st.sampled_from([np.int64, np.bool_,
+                                                                                                np.str_])))
+    values = draw(mostly(st.floats(0, 1), st.sampled_from([np.nan, np.inf, -1.0, 2.0])))
+    return np.full((n_samples, width), values).astype(dtype)
+
+
+@pytest.fixture(scope="module")
+def hand_written(distilled_base):
+    dataset = distilled_base.clone(unique_name())  # a view's clone would not keep the concept run
+    yield dataset
+    dataset.delete()
+
+
+@examples(15)
+@given(data=st.data())
+def test_concept_vectors_of_any_width_kind_and_value(hand_written, data):
+    n_concepts = len(fiftyone_api.stored_run_config(hand_written, "concepts")["concepts"])
+    written = data.draw(vectors(len(hand_written), n_concepts))
+    hand_written.set_values("concepts", list(written))
+    try:
+        run = train_students(hand_written, key="hand", epochs=1, budget=None, overwrite=True)
+    except InficondError as refusal:
+        event(f"refused: {str(refusal)[:40]}")
+        return
+    assert written.shape[1] == n_concepts and written.dtype.kind in "fiub" and np.isfinite(written).all()
+    assert run.weight.shape[1] == n_concepts
+
+
+export_names = st.one_of(
+    st.text(alphabet="ab ./_-\0\né👍", max_size=8),
+    st.sampled_from(["colleague", "colleague/students.pt", "colleague/inner", "team", "team/x", "team/x/deeper",
+                     "team/z", ".", "..", "../out", "/", "", " ", ".hidden", "x" * 201, "é" * 100, "new"]),
+)
+
+
+@pytest.fixture(scope="module")
+def exports(trained, tmp_path_factory):
+    """A folder of exports: a colleague's, and a plain folder 'team' of two more."""
+    root = tmp_path_factory.mktemp("exports")
+    export_students(trained.samples, root / "colleague", key="props")
+    for name in ("x", "y"):
+        shutil.copytree(root / "colleague", root / "team" / name)
+    return root
+
+
+def _files(root):
+    return {path.relative_to(root): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in root.rglob("*") if path.is_file()}
+
+
+@examples(60)
+@given(name=export_names, in_app=st.booleans(), overwrite=st.booleans())
+def test_export_names_and_nesting(trained, exports, name, in_app, overwrite):
+    """A name is refused, or its export round-trips (loads; listed when the App wrote it) without
+    touching any other file, export or not, and never inside another export."""
+    assume(in_app or ".." not in Path(name).parts)  # the library's own callers may write anywhere: not here
+    before = _files(exports)
+    directory, root = (name, exports) if in_app else (f"{exports}/{name}", None)
+    try:
+        manifest = export_students(trained.samples, directory, key="props", root=root, overwrite=overwrite)
+    except InficondError as refusal:
+        event(f"refused: {str(refusal).replace(str(exports), '<root>')[:50]}")
+        assert _files(exports) == before
+        return
+    target = Path(manifest["directory"])
+    inside = target.relative_to(exports)
+    event("exported" + (" over an export" if any(path.is_relative_to(inside) for path in before) else ""))
+    assert load_export(target).manifest["digest"] == manifest["digest"]
+    assert not in_app or (inside.parts == (Path(name).name,) and inside.name in list_exports(exports))
+    assert not any((exports / parent / MANIFEST).exists() for parent in inside.parents)
+    assert overwrite or not any(path.is_relative_to(inside) for path in before)
+    after = _files(exports)
+    assert {path for path in after if path.is_relative_to(inside)} == {inside / f for f in (PROGRAM, TENSORS, CORPUS,
+                                                                                             MANIFEST)}
+    elsewhere = lambda files: {p: d for p, d in files.items() if not p.is_relative_to(inside)}  # noqa: E731
+    assert elsewhere(after) == elsewhere(before)

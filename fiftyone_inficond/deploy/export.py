@@ -11,20 +11,29 @@ An export is a folder of four files, listed with their SHA-256 in ``manifest.jso
   standardization), the concepts' text embeddings and which concepts the program keeps;
 - ``corpus.txt``: the run's concept names, one per line, in column order;
 - ``manifest.json``: the run and revision, who exported it and when, the classes, the concept
-  extractor (open_clip model, weights, template, grid, segments), the preprocessing, versions.
+  extractor (open_clip model, weights, template, grid, segments), the preprocessing, versions,
+  and ``digest``, the SHA-256 of all of that: an edited manifest (classes relabelled or cut
+  short) is noticed like an edited file, instead of silently renaming the students' classes.
 
 Writes go to a hidden temporary folder beside the target, renamed into place when complete, so a
-crash, a full disk or a refused write leaves the old export or none, never half of one. Reading
-checks every file against the manifest before loading it, and nothing is unpickled: tensors are
-safetensors, and the program is read by ``torch.jit.load``, which builds only TorchScript types.
+crash, a full disk or a refused write leaves the old export or none, never half of one. A write
+only ever replaces an export (known by its manifest) holding nothing else, and never lands inside
+an export: an overwrite cannot delete a folder that happened to have the export's name, nor
+another export. Reading checks the manifest against its digest and every file against the
+manifest, then that they fit together, before anything is used; and nothing is unpickled: tensors
+are safetensors, and the program is read by ``torch.jit.load``, which builds only TorchScript types.
 """
 
 import contextlib
 import datetime
+import hashlib
 import importlib.metadata
 import json
+import math
 import os
+import re
 import shutil
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +54,12 @@ from fiftyone_inficond.students.run import load_students
 from fiftyone_inficond.text_cache import file_digest, run_text_embeddings, weights_id
 from fiftyone_inficond.validation import number, whole_number
 
-FORMAT, FORMAT_VERSION = "inficond-students", 1
+FORMAT, FORMAT_VERSION = "inficond-students", 2  # 2: the manifest carries its own digest
 PROGRAM, TENSORS, CORPUS, MANIFEST = "students.pt", "students.safetensors", "corpus.txt", "manifest.json"
+# An export's folder name, in bytes: the staging folder beside it (``.<name>.partial-<8 hex>``) must
+# stay within the 255 bytes a file name may have.
+MAX_NAME_BYTES = 200
+_HEX_DIGEST = re.compile("[0-9a-f]{64}")
 EXPORT_DIR_ENV = "INFICOND_EXPORT_DIR"
 
 
@@ -63,7 +76,8 @@ def export_students(samples, directory, key="students", revision=None, prune=0.0
 
     Args:
         samples: the run's dataset or a view of it
-        directory: the folder to create; relative to ``root`` when ``root`` is given
+        directory: the folder to create, or an export to overwrite; never inside an export. With
+            ``root``, one folder name inside it (no ``/``, not starting with ``.``)
         key: the student run
         revision: a revision of its history, or ``None`` for the newest
         prune: concepts whose weight is at most this in absolute value for every class are left
@@ -71,17 +85,16 @@ def export_students(samples, directory, key="students", revision=None, prune=0.0
             largest change of a probability this makes on the run's samples
         root: if given, ``directory`` must stay inside it (no ``..``, absolute path or link
             leading out): what the App passes, so a user cannot write elsewhere
-        overwrite: replace an existing export in ``directory``
+        overwrite: replace an existing export in ``directory`` (never a folder that is not an
+            export, nor one holding anything but the export's files)
         user: who exports (recorded in the manifest; the OS user by default)
 
     Returns:
         the manifest (a dict) of the written export; ``manifest["directory"]`` is where it is,
         ``manifest["bytes"]`` the size of its files together
     """
-    target = _target(directory, root)
+    target = check_export_target(directory, root, overwrite)
     prune = number(prune, "the pruning level", 0, 1e6)
-    if os.path.lexists(target) and not overwrite:
-        raise InvalidRequest(f"'{target}' already exists: choose another name, or overwrite it")
     run = load_students(samples, key)
     revision, state = _state_at(run, revision)
     concepts_run = require_run(samples, run.config["concepts_field"], CONCEPTS_METHOD, "concepts")
@@ -123,6 +136,7 @@ def export_students(samples, directory, key="students", revision=None, prune=0.0
                                     folder / TENSORS)
         (folder / CORPUS).write_text("".join(f"{name}\n" for name in run.concepts), encoding="utf-8")
         manifest["files"] = {name: file_digest(folder / name) for name in (PROGRAM, TENSORS, CORPUS)}
+        manifest["digest"] = manifest_digest(manifest)
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
         size = sum(entry.stat().st_size for entry in folder.iterdir())
     return {**manifest, "directory": str(target), "bytes": size}
@@ -144,22 +158,99 @@ def _state_at(run, revision):
     return store.load_state(run.samples, run.key, run.uid, revision)
 
 
-def _target(directory, root):
-    """The absolute export folder; inside ``root`` (after following links) when ``root`` is given."""
-    if root is None:
-        return Path(directory).absolute()
-    root = Path(root).absolute()
-    target = (root / directory).absolute()
-    inside = Path(os.path.realpath(target)).is_relative_to(os.path.realpath(root))
-    if not str(directory).strip() or not inside or ".." in Path(directory).parts or target == root:
-        raise InvalidRequest(f"Name the export with a plain folder name inside '{root}'; got {str(directory)!r}")
+def manifest_digest(manifest):
+    """The SHA-256 of a manifest's entries but ``digest`` itself, as canonical (sorted, ASCII) JSON."""
+    entries = {name: value for name, value in manifest.items() if name != "digest"}
+    return hashlib.sha256(json.dumps(entries, sort_keys=True).encode("ascii")).hexdigest()
+
+
+def check_export_target(directory, root=None, overwrite=False):
+    """The absolute folder :func:`export_students` would write for ``directory``, ``root`` and
+    ``overwrite``, or its refusal (an :class:`InvalidRequest`): what the App checks as a name is typed."""
+    target = _target(directory, root)
+    _require_replaceable(target, overwrite)
     return target
+
+
+def _target(directory, root):
+    """The absolute export folder; with ``root``, one plain folder name in it (after following links).
+
+    Names of one folder in ``root`` are what :func:`list_exports` lists (hidden ones are not, and
+    staging folders are hidden), so an export the App writes is one it can apply."""
+    text = _path_text(directory)
+    if root is None:
+        target = Path(text).absolute()
+    else:
+        root = Path(root).absolute()
+        target = (root / text).absolute()
+        parts = Path(text).parts
+        inside = Path(os.path.realpath(target)).is_relative_to(os.path.realpath(root))
+        if len(parts) != 1 or not text.strip() or parts[0].startswith(".") or not inside or target == root:
+            raise InvalidRequest(f"Name the export with a plain folder name inside '{root}' (no '/', not starting "
+                                 f"with '.'); got {text!r}")
+    if len(target.name.encode("utf-8")) > MAX_NAME_BYTES:
+        raise InvalidRequest(f"An export's folder name has at most {MAX_NAME_BYTES} bytes; "
+                             f"'{target.name[:40]}...' has {len(target.name.encode('utf-8'))}: choose a shorter one")
+    return target
+
+
+def _path_text(directory):
+    """``directory`` (a path or a name) as text the file system takes, or its refusal."""
+    try:
+        text = os.fspath(directory)
+    except TypeError:
+        text = None
+    if not isinstance(text, str):
+        raise InvalidRequest(f"An export folder is a path or a folder name; got {directory!r}")
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = None
+    if text is None or any(unicodedata.category(c) == "Cc" for c in text):
+        raise InvalidRequest(f"An export folder name cannot hold control characters (NUL, line breaks...) or "
+                             f"unpaired surrogates: choose a plain name; got {directory!r}")
+    return text
+
+
+def _require_replaceable(target, overwrite):
+    """Refuses ``target`` inside an export, or existing unless it is an export that ``overwrite``
+    may replace whole (its own files and nothing else: no other export, no file of the user's)."""
+    parent = Path(os.path.realpath(target.parent))
+    outer = next((folder for folder in (parent, *parent.parents) if _is_export(folder)), None)
+    if outer is not None:
+        raise InvalidRequest(f"'{outer}' is an export, and an export never holds another: "
+                             f"choose a folder outside it")
+    if not os.path.lexists(target):
+        return
+    if not _is_export(target):
+        raise InvalidRequest(f"'{target}' exists and is not a student export, so no export replaces it: "
+                             f"choose another name")
+    if not overwrite:
+        raise InvalidRequest(f"'{target}' already exists: choose another name, or overwrite it")
+    others = sorted(set(os.listdir(target)) - {PROGRAM, TENSORS, CORPUS, MANIFEST})
+    if others:
+        raise InvalidRequest(f"Export '{target}' also holds {', '.join(map(repr, others[:3]))}"
+                             f"{' and more' if len(others) > 3 else ''}, which replacing it would delete: "
+                             f"move them out first, or choose another name")
+
+
+def _is_export(folder):
+    """Whether ``folder`` (not a link) holds a manifest of this format, whatever its version and
+    the state of its other files: what an overwrite may replace."""
+    manifest = folder / MANIFEST
+    if folder.is_symlink() or not folder.is_dir() or manifest.is_symlink() or not manifest.is_file():
+        return False
+    try:
+        content = json.loads(manifest.read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # unreadable or not JSON: not recognisably an export
+        return False
+    return isinstance(content, dict) and content.get("format") == FORMAT
 
 
 @contextlib.contextmanager
 def _staging(target, overwrite):
     """A temporary folder beside ``target``, renamed to ``target`` once the block completes
-    (the old ``target`` is replaced only then), and removed if anything fails."""
+    (the old ``target``, an export, is replaced only then), and removed if anything fails."""
     staging = target.parent / f".{target.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
         try:
@@ -168,13 +259,12 @@ def _staging(target, overwrite):
         except OSError as e:
             raise InvalidRequest(f"Could not write the export to '{target.parent}' ({e.strerror or e}): "
                                  f"free some space or choose a folder you can write to") from e
+        _require_replaceable(target, overwrite)  # again: someone may have written there meanwhile
         if os.path.lexists(target):
-            if not overwrite:
-                raise InvalidRequest(f"'{target}' already exists: choose another name, or overwrite it")
             old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
             os.rename(target, old)
             os.rename(staging, target)
-            shutil.rmtree(old) if old.is_dir() and not old.is_symlink() else old.unlink()
+            shutil.rmtree(old)
         else:
             os.rename(staging, target)
     finally:
@@ -197,12 +287,14 @@ class StudentExport:
         manifest: ``manifest.json`` as a dict
         tensors: name → tensor from ``students.safetensors``
         program: the path as a callable module: ``(probabilities, concept_vectors) = program(images)``
+        concepts: the names of all the run's concepts, in column order (``corpus.txt``)
     """
 
     directory: Path
     manifest: dict
     tensors: dict
     program: torch.nn.Module
+    concepts: list
 
     @property
     def classes(self):
@@ -211,8 +303,7 @@ class StudentExport:
     @property
     def kept_concepts(self):
         """Names of the concepts the program computes, in its column order."""
-        names = (self.directory / CORPUS).read_text(encoding="utf-8").splitlines()
-        return [names[i] for i in self.tensors["kept"].tolist()]
+        return [self.concepts[i] for i in self.tensors["kept"].tolist()]
 
     @torch.no_grad()
     def predict(self, images):
@@ -228,13 +319,15 @@ class StudentExport:
 
 
 def load_export(directory):
-    """Reads an export, refusing one whose files escape its folder or differ from the manifest.
+    """Reads an export, refusing one whose files escape its folder, differ from the manifest, or do
+    not fit together, and one whose manifest was edited.
 
     Raises:
         MissingFile: ``directory`` holds no export
-        InvalidRequest: a file is missing, altered, a link, outside the folder, or not in a safe format
+        InvalidRequest: the manifest or a file is missing, altered, malformed, a link, outside the
+            folder, or not in a safe format
     """
-    directory = Path(directory).absolute()
+    directory = Path(_path_text(directory)).absolute()
     manifest = _read_manifest(directory)
     for name, digest in manifest["files"].items():
         file = _inside(directory, name)
@@ -244,10 +337,28 @@ def load_export(directory):
     try:
         tensors = safetensors.torch.load_file(directory / TENSORS)
         program = load_program(directory / PROGRAM)
+        text = (directory / CORPUS).read_text(encoding="utf-8")
     except Exception as e:  # any unreadable file: the message names the export to redo
         raise InvalidRequest(f"Export '{directory}' could not be read ({type(e).__name__}): "
                              "export the run again") from e
-    return StudentExport(directory, manifest, tensors, program)
+    concepts = text.split("\n")[:-1]  # one name a line, each line ended: as written
+    if not _fits(manifest, tensors, concepts):
+        raise InvalidRequest(f"The files of export '{directory}' do not fit its manifest (other classes or "
+                             f"concepts): export the run again")
+    return StudentExport(directory, manifest, tensors, program, concepts)
+
+
+def _fits(manifest, tensors, concepts):
+    """Whether the students' tensors and the concept names have the manifest's classes and concepts."""
+    k, c = len(manifest["classes"]), manifest["concepts"]
+    shapes = dict(weight=(k, c), bias=(k,), concept_mean=(c,), concept_std=(c,), kept=(manifest["concepts_kept"],))
+    if len(concepts) != c or any(name not in tensors or tuple(tensors[name].shape) != shape
+                                 for name, shape in shapes.items()):
+        return False
+    kept, embeddings = tensors["kept"], tensors.get("concept_embeddings")
+    ordered = kept.numel() == 0 or (int(kept.min()) >= 0 and int(kept.max()) < c and bool((kept.diff() > 0).all()))
+    return (embeddings is not None and embeddings.ndim == 2 and embeddings.shape[0] == c
+            and not kept.is_floating_point() and ordered)
 
 
 def _read_manifest(directory):
@@ -256,13 +367,54 @@ def _read_manifest(directory):
     file = _inside(directory, MANIFEST)
     try:
         manifest = json.loads(file.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError):
+    except ValueError:  # UnicodeDecodeError included
         raise InvalidRequest(f"The manifest of '{directory}' is not valid JSON: export the run again") from None
-    if manifest.get("format") != FORMAT or manifest.get("format_version") != FORMAT_VERSION:
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or \
+            manifest.get("format_version") != FORMAT_VERSION:
         raise InvalidRequest(f"'{directory}' is not a version-{FORMAT_VERSION} student export: export the run again")
-    if set(manifest.get("files", {})) != {PROGRAM, TENSORS, CORPUS}:
-        raise InvalidRequest(f"The manifest of '{directory}' does not list the export's files: export the run again")
+    if manifest.get("digest") != manifest_digest(manifest):
+        raise InvalidRequest(f"The manifest of '{directory}' was edited or corrupted (it does not match its "
+                             f"digest): export the run again")
+    problem = _manifest_problem(manifest)
+    if problem is not None:
+        raise InvalidRequest(f"The manifest of '{directory}' has {problem}: export the run again")
     return manifest
+
+
+def _manifest_problem(manifest):
+    """What is wrong with the entries of ``manifest`` that reading and predicting use, or ``None``."""
+    files, classes, concepts, kept = (manifest.get(name) for name in ("files", "classes", "concepts", "concepts_kept"))
+    if not isinstance(files, dict) or set(files) != {PROGRAM, TENSORS, CORPUS} or \
+            not all(isinstance(d, str) and _HEX_DIGEST.fullmatch(d) for d in files.values()):
+        return "no list of the export's files with their digests"
+    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes) or \
+            len(set(classes)) != len(classes):
+        return "no list of distinct class names"
+    if not (_real(manifest.get("threshold")) and 0 < manifest["threshold"] < 1):
+        return "no decision threshold between 0 and 1"
+    if not (_whole(concepts) and _whole(kept) and 0 <= kept <= concepts and concepts >= 1):
+        return "no count of its concepts"
+    if not _preprocessing(manifest.get("preprocess")):
+        return "no preprocessing open_clip can apply"
+    return None
+
+
+def _preprocessing(spec):
+    """Whether ``spec`` is an image preprocessing :class:`fiftyone_inficond.deploy.model.StudentModel` can build."""
+    numbers = lambda value, n: isinstance(value, list) and len(value) == n and all(map(_real, value))  # noqa: E731
+    return (isinstance(spec, dict) and numbers(spec.get("size"), 2) and all(_whole(s) and 1 <= s <= 4096
+                                                                            for s in spec["size"])
+            and numbers(spec.get("mean"), 3) and numbers(spec.get("std"), 3) and min(spec["std"]) > 0
+            and spec.get("interpolation") in ("bicubic", "bilinear", "random")
+            and spec.get("resize_mode") in ("shortest", "longest", "squash"))
+
+
+def _real(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _whole(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _inside(directory, name):
@@ -280,5 +432,5 @@ def list_exports(root=None):
     root = Path(root or export_root())
     if not root.is_dir():
         return []
-    folders = [p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / MANIFEST).is_file()]
+    folders = [p for p in root.iterdir() if not p.name.startswith(".") and _is_export(p)]
     return [p.name for p in sorted(folders, key=lambda p: p.stat().st_mtime, reverse=True)]

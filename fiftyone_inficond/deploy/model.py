@@ -1,8 +1,18 @@
 """An export as a FiftyOne model, so ``dataset.apply_model(load_student_model(folder), "student")``
-predicts like every other model, and the students explain each prediction with their concepts."""
+predicts like every other model, and the students explain each prediction with their concepts.
+
+:func:`apply_export` predicts with its own loop rather than ``apply_model``: it checks the label
+field before writing (predictions never replace the ground truth, concepts, teacher scores or
+anyone's labels, see :func:`fiftyone_inficond.labels.require_prediction_field`), and decodes
+images as concept extraction does, one at a time, so that an unreadable image leaves its sample
+unlabelled instead of ``apply_model`` skipping its whole batch.
+"""
+
+import logging
 
 import fiftyone as fo
 import fiftyone.core.models as fom
+import fiftyone.core.utils as fou
 import numpy as np
 import open_clip
 import torch
@@ -10,8 +20,12 @@ from PIL import Image
 
 from fiftyone_inficond.deploy.export import load_export
 from fiftyone_inficond.errors import InvalidRequest
-from fiftyone_inficond.fiftyone_api import exact_count
-from fiftyone_inficond.validation import field_name, whole_number
+from fiftyone_inficond.fiftyone_api import dataset_of, exact_count, require_own_samples
+from fiftyone_inficond.images import image_batches
+from fiftyone_inficond.labels import declare_prediction_field, require_prediction_field
+from fiftyone_inficond.validation import whole_number
+
+logger = logging.getLogger(__name__)
 
 
 class StudentModel(fom.Model):
@@ -67,6 +81,10 @@ class StudentModel(fom.Model):
         """Labels of images (``HxWx3`` uint8 arrays or PIL images, or preprocessed tensors when
         :attr:`preprocess` is off)."""
         images = torch.stack([self._transforms(_pil(a)) for a in args]) if self._preprocess else torch.stack(list(args))
+        return self.label_images(images)
+
+    def label_images(self, images):
+        """Labels of a ``(batch, 3, H, W)`` tensor of images preprocessed by :attr:`transforms`."""
         probabilities, vectors = self.export.predict(images)
         contributions = self.export.contributions(vectors) if self.explain else None
         return [self._labels(probabilities[i], None if contributions is None else contributions[i])
@@ -100,12 +118,35 @@ def load_student_model(directory, explain=3, positives_only=True):
 
 def apply_export(samples, directory, label_field="student", explain=3, positives_only=True, batch_size=32,
                  progress=None):
-    """Writes the export's predictions on ``samples`` into ``label_field`` (see :class:`StudentModel`);
-    returns how many samples it labelled."""
-    label_field = field_name(label_field, "the label field")
+    """Writes the export's predictions on ``samples`` into ``label_field`` (see :class:`StudentModel`):
+    a new field, or one that earlier predictions wrote; returns how many samples it labelled.
+
+    A sample whose image cannot be read is left unlabelled (``None``, also where an earlier call
+    labelled it), and a warning says how many were; the others are labelled all the same.
+
+    Raises:
+        InvalidRequest: ``label_field`` holds something else (the refusal names a field to use),
+            the view is empty, or the export is unreadable; then nothing is written
+    """
+    label_field = require_prediction_field(samples, label_field)
     batch_size = whole_number(batch_size, "the batch size", 1, 4096)
     model = load_student_model(directory, explain, positives_only)
+    require_own_samples(samples, "predictions")
     if exact_count(samples) == 0:
         raise InvalidRequest("The view is empty: select at least one sample to predict")
-    samples.apply_model(model, label_field=label_field, batch_size=batch_size, progress=progress)
-    return exact_count(samples.exists(label_field))
+    declare_prediction_field(samples, label_field)
+    ids, paths = samples.values(["id", "filepath"])
+    dataset, unreadable = dataset_of(samples), {}
+    with fou.ProgressBar(total=len(ids), progress=progress) as pb:
+        for indices, images, failures in image_batches(paths, model.transforms, batch_size):
+            unreadable.update({ids[i]: f"{paths[i]} ({error})" for i, error in failures.items()})
+            labels = dict(zip(indices, model.label_images(images))) if images is not None else {}
+            batch = sorted([*indices, *failures])
+            # On the dataset: a view's label filters would write only the labels they let through.
+            batch_view = dataset.select([ids[i] for i in batch], ordered=True)
+            batch_view.set_values(label_field, [labels.get(i) for i in batch])
+            pb.update(count=len(batch))
+    if unreadable:
+        logger.warning("%d of %d images could not be read, so their samples were left unlabelled in '%s'; "
+                       "the first: %s", len(unreadable), len(ids), label_field, next(iter(unreadable.values())))
+    return len(ids) - len(unreadable)

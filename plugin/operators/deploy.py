@@ -1,11 +1,18 @@
-"""Export a student run's revision to the server's export folder, and apply an export to samples."""
+"""Export a student run's revision to the server's export folder, and apply an export to samples.
+
+Both forms check the names typed as the library will (an export name that is not a new folder or an
+export to overwrite, a label field that holds something else) and show the library's refusal at
+the input, before anything runs.
+"""
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fiftyone_inficond.deploy.export import export_root, export_students, list_exports
+from fiftyone_inficond.deploy.export import check_export_target, export_root, export_students, list_exports
 from fiftyone_inficond.deploy.model import apply_export
 from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.fiftyone_api import exact_count
+from fiftyone_inficond.labels import require_prediction_field
 
 from ..ui import dropdown
 from .common import (
@@ -31,9 +38,11 @@ class ExportStudents(foo.Operator):
         if key is not None:
             revision_input(ctx, inputs, key, "Revision to export")
             revision = ctx.params.get("revision")
+            name, overwrite = ctx.params.get("name"), ctx.params.get("overwrite", False)
             inputs.str("name", label="Export name", required=True,
                        default=f"{ctx.dataset.name}-{key}" + ("" if revision is None else f"-rev{revision}"),
-                       description=f"A folder of {export_root()}")
+                       description=f"A folder of {export_root()}",
+                       **_refusal(name, check_export_target, name, export_root(), overwrite))
         inputs.float("prune", default=0.0, label="Leave out concepts whose weights are all at most",
                      description="0 keeps every concept a student uses")
         inputs.bool("overwrite", default=False, label="Replace an export of that name")
@@ -68,7 +77,10 @@ class ApplyStudentExport(foo.Operator):
         inputs.enum("export", names, view=dropdown({n: n for n in names}), required=True, label="Export",
                     default=names[0] if names else None,
                     description=f"Exports in {export_root()}" if names else "No export yet: export a student run first")
-        inputs.str("label_field", default="student", label="Label field")
+        field = ctx.params.get("label_field")
+        inputs.str("label_field", default="student", label="Label field",
+                   description="A new field, or one that earlier predictions wrote",
+                   **_refusal(field, require_prediction_field, ctx.dataset, field))
         inputs.bool("positives_only", default=True, label="Only the classes the students call positive",
                     description="Off: every class with its probability (for precision-recall curves)")
         inputs.int("explain", default=3, label="Concepts explaining each positive class")
@@ -79,13 +91,32 @@ class ApplyStudentExport(foo.Operator):
         name = p.get("export")
         if name not in list_exports():
             raise InvalidRequest(f"There is no export '{name}' in {export_root()}: export a student run first")
-        count = apply_export(ctx.target_view(), export_root() / name, p.get("label_field") or "student",
+        view = ctx.target_view()
+        total = exact_count(view)  # before: the view may select on the label field
+        count = apply_export(view, export_root() / name, p.get("label_field") or "student",
                              explain=p.get("explain", 3), positives_only=p.get("positives_only", True),
                              progress=progress_reporter(ctx, "predicting"))
         if not ctx.delegated:
             ctx.ops.reload_dataset()  # the App learns the new label field
         message = f"**{p.get('label_field') or 'student'}** written on {count:,} samples by export `{name}`"
-        return {"samples": count, "message": message}
+        if count < total:
+            unreadable = total - count
+            message += (f"; {unreadable:,} {'samples were' if unreadable > 1 else 'sample was'} left unlabelled: "
+                        f"{'their images' if unreadable > 1 else 'its image'} could not be read (the server log "
+                        f"names them)")
+        return {"samples": count, "unreadable": total - count, "message": message}
 
     def resolve_output(self, ctx):
         return message_output("Predicted")
+
+
+def _refusal(value, check, *args):
+    """The ``invalid`` and ``error_message`` of a form input whose ``value`` (unless not typed yet)
+    ``check(*args)`` refuses: the library's sentence, shown at the input."""
+    if value is None:
+        return {}
+    try:
+        check(*args)
+    except InvalidRequest as refusal:
+        return {"invalid": True, "error_message": str(refusal)}
+    return {}
