@@ -17,9 +17,10 @@ import fiftyone as fo
 import numpy as np
 import torch
 import torch.nn.functional as F
+from open_clip.zero_shot_classifier import build_zero_shot_classifier
 from scipy.special import expit, softmax
 
-from fiftyone_inficond.clip import encode_texts, load_clip
+from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.crashpoints import crashpoint
 from fiftyone_inficond.errors import InvalidRequest, MissingFile
 from fiftyone_inficond.fiftyone_api import dataset_of, exact_count, label_path, require_own_samples
@@ -332,14 +333,14 @@ def teacher_from_clip(
     _require_samples(samples)
     classes = _check_classes(classes)
     clip = load_clip(model, pretrained, device=device, resize_mode="shortest")
-    text = encode_texts(clip, [template.format(c) for c in classes])
+    classifier = build_zero_shot_classifier(clip.model, clip.tokenizer, classes, [template], device=clip.device)
     ids, paths = samples.values(["id", "filepath"])
     scored_ids, rows = [], []
     for indices, images, failures in image_batches(paths, clip.preprocess, batch_size):
         for index, error in failures.items():
             logger.warning("Skipping unreadable image %s (%s)", paths[index], error)
         if images is not None:
-            rows.append(_zero_shot(clip.model, images.to(clip.device), text))
+            rows.append(_zero_shot(clip.model, images.to(clip.device), classifier))
             scored_ids.extend(ids[i] for i in indices)
     if not rows:
         raise InvalidRequest("No image of the view could be read: nothing to score")
@@ -356,9 +357,12 @@ def teacher_from_clip(
 
 
 @torch.no_grad()
-def _zero_shot(model, images, text):
+def _zero_shot(model, images, classifier):
+    """Class probabilities of ``images`` under open_clip's ``(embed_dim, k)`` zero-shot ``classifier``,
+    at the model's own logit scale and bias (open_clip's zero-shot evaluation ranks classes at a
+    fixed scale of 100: it gives no probabilities)."""
     image = F.normalize(model.encode_image(images).float(), dim=-1)
-    logits = model.logit_scale.exp() * image @ text.T
+    logits = model.logit_scale.exp() * image @ classifier.float()
     if getattr(model, "logit_bias", None) is not None:
         return torch.sigmoid(logits + model.logit_bias).cpu().numpy()
     return logits.softmax(dim=-1).cpu().numpy()

@@ -1,0 +1,36 @@
+"""Concept students: sparse linear students per class, trained, tuned and stored as runs.
+
+Two levels import from here, lazily as the package root's names do (see :mod:`fiftyone_inficond`):
+
+- runs on a dataset (:mod:`.run`): ``train_students``, ``load_students``, :class:`StudentRun`, ...,
+  also at the package root;
+- the estimator on arrays, without FiftyOne runs: ``TrainingConfig``, ``initial_weights``,
+  ``no_bounds``, ``fit``, ``class_budgets``, ``fit_to_budgets``, ``class_metrics``; and its
+  streamed form for datasets larger than memory (:mod:`.streaming`): ``cache_inputs``,
+  ``InputsCache``, ``fit_streamed``, ``streamed_agreement``, ``streamed_agreement_ap``.
+
+Lazily, because the store (:mod:`.store`, imported by :mod:`fiftyone_inficond.leases`) and the
+budget rules are read by modules that :mod:`.run` itself imports: an eager import of it here
+would run inside those imports, and load Lightning for a caller that needs neither.
+"""
+
+from fiftyone_inficond import _lazy_attributes
+
+_NAMES = {
+    "fiftyone_inficond.students.run": (
+        "train_students", "extend_students", "load_students", "open_students", "list_student_runs",
+        "student_history", "rename_students", "delete_students", "StudentRun",
+    ),
+    "fiftyone_inficond.students.training": (
+        "TrainingConfig", "initial_weights", "fit", "class_budgets", "fit_to_budgets",
+    ),
+    "fiftyone_inficond.students.tuning": ("no_bounds",),
+    "fiftyone_inficond.students.metrics": ("class_metrics",),
+    "fiftyone_inficond.students.streaming": (
+        "cache_inputs", "InputsCache", "fit_streamed", "streamed_agreement", "streamed_agreement_ap",
+    ),
+}
+
+__all__ = [name for names in _NAMES.values() for name in names]
+
+__getattr__, __dir__ = _lazy_attributes(globals(), _NAMES)

@@ -113,12 +113,15 @@ def require_fresh(samples, key, uid, revision):
 
 
 def _changed(samples, key, uid, revision):
-    """The error for a save of ``revision`` that someone else's save of it came before."""
+    """The error for a save of ``revision`` that someone else's save of it came before (which may
+    itself be gone by now, e.g. with its run deleted: then the message cannot name who saved it)."""
     winner = _history().find_one({**_run_filter(samples, uid), "revision": revision})
+    by = "" if winner is None else (
+        f" by {winner['user']} at {winner['time']:%Y-%m-%d %H:%M:%S} UTC ({winner['kind']}, revision {revision})"
+    )
     return StaleRunError(
-        f"Student run '{key}' was changed by {winner['user']} at {winner['time']:%Y-%m-%d %H:%M:%S} "
-        f"UTC ({winner['kind']}, revision {revision}) after you loaded revision "
-        f"{revision - 1}. Your change was not saved: reload the run and apply it again"
+        f"Student run '{key}' was changed{by} after you loaded revision {revision - 1}. "
+        f"Your change was not saved: reload the run and apply it again"
     )
 
 

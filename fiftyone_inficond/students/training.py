@@ -1,6 +1,7 @@
 """Fitting concept students to teacher probabilities with Lightning, from in-memory tensors
 (or, through :func:`fit_batches`, from batches streamed off disk)."""
 
+import contextlib
 import logging
 from dataclasses import dataclass, replace
 
@@ -15,8 +16,8 @@ from fiftyone_inficond.students.budget import AUTO, PATH_EPOCHS, check_budget, h
 from fiftyone_inficond.students.module import ConceptStudents
 from fiftyone_inficond.validation import number, optional_whole_number, whole_number
 
-# Lightning announces the hardware on every fit; tuning fits often, so keep it to warnings.
-logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARNING)
+# Lightning announces the hardware on every fit; tuning fits often, so our fits keep it to warnings.
+LIGHTNING_LOGGER = "pytorch_lightning.utilities.rank_zero"
 
 
 @dataclass
@@ -144,20 +145,34 @@ def fit_batches(batches, weight, bias, lower, upper, config, budgets=None):
             total_steps=config.epochs * batches.steps_per_epoch,
         )
         module.project()
-        trainer = pl.Trainer(
-            max_epochs=config.epochs,
-            accelerator="cpu",
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            deterministic=True,
-        )
-        trainer.fit(module, DataLoader(batches, batch_size=None))
+        with quiet_lightning():
+            trainer = pl.Trainer(
+                max_epochs=config.epochs,
+                accelerator="cpu",
+                logger=False,
+                enable_checkpointing=False,
+                enable_progress_bar=False,
+                enable_model_summary=False,
+                deterministic=True,
+            )
+            trainer.fit(module, DataLoader(batches, batch_size=None))
     return (
         module.linear.weight.detach().numpy().copy(),
         module.linear.bias.detach().numpy().copy(),
     )
+
+
+@contextlib.contextmanager
+def quiet_lightning():
+    """Lightning's announcements kept to warnings inside the block, the caller's level restored after
+    (importing this module changes no logger: a script's own Lightning keeps what it chose)."""
+    logger = logging.getLogger(LIGHTNING_LOGGER)
+    level = logger.level
+    logger.setLevel(max(level, logging.WARNING))
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def class_budgets(inputs, targets, weight, bias, lower, upper, config, threshold, rows=None):
