@@ -175,6 +175,8 @@ def concepts_patches(samples, concepts, n=4, field="concepts"):
     """:func:`top_patches` of several concepts of the whole dataset in one pass over the
     segments (a knowledge view's rows): ``{concept: [patch, ...]}``."""
     n = whole_number(n, "the number of patches", 1, 10_000)
+    if not concepts:  # e.g. a ranking with no rows
+        return {}
     texts = np.stack([concept_text_embedding(samples, concept, field) for concept in concepts])
     index = open_index(samples, field)
     similarity = index.similarities(texts)  # (m, c)

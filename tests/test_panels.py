@@ -168,5 +168,56 @@ def test_without_located_concepts_the_knowledge_panel_says_why_it_has_no_patches
     knowledge = PanelDriver(distilled, "inficond_knowledge")
     knowledge.event("on_load")
     assert knowledge.state["ready"] and "No image patches: 'concepts' was not computed" in knowledge.state["header"]
-    assert (knowledge.state["patch_ids"] == [[]] * 10
-            and any(t["type"] == "image" for t in knowledge.data[knowledge.state["chart"]]))
+    traces = knowledge.data[knowledge.state["chart"]]
+    cells = next(t for t in traces if t["name"] == "patch cells")
+    assert {i for row in cells["ids"] for i in row} == {"patch|"} and any(t["type"] == "image" for t in traces)
+
+
+def test_clicking_a_patch_shows_the_image_it_comes_from(tuned_world):
+    dataset, run = tuned_world
+    knowledge = PanelDriver(dataset, "inficond_knowledge")
+    knowledge.event("on_load")
+    traces = knowledge.data[knowledge.state["chart"]]
+    cells = next(t for t in traces if t["name"] == "patch cells")
+    assert len(cells["ids"]) == knowledge.state["n_rows"] and cells["type"] == "heatmap"
+    clicked = cells["ids"][1][2]  # what the App sends for a heatmap cell: its id, row 1, column 2
+    assert clicked.startswith("patch|") and len(clicked) > len("patch|")
+    requests = knowledge.event("on_click_chart", id=clicked, trace="patch cells", x=None, y=None)
+    assert _selected_ids(find(requests, "set_view")[0]) == [clicked.removeprefix("patch|")]
+    assert knowledge.state["message"] == "Grid: the image of that patch"
+
+
+def test_a_ranking_with_no_rows_keeps_every_control_and_says_what_to_do(tuned_world):
+    dataset, run = tuned_world
+    cls = next(c for c in run.classes  # a class whose student the teacher's positives never fault
+               if not run.top_concepts(c, 10, by="positives", sign="positive"))
+    knowledge = PanelDriver(dataset, "inficond_knowledge")
+    knowledge.event("on_load")
+    knowledge.event("on_change_cls", value=cls)
+    knowledge.event("on_change_by", value="positives")
+    assert knowledge.state["ready"] and knowledge.state["n_rows"] == 0
+    assert knowledge.state["message"].startswith("No concept ranks for this class by discrepancy among the teacher's")
+    assert knowledge.state["controls"] == {"cls": cls, "by": "positives", "n": knowledge.state["controls"]["n"]}
+    knowledge.event("on_change_by", value="weight")  # and the way out works
+    assert knowledge.state["n_rows"] > 0 and not knowledge.state["message"].startswith("No concept")
+
+
+def test_a_typed_factor_and_epochs_are_what_the_fine_tune_records_and_the_box_is_never_answered(tuned_world):
+    dataset, run = tuned_world
+    knowledge = PanelDriver(dataset, "inficond_knowledge")
+    knowledge.event("on_load")
+    concept = run.uses(knowledge.state["controls"]["cls"])[0][0]
+    knowledge.event("on_click_chart", id=f"up|{concept}")
+    for typed in (1, 2, 2.5):  # the box's value after each keystroke of "2.5", as the App sends it
+        knowledge.state["settings"]["factor"] = typed
+        requests = knowledge.event("on_change_factor", value=typed)
+        patches = find(requests, "patch_panel_state")
+        assert patches and all(set(p["state"]) == {"pending"} for p in patches)  # never the box itself
+    assert "factor 2.5," in knowledge.state["pending"]
+    knowledge.state["settings"]["epochs"] = 2
+    knowledge.event("on_change_epochs", value=2)
+    knowledge.state["settings"]["factor"] = 3.0  # typed, its on_change not yet arrived when Fine-tune is pressed
+    knowledge.event("on_fine_tune")
+    entry = load_students(dataset, run.key).history[-1]
+    assert (entry["kind"], entry["factor"], entry["epochs"]) == ("tune", 3.0, 2)
+    assert knowledge.state["message"].startswith(f"✅ Revision {entry['revision']} saved")

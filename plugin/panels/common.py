@@ -311,14 +311,22 @@ def fine_tune(panel, ctx):
         return
     split = workbench["split"]
     before = run.performance(split)
-    entry = run.tune(**_instructions(workbench["pending"]), factor=workbench["factor"],
-                     epochs=workbench["epochs"], user=ctx.user_id)
+    settings = {**{name: workbench[name] for name in ("factor", "epochs")}, **typed_settings(ctx)}
+    entry = run.tune(**_instructions(workbench["pending"]), **settings, user=ctx.user_id)
     workbench.update(
         pending=[],
         revision=entry["revision"],
         message=_tuned_message(entry, before, run.performance(split), split),
     )
     panel.publish(ctx, workbench)
+
+
+def typed_settings(ctx):
+    """The tuning factor and epochs as the acting panel's boxes hold them now (the App sends its
+    panel state with every event): what the user sees is what a fine-tune uses, whichever of the
+    typing's intermediate values reached the workbench last."""
+    typed = ctx.panel.state.get("settings") or {}
+    return {name: typed[name] for name in ("factor", "epochs") if typed.get(name) is not None}
 
 
 def _instructions(pending):

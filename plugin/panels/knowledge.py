@@ -25,12 +25,14 @@ from .common import (
     draw_text,
     fine_tune,
     image_uri,
+    open_run,
     pct,
     pending_text,
     read_workbench,
     select_concept,
     toggle_pending,
     usage_text,
+    write_workbench,
 )
 
 RANKINGS = {
@@ -70,11 +72,20 @@ class KnowledgePanel(WorkbenchPanel):
 
     @answers
     def on_change_factor(self, ctx):
-        self.change(ctx, factor=ctx.params["value"])
+        self._setting(ctx, "factor")
 
     @answers
     def on_change_epochs(self, ctx):
-        self.change(ctx, epochs=ctx.params["value"])
+        self._setting(ctx, "epochs")
+
+    def _setting(self, ctx, name):
+        """A tuning setting as it is being typed: kept in the workbench and in the pending line, never
+        sent back to its box (an answer that set the box while the user typed restarted the exchange,
+        1 <-> 1.5 for as long as the panel was open)."""
+        workbench = read_workbench(ctx)
+        workbench[name] = ctx.params.get("value")
+        write_workbench(ctx, workbench)
+        ctx.panel.state.pending = pending_text(workbench, open_run(ctx, workbench))
 
     @answers
     def on_click_chart(self, ctx):
@@ -83,12 +94,9 @@ class KnowledgePanel(WorkbenchPanel):
             select_concept(self, ctx, value)
         elif kind in THUMBS:
             self.change(ctx, siblings=True, pending=toggle_pending(read_workbench(ctx), value, kind), message=None)
-        elif ctx.params.get("trace") == "patches":  # the mosaic: its pixel says which patch
-            row, column = int(ctx.params["y"]) // ROW_PX, int(ctx.params["x"]) // CELL_PX
-            ids = ctx.panel.state.patch_ids
-            if row < len(ids) and column < len(ids[row]):
-                ctx.ops.set_view(ctx.dataset.select([ids[row][column]]))
-                self.change(ctx, message="Grid: the image of that patch")
+        elif kind == "patch" and value:  # a cell of the mosaic (the App sends no pixel for an image)
+            ctx.ops.set_view(ctx.dataset.select([value]))
+            self.change(ctx, message="Grid: the image of that patch")
 
     @answers
     def on_clear(self, ctx):
@@ -104,7 +112,7 @@ class KnowledgePanel(WorkbenchPanel):
         ranking = run.top_concepts(cls, n, by=by, sign="absolute" if by == "weight" else "positive",
                                    among=focus or None)
         names = [name for name, _ in ranking]
-        curves = run.what_if(cls, names, n_values=21)
+        curves = run.what_if(cls, names, n_values=21) if names else None
         field = run.config["concepts_field"]
         located = can_locate(ctx.dataset, field)  # not when concepts came from elsewhere or an old version
         patches = concepts_patches(ctx.dataset, names, N_PATCHES, field) if located else {name: [] for name in names}
@@ -123,12 +131,13 @@ class KnowledgePanel(WorkbenchPanel):
             ),
             "pending": pending_text(workbench, run),
             "has_pending": bool(workbench["pending"]),
-            "message": workbench["message"] or "",
+            "message": (workbench["message"] or "") if names else _nothing_ranked(by, focus),
             "n_rows": len(names),
             "chart": chart_key(len(names)),
             "mosaic": [N_PATCHES * CELL_PX, len(names) * ROW_PX],
-            "patch_ids": [[p["sample_id"] for p in patches[name]] for name in names],
         })
+        if not names:
+            return
         crops = iter(patch_crops(ctx.dataset, [p for name in names for p in patches[name]], size=CROP_PX))
         crops = [[next(crops) for _ in patches[name]] for name in names]  # one read of the image paths
         # One data key per row count: the App may draw the new layout with the old data for a moment
@@ -152,12 +161,22 @@ class KnowledgePanel(WorkbenchPanel):
         settings = panel.menu("settings", icon="settings")
         settings.float("factor", label="Tuning factor (> 1)", min=1.01, max=100, on_change=self.on_change_factor)
         settings.int("epochs", label="Retraining epochs", min=1, max=1000, on_change=self.on_change_epochs)
+        if not state.n_rows:
+            return
         panel.plot(
             state.chart,
             layout=_layout(state.n_rows, state.mosaic),
             config={"displayModeBar": False, "responsive": True},
             on_click=self.on_click_chart,
         )
+
+
+def _nothing_ranked(by, focus):
+    """Why a ranking has no rows, and the ways out (every control stays)."""
+    where = f"among the {len(focus)} concepts selected on the concept map" if focus else "for this class"
+    why = "" if by == "weight" else " (the student gets all of those samples right, or there are none)"
+    return (f"No concept ranks {where} by {RANKINGS[by]}{why}: rank them another way or choose another class"
+            + (", or clear the concept map's selection" if focus else ""))
 
 
 def chart_key(rows):
@@ -200,11 +219,23 @@ def _traces(names, curves, patches, crops, pending, cls):
             "hovertemplate": f"{name} now: weight %{{x:.2f}}, F1 %{{y:.3f}}<extra></extra>",
         })
     mosaic = _mosaic(crops, [[p["similarity"] for p in patches[name]] for name in names])
-    traces.append({
-        "type": "image", "name": "patches", "source": image_uri(mosaic), "xaxis": f"x{len(names) + 3}",
-        "yaxis": f"y{len(names) + 3}", "hoverinfo": "none",
-    })
+    axes = {"xaxis": f"x{len(names) + 3}", "yaxis": f"y{len(names) + 3}"}
+    traces.append({"type": "image", "name": "patches", "source": image_uri(mosaic), "hoverinfo": "none", **axes})
+    traces.append(_patch_cells([[p["sample_id"] for p in patches[name]] for name in names], axes))
     return traces
+
+
+def _patch_cells(sample_ids, axes):
+    """An invisible heatmap over the mosaic, one cell per patch: clicking an image trace sends no
+    coordinates, a heatmap cell sends its id (``patch|<sample id>``)."""
+    cells = [ids + [None] * (N_PATCHES - len(ids)) for ids in sample_ids]
+    return {
+        "type": "heatmap", "name": "patch cells", "opacity": 0, "showscale": False, **axes,
+        "z": [[0 if sample_id is None else 1 for sample_id in row] for row in cells],
+        "x0": CELL_PX / 2, "dx": CELL_PX, "y0": ROW_PX / 2, "dy": ROW_PX,
+        "ids": [[f"patch|{sample_id or ''}" for sample_id in row] for row in cells],
+        "hovertemplate": "click to show its image in the grid<extra></extra>",
+    }
 
 
 def _thumbs(direction, x, names, labels, marked):
