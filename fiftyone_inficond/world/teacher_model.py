@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader
 
-from fiftyone_inficond.students.training import TensorBatches
+from fiftyone_inficond.students.training import TensorBatches, quiet_lightning
 from fiftyone_inficond.world.scenes import generate_scenes
 from fiftyone_inficond.world.vocabulary import CLASSES
 
@@ -98,16 +98,17 @@ def train_world_teacher(scenes, epochs=8, batch_size=64, seed=0):
     """Trains a :class:`WorldCNN` on scenes' class labels; returns it in eval mode."""
     torch.manual_seed(seed)
     model = WorldCNN()
-    trainer = pl.Trainer(
-        max_epochs=epochs,
-        accelerator="cpu",
-        logger=False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        enable_progress_bar=False,
-    )
     batches = TensorBatches(*_tensors(scenes), batch_size=batch_size, seed=seed)
-    trainer.fit(TeacherModule(model), DataLoader(batches, batch_size=None))
+    with quiet_lightning():
+        trainer = pl.Trainer(
+            max_epochs=epochs,
+            accelerator="cpu",
+            logger=False,
+            enable_checkpointing=False,
+            enable_model_summary=False,
+            enable_progress_bar=False,
+        )
+        trainer.fit(TeacherModule(model), DataLoader(batches, batch_size=None))
     return model.eval()
 
 
