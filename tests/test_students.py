@@ -183,9 +183,13 @@ def test_zero_and_negative_weights_are_tuned_the_right_way():
     new_lower, _, start = apply_instructions(weight, lower, upper, ups, factor=1.5)
     assert (start[0, :3] > weight[0, :3]).all() and (new_lower[0, :3] == start[0, :3]).all()
     downs = [Instruction(0, j, "down") for j in range(3)]
-    _, new_upper, start = apply_instructions(weight, lower, upper, downs, factor=1.5)
-    assert (start[0, 1:3] < weight[0, 1:3]).all() and (new_upper[0, :3] == start[0, :3]).all()
-    assert start[0, 0] == new_upper[0, 0] == 0  # an unused concept is kept out, not pushed negative
+    new_lower, new_upper, start = apply_instructions(weight, lower, upper, downs, factor=1.5)
+    assert (np.abs(start[0, 1:3]) < np.abs(weight[0, 1:3])).all()  # relied on less, whichever the sign
+    assert (np.sign(start[0, 1:3]) == np.sign(weight[0, 1:3])).all()  # and never evidence the other way
+    assert new_lower[0, 1] == start[0, 1] and new_upper[0, 1] == 0 and new_upper[0, 2] == start[0, 2]
+    assert start[0, 0] == new_lower[0, 0] == new_upper[0, 0] == 0  # an unused concept is kept out
+    _, _, start = apply_instructions(weight, lower, upper, downs, factor=3)
+    assert (start[0, :3] == 0).all()  # a strong 👎 removes a concept, it never flips it
     with pytest.raises(ValueError, match="factor must be greater than 1"):
         apply_instructions(weight, lower, upper, ups, factor=1.0)
 

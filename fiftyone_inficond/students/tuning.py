@@ -7,13 +7,17 @@ is ``s``, and a factor ``x > 1``, the step is ``(x - 1) * max(|w|, s)``:
   one moves towards (or past) zero; a zero weight (a concept the student does not use)
   becomes ``(x - 1) * s``: it enters the student. Either way the concept ends up supporting
   its class more than before.
-- **down-tune**: upper bound ``w - step``, the mirror image: the concept supports its
-  class less. A concept the student does not use is kept out of it (upper bound 0): a 👎
-  never makes a student start using a concept.
+- **down-tune**: the student relies on the concept less, whichever its sign: the weight is
+  bounded between 0 and ``sign(w) * max(|w| - step, 0)``. A positive weight shrinks to
+  ``w - step`` (to 0 from ``x >= 2``), a negative one rises to ``w + step`` the same way, and
+  neither flips sign (a 👎'd concept never becomes evidence the other way). A concept the
+  student does not use is kept out of it (both bounds 0): a 👎 never makes a student start
+  using a concept.
 
 Using ``max(|w|, s)`` keeps a zero or tiny weight from yielding a bound that changes nothing.
 Bounds accumulate over iterations: a new up-tune raises (never lowers) a concept's lower
-bound, a new down-tune lowers its upper bound. Tuning a concept the opposite way releases
+bound; a down-tune bounds the weight from the current one, which already lies within the
+earlier bounds, so repeated 👎 keep shrinking it. Tuning a concept the opposite way releases
 its earlier opposite bound, so the newest instruction on a concept always wins and the
 bounds stay feasible. Retraining starts from the weights clamped into the new bounds.
 """
@@ -65,9 +69,9 @@ def apply_instructions(weight, lower, upper, instructions, factor):
         if item.direction == "up":
             lower[item.cls, item.concept] = max(lower[item.cls, item.concept], w + step)
             upper[item.cls, item.concept] = np.inf
-        else:
-            upper[item.cls, item.concept] = min(upper[item.cls, item.concept], w - step if w else 0.0)
-            lower[item.cls, item.concept] = -np.inf
+        else:  # |weight| shrinks by the step, towards 0 and never past it
+            kept = np.sign(w) * max(abs(w) - step, 0.0)
+            lower[item.cls, item.concept], upper[item.cls, item.concept] = min(kept, 0.0), max(kept, 0.0)
     return lower, upper, np.clip(weight, lower, upper)
 
 

@@ -56,7 +56,8 @@ class KnowledgePanel(WorkbenchPanel):
             icon="psychology",
             help_markdown=(
                 "The concepts the selected class's student relies on. **👍** asks it to rely more on a "
-                "concept, **👎** less; they wait as coloured blocks (blue up, orange down) until you "
+                "concept, **👎** less (its weight shrinks towards 0, whether it counts for or against the "
+                "class); they wait as coloured blocks (blue up, orange down) until you "
                 "press **Fine-tune**. The line shows F1 against the teacher as the concept's weight "
                 "varies (● is now); the images are the patches most like the concept."
             ),
