@@ -46,9 +46,11 @@ def app(tmp_path_factory):
     port = _free_port()
     exports = str(tmp_path_factory.mktemp("exports"))
     env = {**os.environ, "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS": "true", EXPORT_DIR_ENV: exports}
+    os.makedirs(ARTIFACTS, exist_ok=True)
+    log = open(os.path.join(ARTIFACTS, "server.log"), "w")  # the App server's log, kept beside the screenshots
     server = subprocess.Popen(
         [sys.executable, "-m", "fiftyone_inficond.demo", "app", "--name", name, "--port", str(port)],
-        env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
     )
     try:
         _wait_for(f"http://127.0.0.1:{port}/")
@@ -56,6 +58,7 @@ def app(tmp_path_factory):
     finally:
         os.killpg(server.pid, signal.SIGTERM)  # the server and the children it started
         server.wait(timeout=60)
+        log.close()
         for key in list_student_runs(dataset):
             delete_students(dataset, key)
         dataset.delete()

@@ -159,7 +159,7 @@ class KnowledgePanel(WorkbenchPanel):
         pending.btn("fine_tune", label="Fine-tune", variant="contained", disabled=not state.has_pending,
                     on_click=self.on_fine_tune)
         pending.btn("clear", label="Clear", variant="outlined", disabled=not state.has_pending, on_click=self.on_clear)
-        settings = panel.menu("settings", icon="settings")
+        settings = panel.h_stack("settings", align_x="left", gap=2)  # labelled boxes: a menu drew them bare
         settings.float("factor", label="Tuning factor (> 1)", min=1.01, max=100, on_change=self.on_change_factor)
         settings.int("epochs", label="Retraining epochs", min=1, max=1000, on_change=self.on_change_epochs)
         if not state.n_rows:
