@@ -1,7 +1,6 @@
 """Concept extraction over a FiftyOne collection: batched, resumable, recorded as a run."""
 
 import colorsys
-import contextlib
 import logging
 from dataclasses import dataclass
 from dataclasses import field as dataclass_field
@@ -142,18 +141,12 @@ def _extract(samples, field, clip, corpus, template, n_segments, spatial_weight,
     return result
 
 
-@contextlib.contextmanager
 def _extracting(samples, field):
     """Holds concept field ``field`` beside other extraction workers, never beside an addition of
     concepts (which rewrites every vector wider): see :mod:`fiftyone_inficond.leases`."""
-    try:
-        with leases.shared(samples, f"concepts/{field}") as lease:
-            yield lease
-    except leases.LeaseHeld as held:
-        raise InvalidRequest(
-            f"Concepts are being added to '{field}' by {leases.describe(held.holder)}: compute concepts once "
-            f"that finishes"
-        ) from None
+    return leases.held(samples, f"concepts/{field}", lambda holder: InvalidRequest(
+        f"Concepts are being added to '{field}' by {leases.describe(holder)}: compute concepts once that finishes"
+    ), mode="shared")
 
 
 def _renew(lease, field, written):

@@ -100,6 +100,18 @@ def shared(samples, resource):
         lease._release()
 
 
+@contextlib.contextmanager
+def held(samples, resource, refusal, mode="exclusive"):
+    """:func:`exclusive` (or :func:`shared`, ``mode="shared"``) with :class:`LeaseHeld` turned into
+    the caller's own error, ``refusal(holder)``: the sentence a user reads."""
+    take = exclusive if mode == "exclusive" else shared
+    try:
+        with take(samples, resource) as lease:
+            yield lease
+    except LeaseHeld as error:
+        raise refusal(error.holder) from None
+
+
 def _take(collection, lease_id, attempt):
     """``attempt()``'s answer; when it fails (the conditional upsert meets the existing document),
     the leases of killed processes on this machine are dropped and it is tried once more."""

@@ -13,8 +13,6 @@ holds the field alone (a lease), so an extraction in another process cannot writ
 old width meanwhile.
 """
 
-import contextlib
-
 import numpy as np
 
 from fiftyone_inficond import leases
@@ -58,19 +56,15 @@ def add_concepts(samples, names, field="concepts"):
     return {"added": names, "concepts": len(corpus), "samples": extended}
 
 
-@contextlib.contextmanager
 def _adding(dataset, field):
     """Holds concept field ``field`` alone while its vectors grow: no extraction writes vectors of
     the old width meanwhile, and no other addition interleaves (:mod:`fiftyone_inficond.leases`)."""
-    try:
-        with leases.exclusive(dataset, f"concepts/{field}"):
-            yield
-    except leases.LeaseHeld as held:
-        doing = "added to" if held.holder["mode"] == "exclusive" else "computed into"
-        raise InvalidRequest(
-            f"Concepts are being {doing} '{field}' by {leases.describe(held.holder)}: add concepts once that "
-            f"finishes"
-        ) from None
+    def refusal(holder):
+        doing = "added to" if holder["mode"] == "exclusive" else "computed into"
+        return InvalidRequest(
+            f"Concepts are being {doing} '{field}' by {leases.describe(holder)}: add concepts once that finishes"
+        )
+    return leases.held(dataset, f"concepts/{field}", refusal)
 
 
 def search_concepts(samples, phrase, n=10, field="concepts"):

@@ -4,7 +4,6 @@ Every write validates all of its inputs first and then writes in an order where 
 any point leaves the old state or the new one (see :mod:`fiftyone_inficond.students.store`).
 """
 
-import contextlib
 import itertools
 import uuid
 from dataclasses import asdict
@@ -222,18 +221,13 @@ def _stored_kind(samples, key):
     return _RUN_KINDS.get(method, "a run of another kind"), config
 
 
-@contextlib.contextmanager
 def _key_lease(samples, key):
     """Holds run key ``key`` from the check that it is free to its registration, so that of two
     clients creating (or renaming to) one key at the same moment exactly one goes on."""
-    try:
-        with leases.exclusive(samples, f"students/{key}") as lease:
-            yield lease
-    except leases.LeaseHeld as held:
-        raise StaleRunError(
-            f"Someone else ({leases.describe(held.holder)}) is training or renaming a student run '{key}' "
-            f"right now: choose another key, or try again once theirs is saved"
-        ) from None
+    return leases.held(samples, f"students/{key}", lambda holder: StaleRunError(
+        f"Someone else ({leases.describe(holder)}) is training or renaming a student run '{key}' right now: "
+        f"choose another key, or try again once theirs is saved"
+    ))
 
 
 def _claim_key(samples, key, overwrite):
