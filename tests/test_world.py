@@ -179,7 +179,10 @@ def test_a_teacher_trained_with_a_bias_errs_where_the_correlation_is_absent():
         teacher = train_world_teacher(teacher_scenes(1500, seed=12, bias=bias), epochs=6)
         with torch.no_grad():
             says = torch.sigmoid(teacher(images))[:, airplane].numpy()
-        found[name] = {"ap": average_precision_score(has, says), "no_cloud_recall": (says[has & ~cloud] >= 0.5).mean()}
-    # The biased teacher misses airplanes that come without a cloud; the clean one finds them.
+        found[name] = {"ap": average_precision_score(has, says), "no_cloud_recall": (says[has & ~cloud] >= 0.5).mean(),
+                       "no_cloud_score": says[has & ~cloud].mean()}
+    # The biased teacher misses airplanes that come without a cloud (recall, and the scores it gives them);
+    # the clean one finds them. (Its AP over all scenes drops by 0.007 to 0.03 with the CPU: ranks survive.)
     assert found["biased"]["no_cloud_recall"] <= found["clean"]["no_cloud_recall"] - 0.2, found
-    assert found["biased"]["ap"] <= found["clean"]["ap"] - 0.02, found
+    assert found["biased"]["no_cloud_score"] <= found["clean"]["no_cloud_score"] - 0.2, found
+    assert found["biased"]["ap"] < found["clean"]["ap"], found

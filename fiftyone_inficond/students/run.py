@@ -713,7 +713,11 @@ class StudentRun:
 
     def revert(self, revision, user=None):
         """Restores exactly the weights and bounds of history entry ``revision``, as a new entry."""
-        revision = whole_number(revision, "the revision to restore", 0, self.revision)
+        revision = whole_number(revision, "the revision to restore", 0)
+        newest = self.newest_revision()
+        if revision > newest:  # before the database sees it: it stores 64-bit numbers
+            raise UnknownName(f"Student run '{self.key}' has no revision {revision}: pick one from its history "
+                              f"(0 to {newest})")
         before = self._metrics().summary()
         _, state = store.load_state(self.samples, self.key, self.uid, revision)
         previous, self.state = self.state, state
