@@ -28,12 +28,11 @@ import fiftyone as fo
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
 from common import world_with_concepts  # noqa: E402
-from panel_driver import PanelDriver  # noqa: E402
+from panel_driver import PanelDriver, side_by_side  # noqa: E402
 from students import build_dataset, synthetic  # noqa: E402
 from timing import median_ms, timed  # noqa: E402
 
 from fiftyone_inficond.corpus import load_corpus, make_corpus  # noqa: E402
-from fiftyone_inficond.demo import workspace  # noqa: E402
 from fiftyone_inficond.projection import concept_projection, project  # noqa: E402
 from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config  # noqa: E402
 from fiftyone_inficond.students import run as runs  # noqa: E402
@@ -58,7 +57,7 @@ def concept_panel_figures(n_images):
         projection_s, _ = timed(lambda: project(embeddings, "tsne"))
         concept_projection(dataset, "concepts", "tsne")
 
-        spaces = workspace()  # as the user sees it: the concept map and the concept detail tabs open
+        spaces = side_by_side()  # the concept map and the concept detail shown at once
         middle, right = spaces.children[1], spaces.children[2]
         middle.active_child, right.active_child = middle.children[1].component_id, right.children[1].component_id
         embedding = PanelDriver(dataset, "inficond_embedding", spaces)

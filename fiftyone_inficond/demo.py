@@ -4,8 +4,8 @@
 teacher trained with a spurious correlation (airplanes under clouds), concepts from the world CLIP
 and students. ``make demo-coco`` builds ``inficond-coco128``: 128 real COCO images, the real
 YOLOX-Nano teacher and concepts from a (weightless, unless you give one) open_clip model.
-Both end with the ``inficond`` workspace saved on the dataset: the sample grid beside the
-performance, provenance and knowledge panels. ``python -m fiftyone_inficond.demo app`` (``make app``)
+Both end with the ``inficond`` workspace saved on the dataset: the panels as tabs above the
+sample grid. ``python -m fiftyone_inficond.demo app`` (``make app``)
 opens the App on it.
 """
 
@@ -25,6 +25,7 @@ from fiftyone_inficond.teacher import teacher_from_file, teacher_from_model
 DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets", "coco128-train")
 WORLD_IMAGES = os.path.join(fo.config.default_dataset_dir, "inficond-world")  # persists like the dataset
 WORKSPACE = "inficond"
+GRID_ZOOM = 3  # of FiftyOne's 0-10: two rows of thumbnails under the panels on a 1280x800 laptop
 
 
 def world_teacher(seed=1):
@@ -84,16 +85,19 @@ def ensure_students(dataset, **training):
 
 
 def workspace():
-    """The grid on the left; performance, concept map and provenance (tabs) in the middle; knowledge
-    and concept detail (tabs) on the right."""
+    """The panels as tabs above the sample grid: performance (open first), knowledge, concept map,
+    concept detail, provenance. Chosen by looking at 1280x800 and 1600x1000: beside the grid, the
+    filter sidebar leaves the panels under 700 px at 1280, where five tabs do not fit and three
+    spaces side by side left each panel 343 px for 500-640 px of content; above it, every panel has
+    the sidebar's full width and the grid stays in sight for what a click shows."""
     return fo.Space(
         children=[
+            _column("inficond_performance", "inficond_knowledge", "inficond_embedding", "inficond_concept",
+                    "inficond_provenance"),
             _column("Samples"),
-            _column("inficond_performance", "inficond_embedding", "inficond_provenance"),
-            _column("inficond_knowledge", "inficond_concept"),
         ],
-        orientation="horizontal",
-        sizes=[0.3, 0.35, 0.35],
+        orientation="vertical",
+        sizes=[0.6, 0.4],
     )
 
 
@@ -113,8 +117,10 @@ def _column(*panel_types):
 def launch(name, port=5151):
     """Serves the App on 127.0.0.1 with the workspace open, until interrupted."""
     dataset = fo.load_dataset(name)
+    config = fo.app_config.copy()
+    config.grid_zoom = GRID_ZOOM
     session = fo.launch_app(dataset, spaces=dataset.load_workspace(WORKSPACE), address="127.0.0.1", port=port,
-                            auto=False, remote=True)
+                            auto=False, remote=True, config=config)
     print(f"The App: http://127.0.0.1:{port}/datasets/{name}?workspace={WORKSPACE}", flush=True)
     session.wait(-1)
 

@@ -1,17 +1,30 @@
 """A panel driven as the App drives it, without a browser (tests and benchmarks).
 
 An event runs through FiftyOne's own execution machinery: an ``ExecutionContext`` with an
-``Executor``, the panel's id and state in its params and the demo workspace's spaces in the
-request. What the App would receive for this panel (state and data patches) is applied to
-``state`` and ``data``; every request is returned for assertions.
+``Executor``, the panel's id and state in its params and the spaces in the request: by default
+:func:`side_by_side`, a layout a user may arrange where several panels show at once (the demo's
+own workspace shows one panel at a time, as tabs). What the App would receive for this panel
+(state and data patches) is applied to ``state`` and ``data``; every request is returned for
+assertions.
 """
 
+import fiftyone as fo
 import fiftyone.operators as foo
 from fiftyone.operators.executor import ExecutionContext, Executor
 
-from fiftyone_inficond.demo import workspace
-
 PLUGIN = "@inficond/inficond"
+
+
+def side_by_side():
+    """The grid; performance, concept map and provenance (tabs); knowledge and concept detail (tabs):
+    performance and knowledge shown side by side, the first tab of each space."""
+    columns = [["Samples"], ["inficond_performance", "inficond_embedding", "inficond_provenance"],
+               ["inficond_knowledge", "inficond_concept"]]
+    spaces = []
+    for types in columns:
+        panels = [fo.Panel(type=t) for t in types]
+        spaces.append(fo.Space(children=panels, active_child=panels[0].component_id))
+    return fo.Space(children=spaces, orientation="horizontal")
 
 
 def _panels(space):
@@ -20,10 +33,10 @@ def _panels(space):
 
 
 class PanelDriver:
-    """One panel of the demo workspace, with the state and data the App would hold."""
+    """One panel of ``spaces``, with the state and data the App would hold."""
 
     def __init__(self, dataset, name, spaces=None):
-        self.spaces = spaces or workspace()
+        self.spaces = spaces or side_by_side()
         self.dataset, self.name, self.state, self.data = dataset, name, {}, {}
         self.id = next(p.component_id for p in _panels(self.spaces) if p.type == name)
 

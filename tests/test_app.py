@@ -4,6 +4,7 @@ loop. Screenshots of every step are kept in tests/artifacts/app/."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -78,13 +79,29 @@ def test_a_whole_tuning_loop_in_the_app(app):
     cls = seen["header"].rsplit("Selected class: ", 1)[1].strip()
     assert seen["knowledgeHeader"].startswith(f"{cls} · student AP")
     assert seen["gridBefore"] == "60 samples"
+    # Every tab fits 1280x800 and 1600x1000: nothing scrolls sideways, Fine-tune, Clear and the patches
+    # are on screen.
+    tabs = ("Student performance", "Student knowledge", "Concept map", "Concept detail", "Provenance")
+    assert set(seen["fit"]) == {f"{tab}@1600" for tab in tabs} | {
+        f"{tab}@1280" for tab in ("performance", "knowledge", "provenance", "concept map", "concept detail")}
+    assert all(place == {"wide": [], "outside": []} for place in seen["fit"].values()), seen["fit"]
+    # A patch click shows its image alone in the grid.
+    assert seen["patchGrid"] == "1 sample"
+    # Typing the factor and epochs key by key: a few calls, no endless exchange, and the boxes keep what was typed.
+    assert seen["typed"] == ["2.5", "4"] and seen["typingCalls"] <= 8, seen
     # 👍 on the top concept by discrepancy, pending, then saved as revision 1.
     assert seen["pending"].startswith("Pending 🟦 👍 ") and seen["pending"].split(" for ")[1].startswith(cls)
     assert seen["saved"].startswith("✅ Revision 1 saved") and f"{cls}: student AP" in seen["saved"]
     assert "students, revision 1" in seen["headerAfterTune"]  # the performance panel moved with it
     # Provenance lists the new entry; the history in MongoDB agrees.
     assert "2 entries, 1 fine-tunes" in seen["provenance"] and "👍" in seen["provenanceRow"]
-    assert [entry["kind"] for entry in student_history(dataset, "students")] == ["train", "tune"]
+    history = student_history(dataset, "students")
+    assert [entry["kind"] for entry in history] == ["train", "tune"]
+    assert (history[1]["factor"], history[1]["epochs"]) == (2.5, 4)  # what was typed, not the defaults
+    # The answer names the tuned concept's weight before and after.
+    concept = seen["pending"].split("👍 ")[1].split(" for ")[0].split(" (+")[0]
+    weights = rf"👍 {re.escape(concept)}.* for {cls}: -?\d\.\d{{3}} → -?\d\.\d{{3}}"
+    assert re.search(weights, seen["saved"]), seen["saved"]
 
     # Provenance exports revision 1; its predictions land on every sample.
     assert seen["exported"].startswith("Exported students revision 1 to ") and "MB" in seen["exported"]
@@ -93,12 +110,12 @@ def test_a_whole_tuning_loop_in_the_app(app):
     assert dataset.count("student") == 60
     # Clicking a subset filters the grid to exactly its samples.
     count = int(seen["subset"].split("Grid: the ")[1].split(" ")[0])
-    assert seen["panelsSayingSo"] == 2  # the knowledge panel followed the performance panel
     assert seen["gridAfter"] == f"{count} sample{'s' if count != 1 else ''}"
 
     # The concept map: a lasso filters the knowledge panel to the concepts it caught.
     lassoed = int(seen["lassoed"].split("shows only ")[1].split(":")[0])
-    assert lassoed >= 1 and f"only the {lassoed} concepts selected on the concept map" in seen["knowledgeFiltered"]
+    assert lassoed >= 1 and f"only the {lassoed} concept{'s' if lassoed != 1 else ''} selected on the concept map" in (
+        seen["knowledgeFiltered"])
     # Clicking a concept opens its detail; Show in grid sorts by its presence and draws its heatmap.
     concept = seen["detailMessage"].split("'")[1]
     assert seen["detailHeader"].startswith(f"{concept} for {cls} · weight")

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from panel_driver import PanelDriver, find
 
+from fiftyone_inficond.demo import workspace
 from fiftyone_inficond.students.run import load_students, train_students
 
 
@@ -209,15 +210,34 @@ def test_a_typed_factor_and_epochs_are_what_the_fine_tune_records_and_the_box_is
     concept = run.uses(knowledge.state["controls"]["cls"])[0][0]
     knowledge.event("on_click_chart", id=f"up|{concept}")
     for typed in (1, 2, 2.5):  # the box's value after each keystroke of "2.5", as the App sends it
-        knowledge.state["settings"]["factor"] = typed
+        knowledge.state["tuning"]["factor"] = typed
         requests = knowledge.event("on_change_factor", value=typed)
         patches = find(requests, "patch_panel_state")
         assert patches and all(set(p["state"]) == {"pending"} for p in patches)  # never the box itself
     assert "factor 2.5," in knowledge.state["pending"]
-    knowledge.state["settings"]["epochs"] = 2
+    knowledge.state["tuning"]["epochs"] = 2
     knowledge.event("on_change_epochs", value=2)
-    knowledge.state["settings"]["factor"] = 3.0  # typed, its on_change not yet arrived when Fine-tune is pressed
+    knowledge.state["tuning"]["factor"] = 3.0  # typed, its on_change not yet arrived when Fine-tune is pressed
     knowledge.event("on_fine_tune")
     entry = load_students(dataset, run.key).history[-1]
     assert (entry["kind"], entry["factor"], entry["epochs"]) == ("tune", 3.0, 2)
     assert knowledge.state["message"].startswith(f"✅ Revision {entry['revision']} saved")
+
+
+def test_a_tab_opened_again_shows_what_changed_while_it_was_hidden_and_only_then(tuned_world):
+    """In the demo workspace the panels are tabs: a change made in one is not pushed to the hidden
+    ones; the hidden one's timer asks on being shown again, and redraws only if something changed."""
+    dataset, _ = tuned_world
+    spaces = workspace()
+    performance = PanelDriver(dataset, "inficond_performance", spaces)
+    knowledge = PanelDriver(dataset, "inficond_knowledge", spaces)
+    knowledge.event("on_load")
+    shown_cls = knowledge.state["controls"]["cls"]
+    assert not find(knowledge.event("on_shown"), "patch_panel_data")  # nothing changed: nothing redrawn
+    performance.event("on_load")
+    other = next(c for c in knowledge.state["classes"] if c != shown_cls)
+    requests = performance.event("on_click_chart", id=f"class|{other}")
+    assert knowledge.id not in {p["panel_id"] for p in find(requests, "show_panel_output")}  # a hidden tab
+    assert knowledge.state["controls"]["cls"] == shown_cls
+    assert find(knowledge.event("on_shown"), "patch_panel_data")
+    assert knowledge.state["controls"]["cls"] == other and knowledge.state["header"].startswith(f"**{other}**")

@@ -18,9 +18,12 @@ SERVER_DIRS_VARIABLE = "INFICOND_SERVER_DIRS"
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 
 
-def add_target_view(ctx, inputs, action):
+def add_target_view(ctx, inputs, action, default=None):
+    """The samples an operator acts on; ``default`` "DATASET" for actions meant for every sample
+    (FiftyOne's default is the most selective choice: the current view or selection)."""
     inputs.view_target(
         ctx,
+        default_target=default,
         action_description=action,
         dataset_description=f"{action} the entire dataset",
         current_view_description=f"{action} the current view",
@@ -43,8 +46,9 @@ def form(inputs, label, description=None):
 
 def operator_config(name, label, description, delegated=False, dynamic=True):
     """An ``OperatorConfig``, with a dynamic form unless it has no inputs (the App shows a
-    dynamic form without inputs as an empty dialog); ``delegated`` work may be scheduled and is
-    scheduled by default."""
+    dynamic form without inputs as an empty dialog); ``delegated`` work may also be scheduled, but
+    runs now by default: a scheduled operation waits for a worker (``fiftyone delegated launch``),
+    and the App closed the dialog with the job queued, without a word, where none ran."""
     return foo.OperatorConfig(
         name=name,
         label=f"InFiConD: {label}",
@@ -52,7 +56,7 @@ def operator_config(name, label, description, delegated=False, dynamic=True):
         dynamic=dynamic,
         allow_immediate_execution=True,
         allow_delegated_execution=delegated,
-        default_choice_to_delegated=delegated,
+        default_choice_to_delegated=False,
     )
 
 

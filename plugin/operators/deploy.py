@@ -72,7 +72,7 @@ class ApplyStudentExport(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        add_target_view(ctx, inputs, "Predict")
+        add_target_view(ctx, inputs, "Predict", default="DATASET")
         names = list_exports()
         inputs.enum("export", names, view=dropdown({n: n for n in names}), required=True, label="Export",
                     default=names[0] if names else None,

@@ -22,6 +22,7 @@ the user's words; anything else says the server failed and keeps the workbench a
 import base64
 import functools
 import io
+import json
 import logging
 
 import fiftyone.operators as foo
@@ -66,6 +67,11 @@ THUMBS = {"up": "👍", "down": "👎"}
 
 def workbench_key(ctx):
     return f"workbench:{ctx.user_id or 'local'}"
+
+
+def fingerprint(workbench):
+    """What a panel showed, in short: the workbench it showed, as one string."""
+    return json.dumps(workbench, sort_keys=True, default=str)
 
 
 def read_workbench(ctx):
@@ -142,6 +148,14 @@ class WorkbenchPanel(foo.Panel):
         self.show(ctx)
 
     @answers
+    def on_shown(self, ctx):
+        """The panel's view was mounted again (its tab opened): shown again if the workbench changed
+        meanwhile. The App runs ``on_load`` once per page, and a panel in a hidden tab is not
+        refreshed with the shown ones, so it would show what it showed when it was last open."""
+        if ctx.panel.state.get("shown") != fingerprint(read_workbench(ctx)):
+            self.show(ctx)
+
+    @answers
     def on_change_cls(self, ctx):
         """A class picked in this panel's class control: every panel shows it."""
         self.change(ctx, siblings=True, cls=ctx.params["value"], message=None)
@@ -154,6 +168,7 @@ class WorkbenchPanel(foo.Panel):
             ctx.panel.state.set({"ready": False})
         else:
             self.fill(ctx, workbench, run)
+        ctx.panel.state.shown = fingerprint(workbench)
 
     def render(self, ctx):
         panel = types.Object()
@@ -161,6 +176,7 @@ class WorkbenchPanel(foo.Panel):
         if not state.get("ready"):
             return not_ready(panel, state)
         self.draw(panel, state)
+        panel.view("on_shown_timer", types.TimerView(timeout=100, on_timeout=self.on_shown))
         return types.Property(panel, view=types.GridView(orientation="vertical", align_x="left"))
 
     def change(self, ctx, siblings=False, **changes):
@@ -325,7 +341,7 @@ def typed_settings(ctx):
     """The tuning factor and epochs as the acting panel's boxes hold them now (the App sends its
     panel state with every event): what the user sees is what a fine-tune uses, whichever of the
     typing's intermediate values reached the workbench last."""
-    typed = ctx.panel.state.get("settings") or {}
+    typed = ctx.panel.state.get("tuning") or {}
     return {name: typed[name] for name in ("factor", "epochs") if typed.get(name) is not None}
 
 

@@ -37,7 +37,7 @@ class ConceptPanel(WorkbenchPanel):
     def config(self):
         return foo.PanelConfig(
             name=DETAIL,
-            label="InFiConD: concept detail",
+            label="Concept detail",
             icon="center_focus_strong",
             help_markdown=(
                 "One concept of the selected class: how the student's agreement with the teacher would "

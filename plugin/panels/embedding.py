@@ -32,6 +32,7 @@ from .common import (
 
 N_LABELLED = 10
 N_FOUND = 8
+MAP_PX = 440  # the map's height: most of it above the grid on a 1280x800 laptop
 TUNED = {"up": ("triangle-up", "#1e88e5"), "down": ("triangle-down", "#fb8c00")}
 
 
@@ -40,7 +41,7 @@ class EmbeddingPanel(WorkbenchPanel):
     def config(self):
         return foo.PanelConfig(
             name=EMBEDDING,
-            label="InFiConD: concept map",
+            label="Concept map",
             icon="scatter_plot",
             help_markdown=(
                 "Every concept of the corpus, placed by meaning and coloured by its weight for the selected "
@@ -160,7 +161,7 @@ class EmbeddingPanel(WorkbenchPanel):
                     "modeBarButtonsToRemove": ["toImage", "autoScale2d"]},
             on_click=self.on_click_chart,
             on_selected=self.on_select_chart,
-            height=560,
+            height=MAP_PX,
         )
 
 
@@ -251,7 +252,7 @@ def _points(name, concepts, points, where, marker, hover, customdata=None):
 def _layout():
     axis = {"visible": False, "range": [-1.1, 1.1]}
     return {
-        "height": 560,
+        "height": MAP_PX,
         "margin": {"l": 5, "r": 5, "t": 10, "b": 5},
         "showlegend": False,
         "hovermode": "closest",

@@ -9,7 +9,6 @@ and a colleague's save; **Fine-tune** applies them all (several classes at once 
 """
 
 import fiftyone.operators as foo
-import fiftyone.operators.types as types
 from PIL import Image, ImageDraw
 
 from fiftyone_inficond.locate import can_locate, concepts_patches, patch_crops
@@ -40,6 +39,7 @@ RANKINGS = {
     "positives": "discrepancy among the teacher's positives",
     "negatives": "discrepancy among the teacher's negatives",
 }
+COUNTS = (5, 10, 15, 20, 30, 40, PATH[0])  # how many concepts the ranking shows: up to the largest budget
 N_PATCHES = 4
 ROW_PX = 72  # one concept's row, in the chart and in the patch mosaic
 CROP_PX = 60
@@ -52,7 +52,7 @@ class KnowledgePanel(WorkbenchPanel):
     def config(self):
         return foo.PanelConfig(
             name=KNOWLEDGE,
-            label="InFiConD: student knowledge",
+            label="Student knowledge",
             icon="psychology",
             help_markdown=(
                 "The concepts the selected class's student relies on. **👍** asks it to rely more on a "
@@ -122,11 +122,12 @@ class KnowledgePanel(WorkbenchPanel):
             "ready": True,
             "classes": run.classes,
             "controls": {"cls": cls, "by": by, "n": n},
-            "settings": {"factor": workbench["factor"], "epochs": workbench["epochs"]},
+            "counts": sorted({*COUNTS, n}),
+            "tuning": {"factor": workbench["factor"], "epochs": workbench["epochs"]},  # the boxes in the tuning row
             "header": (
                 f"**{cls}** · student AP {pct(metrics['student_ap'])} (teacher {pct(metrics['teacher_ap'])}) · "
                 f"F1 vs teacher {pct(metrics['f1'])} · {usage_text(run, cls)} · run '{run.key}' revision {run.revision}"
-                + (f" · only the {len(focus)} concepts selected on the concept map" if focus else "")
+                + (f" · only the {_concepts(len(focus))} selected on the concept map" if focus else "")
                 + ("" if located else f"  \nNo image patches: '{field}' was not computed from these images "
                                       "by this version (compute concepts again to see them)")
             ),
@@ -150,18 +151,18 @@ class KnowledgePanel(WorkbenchPanel):
         controls.enum("cls", state.classes, label="Class", view=choices(state.classes), on_change=self.on_change_cls)
         controls.enum("by", list(RANKINGS), label="Rank concepts by", view=dropdown(RANKINGS),
                       on_change=self.on_change_by)
-        controls.int("n", label="Concepts", min=1, max=PATH[0], view=types.SliderView(), on_change=self.on_change_n)
+        controls.enum("n", state.counts, label="Concepts shown", view=dropdown({n: str(n) for n in state.counts}),
+                      on_change=self.on_change_n)
         draw_text(panel, state, "header")
         if state.message:
             draw_text(panel, state, "message")
-        pending = panel.h_stack("tuning", align_x="left", align_y="center", gap=2)
-        draw_text(pending, state, "pending")
-        pending.btn("fine_tune", label="Fine-tune", variant="contained", disabled=not state.has_pending,
-                    on_click=self.on_fine_tune)
-        pending.btn("clear", label="Clear", variant="outlined", disabled=not state.has_pending, on_click=self.on_clear)
-        settings = panel.h_stack("settings", align_x="left", gap=2)  # labelled boxes: a menu drew them bare
-        settings.float("factor", label="Tuning factor (> 1)", min=1.01, max=100, on_change=self.on_change_factor)
-        settings.int("epochs", label="Retraining epochs", min=1, max=1000, on_change=self.on_change_epochs)
+        tuning = panel.h_stack("tuning", align_x="left", align_y="center", gap=2)  # one row: the chart stays in sight
+        draw_text(tuning, state, "pending")
+        tuning.btn("fine_tune", label="Fine-tune", variant="contained", disabled=not state.has_pending,
+                   on_click=self.on_fine_tune)
+        tuning.btn("clear", label="Clear", variant="outlined", disabled=not state.has_pending, on_click=self.on_clear)
+        tuning.float("factor", label="Tuning factor (> 1)", min=1.01, max=100, on_change=self.on_change_factor)
+        tuning.int("epochs", label="Retraining epochs", min=1, max=1000, on_change=self.on_change_epochs)
         if not state.n_rows:
             return
         panel.plot(
@@ -174,10 +175,14 @@ class KnowledgePanel(WorkbenchPanel):
 
 def _nothing_ranked(by, focus):
     """Why a ranking has no rows, and the ways out (every control stays)."""
-    where = f"among the {len(focus)} concepts selected on the concept map" if focus else "for this class"
+    where = f"among the {_concepts(len(focus))} selected on the concept map" if focus else "for this class"
     why = "" if by == "weight" else " (the student gets all of those samples right, or there are none)"
     return (f"No concept ranks {where} by {RANKINGS[by]}{why}: rank them another way or choose another class"
             + (", or clear the concept map's selection" if focus else ""))
+
+
+def _concepts(n):
+    return f"{n} concept{'s' if n != 1 else ''}"
 
 
 def chart_key(rows):
@@ -287,6 +292,7 @@ def _layout(n_rows, mosaic):
         "xaxis": {**hidden, "domain": [0, 0.1], "range": [0, 1]},
         "yaxis": {"type": "category", "range": [rows - 0.5, -0.5], "fixedrange": True, "automargin": True},
         "xaxis2": {"domain": [0.12, 0.36], "range": [-1.05, 1.05], "fixedrange": True, "side": "top",
+                   "tickvals": [-1, 0, 1],
                    "title": {"text": "influence"}, "zeroline": True},
         "yaxis2": {**hidden, "type": "category", "range": [rows - 0.5, -0.5], "anchor": "x2", "matches": "y"},
     }

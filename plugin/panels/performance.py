@@ -5,6 +5,8 @@ and negatives) split into the agreement subsets. Clicking a subset shows exactly
 the grid; clicking a score selects the class for the other panels.
 """
 
+import math
+
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
@@ -39,7 +41,7 @@ class PerformancePanel(WorkbenchPanel):
     def config(self):
         return foo.PanelConfig(
             name=PERFORMANCE,
-            label="InFiConD: student performance",
+            label="Student performance",
             icon="insights",
             help_markdown=(
                 "One row per class: the teacher's and the student's AP against the ground truth, and "
@@ -93,6 +95,7 @@ class PerformancePanel(WorkbenchPanel):
             "header": _header(run.facts(), workbench, performance["summary"]),
             "message": workbench["message"] or "",
             "height": 90 + ROW_PX * len(rows),
+            "ap_from": ap_axis_start(rows),
         })
         ctx.panel.set_data("chart", _traces(rows, run.agreement_counts(workbench["split"]), workbench["cls"]))
 
@@ -111,7 +114,7 @@ class PerformancePanel(WorkbenchPanel):
             draw_text(panel, state, "message")
         panel.plot(
             "chart",
-            layout=_layout(state.height),
+            layout=_layout(state.height, state.ap_from),
             config={"displayModeBar": False, "responsive": True},
             on_click=self.on_click_chart,
             height=state.height,
@@ -173,14 +176,22 @@ def _score_trace(name, values, labels, classes, colour, symbol):
     }
 
 
-def _layout(height):
+def ap_axis_start(rows):
+    """Where the AP axis starts: a tenth below the lowest score shown, so that a gap of a few points
+    between teacher ◆ and student ● is visible (on 0-1 they overlapped)."""
+    scores = [row[key] for row in rows for key in ("teacher_ap", "student_ap") if row[key] is not None]
+    return max(0.0, math.floor(10 * min(scores, default=0.0) - 0.5) / 10)
+
+
+def _layout(height, ap_from):
     axis = {"showgrid": True, "zeroline": False, "fixedrange": True}
     return {
         "barmode": "stack",
         "height": height,
         "margin": {"l": 130, "r": 10, "t": 50, "b": 20},
         "showlegend": False,
-        "xaxis": {**axis, "domain": [0, 0.26], "range": [0, 1.02], "title": {"text": "AP"}, "side": "top"},
+        "xaxis": {**axis, "domain": [0, 0.26], "range": [ap_from, 1.01],
+                  "title": {"text": "AP" if ap_from == 0 else f"AP (from {ap_from:.1f})"}, "side": "top"},
         "xaxis2": {**axis, "domain": [0.3, 0.64], "title": {"text": "positives"}, "side": "top"},
         "xaxis3": {**axis, "domain": [0.68, 1], "title": {"text": "negatives"}, "side": "top"},
         "yaxis": {"autorange": "reversed", "fixedrange": True, "automargin": True, "type": "category"},

@@ -15,7 +15,7 @@ class ProvenancePanel(WorkbenchPanel):
     def config(self):
         return foo.PanelConfig(
             name=PROVENANCE,
-            label="InFiConD: provenance",
+            label="Provenance",
             icon="history",
             help_markdown=(
                 "Every iteration of the student run, newest first. Pick an entry to compare it with the "

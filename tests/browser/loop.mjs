@@ -1,23 +1,60 @@
 // One no-code tuning loop in the real App: node loop.mjs <url> <screenshot folder>.
-// Prints one JSON line of what the page showed at each step; the pytest test asserts on it.
+// Driven at 1280x800 (a laptop); every tab is then checked again at 1600x1000. Prints one JSON line
+// of what the page showed at each step; the pytest test asserts on it.
 import { chromium } from "playwright-core";
 
 const [url, out] = process.argv.slice(2);
-const seen = {};
+const seen = { fit: {} };
 const browser = await chromium.launch({
   executablePath: "/usr/bin/chromium",
   args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync"],
 });
-const page = await browser.newPage({ viewport: { width: 1800, height: 1100 } });
+const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
 await page.addInitScript(() => { window.IS_PLAYWRIGHT = true; });  // no "Explore Enterprise" pop-up
+let serverCalls = 0;  // panel events and operators: each is one request to the App server
+page.on("request", (request) => { if (request.url().includes("/operators/execute")) serverCalls += 1; });
 const shot = (name) => page.screenshot({ path: `${out}/${name}.png` });
 const text = (pattern) => page.getByText(pattern).first();
+const tab = (label) => page.getByRole("button", { name: label }).first();
 const clickCentre = async (locator) => {
   const box = await locator.boundingBox();
   await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
 };
 const gridCount = async () => (await text(/^[\d,]+ samples?$/).innerText()).trim();
+const gridChanged = (before) => page.waitForFunction((b) => ![...document.querySelectorAll("*")].some(
+  (e) => e.childElementCount === 0 && e.textContent.trim() === b), before, { timeout: 30000 });
+
+// What of the open tab does not fit the window: elements of the panels' space (under the App's
+// header, above the grid) that scroll sideways, and the named controls not wholly inside the viewport.
+const fit = async (name, controls = []) => {
+  const wide = await page.evaluate(() => [...document.querySelectorAll("*")].filter((e) =>
+    e.scrollWidth > e.clientWidth + 2 && ["auto", "scroll"].includes(getComputedStyle(e).overflowX)
+    && e.getBoundingClientRect().top > 80 && e.getBoundingClientRect().top < innerHeight / 2)
+    .map((e) => `${e.tagName} ${e.scrollWidth}>${e.clientWidth}`));
+  const viewport = page.viewportSize();
+  const outside = [];
+  for (const [label, where] of controls) {
+    const box = await where();
+    if (!box || box.x < 0 || box.y < 0 || box.x + box.width > viewport.width + 1 || box.y + box.height > viewport.height + 1)
+      outside.push(label);
+  }
+  seen.fit[`${name}@${viewport.width}`] = { wide, outside };
+};
+const boxOf = (locator) => () => locator.boundingBox();
+const mosaic = page.locator(".js-plotly-plot .imagelayer image").first();  // every ranked concept's patches
+const ranked = () => page.locator(".textpoint text", { hasText: "👍" }).count();
+const knowledgeControls = () => [
+  ["Fine-tune", boxOf(page.getByRole("button", { name: "Fine-tune" }))],
+  ["Clear", boxOf(page.getByRole("button", { name: "Clear" }))],
+  ["first patches", async () => {  // the mosaic's top row
+    const box = await mosaic.boundingBox();
+    return box && { ...box, height: box.height / await ranked() };
+  }],
+];
+// the tuning factor and epochs: the panel's only number boxes (FiftyOne ties no label to them)
+const numberBox = (k) => page.locator("input[type=number]").nth(k);
+const TABS = ["Student performance", "Student knowledge", "Concept map", "Concept detail", "Provenance"];
 
 try {
   await page.goto(url);
@@ -26,15 +63,42 @@ try {
   await page.waitForTimeout(3000);
   seen.header = await text(/Selected class: /).innerText();
   seen.gridBefore = await gridCount();
+  await fit("performance");
   await shot("1-open");
 
-  // The worst class is selected; rank its concepts by discrepancy among the teacher's positives.
+  // The knowledge tab shows the worst class; rank its concepts by discrepancy among the teacher's positives.
+  await tab("Student knowledge").click();
+  await text(/student AP .* run 'students' revision/).waitFor({ timeout: 30000 });
   await page.getByRole("combobox").filter({ hasText: "influence (weight)" }).click();
   await page.getByRole("option", { name: "discrepancy among the teacher's positives" }).click();
   await text(/^1\. /).waitFor();
   await page.waitForTimeout(2000);
   seen.knowledgeHeader = await text(/student AP .* run 'students' revision/).innerText();
+  await fit("knowledge", knowledgeControls());
   await shot("2-by-discrepancy");
+
+  // A patch shows its image in the grid (the mosaic's first cell: the top concept's closest patch).
+  const patches = await mosaic.boundingBox();
+  let before = await gridCount();
+  await page.mouse.click(patches.x + patches.width / 8, patches.y + patches.height / await ranked() / 2);
+  await text(/^Grid: the image of that patch/).waitFor({ timeout: 30000 });
+  await gridChanged(before);
+  await page.waitForTimeout(2000);
+  seen.patchGrid = await gridCount();
+  await shot("2b-patch-in-grid");
+
+  // The tuning factor and epochs typed key by key, as a user does: each keystroke may be a server
+  // call, and none may answer by setting the box (that started an endless exchange).
+  const callsBeforeTyping = serverCalls;
+  for (const [k, value] of [[0, "2.5"], [1, "4"]]) {
+    const box = numberBox(k);
+    await box.click({ clickCount: 3 });
+    await box.press("Backspace");
+    await box.pressSequentially(value, { delay: 150 });
+  }
+  await page.waitForTimeout(6000);  // an exchange would go on through this
+  seen.typingCalls = serverCalls - callsBeforeTyping;
+  seen.typed = [await numberBox(0).inputValue(), await numberBox(1).inputValue()];
 
   // 👍 the top concept, then Fine-tune.
   await clickCentre(page.locator(".textpoint text", { hasText: "👍" }).first());
@@ -44,17 +108,16 @@ try {
   await page.getByRole("button", { name: "Fine-tune" }).click();
   await text(/Revision 1 saved/).waitFor({ timeout: 60000 });
   seen.saved = await text(/Revision 1 saved/).innerText();
-  seen.headerAfterTune = await text(/Selected class: /).innerText();  // the performance panel followed
   await shot("4-fine-tuned");
 
   // Provenance shows the new entry.
-  await page.getByText("InFiConD: provenance").click();
+  await tab("Provenance").click();
   await text(/1 fine-tunes/).waitFor({ timeout: 30000 });
   seen.provenance = await text(/1 fine-tunes/).innerText();
   seen.provenanceRow = await page.getByRole("row").filter({ hasText: "👍" }).first().innerText();
+  await fit("provenance");
   await shot("5-provenance");
-
-  // Export the tuned run from provenance, then predict with the export (executed now, not scheduled).
+  // Export the tuned run from provenance, then predict with the export on every sample (the grid shows one).
   await page.getByRole("button", { name: "Export this run…" }).click();
   await page.locator("[role=dialog]").getByText("Revision to export").waitFor({ timeout: 30000 });
   await page.waitForTimeout(2000);
@@ -66,46 +129,48 @@ try {
   await page.getByRole("button", { name: "Predict with an export…" }).click();
   await page.locator("[role=dialog]").getByText("Label field").waitFor({ timeout: 30000 });
   await page.waitForTimeout(2000);
-  await page.locator("[role=dialog] button").last().click();  // the menu beside Schedule
-  await page.getByRole("menuitem").filter({ hasText: "Execute" }).click();
-  await page.getByRole("button", { name: "Execute" }).click();
+  await page.getByRole("button", { name: "Execute" }).click();  // the default: now, not scheduled for a worker
   await text(/ written on [\d,]+ samples by export /).waitFor({ timeout: 120000 });
   seen.predicted = await text(/ written on [\d,]+ samples by export /).innerText();
   await shot("5c-predicted");
   await page.getByRole("button", { name: "Close" }).click();
   await page.locator('[data-cy="checkbox-student"]').waitFor({ timeout: 30000 });  // the App learnt the field
 
-  // A subset of the performance panel filters the grid.
-  await page.getByText("InFiConD: student performance").click();
+  // The performance tab moved to revision 1; a subset of it filters the grid.
+  await tab("Student performance").click();
   await text(/Selected class: /).waitFor();
   await page.waitForTimeout(2000);
+  seen.headerAfterTune = await text(/Selected class: /).innerText();
   // a subset with samples (one of none is a bar of no width) in the top row: the selected class
   const subsets = page.locator(".js-plotly-plot").filter({ hasText: "positives" }).first().locator(".barlayer .point path");
   const boxes = await subsets.evaluateAll((bars) => bars.map((b) => b.getBoundingClientRect()).map(
     (r) => ({ width: r.width, y: r.y + r.height / 2 })));
   const top = Math.min(...boxes.map((b) => b.y));
+  before = await gridCount();
   await clickCentre(subsets.nth(boxes.findIndex((b) => b.width > 4 && Math.abs(b.y - top) < 2)));
   await text(/^Grid: the /).waitFor({ timeout: 30000 });
   seen.subset = await text(/^Grid: the /).innerText();
-  seen.panelsSayingSo = await page.getByText(/^Grid: the /).count();  // performance and knowledge
-  await page.waitForFunction((before) => ![...document.querySelectorAll("*")].some(
-    (e) => e.childElementCount === 0 && e.textContent.trim() === before), seen.gridBefore, { timeout: 30000 });
+  await gridChanged(before);
   await page.waitForTimeout(3000);
   seen.gridAfter = await gridCount();
   await shot("6-subset-in-grid");
 
-  // The concept map: lasso the concepts around one point; the knowledge panel ranks only those.
-  await page.getByText("InFiConD: concept map").click();
+  // The concept map: lasso the concepts around one point (the knowledge tab then ranks only those).
+  await tab("Concept map").click();
   await text(/concepts of 'concepts' by t-SNE/).waitFor({ timeout: 60000 });
   await page.waitForTimeout(2000);
+  await fit("concept map");
   await shot("7-concept-map");
   const map = page.locator(".js-plotly-plot").filter({ has: page.locator(".colorbar") }).first();  // weight colours
-  // the point nearest the map's centre, so the lasso around it stays inside the plot
+  const points = () => map.locator(".scatterlayer .trace").first().locator("path.point").evaluateAll(
+    (all) => all.map((p) => { const b = p.getBoundingClientRect(); return [b.x + b.width / 2, b.y + b.height / 2]; }));
+  // the point nearest the middle of the map's part above the grid, so the lasso around it stays inside it
   const drag = await map.locator(".nsewdrag").first().boundingBox();
-  const [mx, my] = [drag.x + drag.width / 2, drag.y + drag.height / 2];
-  const centres = await map.locator(".scatterlayer .trace").first().locator("path.point").evaluateAll(
-    (points) => points.map((p) => { const b = p.getBoundingClientRect(); return [b.x + b.width / 2, b.y + b.height / 2]; }));
-  const [cx, cy] = centres.sort((a, b) => Math.hypot(a[0] - mx, a[1] - my) - Math.hypot(b[0] - mx, b[1] - my))[0];
+  const bottom = Math.min(drag.y + drag.height, (await tab("Samples").boundingBox()).y);
+  const [mx, my] = [drag.x + drag.width / 2, (drag.y + bottom) / 2];
+  const nearest = (all, k) => all.filter(([, y]) => y < bottom - 10).sort(
+    (a, b) => Math.hypot(a[0] - mx, a[1] - my) - Math.hypot(b[0] - mx, b[1] - my)).at(k) ?? [mx, my];
+  const [cx, cy] = nearest(await points(), 0);
   const r = 40;
   await page.mouse.move(cx - r, cy - r);
   await page.mouse.down();
@@ -113,22 +178,18 @@ try {
   await page.mouse.up();
   await text(/^Knowledge panel shows only \d+/).waitFor({ timeout: 30000 });
   seen.lassoed = await text(/^Knowledge panel shows only \d+/).innerText();
-  await text(/concepts? selected on the concept map/).waitFor({ timeout: 30000 });
-  seen.knowledgeFiltered = await text(/concepts? selected on the concept map/).innerText();
   await page.waitForTimeout(2000);
-  await shot("8-lasso-filters-knowledge");
+  await shot("8-lasso");
 
-  // Click a concept: its detail opens beside the knowledge panel.
-  // (the map moved down: the selection is listed above it)
-  const moved = await map.locator(".scatterlayer .trace").first().locator("path.point").evaluateAll(
-    (points) => points.map((p) => { const b = p.getBoundingClientRect(); return [b.x + b.width / 2, b.y + b.height / 2]; }));
-  const [ox, oy] = moved.sort((a, b) => Math.hypot(a[0] - mx, a[1] - my) - Math.hypot(b[0] - mx, b[1] - my))[8];
+  // Click a concept: its detail tab opens.
+  const [ox, oy] = nearest(await points(), 8);  // the map moved down: the selection is listed above it
   await page.mouse.click(ox, oy);
   await text(/^Concept detail: '/).waitFor({ timeout: 30000 });
   seen.detailMessage = await text(/^Concept detail: '/).innerText();
   await text(/ concepts its student uses[^)]*\) · mean presence /).waitFor({ timeout: 30000 });
   seen.detailHeader = await text(/ concepts its student uses[^)]*\) · mean presence /).innerText();
   await page.waitForTimeout(2000);
+  await fit("concept detail", [["Show in grid", boxOf(page.getByRole("button", { name: "Show in grid" }))]]);
   await shot("9-concept-detail");
 
   // Show in grid: the samples where the concept is most present, with its heatmap.
@@ -136,12 +197,25 @@ try {
   await page.getByRole("button", { name: "Show in grid" }).click();
   await text(/^Grid: the \d+ held-out samples where/).waitFor({ timeout: 60000 });
   seen.shownInGrid = await text(/^Grid: the \d+ held-out samples where/).innerText();
-  await page.waitForFunction((before) => ![...document.querySelectorAll("*")].some(
-    (e) => e.childElementCount === 0 && e.textContent.trim() === before), gridBeforeDetail, { timeout: 30000 });
+  await gridChanged(gridBeforeDetail);
   await page.waitForTimeout(4000);
   seen.gridWithOverlay = await gridCount();
   seen.overlayActive = await page.locator('[data-cy="checkbox-concepts_overlay"] input').isChecked();
   await shot("10-concept-in-grid");
+
+  // The knowledge tab ranks only the lassoed concepts.
+  await tab("Student knowledge").click();
+  await text(/concepts? selected on the concept map/).waitFor({ timeout: 30000 });
+  seen.knowledgeFiltered = await text(/concepts? selected on the concept map/).innerText();
+
+  // Every tab again on a larger screen.
+  await page.setViewportSize({ width: 1600, height: 1000 });
+  for (const label of TABS) {
+    await tab(label).click();
+    await page.waitForTimeout(2500);
+    await fit(label, label === "Student knowledge" ? knowledgeControls() : []);
+    if (label === "Student knowledge") await shot("11-knowledge-1600");
+  }
 } catch (error) {
   seen.error = String(error).slice(0, 500);
   await shot("failed");
