@@ -2,7 +2,8 @@
 colleague or a crash broke them (issue "Runs that cannot be silently corrupted or lost").
 
 Real embedded MongoDB, real coco128 images, crashes as a real SIGKILL of a child process at
-the named point (:mod:`fiftyone_inficond.crashpoints`)."""
+the named point (:mod:`fiftyone_inficond.crashpoints`). Runs train over every concept
+(``budget=None``): what is tested is a run's life, not the budget path, which costs 3 s a run."""
 
 import os
 import subprocess
@@ -65,7 +66,7 @@ def execute(name, samples, **params):
 
 
 def test_a_student_key_never_destroys_a_concept_or_teacher_run(distilled):
-    run = train_students(distilled, key="kept", epochs=1)
+    run = train_students(distilled, key="kept", epochs=1, budget=None)
     before = snapshot(distilled)
     teacher_before = teacher_scores(distilled)[0]
     attempts = [
@@ -88,7 +89,7 @@ def test_a_student_key_never_destroys_a_concept_or_teacher_run(distilled):
 
 
 def test_teacher_classes_in_another_order_are_noticed_and_restoring_them_recovers(distilled):
-    run = train_students(distilled, key="s", epochs=1)
+    run = train_students(distilled, key="s", epochs=1, budget=None)
     scores, classes = teacher_scores(distilled)
     ids = distilled.values("id")
     order = np.random.default_rng(0).permutation(len(classes))
@@ -110,7 +111,7 @@ def test_teacher_classes_in_another_order_are_noticed_and_restoring_them_recover
 
 @pytest.mark.parametrize("change", ["order", "size"])
 def test_a_recomputed_corpus_is_noticed(distilled, tiny_checkpoint, change):
-    train_students(distilled, key="s", epochs=1)
+    train_students(distilled, key="s", epochs=1, budget=None)
     names = list(load_corpus().names)
     corpus = names[::-1] if change == "order" else names[:50]
     compute_concepts(distilled, model=TINY_MODEL, pretrained=tiny_checkpoint, corpus=corpus, overwrite=True)
@@ -120,7 +121,7 @@ def test_a_recomputed_corpus_is_noticed(distilled, tiny_checkpoint, change):
 
 
 def test_concepts_recomputed_with_other_settings_are_noticed(distilled, tiny_checkpoint):
-    train_students(distilled, key="s", epochs=1)
+    train_students(distilled, key="s", epochs=1, budget=None)
     compute_concepts(distilled, model=TINY_MODEL, pretrained=tiny_checkpoint, n_segments=4, overwrite=True)
     with pytest.raises(RunInputsChanged, match="recomputed with other settings"):
         load_students(distilled, "s")
@@ -131,7 +132,7 @@ def test_concepts_recomputed_with_other_settings_are_noticed(distilled, tiny_che
 
 def test_a_run_keeps_its_samples_in_the_sdk_and_the_tune_operator(distilled):
     subset = distilled.take(60, seed=1)
-    run = train_students(subset, key="part", epochs=1)
+    run = train_students(subset, key="part", epochs=1, budget=None)
     loaded = load_students(distilled, "part")
     assert loaded.ids == run.ids and len(loaded.ids) == 60
     assert loaded.performance() == run.performance()
@@ -146,7 +147,7 @@ def test_a_run_keeps_its_samples_in_the_sdk_and_the_tune_operator(distilled):
 
 
 def test_a_sample_deleted_between_a_loads_two_reads_is_reported_as_deleted(distilled, monkeypatch):
-    run = train_students(distilled.take(40, seed=2), key="race", epochs=1)
+    run = train_students(distilled.take(40, seed=2), key="race", epochs=1, budget=None)
     assert run.data.truth is not None  # its labels are a second read, after the vectors
     read_vectors = data._matrices
 
@@ -165,17 +166,17 @@ def test_a_sample_deleted_between_a_loads_two_reads_is_reported_as_deleted(disti
 
 def test_a_run_deleted_by_a_colleague_is_not_revived_by_a_stale_tune(distilled):
     distilled.persistent = True
-    mine = train_students(distilled, key="r", epochs=1)
+    mine = train_students(distilled, key="r", epochs=1, budget=None)
     run_python(_child(distilled, "delete_students(ds, 'r')\n"))
     with pytest.raises(StaleRunError, match="deleted, renamed or trained again by someone else"):
         mine.tune(up={"person": ["sky"]}, epochs=1)
     assert store.list_entries(distilled, mine.uid) == [] and list_student_runs(distilled) == []
 
-    fresh = train_students(distilled, key="r", epochs=1)  # same key, a new run
+    fresh = train_students(distilled, key="r", epochs=1, budget=None)  # same key, a new run
     assert fresh.revision == 0 and [e["kind"] for e in fresh.history] == ["train"]
     assert fresh.tune(up={"person": ["sky"]}, epochs=1)["revision"] == 1  # no false StaleRunError
 
-    run_python(_child(distilled, "train_students(ds, key='r', epochs=1, overwrite=True)\n"))
+    run_python(_child(distilled, "train_students(ds, key='r', epochs=1, budget=None, overwrite=True)\n"))
     with pytest.raises(StaleRunError, match="trained again"):
         fresh.tune(down={"person": ["sky"]}, epochs=1)
     with pytest.raises(StaleRunError, match="load it again"):
@@ -185,13 +186,13 @@ def test_a_run_deleted_by_a_colleague_is_not_revived_by_a_stale_tune(distilled):
 
 def test_a_kill_between_deleting_a_run_and_its_history_leaves_nothing_to_inherit(distilled):
     distilled.persistent = True
-    old = train_students(distilled, key="r", epochs=1)
+    old = train_students(distilled, key="r", epochs=1, budget=None)
     old.tune(up={"person": ["sky"]}, epochs=1)
     run_killed(_child(distilled, "delete_students(ds, 'r')\n"), "delete:run-deleted")
     assert "r" not in list_student_runs(distilled)
     assert len(store.list_entries(distilled, old.uid)) == 2  # orphaned by the kill
 
-    new = train_students(distilled, key="r", epochs=1)
+    new = train_students(distilled, key="r", epochs=1, budget=None)
     assert [e["kind"] for e in new.history] == ["train"] and new.revision == 0
     assert new.tune(up={"person": ["road"]}, epochs=1)["revision"] == 1
     store.purge_orphans(grace=store.timedelta(0))
@@ -204,7 +205,7 @@ def test_a_kill_between_deleting_a_run_and_its_history_leaves_nothing_to_inherit
 
 @pytest.mark.parametrize("new_key", ["a.b", "a b", "$x", "", "1st", None, "x" * 3 + "-y"])
 def test_rename_refuses_keys_fiftyone_would_refuse_and_keeps_the_run(distilled, new_key):
-    run = train_students(distilled, key="good", epochs=1)
+    run = train_students(distilled, key="good", epochs=1, budget=None)
     run.tune(up={"person": ["sky"]}, epochs=1)
     before = snapshot(distilled)
     with pytest.raises(InficondError, match="A run key is a single word"):
@@ -217,7 +218,7 @@ def test_rename_refuses_keys_fiftyone_would_refuse_and_keeps_the_run(distilled, 
 
 
 def test_a_renamed_run_keeps_its_history(distilled):
-    run = train_students(distilled, key="good", epochs=1)
+    run = train_students(distilled, key="good", epochs=1, budget=None)
     run.tune(up={"person": ["sky"]}, epochs=1)
     rename_students(distilled, "good", "better_v2")
     assert list_student_runs(distilled) == ["better_v2"]
@@ -231,7 +232,7 @@ def test_a_renamed_run_keeps_its_history(distilled):
 
 
 def test_an_invalid_overwrite_keeps_the_old_run_and_its_history(distilled):
-    run = train_students(distilled, key="b", epochs=1)
+    run = train_students(distilled, key="b", epochs=1, budget=None)
     run.tune(up={"person": ["sky"]}, epochs=1)
     before = snapshot(distilled)
     with pytest.raises(InficondError, match="Field 'nope' of dataset .* holds no concepts"):
@@ -243,9 +244,9 @@ def test_an_invalid_overwrite_keeps_the_old_run_and_its_history(distilled):
 @pytest.mark.parametrize("point", ["train:fitting", "train:history-written"])
 def test_a_kill_while_overwriting_keeps_the_old_run(distilled, point):
     distilled.persistent = True
-    run = train_students(distilled, key="b", epochs=1)
+    run = train_students(distilled, key="b", epochs=1, budget=None)
     run.tune(up={"person": ["sky"]}, epochs=1)
-    run_killed(_child(distilled, "train_students(ds, key='b', overwrite=True, epochs=1, seed=7)\n"), point)
+    run_killed(_child(distilled, "train_students(ds, key='b', overwrite=True, epochs=1, budget=None, seed=7)\n"), point)
     kept = load_students(distilled, "b")
     assert kept.uid == run.uid and [e["kind"] for e in kept.history] == ["train", "tune"]
     assert kept.weight.tobytes() == run.weight.tobytes()
@@ -253,9 +254,9 @@ def test_a_kill_while_overwriting_keeps_the_old_run(distilled, point):
 
 def test_a_kill_after_overwriting_leaves_the_new_run_whole(distilled):
     distilled.persistent = True
-    old = train_students(distilled, key="b", epochs=1)
+    old = train_students(distilled, key="b", epochs=1, budget=None)
     old.tune(up={"person": ["sky"]}, epochs=1)
-    run_killed(_child(distilled, "train_students(ds, key='b', overwrite=True, epochs=1, seed=7)\n"),
+    run_killed(_child(distilled, "train_students(ds, key='b', overwrite=True, epochs=1, budget=None, seed=7)\n"),
                "train:run-registered")
     new = load_students(distilled, "b")
     assert new.uid != old.uid and [e["kind"] for e in new.history] == ["train"]
@@ -264,9 +265,9 @@ def test_a_kill_after_overwriting_leaves_the_new_run_whole(distilled):
 
 
 def test_a_valid_overwrite_replaces_the_run_and_drops_its_old_history(distilled):
-    old = train_students(distilled, key="b", epochs=1)
+    old = train_students(distilled, key="b", epochs=1, budget=None)
     old.tune(up={"person": ["sky"]}, epochs=1)
-    new = train_students(distilled, key="b", epochs=1, seed=5, overwrite=True)
+    new = train_students(distilled, key="b", epochs=1, budget=None, seed=5, overwrite=True)
     assert new.uid != old.uid and store.list_entries(distilled, old.uid) == []
     assert [e["kind"] for e in load_students(distilled, "b").history] == ["train"]
     results = distilled.load_run_results("b", cache=False)
@@ -275,7 +276,7 @@ def test_a_valid_overwrite_replaces_the_run_and_drops_its_old_history(distilled)
 
 def test_a_teacher_import_killed_midway_says_so_and_a_new_import_recovers(distilled):
     distilled.persistent = True
-    train_students(distilled, key="s", epochs=1)
+    train_students(distilled, key="s", epochs=1, budget=None)
     code = ("import fiftyone as fo\nfrom fiftyone_inficond.teacher import teacher_from_file\n"
             f"teacher_from_file(fo.load_dataset('{distilled.name}'), '{TEACHER_FILE}', overwrite=True)\n")
     run_killed(code, "teacher:run-recorded")
@@ -339,7 +340,7 @@ def test_the_train_operator_refuses_a_negative_epoch_count(distilled):
     ],
 )
 def test_nonsense_tuning_is_refused_and_nothing_saved(distilled, params, message):
-    run = train_students(distilled, key="s", epochs=1)
+    run = train_students(distilled, key="s", epochs=1, budget=None)
     weight = run.weight.copy()
     with pytest.raises(InficondError, match=message):
         run.tune(**params)
@@ -397,7 +398,7 @@ def test_overwriting_concepts_of_part_of_a_dataset_is_refused(coco128, tiny_chec
 
 def test_a_deleted_datasets_history_is_purged(distilled_base):
     dataset = distilled_base.clone(unique_name())
-    run = train_students(dataset, key="s", epochs=1)
+    run = train_students(dataset, key="s", epochs=1, budget=None)
     dataset_id = fiftyone_api.dataset_id(dataset)
     dataset.delete()
     assert store._history().count_documents({"dataset_id": dataset_id}) == 1
@@ -406,7 +407,7 @@ def test_a_deleted_datasets_history_is_purged(distilled_base):
 
 
 def test_export_import_and_clone_keep_the_run_record_and_say_the_history_stays(distilled, tmp_path):
-    run = train_students(distilled, key="s", epochs=1)
+    run = train_students(distilled, key="s", epochs=1, budget=None)
     distilled.export(export_dir=str(tmp_path / "export"), dataset_type=fo.types.FiftyOneDataset, export_media=False)
     imported = fo.Dataset.from_dir(str(tmp_path / "export"), dataset_type=fo.types.FiftyOneDataset, name=unique_name())
     clone = distilled.clone(unique_name())
@@ -417,7 +418,7 @@ def test_export_import_and_clone_keep_the_run_record_and_say_the_history_stays(d
             with pytest.raises(UnknownName, match="Its history stays with the dataset it was trained on "
                                                   r"\(clones and imports do not carry it\): train it again here"):
                 load_students(copy, "s")
-            assert train_students(copy, key="s", epochs=1, overwrite=True).revision == 0
+            assert train_students(copy, key="s", epochs=1, budget=None, overwrite=True).revision == 0
         assert len(load_students(distilled, "s").history) == 1
     finally:
         imported.delete()
@@ -486,7 +487,7 @@ def test_an_unclean_database_restart_does_not_empty_the_view(own_mongod, coco128
 
 
 def test_untrusted_strings_are_refused_in_the_users_words(distilled, coco_subset, tmp_path):
-    run = train_students(distilled, key="s", epochs=1)
+    run = train_students(distilled, key="s", epochs=1, budget=None)
     with pytest.raises(InficondError, match=r"The revision to restore must be a whole number .*got \{'\$gt': 0\}"):
         run.revert({"$gt": 0})
     with pytest.raises(UnknownName, match="has no revision 7: pick one from its history"):
@@ -510,7 +511,7 @@ def test_untrusted_strings_are_refused_in_the_users_words(distilled, coco_subset
 
 
 def test_nonsense_reads_are_refused_in_the_users_words(distilled):
-    run = train_students(distilled, key="s", epochs=1)
+    run = train_students(distilled, key="s", epochs=1, budget=None)
     reads = [
         (lambda: run.top_concepts("person", n=0),
          "The number of concepts to show must be a whole number of at least 1"),

@@ -41,13 +41,13 @@ def test_an_open_run_is_reused_and_follows_a_colleagues_revisions(distilled, mon
     assert again is mine and again.revision == 1 and again.data is data  # weights reloaded, vectors kept
     assert again.tune(down={"person": ["road"]}, epochs=1)["revision"] == 2
 
-    _colleague(distilled, "train_students(ds, key='team', epochs=1, seed=3, overwrite=True)\n")
+    _colleague(distilled, "train_students(ds, key='team', epochs=1, budget=None, seed=3, overwrite=True)\n")
     retrained = open_students(distilled, "team")
     assert retrained is not mine and retrained.revision == 0 and retrained.uid != mine.uid
 
 
 def test_an_open_run_refuses_changed_inputs(distilled):
-    train_students(distilled, key="s", epochs=1)
+    train_students(distilled, key="s", epochs=1, budget=None)
     open_students(distilled, "s")
     scores, classes = teacher_scores(distilled)
     set_teacher_scores(distilled, scores[:, ::-1], classes[::-1], keys=distilled.values("id"), overwrite=True)
@@ -57,7 +57,7 @@ def test_an_open_run_refuses_changed_inputs(distilled):
 
 def test_answers_are_json_safe_and_agree_with_each_other(distilled):
     distilled.take(96, seed=0).tag_samples("train")
-    run = train_students(distilled, key="s", epochs=1, train_tag="train")
+    run = train_students(distilled, key="s", epochs=1, budget=None, train_tag="train")
     run.tune(up={"person": ["sky"]}, epochs=1)
     answers = dict(
         performance=run.performance("validation", sort_by="ap_gap"),
@@ -87,7 +87,7 @@ def test_answers_are_json_safe_and_agree_with_each_other(distilled):
 
 def test_metrics_of_every_split_follow_a_tune(distilled):
     distilled.take(96, seed=0).tag_samples("train")
-    run = train_students(distilled, key="s", epochs=1, train_tag="train")
+    run = train_students(distilled, key="s", epochs=1, budget=None, train_tag="train")
     run.performance("validation")  # cached
     run.tune(up={"person": ["sky"], "car": ["road"]}, epochs=1)
     cached = run.performance("validation")
@@ -96,7 +96,7 @@ def test_metrics_of_every_split_follow_a_tune(distilled):
 
 
 def test_predictions_for_any_samples_equal_the_runs_own_even_after_an_addition(distilled):
-    run = train_students(distilled.take(90, seed=1), key="p", epochs=1)
+    run = train_students(distilled.take(90, seed=1), key="p", epochs=1, budget=None)
     add_concepts(distilled, ["propeller"])  # wider vectors: the run reads its columns only
     ids, probabilities = run.predict(distilled.select(run.ids[:30], ordered=True))
     assert ids == run.ids[:30]

@@ -54,13 +54,13 @@ def test_an_added_concept_equals_a_full_extraction_with_the_extended_corpus(coco
 
 
 def test_a_student_run_trained_before_an_addition_loads_and_tunes_unchanged(distilled):
-    run = train_students(distilled, key="before", epochs=1)
+    run = train_students(distilled, key="before", epochs=1, budget=None)
     add_concepts(distilled, ["propeller"])
     loaded = load_students(distilled, "before")
     assert loaded.concepts == run.concepts and loaded.performance() == run.performance()
     assert loaded.weight.tobytes() == run.weight.tobytes()
     assert loaded.tune(up={"person": ["sky"]}, epochs=1)["revision"] == 1
-    after = train_students(distilled, key="after", epochs=1)
+    after = train_students(distilled, key="after", epochs=1, budget=None)
     assert after.concepts == run.concepts + ["propeller"]
 
 
@@ -98,7 +98,7 @@ def test_a_killed_addition_is_refused_until_the_same_addition_finishes_it(coco12
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == -9, done.stderr
     with pytest.raises(InficondError, match="not fully written"):
-        train_students(coco128, key="s", epochs=1, teacher_field="concepts")
+        train_students(coco128, key="s", epochs=1, budget=None, teacher_field="concepts")
     with pytest.raises(InficondError, match=r"An earlier addition .* add exactly its concepts .*\(1: propeller\)"):
         add_concepts(coco128, ["cloud"])
     assert add_concepts(coco128, ["propeller"])["samples"] == 12
@@ -139,7 +139,7 @@ def test_phrase_search_finds_the_nearest_corpus_concepts(coco128, tiny_checkpoin
 
 
 def test_a_reordered_corpus_is_still_refused_after_additions_exist(distilled, tiny_checkpoint):
-    train_students(distilled, key="s", epochs=1)
+    train_students(distilled, key="s", epochs=1, budget=None)
     names = distilled.get_run_info("concepts").config.concepts
     compute_concepts(distilled, model=TINY_MODEL, pretrained=tiny_checkpoint, corpus=names[1:] + names[:1],
                      overwrite=True)

@@ -18,6 +18,11 @@ from fiftyone_inficond.students.run import (
     train_students,
 )
 
+# What most tests here check holds for any training: they train briefly over every concept. The
+# default (10 epochs, a budget chosen on a path, about 3 s more a run) is tested by
+# test_same_seed_same_students here and in test_budget.py.
+QUICK = {"epochs": 3, "budget": None}
+
 
 def _loss(run, weight, bias, l1):
     module = ConceptStudents(
@@ -53,15 +58,15 @@ def test_l1_gives_sparser_weights(distilled):
 
 
 def test_same_seed_same_students(distilled):
-    first = train_students(distilled, key="first", seed=3)
-    second = train_students(distilled, key="second", seed=3)
-    other = train_students(distilled, key="other", seed=4)
+    first = train_students(distilled, key="first", seed=3, epochs=3)  # the default budget path, shortened
+    second = train_students(distilled, key="second", seed=3, epochs=3)
+    other = train_students(distilled, key="other", seed=4, epochs=3)
     assert np.array_equal(first.weight, second.weight) and np.array_equal(first.bias, second.bias)
     assert not np.array_equal(first.weight, other.weight)
 
 
 def test_metrics_equal_sklearn(distilled):
-    run = train_students(distilled)
+    run = train_students(distilled, **QUICK)
     teacher, student, truth = run.data.teacher, run.probabilities(), run.data.truth
     rows = {row["class"]: row for row in run.performance()["classes"]}
     checked = 0
@@ -85,7 +90,7 @@ def test_metrics_equal_sklearn(distilled):
 
 
 def test_sorting_puts_the_worst_first(distilled):
-    run = train_students(distilled)
+    run = train_students(distilled, **QUICK)
     gaps = [row["ap_gap"] for row in run.performance(sort_by="ap_gap")["classes"] if row["ap_gap"] is not None]
     assert gaps == sorted(gaps, reverse=True)
     f1s = [row["f1"] for row in run.performance(sort_by="f1")["classes"]]
@@ -93,7 +98,7 @@ def test_sorting_puts_the_worst_first(distilled):
 
 
 def test_agreement_subsets_partition_the_samples(distilled):
-    run = train_students(distilled)
+    run = train_students(distilled, **QUICK)
     subsets = run.agreement("person")
     groups = [set(ids) for named in subsets.values() for ids in named.values()]
     assert sum(len(g) for g in groups) == len(run.ids) == 128
@@ -107,7 +112,7 @@ def test_agreement_subsets_partition_the_samples(distilled):
 
 
 def test_rankings(distilled):
-    run = train_students(distilled)
+    run = train_students(distilled, **QUICK)
     j = run.classes.index("person")
     top = run.top_concepts("person", n=5)
     used = [i for i in np.argsort(-run.weight[j]) if run.weight[j, i] != 0]  # a zero weight decides nothing
@@ -125,7 +130,7 @@ def test_rankings(distilled):
 
 
 def test_what_if_equals_sklearn_on_edited_weights(distilled):
-    run = train_students(distilled)
+    run = train_students(distilled, **QUICK)
     curves = run.what_if("person", n=3, n_values=5)
     j = run.classes.index("person")
     teacher_says = run.data.teacher[:, j] >= 0.5
@@ -147,7 +152,7 @@ def _assert_bounds_hold(run):
 
 
 def test_tuning_moves_concepts_and_keeps_every_bound(distilled):
-    run = train_students(distilled)
+    run = train_students(distilled, **QUICK)
     person, car = run.classes.index("person"), run.classes.index("car")
     sky = next(name for name, weight in run.uses("person") if weight > 0 and name != "road"
                and not run.synonyms_of(name))  # 👎: one it uses, without synonyms
@@ -195,7 +200,7 @@ def test_zero_and_negative_weights_are_tuned_the_right_way():
 
 
 def test_revert_restores_bit_for_bit(distilled):
-    run = train_students(distilled)
+    run = train_students(distilled, **QUICK)
     run.tune(up={"person": ["road"]})
     _, after_first = store.load_state(distilled, run.key, run.uid, 1)
     run.tune(down={"person": ["road"]})
@@ -209,7 +214,7 @@ def test_revert_restores_bit_for_bit(distilled):
 
 
 def test_a_run_saved_here_loads_in_another_process(distilled):
-    run = train_students(distilled, key="shared")
+    run = train_students(distilled, key="shared", **QUICK)
     run.tune(up={"dog": ["grass"]})
     out = run_python(
         "import fiftyone as fo, hashlib\n"
@@ -227,7 +232,7 @@ def test_a_run_saved_here_loads_in_another_process(distilled):
 
 
 def test_a_stale_save_is_refused_and_the_other_save_kept(distilled):
-    mine = train_students(distilled, key="team")
+    mine = train_students(distilled, key="team", **QUICK)
     out = run_python(
         "import fiftyone as fo\n"
         "from fiftyone_inficond.students.run import load_students\n"
@@ -250,7 +255,7 @@ def test_a_stale_save_is_refused_and_the_other_save_kept(distilled):
 
 def test_validation_split_by_tag(distilled):
     distilled.take(96, seed=0).tag_samples("train")
-    run = train_students(distilled, train_tag="train")
+    run = train_students(distilled, train_tag="train", **QUICK)
     assert run.data.train.sum() == 96
     concepts = run.data.concepts[run.data.train]
     assert np.allclose(run.config["concept_mean"], concepts.mean(0), atol=1e-6)
@@ -258,7 +263,7 @@ def test_validation_split_by_tag(distilled):
 
 
 def test_bad_requests_are_explained(distilled):
-    run = train_students(distilled)
+    run = train_students(distilled, **QUICK)
     with pytest.raises(ValueError, match="already exists"):
         train_students(distilled)
     with pytest.raises(KeyError, match="Class 'unicorn' is not a class"):
