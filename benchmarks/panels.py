@@ -16,27 +16,40 @@ t-SNE of the corpus, computed once per corpus and method (then read from the dat
 (goal 1 s); ``detail_s`` picks a concept in the concept detail (the map redrawn too; goal 1 s);
 ``overlay_view_s`` is Show in grid: the 100 samples where the concept is most present, its heatmap
 written on them and removed from the previous ones (goal 1 s).
+In the browser (what a user waits: from a click to its answer drawn), the demo world (300 scenes)
+in the real App at 1280x800, driven by ``tests/browser/timings.mjs``: ``browser_first_paint_s``
+from a fresh load (no cache) until the performance chart is drawn (median of 3; goal 8 s), then in
+the knowledge tab ``browser_select_class_s`` (another class in its Class box until its header
+shows it), ``browser_rank_s`` (another ranking until the answer is drawn), ``browser_thumb_s`` (a
+👍 until the pending line shows it; goals 1 s) and ``browser_finetune_s`` (Fine-tune until the
+saved revision is named; goal 1.5 s), medians of 5.
 Run it with the plugin visible to FiftyOne: ``make bench`` sets ``FIFTYONE_PLUGINS_DIR``.
 """
 
 import argparse
+import json
 import logging
 import os
+import subprocess
 import sys
+import tempfile
+import uuid
 
 import fiftyone as fo
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from app_server import app_server  # noqa: E402
 from common import world_with_concepts  # noqa: E402
 from panel_driver import PanelDriver, side_by_side  # noqa: E402
 from students import build_dataset, synthetic  # noqa: E402
 from timing import median_ms, timed  # noqa: E402
 
 from fiftyone_inficond.corpus import load_corpus, make_corpus  # noqa: E402
+from fiftyone_inficond.demo import build_world, save_workspace  # noqa: E402
 from fiftyone_inficond.projection import concept_projection, project  # noqa: E402
 from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config  # noqa: E402
 from fiftyone_inficond.students import run as runs  # noqa: E402
-from fiftyone_inficond.students.run import delete_students, train_students  # noqa: E402
+from fiftyone_inficond.students.run import delete_students, list_student_runs, train_students  # noqa: E402
 from fiftyone_inficond.teacher import teacher_from_labels  # noqa: E402
 from fiftyone_inficond.text_cache import run_text_embeddings  # noqa: E402
 
@@ -75,15 +88,45 @@ def concept_panel_figures(n_images):
                     detail_s=detail_s, overlay_view_s=overlay_view_s)
 
 
+TIMINGS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "browser", "timings.mjs")
+BROWSER_GOALS = "browser_select_class_goal_s=1 browser_rank_goal_s=1 browser_thumb_goal_s=1 " \
+                "browser_finetune_goal_s=1.5 browser_first_paint_goal_s=8"
+
+
+def browser_figures():
+    """Click-to-answer seconds in the real App on the demo world (``tests/browser/timings.mjs``)."""
+    name = f"inficond-bench-app-{uuid.uuid4().hex[:8]}"
+    with tempfile.TemporaryDirectory() as root:
+        dataset, _ = build_world(name, images=os.path.join(root, "world"))  # the demo's 300 scenes
+        save_workspace(dataset)
+        try:
+            with app_server(name, os.path.join(root, "exports"), os.path.join(root, "server.log")) as url:
+                done = subprocess.run(["node", TIMINGS, url], capture_output=True, text=True, timeout=1200)
+        finally:
+            for key in list_student_runs(dataset):
+                delete_students(dataset, key)
+            dataset.delete()
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    if "error" in figures:
+        raise RuntimeError(f"the browser timings stopped: {figures['error']}")
+    return figures
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--samples", type=int, default=10_000)
     parser.add_argument("--classes", type=int, default=80)
     parser.add_argument("--images", type=int, default=10_000)
+    parser.add_argument("--browser-only", action="store_true", help="only the timings in the real App")
     args = parser.parse_args()
     logging.getLogger("fiftyone").setLevel(logging.WARNING)
     fo.config.show_progress_bars = False
 
+    browser = browser_figures()
+    browser_line = " ".join(f"{key}={value:.3f}" for key, value in browser.items()) + " " + BROWSER_GOALS
+    if args.browser_only:
+        print(browser_line)
+        return
     corpus = load_corpus()
     concepts, teacher = synthetic(args.samples, len(corpus), args.classes)
     dataset = build_dataset(concepts, teacher, corpus)
@@ -119,7 +162,7 @@ def main():
         f"finetune_roundtrip_s={finetune_roundtrip_s:.3f} subset_view_s={subset_view_s:.3f} "
         + " ".join(f"{key}={value:.3f}" for key, value in concept_panels.items())
         + " select_class_goal_s=1 finetune_roundtrip_goal_s=1 embedding_first_paint_goal_s=1 detail_goal_s=1"
-        " overlay_view_goal_s=1"
+        " overlay_view_goal_s=1 " + browser_line
     )
 
 

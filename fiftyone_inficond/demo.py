@@ -5,7 +5,7 @@ teacher trained with a spurious correlation (airplanes under clouds), concepts f
 and students. ``make demo-coco`` builds ``inficond-coco128``: 128 real COCO images, the real
 YOLOX-Nano teacher and concepts from a (weightless, unless you give one) open_clip model.
 Both end with the ``inficond`` workspace saved on the dataset: the panels as tabs above the
-sample grid. ``python -m fiftyone_inficond.demo app`` (``make app``)
+sample grid (provenance a tab beside it). ``python -m fiftyone_inficond.demo app`` (``make app``)
 opens the App on it.
 """
 
@@ -85,16 +85,17 @@ def ensure_students(dataset, **training):
 
 
 def workspace():
-    """The panels as tabs above the sample grid: performance (open first), knowledge, concept map,
-    concept detail, provenance. Chosen by looking at 1280x800 and 1600x1000: beside the grid, the
-    filter sidebar leaves the panels under 700 px at 1280, where five tabs do not fit and three
-    spaces side by side left each panel 343 px for 500-640 px of content; above it, every panel has
-    the sidebar's full width and the grid stays in sight for what a click shows."""
+    """Performance (open first), knowledge, concept map, concept detail and why-this-image as tabs
+    above the grid, provenance a tab beside the grid. Chosen by looking at 1280x800 and 1600x1000:
+    beside the grid, the filter sidebar leaves the panels under 700 px at 1280, where five tabs do
+    not fit and three spaces side by side left each panel 343 px for 500-640 px of content; above
+    it, every panel has the sidebar's full width and the grid stays in sight for what a click
+    shows. Provenance needs the grid least (and five tabs are what fits in a row at 1280)."""
     return fo.Space(
         children=[
             _column("inficond_performance", "inficond_knowledge", "inficond_embedding", "inficond_concept",
-                    "inficond_provenance"),
-            _column("Samples"),
+                    "inficond_why"),
+            _column("Samples", "inficond_provenance"),
         ],
         orientation="vertical",
         sizes=[0.6, 0.4],

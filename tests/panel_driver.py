@@ -40,9 +40,11 @@ class PanelDriver:
         self.dataset, self.name, self.state, self.data = dataset, name, {}, {}
         self.id = next(p.component_id for p in _panels(self.spaces) if p.type == name)
 
-    def event(self, method, **params):
+    def event(self, method, app=None, **params):
+        """Runs ``method`` with ``params``; ``app`` is what else the App sends (``{"selected": ids}``)."""
         executor = Executor()
         request = {
+            **(app or {}),
             "dataset_name": self.dataset.name,
             "spaces": self.spaces.to_dict(),
             "params": {"panel_id": self.id, "panel_state": dict(self.state), "__method__": method, **params},

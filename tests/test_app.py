@@ -5,38 +5,16 @@ loop. Screenshots of every step are kept in tests/artifacts/app/."""
 import json
 import os
 import re
-import signal
-import socket
 import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
+from app_server import app_server
 from conftest import REPO, unique_name
 
 from fiftyone_inficond.demo import build_world, save_workspace
-from fiftyone_inficond.deploy.export import EXPORT_DIR_ENV
 from fiftyone_inficond.students.run import delete_students, list_student_runs, student_history
 
 ARTIFACTS = os.path.join(REPO, "tests", "artifacts", "app")
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(url, seconds=180):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        try:
-            urllib.request.urlopen(url, timeout=5)
-            return
-        except OSError:
-            time.sleep(1)
-    raise AssertionError(f"the App did not answer at {url}")
 
 
 @pytest.fixture(scope="module")
@@ -44,22 +22,12 @@ def app(tmp_path_factory):
     name = unique_name("inficond-app")
     dataset, _ = build_world(name, n=60, images=str(tmp_path_factory.mktemp("world")))
     save_workspace(dataset)
-    port = _free_port()
-    exports = str(tmp_path_factory.mktemp("exports"))
-    env = {**os.environ, "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS": "true", EXPORT_DIR_ENV: exports}
     os.makedirs(ARTIFACTS, exist_ok=True)
-    log = open(os.path.join(ARTIFACTS, "server.log"), "w")  # the App server's log, kept beside the screenshots
-    server = subprocess.Popen(
-        [sys.executable, "-m", "fiftyone_inficond.demo", "app", "--name", name, "--port", str(port)],
-        env=env, start_new_session=True, stdout=log, stderr=subprocess.STDOUT,
-    )
     try:
-        _wait_for(f"http://127.0.0.1:{port}/")
-        yield f"http://127.0.0.1:{port}/datasets/{name}", dataset
+        # the App server's log is kept beside the screenshots
+        with app_server(name, tmp_path_factory.mktemp("exports"), os.path.join(ARTIFACTS, "server.log")) as url:
+            yield url, dataset
     finally:
-        os.killpg(server.pid, signal.SIGTERM)  # the server and the children it started
-        server.wait(timeout=60)
-        log.close()
         for key in list_student_runs(dataset):
             delete_students(dataset, key)
         dataset.delete()
@@ -81,12 +49,18 @@ def test_a_whole_tuning_loop_in_the_app(app):
     assert seen["gridBefore"] == "60 samples"
     # Every tab fits 1280x800 and 1600x1000: nothing scrolls sideways, Fine-tune, Clear and the patches
     # are on screen.
-    tabs = ("Student performance", "Student knowledge", "Concept map", "Concept detail", "Provenance")
-    assert set(seen["fit"]) == {f"{tab}@1600" for tab in tabs} | {
-        f"{tab}@1280" for tab in ("performance", "knowledge", "provenance", "concept map", "concept detail")}
+    tabs = ("Student performance", "Student knowledge", "Concept map", "Concept detail", "Why this image?",
+            "Provenance")
+    assert set(seen["fit"]) == {f"{tab}@1600" for tab in tabs} | {f"{tab}@1280" for tab in (
+        "performance", "knowledge", "why this image", "provenance", "concept map", "concept detail")}
     assert all(place == {"wide": [], "outside": []} for place in seen["fit"].values()), seen["fit"]
     # A patch click shows its image alone in the grid.
     assert seen["patchGrid"] == "1 sample"
+    # Why this image? explains it: the logit is the bias plus the terms shown plus the others.
+    logit, bias, shown, others = (float(x) for x in re.search(
+        r"its logit ([+-][\d.]+) = bias ([+-][\d.]+) \+ the \d+ concepts below ([+-][\d.]+) \+ \d+ others ([+-][\d.]+)",
+        seen["why"]).groups())
+    assert logit == pytest.approx(bias + shown + others, abs=0.002) and f" · {cls}: student " in seen["why"]
     # Typing the factor and epochs key by key: a few calls, no endless exchange, and the boxes keep what was typed.
     assert seen["typed"] == ["2.5", "4"] and seen["typingCalls"] <= 8, seen
     # 👍 on the top concept by discrepancy, pending, then saved as revision 1.

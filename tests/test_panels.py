@@ -241,3 +241,30 @@ def test_a_tab_opened_again_shows_what_changed_while_it_was_hidden_and_only_then
     assert knowledge.state["controls"]["cls"] == shown_cls
     assert find(knowledge.event("on_shown"), "patch_panel_data")
     assert knowledge.state["controls"]["cls"] == other and knowledge.state["header"].startswith(f"**{other}**")
+
+
+def test_why_this_image_adds_up_to_the_students_logit_and_tunes_from_there(tuned_world):
+    dataset, run = tuned_world
+    why = PanelDriver(dataset, "inficond_why", workspace())
+    why.event("on_load")
+    assert why.state["header"].startswith("Open an image") and not why.state["rows"]  # nothing chosen yet
+    row = 3
+    sample_id = run.ids[row]
+    one = {"selected": [sample_id]}
+    why.event("on_change_selected", app=one)
+    cls = why.state["controls"]["cls"]
+    (bars,) = [trace for trace in why.data["chart"] if trace["name"] == "logit"]
+    logit = float(run.logits()[row, run.classes.index(cls)])
+    assert sum(bars["x"][:-1]) == pytest.approx(logit, abs=1e-4) and bars["x"][-1] == pytest.approx(logit, abs=1e-4)
+    assert bars["y"][0] == "bias" and bars["y"][-1] == "logit" and bars["base"][-1] == 0  # the logit from 0
+    assert bars["base"][-2] + bars["x"][-2] == pytest.approx(logit, abs=1e-4)  # the steps end at it
+    assert f"its logit {logit:+.3f} = bias " in why.state["header"]
+    named = bars["y"][1]  # the largest term
+    why.event("on_click_chart", app=one, id=f"down|{named}")
+    assert f"👎 *{named}*" in why.state["pending"] and f"for {cls}" in why.state["pending"]
+    requests = why.event("on_click_chart", app=one, id=f"concept|{named}")
+    (view,) = find(requests, "set_view")
+    assert _selected_ids(view) == [sample_id]
+    dataset.reload()
+    assert dataset.exists("concepts_overlay").values("id") == [sample_id]
+    assert dataset[sample_id]["concepts_overlay"]["concept"] == named

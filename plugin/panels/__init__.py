@@ -6,8 +6,9 @@ from .embedding import EmbeddingPanel
 from .knowledge import KnowledgePanel
 from .performance import PerformancePanel
 from .provenance import ProvenancePanel
+from .why import WhyPanel
 
-PANELS = (PerformancePanel, KnowledgePanel, ProvenancePanel, EmbeddingPanel, ConceptPanel)
+PANELS = (PerformancePanel, KnowledgePanel, ProvenancePanel, EmbeddingPanel, ConceptPanel, WhyPanel)
 
 
 def register_panels(plugin):

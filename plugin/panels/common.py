@@ -39,8 +39,8 @@ logger = logging.getLogger(__name__)
 
 STORE = "inficond"
 PERFORMANCE, KNOWLEDGE, PROVENANCE = "inficond_performance", "inficond_knowledge", "inficond_provenance"
-EMBEDDING, DETAIL = "inficond_embedding", "inficond_concept"
-PANELS = (PERFORMANCE, KNOWLEDGE, PROVENANCE, EMBEDDING, DETAIL)
+EMBEDDING, DETAIL, WHY = "inficond_embedding", "inficond_concept", "inficond_why"
+PANELS = (PERFORMANCE, KNOWLEDGE, PROVENANCE, EMBEDDING, DETAIL, WHY)
 
 DEFAULTS = {
     "run": None,  # student run key

@@ -196,7 +196,7 @@ def _traces(names, curves, patches, crops, pending, cls):
     labels = [f"{i + 1}. {name}" for i, name in enumerate(names)]
     marked = {(p["concept"], p["direction"]) for p in pending if p["class"] == cls}
     largest = max((abs(w) for w in weights), default=0) or 1
-    traces = [_thumbs(direction, 0.25 + 0.5 * k, names, labels, marked) for k, direction in enumerate(THUMBS)]
+    traces = [thumbs_trace(direction, 0.25 + 0.5 * k, names, labels, marked) for k, direction in enumerate(THUMBS)]
     traces.append({
         "type": "bar",
         "orientation": "h",
@@ -244,7 +244,8 @@ def _patch_cells(sample_ids, axes):
     }
 
 
-def _thumbs(direction, x, names, labels, marked):
+def thumbs_trace(direction, x, names, labels, marked):
+    """A column of 👍 or 👎 at ``x`` beside the rows ``labels`` (of ``names``), marked where pending."""
     on = [(name, direction) in marked for name in names]
     return {
         "type": "scatter",

@@ -17,6 +17,7 @@ page.on("request", (request) => { if (request.url().includes("/operators/execute
 const shot = (name) => page.screenshot({ path: `${out}/${name}.png` });
 const text = (pattern) => page.getByText(pattern).first();
 const tab = (label) => page.getByRole("button", { name: label }).first();
+const samplesTab = () => page.getByRole("button", { name: "Samples", exact: true });
 const clickCentre = async (locator) => {
   const box = await locator.boundingBox();
   await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
@@ -25,12 +26,12 @@ const gridCount = async () => (await text(/^[\d,]+ samples?$/).innerText()).trim
 const gridChanged = (before) => page.waitForFunction((b) => ![...document.querySelectorAll("*")].some(
   (e) => e.childElementCount === 0 && e.textContent.trim() === b), before, { timeout: 30000 });
 
-// What of the open tab does not fit the window: elements of the panels' space (under the App's
-// header, above the grid) that scroll sideways, and the named controls not wholly inside the viewport.
+// What of the open tab does not fit the window: elements under the App's header that scroll
+// sideways, and the named controls not wholly inside the viewport.
 const fit = async (name, controls = []) => {
   const wide = await page.evaluate(() => [...document.querySelectorAll("*")].filter((e) =>
     e.scrollWidth > e.clientWidth + 2 && ["auto", "scroll"].includes(getComputedStyle(e).overflowX)
-    && e.getBoundingClientRect().top > 80 && e.getBoundingClientRect().top < innerHeight / 2)
+    && e.getBoundingClientRect().top > 80)
     .map((e) => `${e.tagName} ${e.scrollWidth}>${e.clientWidth}`));
   const viewport = page.viewportSize();
   const outside = [];
@@ -54,7 +55,8 @@ const knowledgeControls = () => [
 ];
 // the tuning factor and epochs: the panel's only number boxes (FiftyOne ties no label to them)
 const numberBox = (k) => page.locator("input[type=number]").nth(k);
-const TABS = ["Student performance", "Student knowledge", "Concept map", "Concept detail", "Provenance"];
+const TABS = ["Student performance", "Student knowledge", "Concept map", "Concept detail", "Why this image?",
+  "Provenance"];
 
 try {
   await page.goto(url);
@@ -86,6 +88,16 @@ try {
   await page.waitForTimeout(2000);
   seen.patchGrid = await gridCount();
   await shot("2b-patch-in-grid");
+
+  // Why this image? The grid's one image, term by term up to the student's logit.
+  await tab("Why this image?").click();
+  await text(/ · its logit /).waitFor({ timeout: 30000 });
+  await page.waitForTimeout(1500);
+  seen.why = await text(/ · its logit /).innerText();
+  await fit("why this image");
+  await shot("2c-why-this-image");
+  await tab("Student knowledge").click();
+  await text(/student AP .* run 'students' revision/).waitFor({ timeout: 30000 });
 
   // The tuning factor and epochs typed key by key, as a user does: each keystroke may be a server
   // call, and none may answer by setting the box (that started an endless exchange).
@@ -135,6 +147,7 @@ try {
   await shot("5c-predicted");
   await page.getByRole("button", { name: "Close" }).click();
   await page.locator('[data-cy="checkbox-student"]').waitFor({ timeout: 30000 });  // the App learnt the field
+  await samplesTab().click();  // provenance shares the grid's space
 
   // The performance tab moved to revision 1; a subset of it filters the grid.
   await tab("Student performance").click();
@@ -166,7 +179,7 @@ try {
     (all) => all.map((p) => { const b = p.getBoundingClientRect(); return [b.x + b.width / 2, b.y + b.height / 2]; }));
   // the point nearest the middle of the map's part above the grid, so the lasso around it stays inside it
   const drag = await map.locator(".nsewdrag").first().boundingBox();
-  const bottom = Math.min(drag.y + drag.height, (await tab("Samples").boundingBox()).y);
+  const bottom = Math.min(drag.y + drag.height, (await samplesTab().boundingBox()).y);
   const [mx, my] = [drag.x + drag.width / 2, (drag.y + bottom) / 2];
   const nearest = (all, k) => all.filter(([, y]) => y < bottom - 10).sort(
     (a, b) => Math.hypot(a[0] - mx, a[1] - my) - Math.hypot(b[0] - mx, b[1] - my)).at(k) ?? [mx, my];

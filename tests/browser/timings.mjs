@@ -1,0 +1,118 @@
+// How long a user waits in the real App, from a click to its answer drawn: node timings.mjs <url>.
+// benchmarks/panels.py runs it on the demo world; prints one JSON line of medians in seconds.
+// first paint: a fresh browser context (no cache) until the performance chart is drawn, 3 times;
+// class change, ranking change, 👍 click and Fine-tune in the knowledge tab: 5 times each.
+import { chromium } from "playwright-core";
+
+const [url] = process.argv.slice(2);
+const browser = await chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
+const seconds = (start) => (performance.now() - start) / 1000;
+
+const freshPage = async () => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  await page.addInitScript(() => { window.IS_PLAYWRIGHT = true; });
+  return [context, page];
+};
+
+const result = {};
+let page;
+try {
+  const paints = [];
+  for (let i = 0; i < 3; i++) {
+    const [context, fresh] = await freshPage();
+    const start = performance.now();
+    await fresh.goto(url);
+    await fresh.getByText(/Selected class: /).first().waitFor({ timeout: 120000 });
+    await fresh.locator(".js-plotly-plot .barlayer path").first().waitFor({ timeout: 120000 });
+    paints.push(seconds(start));
+    if (i < 2) await context.close();
+    else page = fresh;
+  }
+  result.browser_first_paint_s = median(paints);
+
+  const text = (pattern) => page.getByText(pattern).first();
+  // the answer drawn: the App has applied the server's answer and painted twice since
+  const answered = async (action) => {
+    const response = page.waitForResponse((r) => r.url().includes("/operators/execute"), { timeout: 60000 });
+    const start = performance.now();
+    await action();
+    await response;
+    await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+    return seconds(start);
+  };
+  const timedUntil = async (action, pattern) => {
+    const start = performance.now();
+    await action();
+    await text(pattern).waitFor({ timeout: 60000 });
+    return seconds(start);
+  };
+
+  await page.getByRole("button", { name: "Student knowledge" }).first().click();
+  const header = text(/ · student AP .* run '.*' revision/);
+  await header.waitFor({ timeout: 60000 });
+  const first = (await header.innerText()).split(" · ")[0];
+
+  // class change: pick another class in the knowledge tab's Class box, until its header shows it
+  const box = page.locator(`input[value="${first}"]`).first();
+  await box.click();
+  const names = (await page.getByRole("option").allInnerTexts()).map((n) => n.trim()).filter((n) => n !== first);
+  await page.keyboard.press("Escape");
+  const changes = [];
+  let shown = first;
+  for (const name of [...names.slice(0, 4), first]) {
+    await page.locator(`input[value="${shown}"]`).first().click();
+    const option = page.getByRole("option", { name, exact: true });
+    changes.push(await timedUntil(() => option.click(), new RegExp(`^${name} · student AP`)));
+    shown = name;
+    await page.waitForTimeout(500);
+  }
+  result.browser_select_class_s = median(changes);
+
+  // ranking change: the knowledge tab's ranking dropdown, until the answer is drawn
+  const rankings = ["discrepancy among the teacher's positives", "discrepancy among the teacher's negatives",
+    "influence (weight)"];
+  const ranks = [];
+  let current = "influence (weight)";
+  for (let i = 0; i < 5; i++) {
+    const next = rankings[i % 3];
+    await page.getByRole("combobox").filter({ hasText: current }).click();
+    ranks.push(await answered(() => page.getByRole("option", { name: next }).click()));
+    current = next;
+    await page.waitForTimeout(500);
+  }
+  result.browser_rank_s = median(ranks);
+
+  // 👍 click: on the top concept, until the pending line says so; the second click takes it back
+  const thumbs = [];
+  const up = () => page.locator(".textpoint text", { hasText: "👍" }).first();
+  const clickUp = async () => {
+    const box = await up().boundingBox();
+    await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  };
+  for (let i = 0; i < 5; i++) {
+    thumbs.push(await timedUntil(clickUp, /^Pending /));
+    await timedUntil(clickUp, /^No pending instructions/);
+    await page.waitForTimeout(300);
+  }
+  result.browser_thumb_s = median(thumbs);
+
+  // Fine-tune after a 👍 (which clears the last answer), until the revision it saved is named
+  const tunes = [];
+  for (let i = 0; i < 5; i++) {
+    await timedUntil(clickUp, /^Pending /);
+    tunes.push(await timedUntil(() => page.getByRole("button", { name: "Fine-tune" }).click(), /^✅ Revision \d+ saved/));
+    await page.waitForTimeout(500);
+  }
+  result.browser_finetune_s = median(tunes);
+} catch (error) {
+  result.error = String(error).slice(0, 500);
+} finally {
+  console.log(JSON.stringify(result));
+  await browser.close();
+}
