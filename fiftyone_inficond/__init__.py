@@ -37,6 +37,7 @@ _ENTRY_POINTS = {
         "train_students", "extend_students", "load_students", "open_students", "list_student_runs",
         "student_history", "rename_students", "delete_students", "StudentRun",
     ),
+    "fiftyone_inficond.students.estimator": ("SparseStudents",),
     "fiftyone_inficond.new_concepts": ("add_concepts", "search_concepts"),
     "fiftyone_inficond.locate": ("top_patches", "concept_heatmaps"),
     "fiftyone_inficond.overlay": ("show_concept_overlay",),

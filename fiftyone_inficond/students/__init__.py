@@ -4,8 +4,9 @@ Two levels import from here, lazily as the package root's names do (see :mod:`fi
 
 - runs on a dataset (:mod:`.run`): ``train_students``, ``load_students``, :class:`StudentRun`, ...,
   also at the package root;
-- the estimator on arrays, without FiftyOne runs: ``TrainingConfig``, ``initial_weights``,
-  ``no_bounds``, ``fit``, ``class_budgets``, ``fit_to_budgets``, ``class_metrics``; and its
+- the estimator on arrays, without FiftyOne runs: :class:`SparseStudents` (scikit-learn's shape,
+  :mod:`.estimator`; also at the package root), and the functions beneath it: ``TrainingConfig``,
+  ``initial_weights``, ``no_bounds``, ``fit``, ``class_budgets``, ``fit_to_budgets``, ``class_metrics``; and its
   streamed form for datasets larger than memory (:mod:`.streaming`): ``cache_inputs``,
   ``InputsCache``, ``fit_streamed``, ``streamed_agreement``, ``streamed_agreement_ap``.
 
@@ -24,6 +25,7 @@ _NAMES = {
     "fiftyone_inficond.students.training": (
         "TrainingConfig", "initial_weights", "fit", "class_budgets", "fit_to_budgets",
     ),
+    "fiftyone_inficond.students.estimator": ("SparseStudents",),
     "fiftyone_inficond.students.tuning": ("no_bounds",),
     "fiftyone_inficond.students.metrics": ("class_metrics",),
     "fiftyone_inficond.students.streaming": (
