@@ -20,16 +20,14 @@ from fiftyone_inficond.runs import CONCEPTS_METHOD, TEACHER_METHOD, run_config
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.budget import check_budget, usage
 from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data, training_data, values_fingerprint
+from fiftyone_inficond.students.estimator import fit_students
 from fiftyone_inficond.students.metrics import GROUPS, SUBSETS, agreement_counts, agreement_subsets, class_metrics
 from fiftyone_inficond.students.ranking import presence_discrepancy, top_by_discrepancy, top_by_weight
 from fiftyone_inficond.students.training import (
     CHUNK_ROWS,
     MAX_EPOCHS,
     TrainingConfig,
-    class_budgets,
     fit,
-    fit_to_budgets,
-    initial_weights,
     standardization,
     training_config,
 )
@@ -158,15 +156,11 @@ def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, spl
             **inputs.record(),
         )
         run = StudentRun(samples, key, config, data, inputs.concept_names)
-        weight, bias = initial_weights(data.teacher[data.train], data.concepts.shape[1], training.seed)
-        lower, upper = no_bounds(weight.shape) if bounds is None else bounds
+        lower, upper = no_bounds((data.teacher.shape[1], run.inputs.shape[1])) if bounds is None else bounds
         crashpoint("train:fitting")
-        weight = np.clip(weight, lower, upper)
-        budgets, path = class_budgets(run.inputs, data.teacher, weight, bias, lower, upper, training, threshold,
-                                      rows=run._train_rows())
+        weight, bias, budgets, path = fit_students(run.inputs, data.teacher, lower, upper, training, threshold,
+                                                   rows=run._train_rows())
         config.update(class_budgets=None if budgets is None else budgets.tolist(), budget_path=path)
-        weight, bias = fit_to_budgets(run.inputs, data.teacher, weight, bias, lower, upper, training, budgets,
-                                      rows=run._train_rows())
         run.state = store.StudentState(weight, bias, lower, upper)
         _save_trained(run, replaced, user, lease, **info)
         return run
