@@ -1,10 +1,10 @@
 """Why this image? The selected class's logit for one image, concept by concept.
 
 The image is the one open in the sample modal, else the one selected in the grid, else the grid's
-only image (a patch clicked in the knowledge panel shows one). A waterfall (each bar starts where the last
-ended) adds the student's bias and each concept's value × weight, largest first, up to the logit; 👍/👎 beside a concept
-are the same pending instructions as the knowledge panel's, and clicking a concept's bar draws
-its heatmap on that image in the grid. See :mod:`fiftyone_inficond.students.explain`.
+only image (a patch clicked in the knowledge panel shows one). A waterfall (each bar starts where
+the last ended) adds the student's bias and each concept's value × weight, largest first, up to
+the logit; 👍/👎 beside a concept are the same pending instructions as the knowledge panel's, and
+clicking a concept's bar draws its heatmap on that image in the grid. See :mod:`fiftyone_inficond.students.explain`.
 """
 
 import os
@@ -13,6 +13,7 @@ import fiftyone.operators as foo
 import numpy as np
 from scipy.special import expit
 
+from fiftyone_inficond.errors import UnknownName
 from fiftyone_inficond.students.explain import explain_sample
 
 from ..ui import show_overlay
@@ -91,13 +92,12 @@ class WhyPanel(WorkbenchPanel):
             "message": workbench["message"] or "",
             "rows": 0,
         }
-        if sample_id is None or sample_id not in run.ids:
-            state["header"] = HOW_TO if sample_id is None else (
-                f"This image is not one of the {len(run.ids):,} samples run '{run.key}' was trained and measured "
-                "on: open one of those, or train the run again with it.")
-            ctx.panel.state.set(state)
-            return
-        explained = explain_sample(run, sample_id, cls)
+        if sample_id is None:
+            return ctx.panel.state.set({**state, "header": HOW_TO})
+        try:
+            explained = explain_sample(run, sample_id, cls)
+        except UnknownName as refusal:  # an image the run has not seen: the library's sentence
+            return ctx.panel.state.set({**state, "header": f"{refusal}."})
         filepath = ctx.dataset.select([sample_id]).first().filepath
         labels = _labels(explained["waterfall"])
         state.update(header=_header(os.path.basename(filepath), explained), rows=len(labels), labels=labels)
@@ -125,9 +125,8 @@ def _sample(ctx):
         return ctx.current_sample
     if len(ctx.selected) == 1:
         return ctx.selected[0]
-    if ctx.view.count() == 1:
-        return ctx.view.first().id
-    return None
+    shown = ctx.view.limit(2).values("id")  # one query: is the grid one image?
+    return shown[0] if len(shown) == 1 else None
 
 
 def _header(name, explained):
