@@ -4,8 +4,12 @@ A heatmap is written on demand into **one** label field per concept run (``<fiel
 showing another concept rewrites it, and samples outside the requested ones lose theirs, so the
 field always holds exactly one concept and clicks never pile up fields. Each ``Heatmap`` names
 its concept (an attribute the App's tooltip shows) and maps every patch to its segment's
-similarity, negatives shown as 0, from the segment embeddings stored with the run: no image is
-read or encoded.
+similarity, from the segment embeddings stored with the run: no image is read or encoded.
+
+**Only where the concept is**: a CLIP similarity lies in a narrow band (0.1-0.3), so a map on
+[0, 1] is one colour over the whole image. The range is the shown images' own: patches below the
+top quarter of their similarities are 0, which the App leaves clear, and the colour scale runs
+from that quartile to the largest similarity among them (the answer gives both, as its legend).
 
 The overlay field is created with a marker naming its concept run (the field's ``info``); a field
 of that name without it is someone's own data, which the overlay never clears or writes into.
@@ -33,7 +37,8 @@ def show_concept_overlay(samples, concept, field="concepts"):
 
     Returns:
         ``{"field", "concept", "samples": heatmaps written, "cleared": stale ones removed,
-        "new_field": whether the field was created (an App must reload its schema)}``
+        "new_field": whether the field was created (an App must reload its schema), "range":
+        [low, high]: the similarities the colours span (clear below low)}``
     """
     require_own_samples(samples, "heatmaps")
     text = concept_text_embedding(samples, concept, field)  # refuses unknown concepts first
@@ -55,10 +60,26 @@ def show_concept_overlay(samples, concept, field="concepts"):
     cleared = stale.count()
     if cleared:
         stale.clear_sample_field(path)
+    span = colour_range([found["map"] for found in heatmaps.values()])
     update_samples(dataset, {
-        sample_id: {path: _heatmap(found["map"], concept)} for sample_id, found in heatmaps.items()
+        sample_id: {path: _heatmap(found["map"], concept, span)} for sample_id, found in heatmaps.items()
     })
-    return {"field": path, "concept": concept, "samples": len(heatmaps), "cleared": cleared, "new_field": new_field}
+    return {"field": path, "concept": concept, "samples": len(heatmaps), "cleared": cleared, "new_field": new_field,
+            "range": span}
+
+
+SHOWN_SHARE = 0.25  # of the shown images' patches, the most similar are coloured
+
+
+def colour_range(maps):
+    """``[low, high]`` of similarity maps (each ``(rows, cols)``): the top quarter's least
+    similarity and the largest one, both positive (``[0.0, 1.0]`` without a positive value)."""
+    values = np.concatenate([np.ravel(m) for m in maps]) if maps else np.zeros(0)
+    values = values[values > 0]
+    if not len(values):
+        return [0.0, 1.0]
+    low, high = float(np.quantile(values, 1 - SHOWN_SHARE)), float(values.max())
+    return [low, max(high, np.nextafter(np.float32(low), np.float32(1)).item())]
 
 
 def _require_overlay(dataset, path, field):
@@ -74,13 +95,16 @@ def _require_overlay(dataset, path, field):
         )
 
 
-def _heatmap(similarity, concept):
-    """A stored ``Heatmap`` document: similarities on the patch grid, negatives as 0."""
+def _heatmap(similarity, concept, span):
+    """A stored ``Heatmap`` document: similarities on the patch grid within ``span``, those below
+    it 0 (clear in the App)."""
+    low, high = span
+    shown = np.where(similarity >= low, np.minimum(similarity, high), 0)
     return {
         "_id": ObjectId(),
         "_cls": "Heatmap",
         "tags": [],
-        "map": encode_array(np.clip(similarity, 0, 1).astype(np.float32)),
-        "range": [0.0, 1.0],
+        "map": encode_array(shown.astype(np.float32)),
+        "range": [low, high],
         "concept": concept,
     }

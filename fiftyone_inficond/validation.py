@@ -45,6 +45,22 @@ def name(value, label):
     return value
 
 
+MAX_NOTE = 200  # characters: a line in the history, not a document
+
+
+def note(value):
+    """A revision's note: one line of at most :data:`MAX_NOTE` characters, stripped; ``None`` or
+    blank is no note (``""``)."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise InvalidRequest(f"A note is text, like 'removed the cloud shortcut'; got {value!r}")
+    value = " ".join(value.split())
+    if len(value) > MAX_NOTE:
+        raise InvalidRequest(f"A note is at most {MAX_NOTE} characters; this one has {len(value)}: shorten it")
+    return value
+
+
 def run_key(value):
     """A key FiftyOne accepts for a run: a Python identifier such as ``students`` or ``v2``."""
     if not isinstance(value, str) or not value.isidentifier():

@@ -1,10 +1,11 @@
 """What the operators and the panels both show: the plugin's name (operator URIs), dropdowns,
-and the App steps that draw a concept's heatmap. One module, so that neither side imports the
+the App steps that draw a concept's heatmap and the words that go with it. One module, so that neither side imports the
 other."""
 
 import fiftyone.operators.types as types
 
 from fiftyone_inficond.overlay import show_concept_overlay
+from fiftyone_inficond.students.run import SPLITS
 
 PLUGIN = "@inficond/inficond"
 
@@ -22,6 +23,18 @@ def show_overlay(ctx, samples, concept, field, set_view=False):
     if shown["field"] not in ctx.active_fields:
         ctx.ops.set_active_fields(list(ctx.active_fields) + [shown["field"]])
     return shown
+
+
+def share_of(shown, total, split):
+    """"15 of the 60 held-out samples": how many of a split a view shows."""
+    return f"{shown:,} of the {total:,} {SPLITS[split].removeprefix('all ')}"
+
+
+def heatmap_legend(shown):
+    """The heatmap's colours in words: what the App draws no legend for."""
+    low, high = shown["range"]
+    return (f"its heatmap colours the patches most like '{shown['concept']}', similarity {low:.2f} (purple) "
+            f"to {high:.2f} (yellow), clear below")
 
 
 def dropdown(labels):

@@ -337,6 +337,8 @@ def test_the_train_operator_refuses_a_negative_epoch_count(distilled):
         (dict(up={"person": ["moon"]}), "Concept 'moon' is not in the corpus of student run 's'"),
         (dict(up={"unicorn": ["sky"]}), "Class 'unicorn' is not a class of student run 's'"),
         (dict(up={}), "Nothing to tune"),
+        (dict(up={"person": ["sky"]}, note="x" * 201), "A note is at most 200 characters; this one has 201"),
+        (dict(up={"person": ["sky"]}, note=["why"]), "A note is text, like 'removed the cloud shortcut'"),
     ],
 )
 def test_nonsense_tuning_is_refused_and_nothing_saved(distilled, params, message):

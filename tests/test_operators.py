@@ -111,7 +111,7 @@ def test_concept_view_operators(coco128, tiny_checkpoint, coco128_dir):
     presence = dict(zip(*coco128.values(["id", "concepts"])))
     expected = sorted(presence, key=lambda i: -presence[i][column])[:10]
     assert [presence[i][column] for i in shown["sample_ids"]] == [presence[i][column] for i in expected]
-    assert shown["message"].startswith("The 10 all samples where 'sky' is most present")
+    assert shown["message"].startswith("The 10 of the 128 samples where 'sky' is most present")
     assert sorted(coco128.exists("concepts_overlay").values("id")) == sorted(shown["sample_ids"])
 
     drawn = execute("show_concept_overlay", coco128.limit(5), field="concepts", concept="dog")

@@ -67,6 +67,17 @@ def test_one_field_holds_the_one_concept_shown_last(world):
     assert all(m.min() >= 0 and m.max() <= 1 for m in shown.values("concepts_overlay.map"))
 
 
+def test_a_heatmap_colours_only_the_shown_images_most_similar_patches_and_says_from_what_similarity(world):
+    shown = show_concept_overlay(world.limit(12), "sky")
+    low, high = shown["range"]
+    heatmaps = world.limit(12).values("concepts_overlay")
+    values = np.concatenate([h.map.ravel() for h in heatmaps])
+    coloured = values[values > 0]  # 0 is clear in the App
+    assert 0 < low < high <= 1 and all(list(h.range) == [low, high] for h in heatmaps)
+    assert coloured.min() >= low and coloured.max() == pytest.approx(high)
+    assert 0 < len(coloured) <= 0.26 * len(values)  # the top quarter of the patches, not a wash over every image
+
+
 def test_an_unknown_concept_is_refused_and_nothing_written(world):
     before = world.exists("concepts_overlay").values("id") if world.has_sample_field("concepts_overlay") else []
     with pytest.raises(UnknownName, match="pick one of its concepts"):

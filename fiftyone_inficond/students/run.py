@@ -11,7 +11,7 @@ from dataclasses import asdict
 import numpy as np
 from scipy.special import expit, logit
 
-from fiftyone_inficond import fiftyone_api, leases
+from fiftyone_inficond import fiftyone_api, leases, validation
 from fiftyone_inficond.corpus import make_corpus
 from fiftyone_inficond.crashpoints import crashpoint
 from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged, StaleRunError, UnknownName
@@ -339,6 +339,15 @@ def delete_students(samples, key):
     store.purge_orphans()
 
 
+GALLERY = 100  # the most samples a presence view shows by default
+
+
+def gallery_size(n_rows):
+    """How many of ``n_rows`` samples a presence view shows by default: the top quarter, at least
+    one, at most :data:`GALLERY`."""
+    return min(GALLERY, max(1, -(-n_rows // 4)))
+
+
 class StudentRun:
     """A student run with its data in memory: metrics, rankings, what-ifs, tuning, history.
 
@@ -595,14 +604,19 @@ class StudentRun:
         return {"positives": present[teacher_says], "negatives": present[~teacher_says]}
 
     def presence_view(self, concept, split="all", n=None):
-        """The run's samples of ``split`` where ``concept`` is most present, first ``n`` (all by
-        default), as a FiftyOne view in that order."""
+        """The run's samples of ``split`` where ``concept`` is most present, most first, as a
+        FiftyOne view in that order: ``n`` of them, by default the split's top quarter, at most
+        :data:`GALLERY` (every sample of a small split, sorted, would say nothing of where the
+        concept is)."""
         j = self._concept_index(concept)
         rows = np.arange(len(self.ids))[self._rows(split)]
         order = rows[np.argsort(-self.data.concepts[rows, j], kind="stable")]
-        if n is not None:
-            order = order[: whole_number(n, "the number of samples to show", 1)]
-        return fiftyone_api.dataset_of(self.samples).select(np.asarray(self.ids)[order].tolist(), ordered=True)
+        n = gallery_size(len(rows)) if n is None else whole_number(n, "the number of samples to show", 1)
+        return fiftyone_api.dataset_of(self.samples).select(np.asarray(self.ids)[order[:n]].tolist(), ordered=True)
+
+    def split_size(self, split="all"):
+        """How many of the run's samples ``split`` holds."""
+        return len(np.arange(len(self.ids))[self._rows(split)])
 
     def what_if(self, cls, concepts=None, n=10, n_values=41):
         """Metrics against the teacher as each concept's weight varies, without retraining.
@@ -644,7 +658,7 @@ class StudentRun:
 
     # --- tuning and history -----------------------------------------------------------
 
-    def tune(self, up=None, down=None, factor=1.5, epochs=DEFAULT_TUNING_EPOCHS, user=None):
+    def tune(self, up=None, down=None, factor=1.5, epochs=DEFAULT_TUNING_EPOCHS, user=None, note=None):
         """Up-tunes and down-tunes concepts, retrains the tuned classes and saves the iteration.
 
         Args:
@@ -652,6 +666,7 @@ class StudentRun:
             factor: how strongly (> 1; see :mod:`fiftyone_inficond.students.tuning`)
             epochs: retraining epochs, starting from the adjusted weights
             user: who tunes (the OS user by default)
+            note: why, in a line ("removed the cloud shortcut"), kept in the history
 
         Returns:
             the new history entry
@@ -661,6 +676,7 @@ class StudentRun:
         """
         factor = number(factor, "the tuning factor", 1, MAX_FACTOR, low_open=True)
         epochs = whole_number(epochs, "retraining epochs", 1, MAX_EPOCHS)
+        note = validation.note(note)
         instructions = self._instructions({"up": up, "down": down})
         store.require_fresh(self.samples, self.key, self.uid, self.revision)  # before retraining, not only at the save
         before = self._metrics()
@@ -692,6 +708,7 @@ class StudentRun:
             return self._save(
                 kind="tune",
                 user=user,
+                note=note,
                 instructions=[self._describe(item) for item in instructions],
                 factor=factor,
                 epochs=epochs,
@@ -705,9 +722,11 @@ class StudentRun:
             self.state = previous
             raise
 
-    def revert(self, revision, user=None):
-        """Restores exactly the weights and bounds of history entry ``revision``, as a new entry."""
+    def revert(self, revision, user=None, note=None):
+        """Restores exactly the weights and bounds of history entry ``revision``, as a new entry
+        (``note``: why, as for :meth:`tune`)."""
         revision = whole_number(revision, "the revision to restore", 0)
+        note = validation.note(note)
         newest = self.newest_revision()
         if revision > newest:  # before the database sees it: it stores 64-bit numbers
             raise UnknownName(f"Student run '{self.key}' has no revision {revision}: pick one from its history "
@@ -719,6 +738,7 @@ class StudentRun:
             return self._save(
                 kind="revert",
                 user=user,
+                note=note,
                 instructions=[],
                 reverted_to=revision,
                 metrics_before=before,

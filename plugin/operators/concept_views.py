@@ -13,7 +13,7 @@ from fiftyone_inficond.new_concepts import add_concepts, search_concepts
 from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config
 from fiftyone_inficond.students.run import SPLITS, open_students
 
-from ..ui import show_overlay
+from ..ui import heatmap_legend, share_of, show_overlay
 from .common import add_target_view, form, message_output, operator_config, run_key_input
 
 
@@ -49,7 +49,8 @@ class ShowConceptOverlay(foo.Operator):
         field = ctx.params.get("field", "concepts")
         shown = show_overlay(ctx, ctx.target_view(), ctx.params.get("concept"), field)
         message = (f"'{shown['concept']}' drawn on {shown['samples']:,} samples in '{shown['field']}'"
-                   + (f" (removed from {shown['cleared']:,} others)" if shown["cleared"] else ""))
+                   + (f" (removed from {shown['cleared']:,} others)" if shown["cleared"] else "")
+                   + f": {heatmap_legend(shown)}")
         return {**shown, "message": message}
 
     def resolve_output(self, ctx):
@@ -70,16 +71,16 @@ class ShowConceptSamples(foo.Operator):
             _concept_input(inputs, run.concepts)
             inputs.enum("split", run.splits, default=run.splits[0], label="Samples",
                         view=types.DropdownView(choices=[types.Choice(s, label=SPLITS[s]) for s in run.splits]))
-        inputs.int("n", default=100, min=1, label="How many samples")
+        inputs.int("n", min=1, label="How many samples", description="By default the top quarter, at most 100")
         return form(inputs, "Show a concept's samples")
 
     def execute(self, ctx):
         run = open_students(ctx.dataset, ctx.params["key"])
         concept, split = ctx.params.get("concept"), ctx.params.get("split", run.splits[0])
-        view = run.presence_view(concept, split, ctx.params.get("n", 100))
+        view = run.presence_view(concept, split, ctx.params.get("n"))
         shown = show_overlay(ctx, view, concept, run.config["concepts_field"], set_view=True)
-        message = (f"The {shown['samples']:,} {SPLITS[split]} where '{concept}' is most present, "
-                   "most first, with its heatmap")
+        message = (f"The {share_of(shown['samples'], run.split_size(split), split)} where '{concept}' is "
+                   f"most present, most first; {heatmap_legend(shown)}")
         return {"sample_ids": view.values("id"), "message": message}
 
     def resolve_output(self, ctx):

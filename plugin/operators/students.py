@@ -113,6 +113,7 @@ class TuneStudents(foo.Operator):
                         view=types.AutocompleteView(choices=concepts, allow_user_input=False))
         inputs.float("factor", default=1.5, label="Factor (> 1)")
         inputs.int("epochs", default=3, label="Retraining epochs")
+        inputs.str("note", label="Note", description="Why, in a line (kept in the run's history)")
         return form(inputs, "Tune students")
 
     def execute(self, ctx):
@@ -123,7 +124,8 @@ class TuneStudents(foo.Operator):
             up = {p["class"]: p.get("up_concepts") or []}
             down = {p["class"]: p.get("down_concepts") or []}
         run = load_students(ctx.dataset, p["key"])
-        entry = run.tune(up=up, down=down, factor=p.get("factor", 1.5), epochs=p.get("epochs", 3), user=ctx.user_id)
+        entry = run.tune(up=up, down=down, factor=p.get("factor", 1.5), epochs=p.get("epochs", 3), user=ctx.user_id,
+                         note=p.get("note"))
         changes = "; ".join(
             f"{cls}: student AP {m['before']['student_ap'] or 0:.3f} → {m['after']['student_ap'] or 0:.3f}"
             for cls, m in entry["class_metrics"].items()
@@ -146,11 +148,12 @@ class RevertStudents(foo.Operator):
         key = run_key_input(ctx, inputs)
         if key is not None:
             revision_input(ctx, inputs, key, "Revision to restore")
+        inputs.str("note", label="Note", description="Why, in a line (kept in the run's history)")
         return form(inputs, "Revert students")
 
     def execute(self, ctx):
         run = load_students(ctx.dataset, ctx.params["key"])
-        entry = run.revert(ctx.params.get("revision"), user=ctx.user_id)
+        entry = run.revert(ctx.params.get("revision"), user=ctx.user_id, note=ctx.params.get("note"))
         message = (f"Revision **{entry['revision']}** saved: weights of revision {entry['reverted_to']} restored "
                    f"({_summary(entry['metrics_after'])})")
         return {"revision": entry["revision"], "reverted_to": entry["reverted_to"], "message": message}

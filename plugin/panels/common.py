@@ -1,9 +1,13 @@
 """What the InFiConD panels share.
 
-**One workbench per dataset and user**, in FiftyOne's execution store (MongoDB): the student run,
-class and split on screen, the pending 👍/👎 and the tuning settings. Every panel reads it, so
-selecting a class in one panel moves the others, and a reload or a second browser tab loses
-nothing the user chose or typed. Panel state is only what the panel shows now.
+**One workbench per browser** (its *desk*), in FiftyOne's execution store (MongoDB): the student
+run, class and split on screen, the pending 👍/👎 and the tuning settings. Every panel of the
+browser reads it, so selecting a class in one panel moves the others, and a reload or a second
+tab of the browser loses nothing the user chose or typed. Runs are shared; desks are not: open-source
+FiftyOne calls every browser's user "local", so a colleague's browser would otherwise see and
+apply my pending 👍. The desk is an id the browser keeps in its ``localStorage``, handed to each
+panel's state by FiftyOne's ``reduce_panel_state`` (a reducer the App evaluates) when the panel
+first loads; every event then carries it. Panel state is otherwise only what the panel shows now.
 
 **Siblings are refreshed** in the same request: for each other InFiConD panel open in the App's
 spaces, its ``show`` runs in a context addressed to its panel id, so the App receives its new
@@ -24,6 +28,7 @@ import functools
 import io
 import json
 import logging
+import uuid
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
@@ -38,6 +43,7 @@ from ..ui import PLUGIN
 logger = logging.getLogger(__name__)
 
 STORE = "inficond"
+DESK = "inficond-desk"  # the browser's localStorage key for its desk
 PERFORMANCE, KNOWLEDGE, PROVENANCE = "inficond_performance", "inficond_knowledge", "inficond_provenance"
 EMBEDDING, DETAIL, WHY = "inficond_embedding", "inficond_concept", "inficond_why"
 PANELS = (PERFORMANCE, KNOWLEDGE, PROVENANCE, EMBEDDING, DETAIL, WHY)
@@ -50,6 +56,7 @@ DEFAULTS = {
     "pending": [],  # [{"class", "concept", "direction"}], not yet applied
     "factor": 1.5,
     "epochs": DEFAULT_TUNING_EPOCHS,
+    "note": "",  # why the next fine-tune is made, as typed beside Fine-tune
     "sort": "ap_gap",  # performance: the metric classes are sorted by
     "order": "worst first",
     "by": "weight",  # knowledge: how concepts are ranked
@@ -66,7 +73,20 @@ THUMBS = {"up": "👍", "down": "👎"}
 
 
 def workbench_key(ctx):
-    return f"workbench:{ctx.user_id or 'local'}"
+    """The workbench of this user's browser; of the user alone for a caller without a desk."""
+    desk = ctx.panel.state.get("desk")
+    return f"workbench:{ctx.user_id or 'local'}" + (f":{desk}" if desk else "")
+
+
+def claim_desk(ctx):
+    """Gives this panel its browser's desk: the one the browser keeps, or a new one it then keeps
+    (a browser without storage gets a new one per panel load: the user's workbench then, as before)."""
+    new = uuid.uuid4().hex
+    ctx.ops.reduce_panel_state(
+        "(state) => { let desk = '%s'; try { desk = localStorage.getItem('%s') || "
+        "(localStorage.setItem('%s', desk), desk); } catch (error) {} return {...state, desk}; }"
+        % (new, DESK, DESK)
+    )
 
 
 def fingerprint(workbench):
@@ -96,7 +116,7 @@ def open_run(ctx, workbench):
         newest = run.history[-1]
         workbench["message"] = (
             f"ℹ️ {newest.get('user') or 'Someone'} saved revision {run.revision} of '{run.key}' "
-            f"at {newest['time']}: the panels now show it, your pending instructions are kept"
+            f"at {_when(newest['time'])}: the panels now show it, your pending instructions are kept"
         )
     workbench["revision"] = run.revision
     if workbench["cls"] not in run.classes:
@@ -109,6 +129,11 @@ def open_run(ctx, workbench):
     known = set(run.concepts)
     workbench["focus"] = [name for name in workbench["focus"] if name in known]
     return run
+
+
+def _when(time):
+    """"2026-12-02 16:05 UTC" of a history entry's ISO time (UTC)."""
+    return f"{time[:16].replace('T', ' ')} UTC"
 
 
 def answers(method):
@@ -145,7 +170,13 @@ class WorkbenchPanel(foo.Panel):
 
     @answers
     def on_load(self, ctx):
-        self.show(ctx)
+        """Shown at once when the panel knows its desk, else once the browser has handed it (the
+        timer in ``render`` then runs ``on_shown`` with it)."""
+        if ctx.panel.state.get("desk"):
+            self.show(ctx)
+        else:
+            claim_desk(ctx)
+            ctx.panel.state.set({"ready": False, "message": "Opening…"})
 
     @answers
     def on_shown(self, ctx):
@@ -165,7 +196,7 @@ class WorkbenchPanel(foo.Panel):
         run = open_run(ctx, workbench)
         write_workbench(ctx, workbench)
         if run is None:
-            ctx.panel.state.set({"ready": False})
+            ctx.panel.state.set({"ready": False, "message": None})
         else:
             self.fill(ctx, workbench, run)
         ctx.panel.state.shown = fingerprint(workbench)
@@ -173,10 +204,10 @@ class WorkbenchPanel(foo.Panel):
     def render(self, ctx):
         panel = types.Object()
         state = ctx.panel.state
+        panel.view("on_shown_timer", types.TimerView(timeout=100, on_timeout=self.on_shown))
         if not state.get("ready"):
             return not_ready(panel, state)
         self.draw(panel, state)
-        panel.view("on_shown_timer", types.TimerView(timeout=100, on_timeout=self.on_shown))
         return types.Property(panel, view=types.GridView(orientation="vertical", align_x="left"))
 
     def change(self, ctx, siblings=False, **changes):
@@ -229,8 +260,9 @@ def refresh_siblings(ctx):
         return
     for child in _shown_panels(spaces):
         if child.type in PANELS and child.component_id != ctx.panel_id:
+            state = {"desk": ctx.panel.state.get("desk")}  # the acting panel's: the same browser's
             sibling = ExecutionContext(
-                request_params={**ctx.request_params, "params": {"panel_id": child.component_id, "panel_state": {}}},
+                request_params={**ctx.request_params, "params": {"panel_id": child.component_id, "panel_state": state}},
                 executor=ctx.executor,
             )
             panel = get_operator(f"{PLUGIN}/{child.type}")  # registered: its event URIs name the plugin
@@ -327,22 +359,26 @@ def fine_tune(panel, ctx):
         return
     split = workbench["split"]
     before = run.performance(split)
-    settings = {**{name: workbench[name] for name in ("factor", "epochs")}, **typed_settings(ctx)}
+    settings = {**{name: workbench[name] for name in TYPED}, **typed_settings(ctx)}
     entry = run.tune(**_instructions(workbench["pending"]), **settings, user=ctx.user_id)
     workbench.update(
         pending=[],
+        note="",
         revision=entry["revision"],
         message=_tuned_message(entry, before, run.performance(split), split),
     )
     panel.publish(ctx, workbench)
 
 
+TYPED = ("factor", "epochs", "note")  # the boxes beside Fine-tune
+
+
 def typed_settings(ctx):
-    """The tuning factor and epochs as the acting panel's boxes hold them now (the App sends its
-    panel state with every event): what the user sees is what a fine-tune uses, whichever of the
-    typing's intermediate values reached the workbench last."""
+    """The tuning factor, epochs and note as the acting panel's boxes hold them now (the App sends
+    its panel state with every event): what the user sees is what a fine-tune uses, whichever of
+    the typing's intermediate values reached the workbench last."""
     typed = ctx.panel.state.get("tuning") or {}
-    return {name: typed[name] for name in ("factor", "epochs") if typed.get(name) is not None}
+    return {name: typed[name] for name in TYPED if typed.get(name) is not None}
 
 
 def _instructions(pending):
@@ -362,7 +398,8 @@ def _tuned_message(entry, before, after, split):
         for cls in entry["class_metrics"]
     ]
     mean = _points(before["summary"]["student_ap"], after["summary"]["student_ap"])
-    return (f"✅ Revision {entry['revision']} saved ({split} samples) · " + "; ".join(changes)
+    note = f" “{entry['note']}”" if entry.get("note") else ""
+    return (f"✅ Revision {entry['revision']} saved{note} ({split} samples) · " + "; ".join(changes)
             + f" · mean student AP {mean}  \n" + weights_text(entry))
 
 

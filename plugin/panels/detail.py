@@ -12,7 +12,7 @@ import numpy as np
 
 from fiftyone_inficond.students.run import SPLITS
 
-from ..ui import show_overlay
+from ..ui import heatmap_legend, share_of, show_overlay
 from .common import (
     DETAIL,
     THUMBS,
@@ -27,7 +27,6 @@ from .common import (
     toggle_pending,
 )
 
-GALLERY = 100  # samples shown in the grid, most present first
 METRICS = {"accuracy": "accuracy", "f1": "F1", "recall": "recall", "precision": "precision"}
 BINS = 20
 
@@ -67,11 +66,11 @@ class ConceptPanel(WorkbenchPanel):
         workbench = read_workbench(ctx)
         run = open_run(ctx, workbench)
         concept, split = workbench["concept"], workbench["split"]
-        view = run.presence_view(concept, split, GALLERY)
+        view = run.presence_view(concept, split)
         shown = show_overlay(ctx, view, concept, run.config["concepts_field"], set_view=True)
         self.change(ctx, message=(
-            f"Grid: the {shown['samples']} {SPLITS[split]} where '{concept}' is most present, most first, "
-            f"with its heatmap (field '{shown['field']}')"
+            f"Grid: the {share_of(shown['samples'], run.split_size(split), split)} where '{concept}' is most "
+            f"present, most first; {heatmap_legend(shown)} (field '{shown['field']}')"
         ))
 
     def _toggle(self, ctx, direction):

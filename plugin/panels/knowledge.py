@@ -9,6 +9,7 @@ and a colleague's save; **Fine-tune** applies them all (several classes at once 
 """
 
 import fiftyone.operators as foo
+import fiftyone.operators.types as types
 from PIL import Image, ImageDraw
 
 from fiftyone_inficond.locate import can_locate, concepts_patches, patch_crops
@@ -18,6 +19,7 @@ from ..ui import dropdown
 from .common import (
     KNOWLEDGE,
     THUMBS,
+    TYPED,
     WorkbenchPanel,
     answers,
     choices,
@@ -40,6 +42,7 @@ RANKINGS = {
     "negatives": "discrepancy among the teacher's negatives",
 }
 COUNTS = (5, 10, 15, 20, 30, 40, PATH[0])  # how many concepts the ranking shows: up to the largest budget
+NOTE_HINT = "why, e.g. removed the cloud shortcut"  # the note box's placeholder
 N_PATCHES = 4
 ROW_PX = 72  # one concept's row, in the chart and in the patch mosaic
 CROP_PX = 60
@@ -78,6 +81,13 @@ class KnowledgePanel(WorkbenchPanel):
     @answers
     def on_change_epochs(self, ctx):
         self._setting(ctx, "epochs")
+
+    @answers
+    def on_change_note(self, ctx):
+        """The note as it is being typed: kept in the workbench, never sent back (see ``_setting``)."""
+        workbench = read_workbench(ctx)
+        workbench["note"] = ctx.params.get("value") or ""
+        write_workbench(ctx, workbench)
 
     def _setting(self, ctx, name):
         """A tuning setting as it is being typed: kept in the workbench and in the pending line, never
@@ -123,7 +133,7 @@ class KnowledgePanel(WorkbenchPanel):
             "classes": run.classes,
             "controls": {"cls": cls, "by": by, "n": n},
             "counts": sorted({*COUNTS, n}),
-            "tuning": {"factor": workbench["factor"], "epochs": workbench["epochs"]},  # the boxes in the tuning row
+            "tuning": {name: workbench[name] for name in TYPED},  # the boxes in the tuning row
             "header": (
                 f"**{cls}** · student AP {pct(metrics['student_ap'])} (teacher {pct(metrics['teacher_ap'])}) · "
                 f"F1 vs teacher {pct(metrics['f1'])} · {usage_text(run, cls)} · run '{run.key}' revision {run.revision}"
@@ -163,6 +173,8 @@ class KnowledgePanel(WorkbenchPanel):
         tuning.btn("clear", label="Clear", variant="outlined", disabled=not state.has_pending, on_click=self.on_clear)
         tuning.float("factor", label="Tuning factor (> 1)", min=1.01, max=100, on_change=self.on_change_factor)
         tuning.int("epochs", label="Retraining epochs", min=1, max=1000, on_change=self.on_change_epochs)
+        tuning.str("note", label="Note", on_change=self.on_change_note,
+                   view=types.TextFieldView(placeholder=NOTE_HINT))
         if not state.n_rows:
             return
         panel.plot(

@@ -73,7 +73,7 @@ class ProvenancePanel(WorkbenchPanel):
             draw_text(panel, state, "message")
         table = types.TableView()
         for key, label in (("revision", "Rev."), ("kind", "What"), ("user", "Who"), ("time", "When (UTC)"),
-                           ("instructions", "Tuned"), ("change", "Δ mean student AP")):
+                           ("instructions", "Tuned"), ("note", "Note"), ("change", "Δ mean student AP")):
             table.add_column(key, label=label)
         panel.list("entries", types.Object(), view=table)
         if state.revisions:
@@ -112,6 +112,7 @@ def _rows(history):
             "user": entry.get("user") or "",
             "time": entry["time"].replace("T", " ").removesuffix("+00:00"),
             "instructions": _instructions(entry.get("instructions") or []),
+            "note": entry.get("note") or "",
             "change": change,
         })
         previous = after

@@ -16,7 +16,7 @@ from scipy.special import expit
 from fiftyone_inficond.errors import UnknownName
 from fiftyone_inficond.students.explain import explain_sample
 
-from ..ui import show_overlay
+from ..ui import heatmap_legend, show_overlay
 from .common import (
     THUMBS,
     WHY,
@@ -74,7 +74,7 @@ class WhyPanel(WorkbenchPanel):
             run = open_run(ctx, read_workbench(ctx))
             shown = show_overlay(ctx, ctx.dataset.select([sample_id]), value, run.config["concepts_field"],
                                  set_view=True)
-            self.change(ctx, message=f"Grid: this image with the heatmap of '{value}' (field '{shown['field']}')")
+            self.change(ctx, message=f"Grid: this image; {heatmap_legend(shown)} (field '{shown['field']}')")
 
     @answers
     def on_fine_tune(self, ctx):

@@ -1,27 +1,17 @@
 // One no-code tuning loop in the real App: node loop.mjs <url> <screenshot folder>.
 // Driven at 1280x800 (a laptop); every tab is then checked again at 1600x1000. Prints one JSON line
 // of what the page showed at each step; the pytest test asserts on it.
-import { chromium } from "playwright-core";
+import { freshPage, launch, on } from "./app.mjs";
 
 const [url, out] = process.argv.slice(2);
 const seen = { fit: {} };
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
-const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-await page.addInitScript(() => { window.IS_PLAYWRIGHT = true; });  // no "Explore Enterprise" pop-up
+const browser = await launch();
+const [, page] = await freshPage(browser);
 let serverCalls = 0;  // panel events and operators: each is one request to the App server
 page.on("request", (request) => { if (request.url().includes("/operators/execute")) serverCalls += 1; });
 const shot = (name) => page.screenshot({ path: `${out}/${name}.png` });
-const text = (pattern) => page.getByText(pattern).first();
-const tab = (label) => page.getByRole("button", { name: label }).first();
+const { text, tab, clickCentre, thumb } = on(page);
 const samplesTab = () => page.getByRole("button", { name: "Samples", exact: true });
-const clickCentre = async (locator) => {
-  const box = await locator.boundingBox();
-  await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
-};
 const gridCount = async () => (await text(/^[\d,]+ samples?$/).innerText()).trim();
 const gridChanged = (before) => page.waitForFunction((b) => ![...document.querySelectorAll("*")].some(
   (e) => e.childElementCount === 0 && e.textContent.trim() === b), before, { timeout: 30000 });
@@ -111,9 +101,14 @@ try {
   await page.waitForTimeout(6000);  // an exchange would go on through this
   seen.typingCalls = serverCalls - callsBeforeTyping;
   seen.typed = [await numberBox(0).inputValue(), await numberBox(1).inputValue()];
+  // and why, in the note box beside them
+  const callsBeforeNote = serverCalls;
+  await page.getByPlaceholder(/^why, e\.g\. /).pressSequentially("more wheel", { delay: 120 });
+  await page.waitForTimeout(3000);
+  seen.noteCalls = serverCalls - callsBeforeNote;
 
   // 👍 the top concept, then Fine-tune.
-  await clickCentre(page.locator(".textpoint text", { hasText: "👍" }).first());
+  await clickCentre(thumb("👍", 0));
   await text(/^Pending /).waitFor();
   seen.pending = await text(/^Pending /).innerText();
   await shot("3-thumbs-up");
@@ -208,8 +203,8 @@ try {
   // Show in grid: the samples where the concept is most present, with its heatmap.
   const gridBeforeDetail = await gridCount();
   await page.getByRole("button", { name: "Show in grid" }).click();
-  await text(/^Grid: the \d+ held-out samples where/).waitFor({ timeout: 60000 });
-  seen.shownInGrid = await text(/^Grid: the \d+ held-out samples where/).innerText();
+  await text(/^Grid: the \d+ of the \d+ held-out samples where/).waitFor({ timeout: 60000 });
+  seen.shownInGrid = await text(/^Grid: the \d+ of the \d+ held-out samples where/).innerText();
   await gridChanged(gridBeforeDetail);
   await page.waitForTimeout(4000);
   seen.gridWithOverlay = await gridCount();

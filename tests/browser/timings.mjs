@@ -2,30 +2,19 @@
 // benchmarks/panels.py runs it on the demo world; prints one JSON line of medians in seconds.
 // first paint: a fresh browser context (no cache) until the performance chart is drawn, 3 times;
 // class change, ranking change, 👍 click and Fine-tune in the knowledge tab: 5 times each.
-import { chromium } from "playwright-core";
+import { freshPage, launch, on } from "./app.mjs";
 
 const [url] = process.argv.slice(2);
-const browser = await chromium.launch({
-  executablePath: "/usr/bin/chromium",
-  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync"],
-});
+const browser = await launch();
 const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)];
 const seconds = (start) => (performance.now() - start) / 1000;
-
-const freshPage = async () => {
-  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-  const page = await context.newPage();
-  await page.addInitScript(() => { window.IS_PLAYWRIGHT = true; });
-  return [context, page];
-};
 
 const result = {};
 let page;
 try {
   const paints = [];
   for (let i = 0; i < 3; i++) {
-    const [context, fresh] = await freshPage();
+    const [context, fresh] = await freshPage(browser);
     const start = performance.now();
     await fresh.goto(url);
     await fresh.getByText(/Selected class: /).first().waitFor({ timeout: 120000 });
@@ -36,7 +25,7 @@ try {
   }
   result.browser_first_paint_s = median(paints);
 
-  const text = (pattern) => page.getByText(pattern).first();
+  const { text, thumb } = on(page);
   // the answer drawn: the App has applied the server's answer and painted twice since
   const answered = async (action) => {
     const response = page.waitForResponse((r) => r.url().includes("/operators/execute"), { timeout: 60000 });
@@ -90,7 +79,7 @@ try {
 
   // 👍 click: on the top concept, until the pending line says so; the second click takes it back
   const thumbs = [];
-  const up = () => page.locator(".textpoint text", { hasText: "👍" }).first();
+  const up = () => thumb("👍", 0);
   const clickUp = async () => {
     const box = await up().boundingBox();
     await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);

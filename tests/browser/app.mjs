@@ -1,0 +1,28 @@
+// What the browser scripts share: Debian's chromium (never a downloaded browser) and the ways a
+// user finds things on the App's page.
+import { chromium } from "playwright-core";
+
+export const launch = () => chromium.launch({
+  executablePath: "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync"],
+});
+
+// A page of its own browser context (its own storage: another user's browser) at a laptop's size.
+export const freshPage = async (browser, viewport = { width: 1280, height: 800 }) => {
+  const context = await browser.newContext({ viewport });
+  const page = await context.newPage();
+  await page.addInitScript(() => { window.IS_PLAYWRIGHT = true; });  // no "Explore Enterprise" pop-up
+  return [context, page];
+};
+
+export const on = (page) => ({
+  text: (pattern) => page.getByText(pattern).first(),
+  tab: (label) => page.getByRole("button", { name: label }).first(),
+  clickCentre: async (locator) => {
+    const box = await locator.boundingBox();
+    await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  },
+  // a concept's 👍 or 👎 in the knowledge chart, k-th row
+  thumb: (which, k) => page.locator(".textpoint text", { hasText: which }).nth(k),
+});

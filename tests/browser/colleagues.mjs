@@ -1,0 +1,54 @@
+// Two colleagues on one App: node colleagues.mjs <url> <screenshot folder>. Two browser contexts
+// (two browsers: their own storage), both user "local" as open-source FiftyOne calls everyone:
+// mine 👍s a concept, theirs 👎s another and saves; their pending list is not mine, and my
+// Fine-tune tells me of their save and keeps my 👍 for the next. Prints one JSON line.
+import { freshPage, launch, on } from "./app.mjs";
+
+const [url, out] = process.argv.slice(2);
+const seen = {};
+const browser = await launch();
+const [[, mine], [, theirs]] = [await freshPage(browser), await freshPage(browser)];
+const HEADER = /student AP .* run 'students' revision/;
+const open = async (page) => {
+  await page.goto(url);
+  await on(page).text(/Selected class: /).waitFor({ timeout: 90000 });
+  await on(page).tab("Student knowledge").click();
+  await on(page).text(HEADER).waitFor({ timeout: 60000 });
+  await page.waitForTimeout(1500);
+};
+const pending = (page) => on(page).text(/^(Pending |No pending instructions)/).innerText();
+
+try {
+  await open(mine);
+  await open(theirs);
+  await on(mine).clickCentre(on(mine).thumb("👍", 0));
+  await on(mine).text(/^Pending /).waitFor({ timeout: 30000 });
+  seen.minePending = await pending(mine);
+  await theirs.waitForTimeout(1000);
+  seen.theirsBefore = await pending(theirs);
+
+  await on(theirs).clickCentre(on(theirs).thumb("👎", 1));
+  await on(theirs).text(/^Pending /).waitFor({ timeout: 30000 });
+  seen.theirsPending = await pending(theirs);
+  await theirs.getByRole("button", { name: "Fine-tune" }).click();
+  await on(theirs).text(/Revision \d+ saved/).waitFor({ timeout: 60000 });
+  seen.theirsSaved = await on(theirs).text(/Revision \d+ saved/).innerText();
+  await theirs.screenshot({ path: `${out}/c1-colleague-saved.png` });
+
+  await mine.getByRole("button", { name: "Fine-tune" }).click();
+  await on(mine).text(/ saved revision \d+ of 'students' at /).waitFor({ timeout: 30000 });
+  seen.mineTold = await on(mine).text(/ saved revision \d+ of 'students' at /).innerText();
+  seen.mineKept = await pending(mine);
+  await mine.screenshot({ path: `${out}/c2-told-of-colleague.png` });
+  await mine.getByRole("button", { name: "Fine-tune" }).click();
+  await on(mine).text(/Revision \d+ saved/).waitFor({ timeout: 60000 });
+  seen.mineSaved = await on(mine).text(/Revision \d+ saved/).innerText();
+  await mine.screenshot({ path: `${out}/c3-mine-saved.png` });
+} catch (error) {
+  seen.error = String(error).slice(0, 500);
+  await mine.screenshot({ path: `${out}/c-failed-mine.png` });
+  await theirs.screenshot({ path: `${out}/c-failed-theirs.png` });
+} finally {
+  console.log(JSON.stringify(seen));
+  await browser.close();
+}
