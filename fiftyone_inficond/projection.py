@@ -3,8 +3,11 @@
 The App's concept embedding view shows a student's knowledge base at a glance: concepts whose
 prompts mean similar things lie close. t-SNE and UMAP take seconds (UMAP also compiles on
 first use), so a projection is computed once per model, prompts and method and kept in the
-database for every client, like the text embeddings it is made of; a corpus extended by added
-concepts has other prompts, hence its own projection.
+database for every client, like the text embeddings it is made of.
+
+**A map the user has learnt stays put**: a corpus extended by added concepts is not projected
+anew (t-SNE would move every point); its map is the map of the longest projected prefix of its
+prompts, each added concept placed among its nearest neighbours by meaning (:func:`place`).
 """
 
 import hashlib
@@ -21,7 +24,7 @@ from fiftyone_inficond.text_cache import run_text_embeddings
 METHODS = {"pca": "PCA", "tsne": "t-SNE", "umap": "UMAP"}
 COLLECTION = "inficond_projections"
 OUTLIERS = 0.95
-_VERSION = "2"  # of project(): cached maps of another version are not read
+_VERSION = "3"  # of the maps: cached maps of another version are not read (3: added concepts placed)
 
 
 def project(embeddings, method, seed=0):
@@ -56,6 +59,39 @@ def project(embeddings, method, seed=0):
     return np.clip(points / np.where(scale > 0, scale, 1), -1, 1).astype(np.float32)
 
 
+NEIGHBOURS = 5  # an added concept lies among this many nearest concepts,
+SHARPNESS = 0.05  # weighted by exp(similarity / SHARPNESS): a near-twin lands on its twin
+
+
+def place(points, embeddings, added):
+    """Points for ``added`` concepts on an existing map.
+
+    Args:
+        points: ``(n, 2)`` the map's points
+        embeddings: ``(n, d)`` unit text embeddings of the map's concepts
+        added: ``(m, d)`` unit text embeddings of the concepts to place
+
+    Returns:
+        ``(m, 2)`` float32: each at the mean of its :data:`NEIGHBOURS` most similar concepts'
+        points, weighted by ``exp(similarity / SHARPNESS)``."""
+    similarity = np.asarray(added, np.float32) @ np.asarray(embeddings, np.float32).T
+    k = min(NEIGHBOURS, len(points))
+    nearest = np.argsort(-similarity, axis=1)[:, :k]
+    closest = np.take_along_axis(similarity, nearest, axis=1)
+    weights = np.exp((closest - closest[:, :1]) / SHARPNESS)
+    return (np.einsum("mk,mkc->mc", weights, points[nearest]) / weights.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def _prefix_keys(text_model, method, texts):
+    """The cache key of every prefix of ``texts`` (``keys[m]``: of the first ``m``), in one pass."""
+    digest = hashlib.sha256("\n".join([_VERSION, text_model, method]).encode("utf-8"))
+    keys = [digest.hexdigest()]
+    for text in texts:
+        digest.update(("\n" + text).encode("utf-8"))
+        keys.append(digest.hexdigest())
+    return keys
+
+
 def concept_projection(samples, field="concepts", method="tsne"):
     """The concepts of the concept run in ``field`` projected with ``method``: ``{"concepts":
     names, "points": (n, 2) float32, "text_model": the id of the model that embedded them}`` in
@@ -65,12 +101,30 @@ def concept_projection(samples, field="concepts", method="tsne"):
     config = require_embeddings(samples, field)
     corpus = make_corpus(config["concepts"])
     texts = corpus.texts(config["template"])
-    key = hashlib.sha256("\n".join([_VERSION, config["text_model"], method, *texts]).encode("utf-8")).hexdigest()
+    keys = _prefix_keys(config["text_model"], method, texts)
     collection = fiftyone_api.database()[COLLECTION]
-    doc = collection.find_one({"_id": key})
-    if doc is None:
-        points = project(run_text_embeddings(config, texts), method)
-        collection.replace_one({"_id": key}, {"method": method, "points": Binary(points.tobytes())}, upsert=True)
+    doc = collection.find_one({"_id": keys[-1]})
+    if doc is not None:
+        points = _points(doc, len(texts))
     else:
-        points = np.frombuffer(doc["points"], dtype=np.float32).reshape(len(texts), 2)
+        points = _extended(collection, keys, config, texts)
+        if points is None:
+            points = project(run_text_embeddings(config, texts), method)
+        collection.replace_one({"_id": keys[-1]}, {"method": method, "points": Binary(points.tobytes())}, upsert=True)
     return {"concepts": list(corpus.names), "points": points, "text_model": config["text_model"]}
+
+
+def _points(doc, n):
+    return np.frombuffer(doc["points"], dtype=np.float32).reshape(n, 2)
+
+
+def _extended(collection, keys, config, texts):
+    """The map of the longest projected prefix of ``texts`` (at least 3), the rest placed on it;
+    ``None`` without one."""
+    docs = {doc["_id"]: doc for doc in collection.find({"_id": {"$in": keys[3:-1]}})}
+    width = next((m for m in range(len(texts) - 1, 2, -1) if keys[m] in docs), None)
+    if width is None:
+        return None
+    embeddings = run_text_embeddings(config, texts)
+    points = _points(docs[keys[width]], width)
+    return np.concatenate([points, place(points, embeddings[:width], embeddings[width:])])

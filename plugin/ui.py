@@ -37,9 +37,10 @@ def heatmap_legend(shown):
             f"to {high:.2f} (yellow), clear below")
 
 
-def dropdown(labels):
-    """A dropdown of ``{value: label}`` (operator forms and panels)."""
-    view = types.DropdownView()
+def dropdown(labels, placeholder=None):
+    """A dropdown of ``{value: label}`` (operator forms and panels), saying ``placeholder`` while
+    nothing is chosen."""
+    view = types.DropdownView(**({} if placeholder is None else {"placeholder": placeholder}))
     for value, label in labels.items():
         view.add_choice(value, label=label)
     return view

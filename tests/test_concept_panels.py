@@ -117,6 +117,7 @@ def test_search_finds_by_name_and_meaning_and_adds_a_missing_concept(world):
     dataset, panels = world
     embedding = panels["embedding"]
     embedding.event("on_load")
+    traces = [t["name"] for t in embedding.data["chart"]]
     embedding.event("on_search", value="  sky ")
     assert "sky" in embedding.state["found"] and not embedding.state["can_add"]
     width = len(dataset.get_run_info("concepts").config.concepts)
@@ -130,14 +131,17 @@ def test_search_finds_by_name_and_meaning_and_adds_a_missing_concept(world):
     (new,) = [t for t in embedding.data["chart"] if t["name"] == "not in the student"]
     assert new["ids"] == ["concept|zebra crossing"]
     assert not embedding.state["can_add"]  # it is a concept now
+    assert [t["name"] for t in embedding.data["chart"]] == traces  # the same traces in the same places
+    (found,) = [t for t in embedding.data["chart"] if t["name"] == "found"]  # ringed and labelled on the map
+    assert "concept|zebra crossing" in found["ids"] and found["mode"] == "markers+text"
 
     assert embedding.state["n_added"] == 1  # the students do not use it yet
     embedding.event("on_extend")
     assert embedding.state["message"].startswith("✅ Student run 'panel_extended' trained with 1 added concept")
     extended = load_students(dataset, "panel_extended")
     assert extended.concepts[-1] == "zebra crossing" and extended.history[0]["extends"]["key"] == "panel"
-    assert (embedding.state["n_added"] == 0
-            and not [t for t in embedding.data["chart"] if t["name"] == "not in the student"])
+    (new,) = [t for t in embedding.data["chart"] if t["name"] == "not in the student"]
+    assert embedding.state["n_added"] == 0 and new["ids"] == []  # the trace stays, empty: traces keep their places
 
 
 def test_a_refresh_shows_the_search_without_searching_again_until_the_phrase_changes(world, monkeypatch):

@@ -41,10 +41,24 @@ def test_a_projection_is_computed_once_and_read_by_another_client(coco128, tiny_
     )
     np.testing.assert_array_equal(np.array(eval(other.strip().splitlines()[-1]), np.float32), first["points"])
 
-    monkeypatch.undo()
-    add_concepts(coco128, ["boat"])  # other prompts: another map
+    add_concepts(coco128, ["boat"])  # the map stays put, "boat" placed on it (still not projected again)
     extended = projection.concept_projection(coco128, method="pca")
     assert extended["concepts"] == CORPUS + ["boat"] and extended["points"].shape == (len(CORPUS) + 1, 2)
+    np.testing.assert_array_equal(extended["points"][: len(CORPUS)], first["points"])
+    np.testing.assert_array_equal(projection.concept_projection(coco128, method="pca")["points"], extended["points"])
+
+
+def test_an_added_concept_is_placed_among_its_nearest_concepts_by_meaning():
+    rng = np.random.default_rng(1)
+    embeddings = rng.normal(size=(30, 16)).astype(np.float32)
+    embeddings /= np.linalg.norm(embeddings, axis=1, keepdims=True)
+    points = rng.uniform(-1, 1, size=(30, 2)).astype(np.float32)
+    twin = embeddings[[7]]  # a concept meaning what concept 7 means lands on it
+    np.testing.assert_allclose(projection.place(points, embeddings, twin)[0], points[7], atol=1e-3)
+    between = embeddings[[3]] + embeddings[[4]]  # one meaning both: half-way
+    placed = projection.place(points, embeddings, between / np.linalg.norm(between))
+    assert placed.shape == (1, 2) and placed.dtype == np.float32
+    assert np.linalg.norm(placed[0] - (points[3] + points[4]) / 2) < 0.15
 
 
 def test_an_unknown_method_is_refused(coco128):

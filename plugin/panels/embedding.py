@@ -119,6 +119,7 @@ class EmbeddingPanel(WorkbenchPanel):
                 f"**{len(projection['concepts']):,} concepts** of '{field}' by {METHODS[workbench['method']]} · "
                 f"colour: weight for **{cls}** · labelled: its {N_LABELLED} most influential · "
                 f"{THUMBS['up']} ▲ up-tuned, {THUMBS['down']} ▼ down-tuned"
+                + (" · green rings: found by the search" if found["choices"] else "")
             ),
             "message": workbench["message"] or "",
             "found": found["choices"],
@@ -128,7 +129,7 @@ class EmbeddingPanel(WorkbenchPanel):
             "n_added": len(projection["concepts"]) - len(run.concepts),  # added since the run was trained
             "run": run.key,
         })
-        ctx.panel.set_data("chart", _traces(projection, run, cls, workbench))
+        ctx.panel.set_data("chart", _traces(projection, run, cls, workbench, list(found["choices"])))
 
     def draw(self, panel, state):
         controls = panel.h_stack("controls", align_x="left", gap=2)
@@ -140,8 +141,8 @@ class EmbeddingPanel(WorkbenchPanel):
             found = panel.h_stack("found_row", align_x="left", align_y="center", gap=2)
             draw_text(found, state, "found_note")
             if state.found:
-                found.enum("found", list(state.found), label="Show its detail", view=dropdown(state.found),
-                           on_change=self.on_pick_found)
+                found.enum("found", list(state.found), label="Open the detail of", view=dropdown(
+                    state.found, placeholder="a concept found"), on_change=self.on_pick_found)
             if state.can_add:
                 found.btn("add", label=f"Add '{state.controls['search']}' as a concept", variant="outlined",
                           on_click=self.on_add)
@@ -193,9 +194,12 @@ def _focus_text(focus):
     return f"**Knowledge panel shows only {len(focus)}:** {shown}" if focus else ""
 
 
-def _traces(projection, run, cls, workbench):
+def _traces(projection, run, cls, workbench, found):
     """All concepts coloured by weight (concepts the student lacks in grey), the class's most
-    influential ones labelled, tuned ones marked, the selection and the detail's concept ringed."""
+    influential ones and those the search ``found`` labelled, tuned ones marked, the selection and
+    the detail's concept ringed. The same traces in the same order every time, empty ones too: the
+    App's chart keeps a trace's look by its place, and a trace that came and went gave old
+    concepts the look of added ones."""
     names, points = projection["concepts"], projection["points"]
     where = {name: i for i, name in enumerate(names)}
     row = run.weight[run.classes.index(cls)]
@@ -210,14 +214,18 @@ def _traces(projection, run, cls, workbench):
         customdata=[weights[n] for n in known], hover="%{text}: weight %{customdata:.3f}<extra></extra>",
     )]
     new = [name for name in names if name not in weights]
-    if new:
-        traces.append(_points("not in the student", new, points, where, marker={"size": 8, "color": "#bdbdbd"},
-                              hover="%{text}: added after the student was trained<extra></extra>"))
+    traces.append(_points("not in the student", new, points, where, marker={"size": 8, "color": "#bdbdbd"},
+                          hover="%{text}: added after the student was trained<extra></extra>"))
     top = [name for name, _ in run.top_concepts(cls, N_LABELLED, sign="absolute")]
     traces.append({**_points("most influential", top, points, where,
                              marker={"size": 11, "color": "rgba(0,0,0,0)", "line": {"width": 1.5, "color": "#212121"}},
                              hover="%{text}<extra></extra>"),
                    "mode": "markers+text", "textposition": "top center", "textfont": {"size": 11}})
+    traces.append({**_points("found", [n for n in found if n in where], points, where,
+                             marker={"size": 14, "color": "rgba(0,0,0,0)", "line": {"width": 2.5, "color": "#2e7d32"}},
+                             hover="%{text}: found by the search<extra></extra>"),
+                   "mode": "markers+text", "textposition": "bottom center",
+                   "textfont": {"size": 12, "color": "#1b5e20"}})
     for direction, tuned in run.tuned(cls).items():
         symbol, colour = TUNED[direction]
         traces.append(_points(f"{direction}-tuned", tuned, points, where,
