@@ -2,8 +2,12 @@
 Executor, panel id and state in its params), on the real embedded MongoDB: what the App would
 receive is asserted, not the handlers' internals."""
 
+import sys
+
+import fiftyone.operators as foo
 import numpy as np
 import pytest
+from fiftyone.operators.store import ExecutionStore
 from panel_driver import PanelDriver, find
 
 from fiftyone_inficond.demo import workspace
@@ -85,10 +89,11 @@ def test_thumbs_up_then_fine_tune_saves_one_entry_and_changes_the_ranking(tuned_
     assert "revision 1" in shown["header"]  # the performance panel follows
 
     performance.event("on_load")
-    requests = performance.event("on_click_chart", id=f"class|{cls}")
+    other = next(c for c in run.classes if c != cls)
+    requests = performance.event("on_click_chart", id=f"class|{other}")
     (shown,) = [p["state"] for p in find(requests, "patch_panel_state")
                 if p["panel_id"] == knowledge.id and "header" in p["state"]]
-    assert shown["header"].endswith("revision 1")  # a sibling refresh shows the tuned run
+    assert shown["header"].startswith(f"**{other}**") and shown["header"].endswith("revision 1")  # the tuned run
 
     provenance.event("on_load")
     rows = provenance.data["entries"]
@@ -328,3 +333,39 @@ def test_the_note_typed_beside_fine_tune_is_the_revisions_and_provenance_shows_i
     assert knowledge.state["tuning"]["note"] == ""  # the box is empty for the next one
     provenance.event("on_load")
     assert provenance.data["entries"][0]["note"] == "no sky shortcut" and provenance.data["entries"][1]["note"] == ""
+
+
+def test_a_click_reads_the_workbench_once_writes_it_once_and_redraws_only_the_panels_showing_what_changed(
+        tuned_world, monkeypatch):
+    dataset, run = tuned_world
+    knowledge = PanelDriver(dataset, "inficond_knowledge")
+    performance = PanelDriver(dataset, "inficond_performance", knowledge.spaces)  # shown beside it
+    knowledge.event("on_load")
+    performance.event("on_load")
+    common = sys.modules[type(foo.get_operator("@inficond/inficond/inficond_knowledge")).__module__.rsplit(".", 1)[0]
+                         + ".common"]
+    calls = []
+    for name in ("get", "set"):
+        original = getattr(ExecutionStore, name)
+        monkeypatch.setattr(ExecutionStore, name, lambda self, *args, _name=name, _original=original, **kwargs: (
+            calls.append(_name), _original(self, *args, **kwargs))[1])
+    opened = common.open_students
+    monkeypatch.setattr(common, "open_students", lambda *args, **kwargs: calls.append("open") or opened(*args, **kwargs))
+
+    def redrawn(requests):
+        return {r["params"].get("panel_id") for r in requests if r["operator_uri"].endswith("show_panel_output")}
+
+    cls = knowledge.state["controls"]["cls"]
+    (concept, _), = run.top_concepts(cls, 1, sign="absolute")
+    requests = knowledge.event("on_click_chart", id=f"up|{concept}")  # 👍: the performance panel shows no pending
+    assert calls == ["get", "open", "set"] and redrawn(requests) == {knowledge.id}
+    calls.clear()
+    other = next(c for c in run.classes if c != cls)
+    requests = knowledge.event("on_change_cls", value=other)  # a class: both show it
+    assert calls == ["get", "open", "set"] and redrawn(requests) == {knowledge.id, performance.id}
+    (patch,) = [p["state"] for p in find(requests, "patch_panel_state") if p["panel_id"] == performance.id
+                and "header" in p["state"]]
+    assert patch["header"].endswith(f"Selected class: **{other}**")
+    calls.clear()
+    requests = knowledge.event("on_shown")  # nothing changed meanwhile: a read, no redraw
+    assert calls == ["get"] and not find(requests, "patch_panel_state")

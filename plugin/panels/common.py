@@ -24,6 +24,7 @@ the user's words; anything else says the server failed and keeps the workbench a
 """
 
 import base64
+import copy
 import functools
 import io
 import json
@@ -94,24 +95,62 @@ def fingerprint(workbench):
     return json.dumps(workbench, sort_keys=True, default=str)
 
 
+class _Event:
+    """One panel event's workbench and run: the workbench read from the store once, the run
+    opened once, and the workbench written once, at the end, if it changed. The sibling panels
+    shown in the same answer share it."""
+
+    def __init__(self, ctx):
+        self.key = workbench_key(ctx)
+        self.stored = {**DEFAULTS, **(ctx.store(STORE).get(self.key) or {})}
+        self.workbench = copy.deepcopy(self.stored)
+        self.runs = {}  # run key -> the run, opened in this event
+
+    def changed(self):
+        """The workbench keys this event changed, its message aside."""
+        return {key for key, value in self.workbench.items() if key != "message" and self.stored.get(key) != value}
+
+
+def _event(ctx):
+    event = getattr(ctx, "_inficond_event", None)
+    if event is None:
+        event = ctx._inficond_event = _Event(ctx)
+    return event
+
+
 def read_workbench(ctx):
-    return {**DEFAULTS, **(ctx.store(STORE).get(workbench_key(ctx)) or {})}
+    """The workbench as this event has it (a copy: change it, then :func:`write_workbench`)."""
+    return copy.deepcopy(_event(ctx).workbench)
 
 
 def write_workbench(ctx, workbench):
-    ctx.store(STORE).set(workbench_key(ctx), workbench)
+    """Keeps ``workbench`` as this event's; it reaches the store once, when the event ends."""
+    _event(ctx).workbench = copy.deepcopy(workbench)
+
+
+def save_workbench(ctx):
+    """The event's end: its workbench written, when it changed."""
+    event = getattr(ctx, "_inficond_event", None)
+    if event is not None and event.workbench != event.stored:
+        ctx.store(STORE).set(event.key, event.workbench)
+        event.stored = copy.deepcopy(event.workbench)
 
 
 def open_run(ctx, workbench):
     """The workbench's student run (the first run when it names none or a deleted one), moved
     to the newest revision; a colleague's newer save is told in ``workbench["message"]``.
-    ``None`` when the dataset has no student run."""
-    keys = list_student_runs(ctx.dataset)
+    ``None`` when the dataset has no student run. Opened once per event."""
+    runs = _event(ctx).runs
+    if workbench["run"] not in runs.get("keys", ()):  # listed again for a run made in this event
+        runs["keys"] = list_student_runs(ctx.dataset)
+    keys = runs["keys"]
     if not keys:
         return None
     if workbench["run"] not in keys:
         workbench.update(run=keys[0], revision=None, cls=None, split=None)
-    run = open_students(ctx.dataset, workbench["run"])
+    if workbench["run"] not in runs:
+        runs[workbench["run"]] = open_students(ctx.dataset, workbench["run"])
+    run = runs[workbench["run"]]
     if workbench["revision"] is not None and workbench["revision"] != run.revision:
         newest = run.history[-1]
         workbench["message"] = (
@@ -137,8 +176,8 @@ def _when(time):
 
 
 def answers(method):
-    """Runs a panel event; a refusal or failure becomes the workbench message (one sentence)
-    and an App notification, and the panel still renders."""
+    """Runs a panel event, then writes its workbench (once); a refusal or failure becomes the
+    workbench message (one sentence) and an App notification, and the panel still renders."""
 
     @functools.wraps(method)
     def handler(self, ctx):
@@ -149,14 +188,16 @@ def answers(method):
         except Exception:  # the user gets a sentence, the server log the traceback
             logger.exception("InFiConD panel event failed")
             _tell(ctx, self, "⚠️ The server could not do this (its log says why); nothing was changed")
+        finally:
+            save_workbench(ctx)
 
     return handler
 
 
 def _tell(ctx, panel, message):
-    workbench = read_workbench(ctx)
-    workbench["message"] = message
-    write_workbench(ctx, workbench)
+    """The workbench as the event found it, with ``message``."""
+    event = _event(ctx)
+    event.workbench = {**copy.deepcopy(event.stored), "message": message}
     ctx.ops.notify(message.removeprefix("⚠️ "), variant="error")
     try:
         panel.show(ctx)
@@ -234,6 +275,8 @@ class WorkbenchPanel(foo.Panel):
         self.publish(ctx, workbench)
         return None
 
+    shows = frozenset()  # the workbench keys the panel shows: a sibling redraws when one changed
+
     def fill(self, ctx, workbench, run):
         raise NotImplementedError
 
@@ -254,18 +297,23 @@ def choices(names, width=180):
 
 
 def refresh_siblings(ctx):
-    """Shows the workbench again in the other InFiConD panels the App shows."""
+    """Shows the workbench again in the other InFiConD panels the App shows that show what this
+    event changed (the same workbench and run: nothing is read again)."""
     spaces = ctx.spaces
-    if spaces is None:
+    changed = _event(ctx).changed()
+    if spaces is None or not changed:
         return
     for child in _shown_panels(spaces):
         if child.type in PANELS and child.component_id != ctx.panel_id:
+            panel = get_operator(f"{PLUGIN}/{child.type}")  # registered: its event URIs name the plugin
+            if not panel.shows & changed:
+                continue
             state = {"desk": ctx.panel.state.get("desk")}  # the acting panel's: the same browser's
             sibling = ExecutionContext(
                 request_params={**ctx.request_params, "params": {"panel_id": child.component_id, "panel_state": state}},
                 executor=ctx.executor,
             )
-            panel = get_operator(f"{PLUGIN}/{child.type}")  # registered: its event URIs name the plugin
+            sibling._inficond_event = _event(ctx)
             panel.show(sibling)
             sibling.ops.show_panel_output(panel.render(sibling))
 

@@ -32,6 +32,8 @@ BINS = 20
 
 
 class ConceptPanel(WorkbenchPanel):
+    shows = frozenset({"run", "revision", "cls", "split", "concept", "pending"})
+
     @property
     def config(self):
         return foo.PanelConfig(

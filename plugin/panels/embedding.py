@@ -37,6 +37,8 @@ TUNED = {"up": ("triangle-up", "#1e88e5"), "down": ("triangle-down", "#fb8c00")}
 
 
 class EmbeddingPanel(WorkbenchPanel):
+    shows = frozenset({"run", "revision", "cls", "concept", "focus", "method", "search"})
+
     @property
     def config(self):
         return foo.PanelConfig(

@@ -51,6 +51,8 @@ BAR_PX = 5
 
 
 class KnowledgePanel(WorkbenchPanel):
+    shows = frozenset({"run", "revision", "cls", "split", "by", "n", "focus", "pending", "factor", "epochs", "note"})
+
     @property
     def config(self):
         return foo.PanelConfig(

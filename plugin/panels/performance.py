@@ -37,6 +37,8 @@ LEGEND = "🟩 both right · 🟥 student wrong, teacher right · ⬜ both wrong
 
 
 class PerformancePanel(WorkbenchPanel):
+    shows = frozenset({"run", "revision", "cls", "split", "sort", "order"})
+
     @property
     def config(self):
         return foo.PanelConfig(

@@ -11,6 +11,8 @@ METRICS = {"student_ap": "student AP", "agreement_ap": "agreement AP", "f1": "F1
 
 
 class ProvenancePanel(WorkbenchPanel):
+    shows = frozenset({"run", "revision", "compare"})
+
     @property
     def config(self):
         return foo.PanelConfig(

@@ -38,6 +38,8 @@ HOW_TO = ("Open an image (click it), select one (its checkbox), or click a patch
 
 
 class WhyPanel(WorkbenchPanel):
+    shows = frozenset({"run", "revision", "cls", "pending"})
+
     @property
     def config(self):
         return foo.PanelConfig(
