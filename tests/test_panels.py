@@ -350,7 +350,7 @@ def test_a_click_reads_the_workbench_once_writes_it_once_and_redraws_only_the_pa
         monkeypatch.setattr(ExecutionStore, name, lambda self, *args, _name=name, _original=original, **kwargs: (
             calls.append(_name), _original(self, *args, **kwargs))[1])
     opened = common.open_students
-    monkeypatch.setattr(common, "open_students", lambda *args, **kwargs: calls.append("open") or opened(*args, **kwargs))
+    monkeypatch.setattr(common, "open_students", lambda *args, **kw: calls.append("open") or opened(*args, **kw))
 
     def redrawn(requests):
         return {r["params"].get("panel_id") for r in requests if r["operator_uri"].endswith("show_panel_output")}
