@@ -4,6 +4,7 @@ receive is asserted, not the handlers' internals."""
 
 import sys
 
+import fiftyone as fo
 import fiftyone.operators as foo
 import numpy as np
 import pytest
@@ -273,6 +274,11 @@ def test_why_this_image_adds_up_to_the_students_logit_and_tunes_from_there(tuned
     dataset.reload()
     assert dataset.exists("concepts_overlay").values("id") == [sample_id]
     assert dataset[sample_id]["concepts_overlay"]["concept"] == named
+
+    newcomer = dataset.add_sample(fo.Sample(filepath=dataset.first().filepath))  # added after training
+    why.event("on_change_selected", app={"selected": [newcomer]})
+    assert why.state["header"].startswith("This image is not one of the 128 samples student run 'panel' was trained")
+    assert not why.state["rows"] and "⚠️" not in (why.state["message"] or "")  # said in place of the chart, no error
 
 
 def test_two_browsers_keep_their_own_pending_instructions_and_each_hears_of_the_others_save(tuned_world):
