@@ -32,11 +32,12 @@ def _wait_for(url, seconds=180):
 
 
 @contextlib.contextmanager
-def app_server(name, exports, log_path):
+def app_server(name, exports, log_path, env=None):
     """Yields the URL of dataset ``name`` in the App; exports go to folder ``exports``, the server's
-    output to ``log_path``. The server and every process it started are ended afterwards."""
+    output to ``log_path``; ``env``: more environment (``{"LOGNAME": "alice"}``: a colleague's App).
+    The server and every process it started are ended afterwards."""
     port = _free_port()
-    env = {**os.environ, "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS": "true", EXPORT_DIR_ENV: str(exports)}
+    env = {**os.environ, "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS": "true", EXPORT_DIR_ENV: str(exports), **(env or {})}
     with open(log_path, "w") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "fiftyone_inficond.demo", "app", "--name", name, "--port", str(port)],

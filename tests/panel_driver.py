@@ -6,20 +6,13 @@ An event runs through FiftyOne's own execution machinery: an ``ExecutionContext`
 own workspace shows one panel at a time, as tabs). What the App would receive for this panel
 (state and data patches) is applied to ``state`` and ``data``; every request is returned for
 assertions.
-
-The browser's part is played too: a ``reduce_panel_state`` hands the panel its browser's desk (a
-driver's ``browser`` dict stands for the browser's ``localStorage``; drivers given the same dict are
-panels of one browser), and a load is followed by ``on_shown`` as the timer in every render does.
 """
-
-import re
 
 import fiftyone as fo
 import fiftyone.operators as foo
 from fiftyone.operators.executor import ExecutionContext, Executor
 
 PLUGIN = "@inficond/inficond"
-ONE_BROWSER = {}  # the browser of every driver not given one
 
 
 def side_by_side():
@@ -42,10 +35,9 @@ def _panels(space):
 class PanelDriver:
     """One panel of ``spaces``, with the state and data the App would hold."""
 
-    def __init__(self, dataset, name, spaces=None, browser=None):
+    def __init__(self, dataset, name, spaces=None):
         self.spaces = spaces or side_by_side()
         self.dataset, self.name, self.state, self.data = dataset, name, {}, {}
-        self.browser = ONE_BROWSER if browser is None else browser
         self.id = next(p.component_id for p in _panels(self.spaces) if p.type == name)
 
     def event(self, method, app=None, **params):
@@ -65,16 +57,7 @@ class PanelDriver:
                 self.state.update(sent["state"])
             elif uri.endswith("patch_panel_data") and sent.get("panel_id") in (None, self.id):
                 self.data.update(sent["data"])
-            elif uri.endswith("reduce_panel_state") and sent.get("panel_id") in (None, self.id):
-                self.state["desk"] = self._desk(sent["reducer"])
-        if method == "on_load":
-            requests += self.event("on_shown", app)
         return requests
-
-    def _desk(self, reducer):
-        """What the desk reducer gives in a browser: the desk it keeps, else the reducer's new one."""
-        offered = re.search(r"let desk = '(\w+)'", reducer).group(1)
-        return self.browser.setdefault("desk", offered)
 
 
 def find(requests, suffix):

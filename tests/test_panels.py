@@ -281,35 +281,37 @@ def test_why_this_image_adds_up_to_the_students_logit_and_tunes_from_there(tuned
     assert not why.state["rows"] and "⚠️" not in (why.state["message"] or "")  # said in place of the chart, no error
 
 
-def test_two_browsers_keep_their_own_pending_instructions_and_each_hears_of_the_others_save(tuned_world):
+def test_two_colleagues_keep_their_own_pending_instructions_and_each_hears_of_the_others_save(
+        tuned_world, monkeypatch):
     dataset, run = tuned_world
-    mine = PanelDriver(dataset, "inficond_knowledge", browser={})
-    theirs = PanelDriver(dataset, "inficond_knowledge", browser={})
-    mine.event("on_load")
-    theirs.event("on_load")
-    assert mine.state["desk"] != theirs.state["desk"] and mine.state["ready"] and theirs.state["ready"]
+    mine = PanelDriver(dataset, "inficond_knowledge")
+    theirs = PanelDriver(dataset, "inficond_knowledge")
+
+    def event(driver, method, **params):  # each colleague's App runs as their OS user ("local" in FiftyOne)
+        monkeypatch.setenv("LOGNAME", "me" if driver is mine else "alice")
+        return driver.event(method, **params)
+
+    event(mine, "on_load")
+    event(theirs, "on_load")
     cls = mine.state["controls"]["cls"]
     first, second = (name for name, _ in run.top_concepts(cls, 2, sign="absolute"))
-    mine.event("on_click_chart", id=f"up|{first}")
-    theirs.event("on_load")  # a reload of the colleague's page
+    event(mine, "on_click_chart", id=f"up|{first}")
+    event(theirs, "on_load")  # a reload of the colleague's page
     assert mine.state["has_pending"] and not theirs.state["has_pending"]
     assert theirs.state["pending"].startswith("No pending instructions")
-    # a second panel of my browser shares my desk and shows my pending instruction
-    detail = PanelDriver(dataset, "inficond_concept", mine.spaces, browser=mine.browser)
-    detail.event("on_load")
-    assert detail.state["desk"] == mine.state["desk"] and f"*{first}*" in detail.state["pending"]
 
-    theirs.event("on_change_cls", value=cls)
-    theirs.event("on_click_chart", id=f"down|{second}")
-    theirs.event("on_fine_tune")
+    event(theirs, "on_change_cls", value=cls)
+    event(theirs, "on_click_chart", id=f"down|{second}")
+    event(theirs, "on_fine_tune")
     assert theirs.state["message"].startswith("✅ Revision 1 saved")
-    mine.event("on_fine_tune")  # the colleague saved since: told, nothing saved, nothing typed lost
-    assert mine.state["message"].startswith("ℹ️ ") and " saved revision 1 of 'panel' at " in mine.state["message"]
+    event(mine, "on_fine_tune")  # the colleague saved since: told, nothing saved, nothing typed lost
+    assert mine.state["message"].startswith("ℹ️ alice saved revision 1 of 'panel' at ")
     assert mine.state["has_pending"] and len(load_students(dataset, "panel").history) == 2
-    mine.event("on_fine_tune")  # now onto revision 1
+    event(mine, "on_fine_tune")  # now onto revision 1
     history = load_students(dataset, "panel").history
-    assert [entry["instructions"] for entry in history[1:]] == [
-        [{"class": cls, "concept": second, "direction": "down"}], [{"class": cls, "concept": first, "direction": "up"}]]
+    assert [(entry["user"], entry["instructions"]) for entry in history[1:]] == [
+        ("alice", [{"class": cls, "concept": second, "direction": "down"}]),
+        ("me", [{"class": cls, "concept": first, "direction": "up"}])]
     assert mine.state["message"].startswith("✅ Revision 2 saved") and not mine.state["has_pending"]
 
 
@@ -323,7 +325,7 @@ def test_the_note_typed_beside_fine_tune_is_the_revisions_and_provenance_shows_i
     knowledge.event("on_click_chart", id=f"down|{concept}")
 
     def type_note(text):  # as the App does: the box's state path holds it, and the event says it
-        knowledge.state["tuning"] = {**knowledge.state["tuning"], "note": text}
+        knowledge.state["tuning"] = {**knowledge.state["tuning"], f"note_{knowledge.state['revision']}": text}
         knowledge.event("on_change_note", value=text)
 
     type_note("x" * 201)
@@ -336,7 +338,7 @@ def test_the_note_typed_beside_fine_tune_is_the_revisions_and_provenance_shows_i
     (entry,) = load_students(dataset, "panel").history[1:]
     assert entry["note"] == "no sky shortcut" and knowledge.state["message"].startswith(
         "✅ Revision 1 saved “no sky shortcut”")
-    assert knowledge.state["tuning"]["note"] == ""  # the box is empty for the next one
+    assert knowledge.state["tuning"]["note_1"] == ""  # a new box, empty, for the next one
     provenance.event("on_load")
     assert provenance.data["entries"][0]["note"] == "no sky shortcut" and provenance.data["entries"][1]["note"] == ""
 

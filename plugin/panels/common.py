@@ -1,13 +1,14 @@
 """What the InFiConD panels share.
 
-**One workbench per browser** (its *desk*), in FiftyOne's execution store (MongoDB): the student
-run, class and split on screen, the pending 👍/👎 and the tuning settings. Every panel of the
-browser reads it, so selecting a class in one panel moves the others, and a reload or a second
-tab of the browser loses nothing the user chose or typed. Runs are shared; desks are not: open-source
-FiftyOne calls every browser's user "local", so a colleague's browser would otherwise see and
-apply my pending 👍. The desk is an id the browser keeps in its ``localStorage``, handed to each
-panel's state by FiftyOne's ``reduce_panel_state`` (a reducer the App evaluates) when the panel
-first loads; every event then carries it. Panel state is otherwise only what the panel shows now.
+**One workbench per person**, in FiftyOne's execution store (MongoDB): the student run, class and
+split on screen, the pending 👍/👎 and the tuning settings. Every panel reads it, so selecting a
+class in one panel moves the others, and a reload or a restarted App loses nothing the user chose
+or typed. Runs are shared; workbenches are not. Where FiftyOne knows users, the person is theirs;
+open-source FiftyOne calls everyone "local", and each colleague runs their own App on the shared
+database, so there the person is the OS user and machine running the App server, the name the run
+history records a save under ("alice saved revision 3"). Browsers of one App mirror one session
+(FiftyOne shares its view, tabs and panel state among them): one seat, one workbench. Panel state
+is only what the panel shows now.
 
 **Siblings are refreshed** in the same request: for each other InFiConD panel open in the App's
 spaces, its ``show`` runs in a context addressed to its panel id, so the App receives its new
@@ -29,7 +30,7 @@ import functools
 import io
 import json
 import logging
-import uuid
+import socket
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
@@ -38,13 +39,13 @@ from fiftyone.operators.executor import ExecutionContext
 
 from fiftyone_inficond.errors import InficondError, UnknownName
 from fiftyone_inficond.students.run import DEFAULT_TUNING_EPOCHS, list_student_runs, open_students
+from fiftyone_inficond.students.store import current_user
 
 from ..ui import PLUGIN
 
 logger = logging.getLogger(__name__)
 
 STORE = "inficond"
-DESK = "inficond-desk"  # the browser's localStorage key for its desk
 PERFORMANCE, KNOWLEDGE, PROVENANCE = "inficond_performance", "inficond_knowledge", "inficond_provenance"
 EMBEDDING, DETAIL, WHY = "inficond_embedding", "inficond_concept", "inficond_why"
 PANELS = (PERFORMANCE, KNOWLEDGE, PROVENANCE, EMBEDDING, DETAIL, WHY)
@@ -74,20 +75,11 @@ THUMBS = {"up": "👍", "down": "👎"}
 
 
 def workbench_key(ctx):
-    """The workbench of this user's browser; of the user alone for a caller without a desk."""
-    desk = ctx.panel.state.get("desk")
-    return f"workbench:{ctx.user_id or 'local'}" + (f":{desk}" if desk else "")
-
-
-def claim_desk(ctx):
-    """Gives this panel its browser's desk: the one the browser keeps, or a new one it then keeps
-    (a browser without storage gets a new one per panel load: the user's workbench then, as before)."""
-    new = uuid.uuid4().hex
-    ctx.ops.reduce_panel_state(
-        "(state) => { let desk = '%s'; try { desk = localStorage.getItem('%s') || "
-        "(localStorage.setItem('%s', desk), desk); } catch (error) {} return {...state, desk}; }"
-        % (new, DESK, DESK)
-    )
+    """The workbench of the person at this App: their FiftyOne user, else the OS user and machine
+    of the App server (see the module's docstring)."""
+    if ctx.user_id:
+        return f"workbench:{ctx.user_id}"
+    return f"workbench:local:{current_user()}@{socket.gethostname()}"
 
 
 def fingerprint(workbench):
@@ -211,13 +203,7 @@ class WorkbenchPanel(foo.Panel):
 
     @answers
     def on_load(self, ctx):
-        """Shown at once when the panel knows its desk, else once the browser has handed it (the
-        timer in ``render`` then runs ``on_shown`` with it)."""
-        if ctx.panel.state.get("desk"):
-            self.show(ctx)
-        else:
-            claim_desk(ctx)
-            ctx.panel.state.set({"ready": False, "message": "Opening…"})
+        self.show(ctx)
 
     @answers
     def on_shown(self, ctx):
@@ -245,10 +231,10 @@ class WorkbenchPanel(foo.Panel):
     def render(self, ctx):
         panel = types.Object()
         state = ctx.panel.state
-        panel.view("on_shown_timer", types.TimerView(timeout=100, on_timeout=self.on_shown))
         if not state.get("ready"):
             return not_ready(panel, state)
         self.draw(panel, state)
+        panel.view("on_shown_timer", types.TimerView(timeout=100, on_timeout=self.on_shown))
         return types.Property(panel, view=types.GridView(orientation="vertical", align_x="left"))
 
     def change(self, ctx, siblings=False, **changes):
@@ -308,9 +294,8 @@ def refresh_siblings(ctx):
             panel = get_operator(f"{PLUGIN}/{child.type}")  # registered: its event URIs name the plugin
             if not panel.shows & changed:
                 continue
-            state = {"desk": ctx.panel.state.get("desk")}  # the acting panel's: the same browser's
             sibling = ExecutionContext(
-                request_params={**ctx.request_params, "params": {"panel_id": child.component_id, "panel_state": state}},
+                request_params={**ctx.request_params, "params": {"panel_id": child.component_id, "panel_state": {}}},
                 executor=ctx.executor,
             )
             sibling._inficond_event = _event(ctx)
@@ -421,11 +406,24 @@ def fine_tune(panel, ctx):
 TYPED = ("factor", "epochs", "note")  # the boxes beside Fine-tune
 
 
+def note_box(revision):
+    """The note box's name: a new box for each revision, so it starts empty after a fine-tune (the
+    App's text box keeps what was typed in it whatever the state says)."""
+    return f"note_{revision}"
+
+
+def tuning_boxes(workbench, revision):
+    """The tuning row's state: what its boxes show."""
+    return {"factor": workbench["factor"], "epochs": workbench["epochs"], note_box(revision): workbench["note"]}
+
+
 def typed_settings(ctx):
     """The tuning factor, epochs and note as the acting panel's boxes hold them now (the App sends
     its panel state with every event): what the user sees is what a fine-tune uses, whichever of
     the typing's intermediate values reached the workbench last."""
-    typed = ctx.panel.state.get("tuning") or {}
+    state = ctx.panel.state
+    typed = dict(state.get("tuning") or {})
+    typed["note"] = typed.get(note_box(state.get("revision")))
     return {name: typed[name] for name in TYPED if typed.get(name) is not None}
 
 

@@ -19,19 +19,20 @@ from ..ui import dropdown
 from .common import (
     KNOWLEDGE,
     THUMBS,
-    TYPED,
     WorkbenchPanel,
     answers,
     choices,
     draw_text,
     fine_tune,
     image_uri,
+    note_box,
     open_run,
     pct,
     pending_text,
     read_workbench,
     select_concept,
     toggle_pending,
+    tuning_boxes,
     usage_text,
     write_workbench,
 )
@@ -135,7 +136,8 @@ class KnowledgePanel(WorkbenchPanel):
             "classes": run.classes,
             "controls": {"cls": cls, "by": by, "n": n},
             "counts": sorted({*COUNTS, n}),
-            "tuning": {name: workbench[name] for name in TYPED},  # the boxes in the tuning row
+            "tuning": tuning_boxes(workbench, run.revision),  # the boxes in the tuning row
+            "revision": run.revision,
             "header": (
                 f"**{cls}** · student AP {pct(metrics['student_ap'])} (teacher {pct(metrics['teacher_ap'])}) · "
                 f"F1 vs teacher {pct(metrics['f1'])} · {usage_text(run, cls)} · run '{run.key}' revision {run.revision}"
@@ -175,7 +177,7 @@ class KnowledgePanel(WorkbenchPanel):
         tuning.btn("clear", label="Clear", variant="outlined", disabled=not state.has_pending, on_click=self.on_clear)
         tuning.float("factor", label="Tuning factor (> 1)", min=1.01, max=100, on_change=self.on_change_factor)
         tuning.int("epochs", label="Retraining epochs", min=1, max=1000, on_change=self.on_change_epochs)
-        tuning.str("note", label="Note", on_change=self.on_change_note,
+        tuning.str(note_box(state.revision), label="Note", on_change=self.on_change_note,
                    view=types.TextFieldView(placeholder=NOTE_HINT))
         if not state.n_rows:
             return

@@ -1,17 +1,18 @@
-// Two colleagues on one App: node colleagues.mjs <url> <screenshot folder>. Two browser contexts
-// (two browsers: their own storage), both user "local" as open-source FiftyOne calls everyone:
-// mine 👍s a concept, theirs 👎s another and saves; their pending list is not mine, and my
-// Fine-tune tells me of their save and keeps my 👍 for the next. Prints one JSON line.
+// Two colleagues, each with their own App on one database: node colleagues.mjs <my url> <their url>
+// <screenshot folder>. Two browsers (contexts: their own storage), both user "local" as open-source
+// FiftyOne calls everyone: mine 👍s a concept, theirs 👎s another and saves; their pending list is not
+// mine, and my Fine-tune tells me of their save and keeps my 👍 for the next. Prints one JSON line.
 import { freshPage, launch, on } from "./app.mjs";
 
-const [url, out] = process.argv.slice(2);
+const [myUrl, theirUrl, out] = process.argv.slice(2);
 const seen = {};
 const browser = await launch();
 const [[, mine], [, theirs]] = [await freshPage(browser), await freshPage(browser)];
 const HEADER = /student AP .* run 'students' revision/;
-const open = async (page) => {
-  await page.goto(url);
-  await on(page).text(/Selected class: /).waitFor({ timeout: 90000 });
+const open = async (page, url) => {
+  await page.goto(url);  // an App session's tabs and view are the ones its last browser left
+  await on(page).tab("Student knowledge").waitFor({ timeout: 90000 });
+  await page.waitForTimeout(3000);
   await on(page).tab("Student knowledge").click();
   await on(page).text(HEADER).waitFor({ timeout: 60000 });
   await page.waitForTimeout(1500);
@@ -19,8 +20,8 @@ const open = async (page) => {
 const pending = (page) => on(page).text(/^(Pending |No pending instructions)/).innerText();
 
 try {
-  await open(mine);
-  await open(theirs);
+  await open(mine, myUrl);
+  await open(theirs, theirUrl);
   await on(mine).clickCentre(on(mine).thumb("👍", 0));
   await on(mine).text(/^Pending /).waitFor({ timeout: 30000 });
   seen.minePending = await pending(mine);

@@ -8,7 +8,12 @@ const seen = { fit: {} };
 const browser = await launch();
 const [, page] = await freshPage(browser);
 let serverCalls = 0;  // panel events and operators: each is one request to the App server
-page.on("request", (request) => { if (request.url().includes("/operators/execute")) serverCalls += 1; });
+const methods = [];  // the panel methods called, in order
+page.on("request", (request) => {
+  if (!request.url().includes("/operators/execute")) return;
+  serverCalls += 1;
+  methods.push(request.postDataJSON()?.params?.__method__ ?? request.postDataJSON()?.operator_uri);
+});
 const shot = (name) => page.screenshot({ path: `${out}/${name}.png` });
 const { text, tab, clickCentre, thumb } = on(page);
 const samplesTab = () => page.getByRole("button", { name: "Samples", exact: true });
@@ -106,6 +111,7 @@ try {
   await page.getByPlaceholder(/^why, e\.g\. /).pressSequentially("more wheel", { delay: 120 });
   await page.waitForTimeout(3000);
   seen.noteCalls = serverCalls - callsBeforeNote;
+  seen.noteMethods = methods.slice(-seen.noteCalls);
 
   // 👍 the top concept, then Fine-tune.
   await clickCentre(thumb("👍", 0));
