@@ -55,11 +55,8 @@ app: venv $(PLUGINS)/inficond
 lint: venv
 	$(VENV)/bin/ruff check .
 
-# Two workers, whole files each (a file's fixtures are built once): the tests wait on MongoDB, the App
-# server and subprocesses for much of their time, so two share two cores well.
-TEST_WORKERS ?= 2
 test: lint browser
-	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(PY) -m pytest -q
 
 # Pure array and validation tests (tests/conftest.py says which), in well under a minute; MongoDB is
 # made unreachable so that one which needs it fails instead of waiting for it.

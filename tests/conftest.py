@@ -124,11 +124,3 @@ def pytest_collection_modifyitems(items):
         if not SLOW_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("slow"):
             item.add_marker(pytest.mark.fast)
 
-
-def pytest_configure(config):
-    """With pytest-xdist workers (``make test``), the controller starts FiftyOne's embedded database
-    first: workers starting it at the same moment race for its port and one fails to bind."""
-    if getattr(config.option, "numprocesses", None) and not hasattr(config, "workerinput"):
-        import fiftyone.core.odm.database as database
-
-        database.get_db_conn()

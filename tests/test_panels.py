@@ -377,3 +377,28 @@ def test_a_click_reads_the_workbench_once_writes_it_once_and_redraws_only_the_pa
     calls.clear()
     requests = knowledge.event("on_shown")  # nothing changed meanwhile: a read, no redraw
     assert calls == ["get"] and not find(requests, "patch_panel_state")
+
+
+def test_a_server_failure_is_one_sentence_naming_the_file_that_holds_its_traceback(tuned_world, monkeypatch,
+                                                                                   tmp_path):
+    dataset, run = tuned_world
+    knowledge = PanelDriver(dataset, "inficond_knowledge")
+    knowledge.event("on_load")
+    common = sys.modules[type(foo.get_operator("@inficond/inficond/inficond_knowledge")).__module__.rsplit(".", 1)[0]
+                         + ".common"]
+    monkeypatch.setattr(common, "ERROR_LOG", str(tmp_path / "logs" / "inficond.log"))
+    before = knowledge.state["controls"]["by"]
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(type(run), "top_concepts", broken)
+    requests = knowledge.event("on_change_by", value="positives")
+    message = knowledge.state["message"]
+    assert message == f"⚠️ The server could not do this; nothing was changed (the details are in {common.ERROR_LOG})"
+    assert find(requests, "notify") and "Traceback" not in message
+    logged = (tmp_path / "logs" / "inficond.log").read_text()
+    assert "KnowledgePanel.on_change_by failed" in logged and "RuntimeError: disk on fire" in logged
+    monkeypatch.undo()
+    knowledge.event("on_load")
+    assert knowledge.state["controls"]["by"] == before  # the workbench as the event found it

@@ -21,7 +21,8 @@ applies a sibling's layout and data but not always its state patch (seen in the 
 a lasso), and a markdown view named like a state key shows the App's copy of that key.
 
 **Errors are one sentence**: a library refusal (:class:`InficondError`) is shown as it is, in
-the user's words; anything else says the server failed and keeps the workbench as it was.
+the user's words; anything else says the server failed, keeps the workbench as it was and names
+the file holding the traceback (:data:`ERROR_LOG`, also in the App server's output).
 """
 
 import base64
@@ -30,7 +31,9 @@ import functools
 import io
 import json
 import logging
+import os
 import socket
+import sys
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
@@ -44,6 +47,8 @@ from fiftyone_inficond.students.store import current_user
 from ..ui import PLUGIN
 
 logger = logging.getLogger(__name__)
+# where a failed panel event's traceback goes, besides the App server's output
+ERROR_LOG = os.environ.get("INFICOND_ERROR_LOG") or os.path.join(os.path.expanduser("~"), ".fiftyone", "inficond.log")
 
 STORE = "inficond"
 PERFORMANCE, KNOWLEDGE, PROVENANCE = "inficond_performance", "inficond_knowledge", "inficond_provenance"
@@ -177,13 +182,28 @@ def answers(method):
             return method(self, ctx)
         except InficondError as error:
             _tell(ctx, self, f"⚠️ {error}")
-        except Exception:  # the user gets a sentence, the server log the traceback
-            logger.exception("InFiConD panel event failed")
-            _tell(ctx, self, "⚠️ The server could not do this (its log says why); nothing was changed")
+        except Exception:  # the user gets a sentence, the error log the traceback
+            _log_failure(f"{type(self).__name__}.{method.__name__}")
+            _tell(ctx, self, f"⚠️ The server could not do this; nothing was changed (the details are in {ERROR_LOG})")
         finally:
             save_workbench(ctx)
 
     return handler
+
+
+def _log_failure(event):
+    """The traceback of the exception being handled, in the server's output and in :data:`ERROR_LOG`."""
+    logger.exception("InFiConD panel event %s failed", event)
+    try:
+        os.makedirs(os.path.dirname(ERROR_LOG), exist_ok=True)
+        handler = logging.FileHandler(ERROR_LOG, encoding="utf-8")
+    except OSError:  # an unwritable home: the server's output still has it
+        return
+    handler.setFormatter(logging.Formatter("%(asctime)s %(message)s"))
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, "InFiConD panel event %s failed",
+                               (event,), exc_info=sys.exc_info())
+    handler.handle(record)
+    handler.close()
 
 
 def _tell(ctx, panel, message):
