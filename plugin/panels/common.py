@@ -101,6 +101,7 @@ class _Event:
         self.key = workbench_key(ctx)
         self.stored = {**DEFAULTS, **(ctx.store(STORE).get(self.key) or {})}
         self.workbench = copy.deepcopy(self.stored)
+        self.run_keys = None  # the dataset's student runs, as listed in this event
         self.runs = {}  # run key -> the run, opened in this event
 
     def changed(self):
@@ -137,10 +138,10 @@ def open_run(ctx, workbench):
     """The workbench's student run (the first run when it names none or a deleted one), moved
     to the newest revision; a colleague's newer save is told in ``workbench["message"]``.
     ``None`` when the dataset has no student run. Opened once per event."""
-    runs = _event(ctx).runs
-    if workbench["run"] not in runs.get("keys", ()):  # listed again for a run made in this event
-        runs["keys"] = list_student_runs(ctx.dataset)
-    keys = runs["keys"]
+    event = _event(ctx)
+    if workbench["run"] not in (event.run_keys or ()):  # listed again for a run made in this event
+        event.run_keys = list_student_runs(ctx.dataset)
+    keys, runs = event.run_keys, event.runs
     if not keys:
         return None
     if workbench["run"] not in keys:
