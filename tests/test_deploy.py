@@ -12,7 +12,7 @@ import fiftyone.operators as foo
 import numpy as np
 import pytest
 import torch
-from conftest import TINY_MODEL
+from conftest import TINY_MODEL, unique_name
 from fiftyone.operators.executor import ExecutionError
 
 from fiftyone_inficond.clip import load_clip
@@ -28,7 +28,7 @@ from fiftyone_inficond.deploy.export import (
 from fiftyone_inficond.deploy.model import apply_export
 from fiftyone_inficond.errors import InvalidRequest, MissingFile
 from fiftyone_inficond.images import image_batches
-from fiftyone_inficond.students.run import train_students
+from fiftyone_inficond.students.run import delete_students, list_student_runs, load_students, train_students
 
 PLUGIN = "@inficond/inficond"
 PLAIN_TORCH = """
@@ -41,11 +41,28 @@ assert not {"fiftyone", "fiftyone_inficond", "open_clip", "PIL"} & set(loaded), 
 """
 
 
-@pytest.fixture
-def tuned(distilled):
+@pytest.fixture(scope="module")
+def distilled(distilled_base):
+    """One copy for the module: its tests only read the run, export it and write predictions."""
+    dataset = distilled_base.clone(unique_name())
+    yield dataset
+    for key in list_student_runs(dataset):
+        delete_students(dataset, key)
+    dataset.delete()
+
+
+@pytest.fixture(scope="module")
+def revisions(distilled):
+    """Revision 0 and revision 1 of one run, trained once for the module."""
     run = train_students(distilled, epochs=3, budget=8)  # sparse, as exports prune; a fixed budget: no path
+    first = load_students(distilled)
     run.tune(up={"person": ["sky"]}, epochs=1)
-    return run
+    return first, run
+
+
+@pytest.fixture
+def tuned(revisions):
+    return revisions[1]
 
 
 def execute(operator, samples, **params):
@@ -196,8 +213,8 @@ def test_a_folder_without_a_manifest_is_not_an_export(tmp_path):
         load_export(tmp_path)
 
 
-def test_the_operators_export_into_the_export_folder_and_apply_what_the_library_predicts(tuned, distilled, tmp_path,
-                                                                                       monkeypatch):
+def test_the_operators_export_into_the_export_folder_and_apply_what_the_library_predicts(revisions, distilled,
+                                                                                       tmp_path, monkeypatch):
     monkeypatch.setenv(EXPORT_DIR_ENV, str(tmp_path))
     exported = execute("export_students", distilled, key="students", revision=0, name="mine")
     assert exported["directory"] == str(tmp_path / "mine") and exported["revision"] == 0
@@ -207,6 +224,6 @@ def test_the_operators_export_into_the_export_folder_and_apply_what_the_library_
     view = distilled.limit(8)
     applied = execute("apply_student_export", view, export="mine", label_field="applied", positives_only=False)
     assert applied["samples"] == 8 and "`mine`" in applied["message"]
-    tuned.revert(0)
     got = np.array([[c.confidence for c in label.classifications] for label in view.values("applied")])
-    np.testing.assert_allclose(got, tuned.predict(view)[1], atol=1e-4)
+    np.testing.assert_allclose(got, revisions[0].predict(view)[1], atol=1e-4)  # revision 0's, not the newest
+    assert not np.allclose(got, revisions[1].predict(view)[1], atol=1e-4)
