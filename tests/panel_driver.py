@@ -41,23 +41,38 @@ class PanelDriver:
         self.id = next(p.component_id for p in _panels(self.spaces) if p.type == name)
 
     def event(self, method, app=None, **params):
-        """Runs ``method`` with ``params``; ``app`` is what else the App sends (``{"selected": ids}``)."""
+        """Runs ``method`` with ``params``; ``app`` is what else the App sends (``{"selected": ids}``).
+        A method of this panel that the answer triggers runs next, as the App runs it; the requests
+        of both are returned."""
+        return self._run(method, app, dict(self.state), params)
+
+    def _run(self, method, app, panel_state, params):
         executor = Executor()
         request = {
             **(app or {}),
             "dataset_name": self.dataset.name,
             "spaces": self.spaces.to_dict(),
-            "params": {"panel_id": self.id, "panel_state": dict(self.state), "__method__": method, **params},
+            "params": {"panel_id": self.id, "panel_state": panel_state, "__method__": method, **params},
         }
-        foo.get_operator(f"{PLUGIN}/{self.name}").execute(ExecutionContext(request_params=request, executor=executor))
+        foo.get_operator(self.uri).execute(ExecutionContext(request_params=request, executor=executor))
         requests = executor.to_json()["requests"]
+        triggered = []
         for request in requests:
             uri, sent = request["operator_uri"], request["params"]
             if uri.endswith("patch_panel_state") and sent.get("panel_id") in (None, self.id):
                 self.state.update(sent["state"])
             elif uri.endswith("patch_panel_data") and sent.get("panel_id") in (None, self.id):
                 self.data.update(sent["data"])
+            elif uri.startswith(f"{self.uri}#") and sent.get("panel_id") == self.id:
+                triggered.append((uri.partition("#")[2], sent))
+        for name, sent in triggered:  # with the params the trigger names, the panel state among them
+            requests += self._run(name, app, sent.get("panel_state", {}),
+                                  {k: v for k, v in sent.items() if k not in ("panel_id", "panel_state")})
         return requests
+
+    @property
+    def uri(self):
+        return f"{PLUGIN}/{self.name}"
 
 
 def find(requests, suffix):

@@ -65,6 +65,7 @@ def test_a_whole_tuning_loop_in_the_app(app):
     assert seen["typed"] == ["2.5", "4"] and seen["typingCalls"] <= 8, seen
     # 👍 on the top concept by discrepancy, pending, then saved as revision 1.
     assert seen["pending"].startswith("Pending 🟦 👍 ") and seen["pending"].split(" for ")[1].startswith(cls)
+    assert seen["tuning"].startswith(f"⏳ Fine-tuning {cls}: 1 instruction, 4 epochs")  # at once, while it runs
     assert seen["saved"].startswith("✅ Revision 1 saved") and f"{cls}: student AP" in seen["saved"]
     assert "students, revision 1" in seen["headerAfterTune"]  # the performance panel moved with it
     # Provenance lists the new entry; the history in MongoDB agrees.

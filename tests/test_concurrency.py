@@ -20,6 +20,8 @@ from fiftyone_inficond.students.run import load_students, rename_students, stude
 
 ROUNDS = 3
 
+# A client that says "ready" once loaded, then, for each line "<round> <start time>" it is sent,
+# trains run k<round> at that moment and says whether it won or was refused.
 TRAIN_AT_THE_SAME_MOMENT = """
 import json, sys, time
 import fiftyone as fo
@@ -27,34 +29,52 @@ from fiftyone_inficond.errors import InficondError
 from fiftyone_inficond.students.run import train_students
 
 dataset = fo.load_dataset(sys.argv[1])
-start, rounds, gap = float(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4])
-for r in range(rounds):
-    time.sleep(max(0.0, start + r * gap - time.time()))
+print("ready", flush=True)
+for line in sys.stdin:
+    r, start = int(line.split()[0]), float(line.split()[1])
+    time.sleep(max(0.0, start - time.time()))
     try:
-        print(json.dumps({"round": r, "won": train_students(dataset, key=f"k{r}", epochs=1, budget=None).uid}))
+        answer = {"round": r, "won": train_students(dataset, key=f"k{r}", epochs=1, budget=None).uid}
     except InficondError as error:
-        print(json.dumps({"round": r, "refused": str(error)}))
+        answer = {"round": r, "refused": str(error)}
+    print(json.dumps(answer), flush=True)
 """
 
 
 def _start_together(code, *args, count=2):
-    return [subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=os.environ) for _ in range(count)]
+    return [subprocess.Popen([sys.executable, "-c", code, *map(str, args)], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ)
+            for _ in range(count)]
 
 
-def _answers(processes, timeout=600):
-    answers = []
+def _next_line(process, starts):
+    """The client's next line that starts with ``starts`` (libraries may print other lines)."""
+    for line in process.stdout:
+        if line.startswith(starts):
+            return line
+    raise AssertionError(f"the client ended: {process.stderr.read()}")
+
+
+def _in_step(processes, rounds):
+    """Each round started in every client at one moment, once all have answered the last:
+    their answers, parsed."""
     for process in processes:
-        out, err = process.communicate(timeout=timeout)
-        assert process.returncode == 0, err
-        answers += [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        _next_line(process, "ready")
+    answers = []
+    for r in range(rounds):
+        start = time.time() + 0.5
+        for process in processes:
+            process.stdin.write(f"{r} {start}\n")
+            process.stdin.flush()
+        answers += [json.loads(_next_line(process, "{")) for process in processes]
+    for process in processes:
+        process.stdin.close()
+        assert process.wait(timeout=60) == 0, process.stderr.read()
     return answers
 
 
 def test_two_clients_creating_one_run_key_at_the_same_moment_leave_exactly_one_run(distilled):
-    gap = 12.0
-    processes = _start_together(TRAIN_AT_THE_SAME_MOMENT, distilled.name, time.time() + 20, ROUNDS, gap)
-    answers = _answers(processes)
+    answers = _in_step(_start_together(TRAIN_AT_THE_SAME_MOMENT, distilled.name), ROUNDS)
     runs = fiftyone_api.database()[fiftyone_api.RUNS_COLLECTION]
     for r in range(ROUNDS):
         key = f"k{r}"

@@ -53,7 +53,7 @@ def test_clicking_a_subset_shows_exactly_its_samples_and_selects_the_class(tuned
     assert shown["controls"]["cls"] == cls
 
 
-def test_thumbs_up_then_fine_tune_saves_one_entry_and_changes_the_ranking(tuned_world):
+def test_thumbs_up_then_fine_tune_says_at_once_what_it_tunes_saves_one_entry_and_changes_the_ranking(tuned_world):
     dataset, run = tuned_world
     knowledge = PanelDriver(dataset, "inficond_knowledge")
     provenance = PanelDriver(dataset, "inficond_provenance", knowledge.spaces)
@@ -76,6 +76,9 @@ def test_thumbs_up_then_fine_tune_saves_one_entry_and_changes_the_ranking(tuned_
     before = load_students(dataset, "panel").weight[run.classes.index(cls), run.concepts.index(concept)]
 
     requests = knowledge.event("on_fine_tune")
+    # the press answers at once with what is being tuned, the buttons off; the tuning follows
+    first = next(p["state"] for p in find(requests, "patch_panel_state") if p["panel_id"] == knowledge.id)
+    assert first["message"].startswith(f"⏳ Fine-tuning {cls}: 1 instruction, ") and first["has_pending"] is False
     history = load_students(dataset, "panel").history
     assert [e["kind"] for e in history] == ["train", "tune"]
     assert history[-1]["instructions"] == [{"class": cls, "concept": concept, "direction": "up"}]

@@ -291,6 +291,19 @@ class WorkbenchPanel(foo.Panel):
         raise NotImplementedError
 
 
+class TuningPanel(WorkbenchPanel):
+    """A panel with the pending line and Fine-tune: its press answers at once with what is being
+    tuned (:func:`start_fine_tune`), then the tuning runs (:func:`fine_tune`)."""
+
+    @answers
+    def on_fine_tune(self, ctx):
+        start_fine_tune(self, ctx)
+
+    @answers
+    def on_fine_tune_now(self, ctx):
+        fine_tune(self, ctx)
+
+
 def select_concept(panel, ctx, concept):
     """Shows ``concept`` in the concept detail panel (opening it when it is closed) and says so."""
     panel.change(ctx, siblings=True, concept=concept, message=f"Concept detail: '{concept}'")
@@ -400,6 +413,23 @@ def _synonyms(run, concept):
     """`` (+ clouds)``: the synonyms a 👍/👎 on ``concept`` also tunes."""
     others = run.synonyms_of(concept) if concept in run.concepts else []
     return f" (+ {', '.join(others)})" if others else ""
+
+
+def start_fine_tune(panel, ctx):
+    """Fine-tune's first answer, drawn at once: what is being tuned, the buttons off. The tuning
+    itself is the panel's ``on_fine_tune_now``, which the App runs as soon as it has drawn this
+    (a panel event answers once, at its end: without this the user saw nothing for seconds)."""
+    workbench = read_workbench(ctx)
+    if not workbench["pending"]:
+        panel.change(ctx, message="Nothing to fine-tune: 👍 or 👎 a concept first")
+        return
+    settings = {**{name: workbench[name] for name in TYPED}, **typed_settings(ctx)}
+    classes = sorted({item["class"] for item in workbench["pending"]})
+    count = len(workbench["pending"])
+    ctx.panel.state.set({"has_pending": False, "message": (
+        f"⏳ Fine-tuning {', '.join(classes)}: {count} instruction{'s' if count != 1 else ''}, "
+        f"{settings['epochs']} epochs; the answer follows in a few seconds")})
+    ctx.trigger(panel.method_to_uri("on_fine_tune_now"), {"panel_id": ctx.panel_id, "panel_state": ctx.panel_state})
 
 
 def fine_tune(panel, ctx):

@@ -16,11 +16,10 @@ from ..ui import heatmap_legend, share_of, show_overlay
 from .common import (
     DETAIL,
     THUMBS,
-    WorkbenchPanel,
+    TuningPanel,
     answers,
     choices,
     draw_text,
-    fine_tune,
     open_run,
     pending_text,
     read_workbench,
@@ -31,7 +30,7 @@ METRICS = {"accuracy": "accuracy", "f1": "F1", "recall": "recall", "precision": 
 BINS = 20
 
 
-class ConceptPanel(WorkbenchPanel):
+class ConceptPanel(TuningPanel):
     shows = frozenset({"run", "revision", "cls", "split", "concept", "pending"})
 
     @property
@@ -58,10 +57,6 @@ class ConceptPanel(WorkbenchPanel):
     @answers
     def on_down(self, ctx):
         self._toggle(ctx, "down")
-
-    @answers
-    def on_fine_tune(self, ctx):
-        fine_tune(self, ctx)
 
     @answers
     def on_show_in_grid(self, ctx):

@@ -19,11 +19,10 @@ from ..ui import dropdown
 from .common import (
     KNOWLEDGE,
     THUMBS,
-    WorkbenchPanel,
+    TuningPanel,
     answers,
     choices,
     draw_text,
-    fine_tune,
     image_uri,
     note_box,
     open_run,
@@ -51,7 +50,7 @@ CELL_PX = 66
 BAR_PX = 5
 
 
-class KnowledgePanel(WorkbenchPanel):
+class KnowledgePanel(TuningPanel):
     shows = frozenset({"run", "revision", "cls", "split", "by", "n", "focus", "pending", "factor", "epochs", "note"})
 
     @property
@@ -115,10 +114,6 @@ class KnowledgePanel(WorkbenchPanel):
     @answers
     def on_clear(self, ctx):
         self.change(ctx, pending=[], message="Pending instructions cleared")
-
-    @answers
-    def on_fine_tune(self, ctx):
-        fine_tune(self, ctx)
 
     def fill(self, ctx, workbench, run):
         cls, n, by = workbench["cls"], workbench["n"], workbench["by"]

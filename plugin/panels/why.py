@@ -20,11 +20,10 @@ from ..ui import heatmap_legend, show_overlay
 from .common import (
     THUMBS,
     WHY,
-    WorkbenchPanel,
+    TuningPanel,
     answers,
     choices,
     draw_text,
-    fine_tune,
     open_run,
     pending_text,
     read_workbench,
@@ -37,7 +36,7 @@ HOW_TO = ("Open an image (click it), select one (its checkbox), or click a patch
           "this panel then shows why the student says what it says about it.")
 
 
-class WhyPanel(WorkbenchPanel):
+class WhyPanel(TuningPanel):
     shows = frozenset({"run", "revision", "cls", "pending"})
 
     @property
@@ -77,10 +76,6 @@ class WhyPanel(WorkbenchPanel):
             shown = show_overlay(ctx, ctx.dataset.select([sample_id]), value, run.config["concepts_field"],
                                  set_view=True)
             self.change(ctx, message=f"Grid: this image; {heatmap_legend(shown)} (field '{shown['field']}')")
-
-    @answers
-    def on_fine_tune(self, ctx):
-        fine_tune(self, ctx)
 
     def fill(self, ctx, workbench, run):
         cls = workbench["cls"]

@@ -119,6 +119,9 @@ try {
   seen.pending = await text(/^Pending /).innerText();
   await shot("3-thumbs-up");
   await page.getByRole("button", { name: "Fine-tune" }).click();
+  await text(/^⏳ Fine-tuning /).waitFor({ timeout: 30000 });  // said at once, while it runs
+  seen.tuning = await text(/^⏳ Fine-tuning /).innerText();
+  await shot("4a-fine-tuning");
   await text(/Revision 1 saved/).waitFor({ timeout: 60000 });
   seen.saved = await text(/Revision 1 saved/).innerText();
   await shot("4-fine-tuned");
