@@ -96,6 +96,14 @@ def distilled(distilled_base):
     dataset.delete()
 
 
+@pytest.fixture(scope="session")
+def world_teacher_model():
+    """The world demo's teacher CNN, trained once for the session (each build_world would train it)."""
+    from fiftyone_inficond.demo import world_teacher
+
+    return world_teacher()
+
+
 def run_python(code):
     """Runs ``code`` in a new Python process (a second client of the same database)."""
     done = subprocess.run(
@@ -116,7 +124,7 @@ def assert_nothing_written(dataset, field):
 # chosen by the fixtures they take, less those marked slow; `make test-fast` makes MongoDB
 # unreachable, so a fast test that reaches it fails instead of being quietly slow.
 SLOW_FIXTURES = {"coco128_base", "tiny_checkpoint", "own_mongod", "app", "world", "scenes", "small", "stand_in",
-                 "tiny_clip", "clip"}
+                 "tiny_clip", "clip", "world_teacher_model"}
 
 
 def pytest_collection_modifyitems(items):

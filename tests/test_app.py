@@ -18,9 +18,9 @@ ARTIFACTS = os.path.join(REPO, "tests", "artifacts", "app")
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory):
+def app(tmp_path_factory, world_teacher_model):
     name = unique_name("inficond-app")
-    dataset, _ = build_world(name, n=60, images=str(tmp_path_factory.mktemp("world")))
+    dataset, _ = build_world(name, n=60, images=str(tmp_path_factory.mktemp("world")), teacher=world_teacher_model)
     save_workspace(dataset)
     os.makedirs(ARTIFACTS, exist_ok=True)
     try:

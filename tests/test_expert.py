@@ -14,8 +14,9 @@ LINE = re.compile(r"^(👍|👎) (\S+) for (\S+): (context(?: \(\w+'s colour\))?
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory):
-    dataset, _ = build_world(unique_name("inficond-expert"), n=60, images=str(tmp_path_factory.mktemp("world")))
+def world(tmp_path_factory, world_teacher_model):
+    dataset, _ = build_world(unique_name("inficond-expert"), n=60, images=str(tmp_path_factory.mktemp("world")),
+                             teacher=world_teacher_model)
     yield dataset
     for key in list_student_runs(dataset):
         delete_students(dataset, key)
