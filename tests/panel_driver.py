@@ -63,11 +63,11 @@ class PanelDriver:
                 self.state.update(sent["state"])
             elif uri.endswith("patch_panel_data") and sent.get("panel_id") in (None, self.id):
                 self.data.update(sent["data"])
-            elif uri.startswith(f"{self.uri}#") and sent.get("panel_id") == self.id:
-                triggered.append((uri.partition("#")[2], sent))
-        for name, sent in triggered:  # with the params the trigger names, the panel state among them
-            requests += self._run(name, app, sent.get("panel_state", {}),
-                                  {k: v for k, v in sent.items() if k not in ("panel_id", "panel_state")})
+            elif uri == self.uri and sent.get("panel_id") == self.id:
+                triggered.append(sent)
+        for sent in triggered:  # with the params the trigger names, the panel state among them
+            requests += self._run(sent["__method__"], app, sent.get("panel_state", {}),
+                                  {k: v for k, v in sent.items() if k not in ("panel_id", "panel_state", "__method__")})
         return requests
 
     @property

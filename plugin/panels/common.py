@@ -429,7 +429,8 @@ def start_fine_tune(panel, ctx):
     ctx.panel.state.set({"has_pending": False, "message": (
         f"⏳ Fine-tuning {', '.join(classes)}: {count} instruction{'s' if count != 1 else ''}, "
         f"{settings['epochs']} epochs; the answer follows in a few seconds")})
-    ctx.trigger(panel.method_to_uri("on_fine_tune_now"), {"panel_id": ctx.panel_id, "panel_state": ctx.panel_state})
+    # the method in the params: the App looks up a triggered URI as it is, "#method" and all
+    ctx.trigger(panel.uri, {"__method__": "on_fine_tune_now", "panel_id": ctx.panel_id, "panel_state": ctx.panel_state})
 
 
 def fine_tune(panel, ctx):

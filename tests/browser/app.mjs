@@ -26,3 +26,22 @@ export const on = (page) => ({
   // a concept's 👍 or 👎 in the knowledge chart, k-th row
   thumb: (which, k) => page.locator(".textpoint text", { hasText: which }).nth(k),
 });
+
+// A wait until the page has answered: no operator call (panel event, operator, form) in flight and
+// none started or ended for ``quiet`` ms, then two frames drawn. Made once per page, before use.
+export const settler = (page) => {
+  let inFlight = 0;
+  let last = performance.now();
+  const track = (step) => (request) => {
+    if (!request.url().includes("/operators/")) return;  // events, operators, their forms
+    inFlight += step;
+    last = performance.now();
+  };
+  page.on("request", track(1));
+  page.on("requestfinished", track(-1));
+  page.on("requestfailed", track(-1));
+  return async (quiet = 700) => {
+    while (inFlight > 0 || performance.now() - last < quiet) await page.waitForTimeout(100);
+    await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
+  };
+};

@@ -2,20 +2,21 @@
 // <screenshot folder>. Two browsers (contexts: their own storage), both user "local" as open-source
 // FiftyOne calls everyone: mine 👍s a concept, theirs 👎s another and saves; their pending list is not
 // mine, and my Fine-tune tells me of their save and keeps my 👍 for the next. Prints one JSON line.
-import { freshPage, launch, on } from "./app.mjs";
+import { freshPage, launch, on, settler } from "./app.mjs";
 
 const [myUrl, theirUrl, out] = process.argv.slice(2);
 const seen = {};
 const browser = await launch();
 const [[, mine], [, theirs]] = [await freshPage(browser), await freshPage(browser)];
+const settled = new Map([mine, theirs].map((page) => [page, settler(page)]));
 const HEADER = /student AP .* run 'students' revision/;
 const open = async (page, url) => {
   await page.goto(url);  // an App session's tabs and view are the ones its last browser left
   await on(page).tab("Student knowledge").waitFor({ timeout: 90000 });
-  await page.waitForTimeout(3000);
+  await settled.get(page)(1000);
   await on(page).tab("Student knowledge").click();
   await on(page).text(HEADER).waitFor({ timeout: 60000 });
-  await page.waitForTimeout(1500);
+  await settled.get(page)();
 };
 const pending = (page) => on(page).text(/^(Pending |No pending instructions)/).innerText();
 
@@ -25,7 +26,7 @@ try {
   await on(mine).clickCentre(on(mine).thumb("👍", 0));
   await on(mine).text(/^Pending /).waitFor({ timeout: 30000 });
   seen.minePending = await pending(mine);
-  await theirs.waitForTimeout(1000);
+  await settled.get(theirs)();
   seen.theirsBefore = await pending(theirs);
 
   await on(theirs).clickCentre(on(theirs).thumb("👎", 1));

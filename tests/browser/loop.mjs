@@ -1,12 +1,13 @@
 // One no-code tuning loop in the real App: node loop.mjs <url> <screenshot folder>.
 // Driven at 1280x800 (a laptop); every tab is then checked again at 1600x1000. Prints one JSON line
 // of what the page showed at each step; the pytest test asserts on it.
-import { freshPage, launch, on } from "./app.mjs";
+import { freshPage, launch, on, settler } from "./app.mjs";
 
 const [url, out] = process.argv.slice(2);
 const seen = { fit: {} };
 const browser = await launch();
 const [, page] = await freshPage(browser);
+const settle = settler(page);
 let serverCalls = 0;  // panel events and operators: each is one request to the App server
 const methods = [];  // the panel methods called, in order
 page.on("request", (request) => {
@@ -18,8 +19,10 @@ const shot = (name) => page.screenshot({ path: `${out}/${name}.png` });
 const { text, tab, clickCentre, thumb } = on(page);
 const samplesTab = () => page.getByRole("button", { name: "Samples", exact: true });
 const gridCount = async () => (await text(/^[\d,]+ samples?$/).innerText()).trim();
-const gridChanged = (before) => page.waitForFunction((b) => ![...document.querySelectorAll("*")].some(
-  (e) => e.childElementCount === 0 && e.textContent.trim() === b), before, { timeout: 30000 });
+// until the grid's count says ``n`` samples (a test fails on the timeout if it never does)
+const gridShows = (n) => page.getByText(`${n} sample${n === 1 ? "" : "s"}`, { exact: true }).first()
+  .waitFor({ timeout: 30000 });
+const countIn = (message) => Number(message.split("Grid: the ")[1].split(" ")[0]);
 
 // What of the open tab does not fit the window: elements under the App's header that scroll
 // sideways, and the named controls not wholly inside the viewport.
@@ -57,7 +60,7 @@ try {
   await page.goto(url);
   await text(/Selected class: /).waitFor({ timeout: 90000 });
   await page.locator("canvas").first().waitFor({ timeout: 90000 });
-  await page.waitForTimeout(3000);
+  await settle(1000);
   seen.header = await text(/Selected class: /).innerText();
   seen.gridBefore = await gridCount();
   await fit("performance");
@@ -69,25 +72,24 @@ try {
   await page.getByRole("combobox").filter({ hasText: "influence (weight)" }).click();
   await page.getByRole("option", { name: "discrepancy among the teacher's positives" }).click();
   await text(/^1\. /).waitFor();
-  await page.waitForTimeout(2000);
+  await settle();
   seen.knowledgeHeader = await text(/student AP .* run 'students' revision/).innerText();
   await fit("knowledge", knowledgeControls());
   await shot("2-by-discrepancy");
 
   // A patch shows its image in the grid (the mosaic's first cell: the top concept's closest patch).
   const patches = await mosaic.boundingBox();
-  let before = await gridCount();
   await page.mouse.click(patches.x + patches.width / 8, patches.y + patches.height / await ranked() / 2);
   await text(/^Grid: the image of that patch/).waitFor({ timeout: 30000 });
-  await gridChanged(before);
-  await page.waitForTimeout(2000);
+  await gridShows(1);
+  await settle();
   seen.patchGrid = await gridCount();
   await shot("2b-patch-in-grid");
 
   // Why this image? The grid's one image, term by term up to the student's logit.
   await tab("Why this image?").click();
   await text(/ · its logit /).waitFor({ timeout: 30000 });
-  await page.waitForTimeout(1500);
+  await settle();
   seen.why = await text(/ · its logit /).innerText();
   await fit("why this image");
   await shot("2c-why-this-image");
@@ -121,7 +123,6 @@ try {
   await page.getByRole("button", { name: "Fine-tune" }).click();
   await text(/^⏳ Fine-tuning /).waitFor({ timeout: 30000 });  // said at once, while it runs
   seen.tuning = await text(/^⏳ Fine-tuning /).innerText();
-  await shot("4a-fine-tuning");
   await text(/Revision 1 saved/).waitFor({ timeout: 60000 });
   seen.saved = await text(/Revision 1 saved/).innerText();
   await shot("4-fine-tuned");
@@ -136,7 +137,7 @@ try {
   // Export the tuned run from provenance, then predict with the export on every sample (the grid shows one).
   await page.getByRole("button", { name: "Export this run…" }).click();
   await page.locator("[role=dialog]").getByText("Revision to export").waitFor({ timeout: 30000 });
-  await page.waitForTimeout(2000);
+  await settle();
   await page.getByRole("button", { name: "Execute" }).click();
   await text(/^Exported /).waitFor({ timeout: 90000 });
   seen.exported = await text(/^Exported /).innerText();
@@ -144,7 +145,7 @@ try {
   await page.getByRole("button", { name: "Close" }).click();
   await page.getByRole("button", { name: "Predict with an export…" }).click();
   await page.locator("[role=dialog]").getByText("Label field").waitFor({ timeout: 30000 });
-  await page.waitForTimeout(2000);
+  await settle();
   await page.getByRole("button", { name: "Execute" }).click();  // the default: now, not scheduled for a worker
   await text(/ written on [\d,]+ samples by export /).waitFor({ timeout: 120000 });
   seen.predicted = await text(/ written on [\d,]+ samples by export /).innerText();
@@ -155,27 +156,26 @@ try {
 
   // The performance tab moved to revision 1; a subset of it filters the grid.
   await tab("Student performance").click();
-  await text(/Selected class: /).waitFor();
-  await page.waitForTimeout(2000);
+  await text(/students, revision 1 [\s\S]*Selected class: /).waitFor({ timeout: 30000 });  // fails if it stays at 0
+  await settle();
   seen.headerAfterTune = await text(/Selected class: /).innerText();
   // a subset with samples (one of none is a bar of no width) in the top row: the selected class
   const subsets = page.locator(".js-plotly-plot").filter({ hasText: "positives" }).first().locator(".barlayer .point path");
   const boxes = await subsets.evaluateAll((bars) => bars.map((b) => b.getBoundingClientRect()).map(
     (r) => ({ width: r.width, y: r.y + r.height / 2 })));
   const top = Math.min(...boxes.map((b) => b.y));
-  before = await gridCount();
   await clickCentre(subsets.nth(boxes.findIndex((b) => b.width > 4 && Math.abs(b.y - top) < 2)));
   await text(/^Grid: the /).waitFor({ timeout: 30000 });
   seen.subset = await text(/^Grid: the /).innerText();
-  await gridChanged(before);
-  await page.waitForTimeout(3000);
+  await gridShows(countIn(seen.subset));
+  await settle(1000);
   seen.gridAfter = await gridCount();
   await shot("6-subset-in-grid");
 
   // The concept map: lasso the concepts around one point (the knowledge tab then ranks only those).
   await tab("Concept map").click();
   await text(/concepts of 'concepts' by t-SNE/).waitFor({ timeout: 60000 });
-  await page.waitForTimeout(2000);
+  await settle();
   await fit("concept map");
   await shot("7-concept-map");
   const map = page.locator(".js-plotly-plot").filter({ has: page.locator(".colorbar") }).first();  // weight colours
@@ -195,7 +195,7 @@ try {
   await page.mouse.up();
   await text(/^Knowledge panel shows only \d+/).waitFor({ timeout: 30000 });
   seen.lassoed = await text(/^Knowledge panel shows only \d+/).innerText();
-  await page.waitForTimeout(2000);
+  await settle();
   await shot("8-lasso");
 
   // Click a concept: its detail tab opens.
@@ -205,17 +205,16 @@ try {
   seen.detailMessage = await text(/^Concept detail: '/).innerText();
   await text(/ concepts its student uses[^)]*\) · mean presence /).waitFor({ timeout: 30000 });
   seen.detailHeader = await text(/ concepts its student uses[^)]*\) · mean presence /).innerText();
-  await page.waitForTimeout(2000);
+  await settle();
   await fit("concept detail", [["Show in grid", boxOf(page.getByRole("button", { name: "Show in grid" }))]]);
   await shot("9-concept-detail");
 
   // Show in grid: the samples where the concept is most present, with its heatmap.
-  const gridBeforeDetail = await gridCount();
   await page.getByRole("button", { name: "Show in grid" }).click();
   await text(/^Grid: the \d+ of the \d+ held-out samples where/).waitFor({ timeout: 60000 });
   seen.shownInGrid = await text(/^Grid: the \d+ of the \d+ held-out samples where/).innerText();
-  await gridChanged(gridBeforeDetail);
-  await page.waitForTimeout(4000);
+  await gridShows(countIn(seen.shownInGrid));
+  await settle(1000);
   seen.gridWithOverlay = await gridCount();
   seen.overlayActive = await page.locator('[data-cy="checkbox-concepts_overlay"] input').isChecked();
   await shot("10-concept-in-grid");
@@ -229,7 +228,7 @@ try {
   await page.setViewportSize({ width: 1600, height: 1000 });
   for (const label of TABS) {
     await tab(label).click();
-    await page.waitForTimeout(2500);
+    await settle();
     await fit(label, label === "Student knowledge" ? knowledgeControls() : []);
     if (label === "Student knowledge") await shot("11-knowledge-1600");
   }
