@@ -8,6 +8,8 @@ own workspace shows one panel at a time, as tabs). What the App would receive fo
 assertions.
 """
 
+import copy
+
 import fiftyone as fo
 import fiftyone.operators as foo
 from fiftyone.operators.executor import ExecutionContext, Executor
@@ -45,6 +47,12 @@ class PanelDriver:
         A method of this panel that the answer triggers runs next, as the App runs it; the requests
         of both are returned."""
         return self._run(method, app, dict(self.state), params)
+
+    def twins(self, method, **params):
+        """Runs ``method`` twice with the same state, as the App sends some events (a pick in a class
+        list): the requests of each answer."""
+        sent = copy.deepcopy(self.state)
+        return self._run(method, None, copy.deepcopy(sent), params), self._run(method, None, sent, params)
 
     def _run(self, method, app, panel_state, params):
         executor = Executor()

@@ -405,3 +405,17 @@ def test_a_server_failure_is_one_sentence_naming_the_file_that_holds_its_traceba
     monkeypatch.undo()
     knowledge.event("on_load")
     assert knowledge.state["controls"]["by"] == before  # the workbench as the event found it
+
+
+def test_an_event_the_app_sends_twice_at_once_runs_once_and_its_twin_shows_what_the_first_left(tuned_world):
+    dataset, _ = tuned_world
+    knowledge = PanelDriver(dataset, "inficond_knowledge")
+    knowledge.event("on_load")
+    other = next(c for c in knowledge.state["classes"] if c != knowledge.state["controls"]["cls"])
+    first, twin = knowledge.twins("on_change_cls", value=other)
+    assert find(first, "patch_panel_state") and find(first, "patch_panel_data")
+    assert not find(twin, "patch_panel_state") and not find(twin, "patch_panel_data")  # not run again
+    def drawn(requests):
+        return [p["output"] for p in find(requests, "show_panel_output") if p["panel_id"] == knowledge.id]
+    assert drawn(twin) == drawn(first) and len(drawn(twin)) == 1  # the same panel drawn; siblings have theirs
+    assert knowledge.state["controls"]["cls"] == other

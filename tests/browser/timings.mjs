@@ -35,10 +35,17 @@ try {
     await page.evaluate(() => new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done))));
     return seconds(start);
   };
-  const timedUntil = async (action, pattern) => {
+  // the answers' arrival: when the last server call of an action finished (the rest is drawing)
+  let lastAnswer = 0;
+  page.on("requestfinished", (request) => {
+    if (request.url().includes("/operators/execute")) lastAnswer = performance.now();
+  });
+  const answeredAt = {};  // action -> seconds from its click to its last answer's arrival
+  const timedUntil = async (action, pattern, name) => {
     const start = performance.now();
     await action();
     await text(pattern).waitFor({ timeout: 60000 });
+    if (name) (answeredAt[name] ??= []).push((lastAnswer - start) / 1000);
     return seconds(start);
   };
 
@@ -57,7 +64,7 @@ try {
   for (const name of [...names.slice(0, 4), first]) {
     await page.locator(`input[value="${shown}"]`).first().click();
     const option = page.getByRole("option", { name, exact: true });
-    changes.push(await timedUntil(() => option.click(), new RegExp(`^${name} · student AP`)));
+    changes.push(await timedUntil(() => option.click(), new RegExp(`^${name} · student AP`), "select_class"));
     shown = name;
     await page.waitForTimeout(500);
   }
@@ -85,7 +92,7 @@ try {
     await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
   };
   for (let i = 0; i < 5; i++) {
-    thumbs.push(await timedUntil(clickUp, /^Pending /));
+    thumbs.push(await timedUntil(clickUp, /^Pending /, "thumb"));
     await timedUntil(clickUp, /^No pending instructions/);
     await page.waitForTimeout(300);
   }
@@ -95,10 +102,12 @@ try {
   const tunes = [];
   for (let i = 0; i < 5; i++) {
     await timedUntil(clickUp, /^Pending /);
-    tunes.push(await timedUntil(() => page.getByRole("button", { name: "Fine-tune" }).click(), /^✅ Revision \d+ saved/));
+    tunes.push(await timedUntil(() => page.getByRole("button", { name: "Fine-tune" }).click(), /^✅ Revision \d+ saved/,
+      "finetune"));
     await page.waitForTimeout(500);
   }
   result.browser_finetune_s = median(tunes);
+  for (const [name, values] of Object.entries(answeredAt)) result[`browser_${name}_answered_s`] = median(values);
 } catch (error) {
   result.error = String(error).slice(0, 500);
 } finally {
