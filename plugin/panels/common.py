@@ -364,8 +364,8 @@ def select_concept(panel, ctx, concept):
 
 def choices(names, width=180):
     """An autocomplete of ``names``, ``width`` pixels wide at least (in a row it shrinks to "bi…").
-    Only a listed name is sent: a box open to any text also sent each keystroke and, on a pick,
-    the pick twice (two events, two answers drawn, for one class change)."""
+    Only a listed name is sent: a box open to any text also sent what was typed, keystroke by
+    keystroke, as a name."""
     return types.AutocompleteView(choices=[types.Choice(name, label=name) for name in names], allow_user_input=False,
                                   componentsProps={"autocomplete": {"sx": {"minWidth": width}}})
 
