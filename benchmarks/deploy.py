@@ -28,7 +28,7 @@ from fiftyone_inficond.deploy.model import apply_export
 from fiftyone_inficond.deploy.path import load_program
 from fiftyone_inficond.images import image_batches
 from fiftyone_inficond.students.metrics import per_class_ap
-from fiftyone_inficond.students.run import delete_students, list_student_runs, load_students
+from fiftyone_inficond.students.registry import delete_students, list_student_runs, load_students
 from fiftyone_inficond.teacher import teacher_scores
 from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
 from fiftyone_inficond.world.teacher_model import CLASS_NAMES, IMAGE_SIZE, MEAN, STD

@@ -24,7 +24,7 @@ from timing import median_ms, timed
 from fiftyone_inficond import locate
 from fiftyone_inficond.corpus import load_corpus, packaged_corpus
 from fiftyone_inficond.new_concepts import add_concepts
-from fiftyone_inficond.students.run import delete_students, open_students, train_students
+from fiftyone_inficond.students.registry import delete_students, open_students, train_students
 
 NEW_CONCEPTS = ["propeller", "antenna", "flag", "fence", "tree", "lamp", "bridge", "tower", "ladder", "cabin"]
 

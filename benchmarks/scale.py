@@ -137,7 +137,7 @@ def child_app(spec):
 
     import fiftyone as fo
 
-    from fiftyone_inficond.students import run as runs
+    from fiftyone_inficond.students import registry as runs
 
     quiet()
     warm_up()
@@ -185,7 +185,7 @@ def first_paint(dataset):
         sys.path.insert(0, os.path.join(ROOT, "tests"))
         from panel_driver import PanelDriver
 
-        from fiftyone_inficond.students import run as runs
+        from fiftyone_inficond.students import registry as runs
 
         runs._OPEN_RUNS.clear()
         performance = PanelDriver(dataset, "inficond_performance")

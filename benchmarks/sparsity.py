@@ -31,7 +31,7 @@ from fiftyone_inficond.corpus import packaged_corpus
 from fiftyone_inficond.extraction import compute_concepts
 from fiftyone_inficond.students.budget import usage
 from fiftyone_inficond.students.metrics import class_metrics
-from fiftyone_inficond.students.run import delete_students, train_students
+from fiftyone_inficond.students.registry import delete_students, train_students
 from fiftyone_inficond.students.training import TrainingConfig, class_budgets, fit_to_budgets, initial_weights
 from fiftyone_inficond.students.tuning import no_bounds
 from fiftyone_inficond.teacher import teacher_from_model

@@ -18,7 +18,7 @@ from timing import timed
 
 from fiftyone_inficond.corpus import load_corpus
 from fiftyone_inficond.runs import CONCEPTS_METHOD, record_run
-from fiftyone_inficond.students.run import delete_students, load_students, train_students
+from fiftyone_inficond.students.registry import delete_students, load_students, train_students
 from fiftyone_inficond.students.training import TrainingConfig, class_budgets, fit, fit_to_budgets, initial_weights
 from fiftyone_inficond.students.tuning import no_bounds
 from fiftyone_inficond.teacher import set_teacher_scores

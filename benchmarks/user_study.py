@@ -30,7 +30,7 @@ from sklearn.metrics import average_precision_score
 from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.corpus import packaged_corpus
 from fiftyone_inficond.extraction import compute_concepts
-from fiftyone_inficond.students.run import delete_students, train_students
+from fiftyone_inficond.students.registry import delete_students, train_students
 from fiftyone_inficond.teacher import teacher_from_model, teacher_scores
 from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
 from fiftyone_inficond.world.dataset import load_world_splits

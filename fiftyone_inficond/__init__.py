@@ -33,10 +33,11 @@ _ENTRY_POINTS = {
         "set_teacher_scores", "teacher_from_file", "teacher_from_labels", "teacher_from_model", "teacher_from_clip",
         "teacher_scores",
     ),
-    "fiftyone_inficond.students.run": (
+    "fiftyone_inficond.students.registry": (
         "train_students", "extend_students", "load_students", "open_students", "list_student_runs",
-        "student_history", "rename_students", "delete_students", "StudentRun",
+        "student_history", "rename_students", "delete_students",
     ),
+    "fiftyone_inficond.students.run": ("StudentRun",),
     "fiftyone_inficond.students.estimator": ("SparseStudents",),
     "fiftyone_inficond.new_concepts": ("add_concepts", "search_concepts"),
     "fiftyone_inficond.locate": ("top_patches", "concept_heatmaps"),

@@ -19,7 +19,7 @@ from fiftyone_inficond.corpus import packaged_corpus
 from fiftyone_inficond.datasets import load_yolo_multilabel
 from fiftyone_inficond.errors import RunInputsChanged, UnknownName
 from fiftyone_inficond.extraction import DEFAULT_MODEL, compute_concepts
-from fiftyone_inficond.students.run import delete_students, list_student_runs, load_students, train_students
+from fiftyone_inficond.students.registry import delete_students, list_student_runs, load_students, train_students
 from fiftyone_inficond.teacher import teacher_from_file, teacher_from_model
 
 DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets", "coco128-train")

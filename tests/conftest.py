@@ -20,7 +20,7 @@ import torch  # noqa: E402
 from fiftyone_inficond.clip import load_clip  # noqa: E402
 from fiftyone_inficond.datasets import load_yolo_multilabel  # noqa: E402
 from fiftyone_inficond.extraction import compute_concepts  # noqa: E402
-from fiftyone_inficond.students.run import delete_students, list_student_runs  # noqa: E402
+from fiftyone_inficond.students.registry import delete_students, list_student_runs  # noqa: E402
 from fiftyone_inficond.teacher import teacher_from_file  # noqa: E402
 
 COCO128 = os.path.normpath(

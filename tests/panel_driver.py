@@ -86,3 +86,10 @@ class PanelDriver:
 def find(requests, suffix):
     """The params of the requests whose operator ends with ``suffix``."""
     return [r["params"] for r in requests if r["operator_uri"].endswith(suffix)]
+
+
+def named(instructions, concept):
+    """A history entry's instructions as the user named them: those its synonyms took along (each
+    ``via`` ``concept``) left out, after checking that they came via it."""
+    assert all(item["via"] == concept for item in instructions if "via" in item), instructions
+    return [item for item in instructions if "via" not in item]

@@ -12,7 +12,7 @@ from app_server import app_server
 from conftest import REPO, unique_name
 
 from fiftyone_inficond.demo import build_world, save_workspace
-from fiftyone_inficond.students.run import delete_students, list_student_runs, student_history
+from fiftyone_inficond.students.registry import delete_students, list_student_runs, student_history
 
 ARTIFACTS = os.path.join(REPO, "tests", "artifacts", "app")
 

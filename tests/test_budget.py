@@ -10,7 +10,7 @@ from fiftyone_inficond.corpus import load_corpus, packaged_corpus
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.runs import CONCEPTS_METHOD, record_run
 from fiftyone_inficond.students.budget import check_budget, path_points, pick_budgets, usage
-from fiftyone_inficond.students.run import train_students
+from fiftyone_inficond.students.registry import train_students
 from fiftyone_inficond.students.training import TrainingConfig, fit, initial_weights
 from fiftyone_inficond.students.tuning import Instruction, apply_instructions, no_bounds
 from fiftyone_inficond.synonyms import synonym_groups

@@ -2,14 +2,15 @@
 embedded MongoDB: a lasso filters the knowledge panel, the detail's grid is sorted by presence
 with the concept's heatmap, 👍 from the detail is the knowledge panel's, search finds and adds."""
 
+import re
 import sys
 
 import fiftyone.operators as foo
 import numpy as np
 import pytest
-from panel_driver import PanelDriver, find
+from panel_driver import PanelDriver, find, named
 
-from fiftyone_inficond.students.run import load_students, train_students
+from fiftyone_inficond.students.registry import load_students, train_students
 
 APP_STEPS = ("reload_dataset", "set_view", "set_active_fields")  # the order the browser needs
 
@@ -94,11 +95,12 @@ def test_thumbs_up_in_the_detail_is_pending_in_the_knowledge_panel_and_fine_tune
     detail.event("on_up")
     assert detail.state["pending_here"] == ["up"]
     knowledge.event("on_load")
-    assert f"🟦 👍 *{concept}* for {cls}" in knowledge.state["pending"]
+    pending = rf"🟦 👍 \*{re.escape(concept)}\*( \(\+ [^)]+\))? for {re.escape(cls)}"  # (+ its synonyms)
+    assert re.search(pending, knowledge.state["pending"])
     detail.event("on_fine_tune")
     run = load_students(dataset, "panel")
     assert [e["kind"] for e in run.history] == ["train", "tune"]
-    assert run.history[-1]["instructions"] == [{"class": cls, "concept": concept, "direction": "up"}]
+    assert named(run.history[-1]["instructions"], concept) == [{"class": cls, "concept": concept, "direction": "up"}]
     assert detail.state["message"].startswith("✅ Revision 1 saved") and detail.state["pending_here"] == []
 
 

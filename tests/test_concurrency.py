@@ -16,7 +16,7 @@ from fiftyone_inficond.errors import InficondError, StaleRunError
 from fiftyone_inficond.extraction import compute_concepts
 from fiftyone_inficond.new_concepts import add_concepts
 from fiftyone_inficond.runs import run_config
-from fiftyone_inficond.students.run import load_students, rename_students, student_history, train_students
+from fiftyone_inficond.students.registry import load_students, rename_students, student_history, train_students
 
 ROUNDS = 3
 
@@ -26,7 +26,7 @@ TRAIN_AT_THE_SAME_MOMENT = """
 import json, sys, time
 import fiftyone as fo
 from fiftyone_inficond.errors import InficondError
-from fiftyone_inficond.students.run import train_students
+from fiftyone_inficond.students.registry import train_students
 
 dataset = fo.load_dataset(sys.argv[1])
 print("ready", flush=True)

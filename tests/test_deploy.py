@@ -28,7 +28,7 @@ from fiftyone_inficond.deploy.export import (
 from fiftyone_inficond.deploy.model import apply_export
 from fiftyone_inficond.errors import InvalidRequest, MissingFile
 from fiftyone_inficond.images import image_batches
-from fiftyone_inficond.students.run import delete_students, list_student_runs, load_students, train_students
+from fiftyone_inficond.students.registry import delete_students, list_student_runs, load_students, train_students
 
 PLUGIN = "@inficond/inficond"
 PLAIN_TORCH = """

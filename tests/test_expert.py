@@ -6,7 +6,7 @@ import pytest
 from conftest import unique_name
 
 from fiftyone_inficond.demo import build_world
-from fiftyone_inficond.students.run import delete_students, list_student_runs, load_students
+from fiftyone_inficond.students.registry import delete_students, list_student_runs, load_students
 from fiftyone_inficond.world.expert import CONTEXT, TOLERATED_DROP, context_for, decide, own_concepts, shown, tune_class
 
 LINE = re.compile(r"^(👍|👎) (\S+) for (\S+): (context(?: \(\w+'s colour\))?|part of \S+), weight [+-]\d+\.\d\d"

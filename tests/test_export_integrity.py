@@ -27,7 +27,7 @@ from fiftyone_inficond.deploy.export import (
 )
 from fiftyone_inficond.deploy.model import apply_export
 from fiftyone_inficond.errors import InvalidRequest
-from fiftyone_inficond.students.run import delete_students, list_student_runs, train_students
+from fiftyone_inficond.students.registry import delete_students, list_student_runs, train_students
 
 PLUGIN = "@inficond/inficond"
 

@@ -129,7 +129,7 @@ def test_a_database_restart_while_a_run_is_saved_fails_clearly_and_a_retrain_sav
         "record_run(ds, 'concepts', CONCEPTS_METHOD, corpus_id=corpus_id(names), concepts=names)\n"
         "set_teacher_scores(ds, 1 / (1 + np.exp(-10 * (concepts[:, :3] - 0.5))), ['a', 'b', 'c'])\n"
     )
-    train = ("from fiftyone_inficond.students.run import list_student_runs, load_students, train_students\n"
+    train = ("from fiftyone_inficond.students.registry import list_student_runs, load_students, train_students\n"
              "ds = fo.load_dataset('faults')\n"
              "print('RESULT', list_student_runs(ds))\n"
              "train_students(ds, key='s', gt_field=None, epochs=1)\n")

@@ -24,7 +24,7 @@ import pytest
 from conftest import REPO
 
 from fiftyone_inficond import __version__
-from fiftyone_inficond.students.run import train_students
+from fiftyone_inficond.students.registry import train_students
 
 PLUGIN = "@inficond/inficond"
 ARCHIVE_ROOT = "fiftyone-inficond-main"  # the top folder of a GitHub archive

@@ -19,7 +19,7 @@ from fiftyone_inficond.corpus import load_corpus
 from fiftyone_inficond.errors import InficondError, RunInputsChanged, StaleRunError, UnknownName
 from fiftyone_inficond.extraction import compute_concepts
 from fiftyone_inficond.students import data, store
-from fiftyone_inficond.students.run import (
+from fiftyone_inficond.students.registry import (
     delete_students,
     list_student_runs,
     load_students,
@@ -51,7 +51,7 @@ def run_killed(code, point):
 def _child(dataset, body):
     return (
         "import fiftyone as fo\n"
-        "from fiftyone_inficond.students.run import train_students, delete_students, load_students\n"
+        "from fiftyone_inficond.students.registry import train_students, delete_students, load_students\n"
         f"ds = fo.load_dataset('{dataset.name}')\n" + body
     )
 

@@ -10,14 +10,14 @@ from fiftyone_inficond.errors import RunInputsChanged, StaleRunError
 from fiftyone_inficond.new_concepts import add_concepts
 from fiftyone_inficond.students import run as run_module
 from fiftyone_inficond.students.metrics import GROUPS, SUBSETS
-from fiftyone_inficond.students.run import open_students, train_students
+from fiftyone_inficond.students.registry import open_students, train_students
 from fiftyone_inficond.teacher import set_teacher_scores, teacher_scores
 
 
 def _colleague(dataset, body):
     return run_python(
         "import fiftyone as fo\n"
-        "from fiftyone_inficond.students.run import load_students, train_students\n"
+        "from fiftyone_inficond.students.registry import load_students, train_students\n"
         f"ds = fo.load_dataset('{dataset.name}')\n" + body
     )
 

@@ -14,7 +14,7 @@ from fiftyone_inficond.clip import encode_texts, load_clip
 from fiftyone_inficond.errors import StaleRunError
 from fiftyone_inficond.images import read_image
 from fiftyone_inficond.students import store, training
-from fiftyone_inficond.students.run import train_students
+from fiftyone_inficond.students.registry import train_students
 from fiftyone_inficond.students.tuning import no_bounds
 from fiftyone_inficond.teacher import teacher_from_clip, teacher_scores
 

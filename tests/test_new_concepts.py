@@ -12,7 +12,7 @@ from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.errors import InficondError, RunInputsChanged
 from fiftyone_inficond.extraction import compute_concepts
 from fiftyone_inficond.new_concepts import add_concepts, search_concepts
-from fiftyone_inficond.students.run import extend_students, load_students, train_students
+from fiftyone_inficond.students.registry import extend_students, load_students, train_students
 
 CORPUS = ["person", "dog", "car", "sky", "grass", "wood", "red", "striped"]
 ADDED = ["propeller", "cloud", "brick wall"]

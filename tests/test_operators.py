@@ -15,7 +15,7 @@ from bson import ObjectId
 from conftest import COCO128, TINY_MODEL, assert_nothing_written
 
 from fiftyone_inficond.extraction import compute_concepts
-from fiftyone_inficond.students.run import list_student_runs, load_students
+from fiftyone_inficond.students.registry import list_student_runs, load_students
 from fiftyone_inficond.teacher import teacher_scores
 
 PLUGIN = "@inficond/inficond"
@@ -76,7 +76,7 @@ def test_student_operators(coco128, tiny_checkpoint, coco128_dir):
 
     trained = execute("train_students", coco128, key="s", epochs=3)
     assert trained["key"] == "s" and trained["revision"] == 0 and 0 < trained["summary"]["agreement_ap"] <= 1
-    from fiftyone_inficond.students.run import load_students
+    from fiftyone_inficond.students.registry import load_students
 
     dog_uses, person_uses = (load_students(coco128, "s").uses(c)[0][0] for c in ("dog", "person"))  # used: 👎-able
     tuned = execute("tune_students", coco128, key="s", up={"person": ["sky"]}, down={"dog": [dog_uses]}, factor=2.0)

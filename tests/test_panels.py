@@ -9,10 +9,10 @@ import fiftyone.operators as foo
 import numpy as np
 import pytest
 from fiftyone.operators.store import ExecutionStore
-from panel_driver import PanelDriver, find
+from panel_driver import PanelDriver, find, named
 
 from fiftyone_inficond.demo import workspace
-from fiftyone_inficond.students.run import load_students, train_students
+from fiftyone_inficond.students.registry import load_students, train_students
 
 
 def _selected_ids(set_view):
@@ -60,12 +60,12 @@ def test_thumbs_up_then_fine_tune_says_at_once_what_it_tunes_saves_one_entry_and
     performance = PanelDriver(dataset, "inficond_performance", knowledge.spaces)
     knowledge.event("on_load")
 
-    def shown_positive(cls):  # a 👍 must move a concept of positive weight up the ranking
+    def shown_positive(cls):  # a 👍 must move a concept of positive weight up the ranking; one without synonyms
         knowledge.event("on_change_cls", value=cls)
         names = [t["name"].removeprefix("what-if ") for t in knowledge.data[knowledge.state["chart"]]
                  if t["name"].startswith("what-if ")]
         row = run.weight[run.classes.index(cls)]
-        return names, [name for name in names if row[run.concepts.index(name)] > 0]
+        return names, [name for name in names if row[run.concepts.index(name)] > 0 and not run.synonyms_of(name)]
 
     cls = next(c for c in [knowledge.state["controls"]["cls"], *run.classes] if shown_positive(c)[1])
     names, positive = shown_positive(cls)
@@ -312,9 +312,10 @@ def test_two_colleagues_keep_their_own_pending_instructions_and_each_hears_of_th
     assert mine.state["has_pending"] and len(load_students(dataset, "panel").history) == 2
     event(mine, "on_fine_tune")  # now onto revision 1
     history = load_students(dataset, "panel").history
-    assert [(entry["user"], entry["instructions"]) for entry in history[1:]] == [
-        ("alice", [{"class": cls, "concept": second, "direction": "down"}]),
-        ("me", [{"class": cls, "concept": first, "direction": "up"}])]
+    saved = [(entry["user"], named(entry["instructions"], concept))
+             for entry, concept in zip(history[1:], (second, first))]
+    assert saved == [("alice", [{"class": cls, "concept": second, "direction": "down"}]),
+                     ("me", [{"class": cls, "concept": first, "direction": "up"}])]
     assert mine.state["message"].startswith("✅ Revision 2 saved") and not mine.state["has_pending"]
 
 

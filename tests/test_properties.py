@@ -28,7 +28,7 @@ from fiftyone_inficond.deploy.export import (
 )
 from fiftyone_inficond.errors import InficondError
 from fiftyone_inficond.extraction import prepare_concepts
-from fiftyone_inficond.students.run import list_student_runs, load_students, rename_students, train_students
+from fiftyone_inficond.students.registry import list_student_runs, load_students, rename_students, train_students
 from fiftyone_inficond.teacher import set_teacher_scores, teacher_scores, to_probabilities
 
 # Deterministic in CI: the same examples every run, no deadline on database round trips.

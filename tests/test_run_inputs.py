@@ -11,7 +11,7 @@ from fiftyone_inficond.errors import InficondError, RunInputsChanged
 from fiftyone_inficond.extraction import MAX_CONCEPTS
 from fiftyone_inficond.new_concepts import add_concepts
 from fiftyone_inficond.runs import run_config
-from fiftyone_inficond.students.run import load_students, train_students
+from fiftyone_inficond.students.registry import load_students, train_students
 
 
 def _vectors(dataset, field):

@@ -12,7 +12,7 @@ from fiftyone_inficond.corpus import corpus_id
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.runs import CONCEPTS_METHOD, record_run
 from fiftyone_inficond.students import streaming
-from fiftyone_inficond.students.run import delete_students, list_student_runs, train_students
+from fiftyone_inficond.students.registry import delete_students, list_student_runs, train_students
 from fiftyone_inficond.students.training import TrainingConfig
 from fiftyone_inficond.teacher import set_teacher_scores
 
@@ -132,7 +132,7 @@ def test_an_empty_split_or_no_inputs_is_refused_before_anything_is_trained(small
 
 def test_a_run_loads_its_own_samples_whether_they_are_most_or_few_of_the_dataset(small):
     from fiftyone_inficond.errors import RunInputsChanged
-    from fiftyone_inficond.students.run import load_students
+    from fiftyone_inficond.students.registry import load_students
 
     most = train_students(small, key="most", gt_field=None, epochs=1)  # read by one scan of the dataset
     few = train_students(small.skip(250), key="few", gt_field=None, epochs=1)  # picked by the database

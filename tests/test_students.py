@@ -10,7 +10,7 @@ from sklearn.metrics import accuracy_score, average_precision_score, f1_score, p
 from fiftyone_inficond.errors import StaleRunError
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.module import ConceptStudents
-from fiftyone_inficond.students.run import (
+from fiftyone_inficond.students.registry import (
     delete_students,
     list_student_runs,
     load_students,
@@ -218,7 +218,7 @@ def test_a_run_saved_here_loads_in_another_process(distilled):
     run.tune(up={"dog": ["grass"]})
     out = run_python(
         "import fiftyone as fo, hashlib\n"
-        "from fiftyone_inficond.students.run import load_students\n"
+        "from fiftyone_inficond.students.registry import load_students\n"
         f"run = load_students(fo.load_dataset('{distilled.name}'), 'shared')\n"
         "print(run.revision, hashlib.sha256(run.weight.tobytes() + run.state.lower.tobytes()).hexdigest(),"
         " [e['kind'] for e in run.history])\n"
@@ -235,7 +235,7 @@ def test_a_stale_save_is_refused_and_the_other_save_kept(distilled):
     mine = train_students(distilled, key="team", **QUICK)
     out = run_python(
         "import fiftyone as fo\n"
-        "from fiftyone_inficond.students.run import load_students\n"
+        "from fiftyone_inficond.students.registry import load_students\n"
         f"run = load_students(fo.load_dataset('{distilled.name}'), 'team')\n"
         "entry = run.tune(up={'person': ['grass']}, user='bob')\n"
         "print(entry['revision'], run.weight.tobytes().hex()[:64])\n"

@@ -141,7 +141,7 @@ def test_world_clip_loads_through_the_normal_checkpoint_path():
 def test_small_end_to_end_run_on_the_world(tmp_path):
     from fiftyone_inficond.clip import load_clip
     from fiftyone_inficond.extraction import compute_concepts
-    from fiftyone_inficond.students.run import train_students
+    from fiftyone_inficond.students.registry import train_students
     from fiftyone_inficond.teacher import teacher_from_model
     from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
     from fiftyone_inficond.world.fidelity import pixel_agreement, presence_auroc

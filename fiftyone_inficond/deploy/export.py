@@ -50,7 +50,7 @@ from fiftyone_inficond.errors import InvalidRequest, MissingFile
 from fiftyone_inficond.fiftyone_api import dataset_of
 from fiftyone_inficond.runs import CONCEPTS_METHOD, require_run
 from fiftyone_inficond.students import store
-from fiftyone_inficond.students.run import load_students
+from fiftyone_inficond.students.registry import load_students
 from fiftyone_inficond.text_cache import file_digest, run_text_embeddings, weights_id
 from fiftyone_inficond.validation import number, whole_number
 

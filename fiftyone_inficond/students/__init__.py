@@ -2,8 +2,8 @@
 
 Two levels import from here, lazily as the package root's names do (see :mod:`fiftyone_inficond`):
 
-- runs on a dataset (:mod:`.run`): ``train_students``, ``load_students``, :class:`StudentRun`, ...,
-  also at the package root;
+- runs on a dataset: trained, loaded and listed by :mod:`.registry` (``train_students``,
+  ``load_students``, ...), each a :class:`StudentRun` (:mod:`.run`); also at the package root;
 - the estimator on arrays, without FiftyOne runs: :class:`SparseStudents` (scikit-learn's shape,
   :mod:`.estimator`; also at the package root), and the functions beneath it: ``TrainingConfig``,
   ``initial_weights``, ``no_bounds``, ``fit``, ``class_budgets``, ``fit_to_budgets``, ``class_metrics``; and its
@@ -11,17 +11,18 @@ Two levels import from here, lazily as the package root's names do (see :mod:`fi
   ``InputsCache``, ``fit_streamed``, ``streamed_agreement``, ``streamed_agreement_ap``.
 
 Lazily, because the store (:mod:`.store`, imported by :mod:`fiftyone_inficond.leases`) and the
-budget rules are read by modules that :mod:`.run` itself imports: an eager import of it here
+budget rules are read by modules that :mod:`.registry` itself imports: an eager import of it here
 would run inside those imports, and load Lightning for a caller that needs neither.
 """
 
 from fiftyone_inficond import _lazy_attributes
 
 _NAMES = {
-    "fiftyone_inficond.students.run": (
+    "fiftyone_inficond.students.registry": (
         "train_students", "extend_students", "load_students", "open_students", "list_student_runs",
-        "student_history", "rename_students", "delete_students", "StudentRun",
+        "student_history", "rename_students", "delete_students",
     ),
+    "fiftyone_inficond.students.run": ("StudentRun",),
     "fiftyone_inficond.students.training": (
         "TrainingConfig", "initial_weights", "fit", "class_budgets", "fit_to_budgets",
     ),

@@ -1,6 +1,6 @@
 """Concept students on arrays, in scikit-learn's shape: :class:`SparseStudents`.
 
-Why an estimator beside :func:`fiftyone_inficond.students.run.train_students`:
+Why an estimator beside :func:`fiftyone_inficond.students.registry.train_students`:
 
 - scikit-learn's shape: hyper-parameters are stored by ``__init__`` and checked by ``fit``, so
   ``get_params``/``set_params`` and ``sklearn.base.clone`` work, and so does a script's own loop

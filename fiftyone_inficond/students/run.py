@@ -1,26 +1,20 @@
-"""The student SDK: train, evaluate, tune and revert concept students of a dataset.
+"""A student run: its students' predictions, metrics, rankings and what-ifs, and its tuning and
+reverting, each saved as a revision. Runs are trained, loaded and listed by
+:mod:`fiftyone_inficond.students.registry`.
 
 Every write validates all of its inputs first and then writes in an order where a crash at
 any point leaves the old state or the new one (see :mod:`fiftyone_inficond.students.store`).
 """
 
-import itertools
-import uuid
-from dataclasses import asdict
 
 import numpy as np
 from scipy.special import expit, logit
 
-from fiftyone_inficond import fiftyone_api, leases, validation
-from fiftyone_inficond.corpus import make_corpus
-from fiftyone_inficond.crashpoints import crashpoint
-from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged, StaleRunError, UnknownName
-from fiftyone_inficond.locate import require_embeddings
-from fiftyone_inficond.runs import CONCEPTS_METHOD, TEACHER_METHOD, run_config
+from fiftyone_inficond import fiftyone_api, validation
+from fiftyone_inficond.errors import InvalidRequest, StaleRunError, UnknownName
+from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config
 from fiftyone_inficond.students import store
-from fiftyone_inficond.students.budget import check_budget, usage
-from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data, training_data, values_fingerprint
-from fiftyone_inficond.students.estimator import fit_students
+from fiftyone_inficond.students.budget import usage
 from fiftyone_inficond.students.metrics import GROUPS, SUBSETS, agreement_counts, agreement_subsets, class_metrics
 from fiftyone_inficond.students.ranking import presence_discrepancy, top_by_discrepancy, top_by_weight
 from fiftyone_inficond.students.training import (
@@ -28,317 +22,14 @@ from fiftyone_inficond.students.training import (
     MAX_EPOCHS,
     TrainingConfig,
     fit,
-    standardization,
-    training_config,
 )
-from fiftyone_inficond.students.tuning import DIRECTIONS, MAX_FACTOR, Instruction, apply_instructions, no_bounds
+from fiftyone_inficond.students.tuning import DIRECTIONS, MAX_FACTOR, Instruction, apply_instructions
 from fiftyone_inficond.students.whatif import weight_range, what_if
-from fiftyone_inficond.synonyms import check_threshold, group_of, synonym_groups
-from fiftyone_inficond.text_cache import run_text_embeddings
-from fiftyone_inficond.validation import name, number, run_key, whole_number
+from fiftyone_inficond.synonyms import group_of
+from fiftyone_inficond.validation import number, whole_number
 
 DEFAULT_TUNING_EPOCHS = 3
 SPLITS = {"validation": "held-out samples", "train": "training samples", "all": "all samples"}  # in words
-_RUN_KINDS = {CONCEPTS_METHOD: "a concept run", TEACHER_METHOD: "a teacher run"}
-
-
-def train_students(
-    samples,
-    key="students",
-    concepts_field="concepts",
-    teacher_field="teacher",
-    gt_field="ground_truth",
-    train_tag=None,
-    split_field=None,
-    epochs=10,
-    l1=1e-4,
-    lr=1e-2,
-    batch_size=None,
-    seed=0,
-    budget="auto",
-    synonym_threshold=None,
-    threshold=0.5,
-    user=None,
-    overwrite=False,
-):
-    """Trains one linear student per teacher class and saves them as student run ``key``.
-
-    Args:
-        samples: a FiftyOne collection with concept vectors and teacher scores
-        key: the run key
-        concepts_field, teacher_field: fields written by concept extraction and a teacher
-        gt_field: a ``Classifications`` ground-truth field for evaluation, or ``None``
-            (ignored when the dataset has no such field)
-        train_tag, split_field: train on samples with this tag, or whose split field is
-            ``"train"``; the rest is the validation split. All samples by default
-        epochs, l1, lr, batch_size, seed: training hyper-parameters (see
-            :class:`fiftyone_inficond.students.training.TrainingConfig`)
-        budget: how many concepts each class's student may use: a number, ``"auto"`` (each
-            class's chosen from the data, see :mod:`fiftyone_inficond.students.budget`) or
-            ``None`` (every concept)
-        synonym_threshold: concepts whose names are spelling variants of each other are tuned
-            together; with a cosine in (0, 1], so are those whose prompts embed at least that
-            close in the concept run's text model (see :mod:`fiftyone_inficond.synonyms`)
-        threshold: the probability at which teacher and students say "positive"
-        user: who trains (the OS user by default)
-        overwrite: replace an existing student run ``key``
-
-    Returns:
-        a :class:`StudentRun`
-    """
-    return _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, split_field,
-                  training_config(epochs, l1, lr, batch_size, seed, budget), threshold, user, overwrite,
-                  synonym_threshold=check_threshold(synonym_threshold))
-
-
-def extend_students(samples, key, new_key=None, user=None):
-    """Trains student run ``key`` again with the concepts added to its concept run since, as a
-    new run ``new_key`` (by default the first free of ``"<key>_extended"``, ``"<key>_extended_2"``, ...):
-    the same samples, split and settings,
-    and every bound of its newest revision kept (the 👍/👎 so far); the added concepts start free.
-    Run ``key`` stays as it was, to compare with or go back to.
-
-    Returns:
-        the new :class:`StudentRun`; its first history entry names the run and revision it
-        extends and the added concepts
-    """
-    old = load_students(samples, key)
-    config = old.config
-    added = read_inputs(samples, config["concepts_field"], config["teacher_field"]).concept_names[len(old.concepts):]
-    if not added:
-        raise InvalidRequest(
-            f"Student run '{key}' already uses every concept of '{config['concepts_field']}': add concepts first"
-        )
-    lower, upper = no_bounds((len(old.classes), len(old.concepts) + len(added)))
-    lower[:, : len(old.concepts)], upper[:, : len(old.concepts)] = old.state.lower, old.state.upper
-    return _train(
-        fiftyone_api.dataset_of(samples).select(old.ids), new_key or _free_key(samples, f"{key}_extended"),
-        config["concepts_field"],
-        config["teacher_field"], config["gt_field"], config["train_tag"], config["split_field"],
-        TrainingConfig(**config["training"]), config["threshold"], user, overwrite=False,
-        bounds=(lower, upper), synonym_threshold=config.get("synonyms", {}).get("threshold"),
-        extends={"key": key, "revision": old.revision, "added": added},
-    )
-
-
-def _free_key(samples, stem):
-    """``stem``, or ``stem_2``, ``stem_3``, ... : the first that is not a student run yet."""
-    taken = set(list_student_runs(samples))
-    return next(k for k in (stem if i == 1 else f"{stem}_{i}" for i in itertools.count(1)) if k not in taken)
-
-
-def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, split_field, training, threshold,
-           user, overwrite, bounds=None, synonym_threshold=None, **info):
-    key = run_key(key)
-    threshold = number(threshold, "the decision threshold", 0, 1, low_open=True, high_open=True)
-    inputs = read_inputs(samples, name(concepts_field, "the concepts field"), name(teacher_field, "the teacher field"))
-    check_budget(training.budget, len(inputs.concept_names))
-    synonyms = _synonyms(samples, concepts_field, inputs.concept_names, synonym_threshold)
-    with _key_lease(samples, key) as lease:
-        replaced = _claim_key(samples, key, overwrite)
-        if gt_field is not None and not samples.has_field(gt_field):
-            gt_field = None
-        data = training_data(samples, inputs, concepts_field, teacher_field, gt_field, train_tag, split_field)
-        mean, std = standardization(data.concepts, data.train)
-        config = dict(
-            values=values_fingerprint(data.concepts, data.teacher),
-            uid=uuid.uuid4().hex,
-            concepts_field=concepts_field,
-            teacher_field=teacher_field,
-            gt_field=gt_field,
-            train_tag=train_tag,
-            split_field=split_field,
-            training=asdict(training),
-            threshold=threshold,
-            concept_mean=mean.tolist(),
-            concept_std=std.tolist(),
-            synonyms=synonyms,
-            **inputs.record(),
-        )
-        run = StudentRun(samples, key, config, data, inputs.concept_names)
-        lower, upper = no_bounds((data.teacher.shape[1], run.inputs.shape[1])) if bounds is None else bounds
-        crashpoint("train:fitting")
-        weight, bias, budgets, path = fit_students(run.inputs, data.teacher, lower, upper, training, threshold,
-                                                   rows=run._train_rows())
-        config.update(class_budgets=None if budgets is None else budgets.tolist(), budget_path=path)
-        run.state = store.StudentState(weight, bias, lower, upper)
-        _save_trained(run, replaced, user, lease, **info)
-        return run
-
-
-def _synonyms(samples, concepts_field, names, threshold):
-    """The run's record of its synonym groups (names) and the threshold they were formed with."""
-    embeddings = None
-    if threshold is not None:
-        config = require_embeddings(samples, concepts_field)
-        embeddings = run_text_embeddings(config, make_corpus(names).texts(config["template"]))
-    groups = synonym_groups(names, embeddings, threshold)
-    return {"threshold": threshold, "groups": [[names[j] for j in group] for group in groups]}
-
-
-def _save_trained(run, replaced, user, lease, **info):
-    """Saves revision 0 of a newly trained run: its history first (unreachable until a run
-    points at it), then the run record in one write, then drops the replaced run's history."""
-    samples = run.samples
-    summary = run._metrics().summary()
-    stopped = lambda: (  # noqa: E731
-        f"The database stopped answering while student run '{run.key}' was saved: it was not saved "
-        f"(nothing of it is kept); train again once the database is back"
-    )
-    with fiftyone_api.database_errors(stopped):
-        store.insert_first(samples, run.uid, run.state, run.data.ids, run.data.train,
-                           kind="train", user=user, instructions=[], metrics_after=summary, **info)
-        crashpoint("train:history-written")
-        try:
-            lease.renew()  # still ours: no one else can be registering this key now
-            _register(samples, run.key, run.config, replaced)
-        except Exception:
-            store.delete_history(samples, run.uid)
-            raise
-    run.revision = 0
-    crashpoint("train:run-registered")
-    if replaced is not None:
-        store.delete_history(samples, replaced.get("uid"))
-    store.mirror_results(samples, run.key, run.uid, 0, run.state)
-    store.purge_orphans()
-
-
-def _stored_kind(samples, key):
-    """``(kind, config)`` of run ``key`` as stored now: kind is "students", another run's
-    description, or ``None`` when there is no such run."""
-    config = fiftyone_api.stored_run_config(samples, key)
-    if config is None:
-        return None, None
-    method = config.get("method")
-    if method == store.STUDENTS_METHOD:
-        return "students", config
-    return _RUN_KINDS.get(method, "a run of another kind"), config
-
-
-def _key_lease(samples, key):
-    """Holds run key ``key`` from the check that it is free to its registration, so that of two
-    clients creating (or renaming to) one key at the same moment exactly one goes on."""
-    return leases.held(samples, f"students/{key}", lambda holder: StaleRunError(
-        f"Someone else ({leases.describe(holder)}) is training or renaming a student run '{key}' right now: "
-        f"choose another key, or try again once theirs is saved"
-    ))
-
-
-def _claim_key(samples, key, overwrite):
-    """The stored config of the student run ``key`` replaces (``None``: a new key); refuses other runs."""
-    kind, config = _stored_kind(samples, key)
-    if kind is None:
-        return None
-    if kind != "students":
-        raise InvalidRequest(f"'{key}' is {kind}, not a student run: choose another key")
-    if not overwrite:
-        raise InvalidRequest(f"A student run '{key}' already exists: choose another key or pass overwrite=True")
-    return config
-
-
-def _register(samples, key, config, replaced):
-    """Points run ``key`` at the new config: a new run record, or the old record updated in one write."""
-    dataset = fiftyone_api.fresh_dataset(samples)
-    run_config = dataset.init_run(method=store.STUDENTS_METHOD, **config)
-    if replaced is None:
-        if key in dataset.list_runs():
-            raise StaleRunError(f"Someone else created a run '{key}' while you trained: choose another key")
-        dataset.register_run(key, run_config)
-        return
-    if store.run_uid(samples, key) != replaced.get("uid"):
-        raise StaleRunError(f"Someone else changed run '{key}' while you trained: nothing was saved, train again")
-    dataset.update_run_config(key, run_config)
-
-
-def _student_config(samples, key, require_uid=True):
-    """The stored config dict of student run ``key``, refusing any other key with a clear message.
-    Runs of plugin versions before uids can still be renamed and deleted, not loaded."""
-    kind, config = _stored_kind(samples, key)
-    if kind is None:
-        raise UnknownName(f"Dataset '{fiftyone_api.dataset_of(samples).name}' has no student run '{key}'")
-    if kind != "students":
-        raise InvalidRequest(f"'{key}' is {kind}, not a student run")
-    if require_uid and "uid" not in config:
-        raise RunInputsChanged(f"Student run '{key}' was trained by an older version of this plugin: train it again")
-    return config
-
-
-def load_students(samples, key="students"):
-    """Loads student run ``key`` (its newest revision) with exactly the samples it was trained on.
-
-    Raises:
-        RunInputsChanged: its concepts, teacher or samples changed since it was trained
-    """
-    config = _student_config(samples, key)
-    inputs = _unchanged_inputs(samples, key, config)
-    sample_ids, train = store.load_samples(samples, key, config["uid"])
-    data = run_data(samples, key, sample_ids, train, config, len(inputs.concept_names))
-    run = StudentRun(samples, key, config, data, inputs.concept_names[: data.concepts.shape[1]])
-    run.revision, run.state = store.load_state(samples, key, run.uid)
-    return run
-
-
-def _unchanged_inputs(samples, key, config):
-    """The concept and teacher runs of student run ``key``, refused if they changed since it was trained."""
-    try:
-        inputs = read_inputs(samples, config["concepts_field"], config["teacher_field"])
-    except InvalidRequest as error:
-        raise RunInputsChanged(f"Student run '{key}' lost its inputs: {error}") from None
-    check_inputs(key, config, inputs)
-    return inputs
-
-
-_OPEN_RUNS = {}  # (dataset id, key) -> StudentRun, this process's loaded runs
-
-
-def open_students(samples, key="students"):
-    """Student run ``key`` for interactive use: loaded once per process, then reused.
-
-    A few small reads decide what to do: the same run at the same revision is returned as
-    it is; a revision someone else saved since reloads only the weights; a run trained again,
-    replaced or renamed is loaded again; changed concepts or teacher scores are refused as
-    :func:`load_students` refuses them.
-    """
-    cache_key = (str(fiftyone_api.dataset_id(samples)), key)
-    run = _OPEN_RUNS.get(cache_key)
-    if run is None or store.run_uid(samples, key) != run.uid:
-        run = _OPEN_RUNS[cache_key] = load_students(samples, key)
-        return run
-    _unchanged_inputs(samples, key, run.config)
-    if run.newest_revision() != run.revision:
-        run.reload()
-    return run
-
-
-def list_student_runs(samples):
-    """Keys of the student runs of a dataset (as stored now, also by other clients)."""
-    return fiftyone_api.run_keys(samples, store.STUDENTS_METHOD)
-
-
-def student_history(samples, key):
-    """Every iteration of student run ``key``, oldest first, without loading its data."""
-    return store.list_entries(samples, _student_config(samples, key)["uid"])
-
-
-def rename_students(samples, key, new_key):
-    """Renames student run ``key`` to ``new_key``; its history follows (it is keyed by run uid)."""
-    new_key = run_key(new_key)
-    with _key_lease(samples, new_key):
-        _student_config(samples, key, require_uid=False)
-        if _stored_kind(samples, new_key)[0] is not None:
-            raise InvalidRequest(f"A run '{new_key}' already exists: choose another key")
-        fiftyone_api.fresh_dataset(samples).rename_run(key, new_key)
-
-
-def delete_students(samples, key):
-    """Deletes student run ``key``, then its history (orphans of a crash in between are purged later)."""
-    config = _student_config(samples, key, require_uid=False)
-    fiftyone_api.fresh_dataset(samples).delete_run(key)
-    crashpoint("delete:run-deleted")
-    store.delete_history(samples, config.get("uid"))
-    store.purge_orphans()
-
-
 GALLERY = 100  # the most samples a presence view shows by default
 
 

@@ -332,7 +332,7 @@ def fit_streamed(cache, config=None, weight=None, bias=None, lower=None, upper=N
     memory (:func:`fiftyone_inficond.students.training.fit_to_budgets`); ``"auto"`` is
     :data:`STREAMED_AUTO` here (choosing on a path needs its held-out rows in memory).
 
-    Starts, like :func:`fiftyone_inficond.students.run.train_students`, from
+    Starts, like :func:`fiftyone_inficond.students.registry.train_students`, from
     :func:`fiftyone_inficond.students.training.initial_weights` unless ``weight`` and ``bias``
     are given; ``lower``/``upper`` bound the weights (none by default); ``mean``/``std`` default
     to :func:`standardization` of the training rows.

@@ -7,7 +7,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from fiftyone_inficond.errors import InvalidRequest
-from fiftyone_inficond.students.run import list_student_runs, open_students
+from fiftyone_inficond.students.registry import list_student_runs, open_students
 
 from ..ui import dropdown
 

@@ -4,7 +4,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from fiftyone_inficond.students.budget import usage
-from fiftyone_inficond.students.run import (
+from fiftyone_inficond.students.registry import (
     delete_students,
     extend_students,
     list_student_runs,

@@ -44,7 +44,8 @@ from fiftyone.operators import get_operator
 from fiftyone.operators.executor import ExecutionContext
 
 from fiftyone_inficond.errors import InficondError, UnknownName
-from fiftyone_inficond.students.run import DEFAULT_TUNING_EPOCHS, list_student_runs, open_students
+from fiftyone_inficond.students.registry import list_student_runs, open_students
+from fiftyone_inficond.students.run import DEFAULT_TUNING_EPOCHS
 from fiftyone_inficond.students.store import current_user
 
 from ..ui import PLUGIN
@@ -201,8 +202,8 @@ def answers(method):
 
 
 class _Twins:
-    """The App sends some events twice at the same moment (a pick in a class list, each change of
-    a box: the same method, params and panel state, a millisecond apart). Run twice, both answers
+    """The App sends a box's change twice at the same moment (a pick in a class list, a keystroke:
+    the same method, params and panel state, a millisecond apart). Run twice, both answers
     were drawn, one after the other (about 0.3 s more per pick on 2 cores). So the twin of an event
     answered less than :attr:`WITHIN` seconds ago, finding the workbench as that event found or
     left it, is not run again: it renders the panel state the first left, which the App already
@@ -217,7 +218,13 @@ class _Twins:
 
     @contextlib.contextmanager
     def once(self, ctx, method_name):
-        """Yields True for an event to run; False for a twin, whose panel state is then the first's."""
+        """Yields True for an event to run; False for a twin, whose panel state is then the first's.
+        Only a box's change (its params carry the ``value``) can have a twin: a click or a timer is
+        sent once, and one repeated, say Fine-tune pressed again after a colleague's save was told,
+        must run again."""
+        if "value" not in ctx.params:
+            yield True
+            return
         event = json.dumps([workbench_key(ctx), ctx.request_params.get("dataset_name"), method_name,
                             ctx.params], sort_keys=True, default=str)  # the panel's id and state among the params
         with self._guard:

@@ -15,7 +15,7 @@ import numpy as np
 
 from fiftyone_inficond.new_concepts import add_concepts, search_concepts
 from fiftyone_inficond.projection import METHODS, concept_projection
-from fiftyone_inficond.students.run import extend_students
+from fiftyone_inficond.students.registry import extend_students
 
 from ..ui import dropdown
 from .common import (
