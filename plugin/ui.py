@@ -44,3 +44,8 @@ def dropdown(labels, placeholder=None):
     for value, label in labels.items():
         view.add_choice(value, label=label)
     return view
+
+
+def entry_minute(time):
+    """"2026-12-02 16:05" of a history entry's ISO time (UTC), to the minute."""
+    return time[:16].replace("T", " ")

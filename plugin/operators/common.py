@@ -9,7 +9,7 @@ import fiftyone.operators.types as types
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.students.registry import list_student_runs, open_students
 
-from ..ui import dropdown
+from ..ui import dropdown, entry_minute
 
 # Folders on the App server whose files App users may name (corpora, score files, checkpoints),
 # separated like PATH. Unset: App users can name no server file; Python callers of the library
@@ -104,7 +104,7 @@ def run_key_input(ctx, inputs):
 def revision_input(ctx, inputs, key, label):
     """A dropdown of run ``key``'s revisions, newest first, each with what it was and who saved it."""
     entries = open_students(ctx.dataset, key).history[::-1]
-    labels = {e["revision"]: f"{e['revision']}: {e['kind']} by {e['user']}, {e['time'][:16].replace('T', ' ')}"
+    labels = {e["revision"]: f"{e['revision']}: {e['kind']} by {e['user']}, {entry_minute(e['time'])}"
               for e in entries}
     inputs.enum("revision", list(labels), view=dropdown(labels), label=label,
                 default=entries[0]["revision"] if entries else None)

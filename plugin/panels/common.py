@@ -48,7 +48,7 @@ from fiftyone_inficond.students.registry import list_student_runs, open_students
 from fiftyone_inficond.students.run import DEFAULT_TUNING_EPOCHS
 from fiftyone_inficond.students.store import current_user
 
-from ..ui import PLUGIN
+from ..ui import PLUGIN, entry_minute
 
 logger = logging.getLogger(__name__)
 # where a failed panel event's traceback goes, besides the App server's output
@@ -157,7 +157,7 @@ def open_run(ctx, workbench):
         newest = run.history[-1]
         workbench["message"] = (
             f"ℹ️ {newest.get('user') or 'Someone'} saved revision {run.revision} of '{run.key}' "
-            f"at {_when(newest['time'])}: the panels now show it, your pending instructions are kept"
+            f"at {entry_minute(newest['time'])} UTC: the panels now show it, your pending instructions are kept"
         )
     workbench["revision"] = run.revision
     if workbench["cls"] not in run.classes:
@@ -170,11 +170,6 @@ def open_run(ctx, workbench):
     known = set(run.concepts)
     workbench["focus"] = [name for name in workbench["focus"] if name in known]
     return run
-
-
-def _when(time):
-    """"2026-12-02 16:05 UTC" of a history entry's ISO time (UTC)."""
-    return f"{time[:16].replace('T', ' ')} UTC"
 
 
 def answers(method):
@@ -481,10 +476,9 @@ def start_fine_tune(panel, ctx):
     itself is the panel's ``on_fine_tune_now``, which the App runs as soon as it has drawn this
     (a panel event answers once, at its end: without this the user saw nothing for seconds)."""
     workbench = read_workbench(ctx)
-    if not workbench["pending"]:
-        panel.change(ctx, message="Nothing to fine-tune: 👍 or 👎 a concept first")
+    if _nothing_pending(panel, ctx, workbench):
         return
-    settings = {**{name: workbench[name] for name in TYPED}, **typed_settings(ctx)}
+    settings = tuning_settings(ctx, workbench)
     classes = sorted({item["class"] for item in workbench["pending"]})
     count = len(workbench["pending"])
     ctx.panel.state.set({"has_pending": False, "message": (
@@ -494,18 +488,26 @@ def start_fine_tune(panel, ctx):
     ctx.trigger(panel.uri, {"__method__": "on_fine_tune_now", "panel_id": ctx.panel_id, "panel_state": ctx.panel_state})
 
 
+def _nothing_pending(panel, ctx, workbench):
+    """True, and the user told so, when there is nothing to fine-tune (pressed with nothing
+    pending, or cleared in the App's other browser meanwhile)."""
+    if workbench["pending"]:
+        return False
+    panel.change(ctx, message="Nothing to fine-tune: 👍 or 👎 a concept first")
+    return True
+
+
 def fine_tune(panel, ctx):
     """Applies every pending instruction in one tuning iteration and says what it changed."""
     workbench = read_workbench(ctx)
-    if not workbench["pending"]:
-        panel.change(ctx, message="Nothing to fine-tune: 👍 or 👎 a concept first")
+    if _nothing_pending(panel, ctx, workbench):
         return
     run = panel.run_to_save_on(ctx, workbench)
     if run is None:
         return
     split = workbench["split"]
     before = run.performance(split)
-    settings = {**{name: workbench[name] for name in TYPED}, **typed_settings(ctx)}
+    settings = tuning_settings(ctx, workbench)
     entry = run.tune(**_instructions(workbench["pending"]), **settings, user=ctx.user_id)
     workbench.update(
         pending=[],
@@ -530,14 +532,15 @@ def tuning_boxes(workbench, revision):
     return {"factor": workbench["factor"], "epochs": workbench["epochs"], note_box(revision): workbench["note"]}
 
 
-def typed_settings(ctx):
-    """The tuning factor, epochs and note as the acting panel's boxes hold them now (the App sends
-    its panel state with every event): what the user sees is what a fine-tune uses, whichever of
-    the typing's intermediate values reached the workbench last."""
+def tuning_settings(ctx, workbench):
+    """The tuning factor, epochs and note a fine-tune uses: as the acting panel's boxes hold them
+    now (the App sends its panel state with every event), else the workbench's. What the user
+    sees is what a fine-tune uses, whichever of the typing's intermediate values reached the
+    workbench last."""
     state = ctx.panel.state
     typed = dict(state.get("tuning") or {})
     typed["note"] = typed.get(note_box(state.get("revision")))
-    return {name: typed[name] for name in TYPED if typed.get(name) is not None}
+    return {name: workbench[name] if typed.get(name) is None else typed[name] for name in TYPED}
 
 
 def _instructions(pending):
