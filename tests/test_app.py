@@ -41,6 +41,8 @@ def test_a_whole_tuning_loop_in_the_app(app):
         capture_output=True, text=True, timeout=420,
     )
     seen = json.loads(done.stdout.strip().splitlines()[-1])
+    with open(os.path.join(ARTIFACTS, "loop.json"), "w") as out:  # what the page showed, beside its screenshots
+        json.dump(seen, out, indent=1)
     assert "error" not in seen, seen
 
     # The worst class by AP gap is selected and the knowledge panel shows it.
@@ -76,6 +78,8 @@ def test_a_whole_tuning_loop_in_the_app(app):
     assert history[1]["note"] == "more wheel" and "more wheel" in seen["provenanceRow"]
     # the App sends each change of a text box twice: two calls a key, no exchange
     assert seen["noteCalls"] <= 2 * len("more wheel") + 2 and "“more wheel”" in seen["saved"], seen["noteMethods"]
+    # and it stays revision 1's: the box is empty for the next one, after every tab was drawn again
+    assert seen["noteAtEnd"] == "", seen["noteChanges"]
     # The answer names the tuned concept's weight before and after.
     concept = seen["pending"].split("👍 ")[1].split(" for ")[0].split(" (+")[0]
     weights = rf"👍 {re.escape(concept)}.* for {cls}: -?\d\.\d{{3}} → -?\d\.\d{{3}}"
@@ -128,3 +132,4 @@ def test_two_colleagues_apps_keep_their_own_pending_instructions_and_i_am_told_o
     assert seen["mineSaved"].startswith(f"✅ Revision {revision + 2} saved")
     history = student_history(dataset, "students")
     assert [entry["instructions"][0]["direction"] for entry in history[revision + 1:]] == ["down", "up"]
+    assert [entry["note"] for entry in history[revision + 1:]] == ["", ""]  # no note typed: none leaks in

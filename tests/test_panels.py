@@ -319,7 +319,7 @@ def test_two_colleagues_keep_their_own_pending_instructions_and_each_hears_of_th
     assert mine.state["message"].startswith("✅ Revision 2 saved") and not mine.state["has_pending"]
 
 
-def test_the_note_typed_beside_fine_tune_is_the_revisions_and_provenance_shows_it(tuned_world):
+def test_the_note_typed_beside_fine_tune_is_that_revisions_alone_and_provenance_shows_it(tuned_world):
     dataset, run = tuned_world
     knowledge = PanelDriver(dataset, "inficond_knowledge")
     provenance = PanelDriver(dataset, "inficond_provenance", knowledge.spaces)
@@ -329,8 +329,9 @@ def test_the_note_typed_beside_fine_tune_is_the_revisions_and_provenance_shows_i
     knowledge.event("on_click_chart", id=f"down|{concept}")
 
     def type_note(text):  # as the App does: the box's state path holds it, and the event says it
-        knowledge.state["tuning"] = {**knowledge.state["tuning"], f"note_{knowledge.state['revision']}": text}
-        knowledge.event("on_change_note", value=text)
+        box = f"note_{knowledge.state['revision']}"
+        knowledge.state["tuning"] = {**knowledge.state["tuning"], box: text}
+        knowledge.event("on_change_note", path=f"tuning.{box}", value=text)
 
     type_note("x" * 201)
     requests = knowledge.event("on_fine_tune")  # refused: one sentence, nothing lost
@@ -343,8 +344,35 @@ def test_the_note_typed_beside_fine_tune_is_the_revisions_and_provenance_shows_i
     assert entry["note"] == "no sky shortcut" and knowledge.state["message"].startswith(
         "✅ Revision 1 saved “no sky shortcut”")
     assert knowledge.state["tuning"]["note_1"] == ""  # a new box, empty, for the next one
+    # the old box's text, sent again by the App when it loses focus, is not the next revision's note
+    knowledge.event("on_change_note", path="tuning.note_0", value="no sky shortcut")
+    knowledge.event("on_load")
+    assert knowledge.state["tuning"]["note_1"] == ""
     provenance.event("on_load")
     assert provenance.data["entries"][0]["note"] == "no sky shortcut" and provenance.data["entries"][1]["note"] == ""
+
+
+def test_a_late_box_change_answered_while_a_thumb_is_keeps_the_thumb(tuned_world, monkeypatch):
+    dataset, run = tuned_world
+    knowledge = PanelDriver(dataset, "inficond_knowledge")
+    meanwhile = PanelDriver(dataset, "inficond_knowledge", knowledge.spaces)  # the same panel, another event
+    knowledge.event("on_load")
+    meanwhile.event("on_load")
+    cls = knowledge.state["controls"]["cls"]
+    (concept, _), = run.top_concepts(cls, 1, sign="absolute")
+    module = sys.modules[type(foo.get_operator(knowledge.uri)).__module__]
+    write = module.write_workbench
+
+    def thumb_meanwhile(ctx, workbench):  # the 👍 answered between the note change's read and its save
+        monkeypatch.setattr(module, "write_workbench", write)
+        meanwhile.event("on_click_chart", id=f"up|{concept}")
+        write(ctx, workbench)
+
+    monkeypatch.setattr(module, "write_workbench", thumb_meanwhile)
+    knowledge.event("on_change_note", path="tuning.note_0", value="more wheel")
+    assert meanwhile.state["has_pending"]
+    knowledge.event("on_load")
+    assert knowledge.state["has_pending"] and knowledge.state["tuning"]["note_0"] == "more wheel"
 
 
 def test_a_click_reads_the_workbench_once_writes_it_once_and_redraws_only_the_panels_showing_what_changed(
@@ -357,7 +385,7 @@ def test_a_click_reads_the_workbench_once_writes_it_once_and_redraws_only_the_pa
     common = sys.modules[type(foo.get_operator("@inficond/inficond/inficond_knowledge")).__module__.rsplit(".", 1)[0]
                          + ".common"]
     calls = []
-    for name in ("get", "set"):
+    for name in ("get", "set", "compare_and_set", "set_if_absent"):
         original = getattr(ExecutionStore, name)
         monkeypatch.setattr(ExecutionStore, name, lambda self, *args, _name=name, _original=original, **kwargs: (
             calls.append(_name), _original(self, *args, **kwargs))[1])
@@ -370,11 +398,11 @@ def test_a_click_reads_the_workbench_once_writes_it_once_and_redraws_only_the_pa
     cls = knowledge.state["controls"]["cls"]
     (concept, _), = run.top_concepts(cls, 1, sign="absolute")
     requests = knowledge.event("on_click_chart", id=f"up|{concept}")  # 👍: the performance panel shows no pending
-    assert calls == ["get", "open", "set"] and redrawn(requests) == {knowledge.id}
+    assert calls == ["get", "open", "compare_and_set"] and redrawn(requests) == {knowledge.id}
     calls.clear()
     other = next(c for c in run.classes if c != cls)
     requests = knowledge.event("on_change_cls", value=other)  # a class: both show it
-    assert calls == ["get", "open", "set"] and redrawn(requests) == {knowledge.id, performance.id}
+    assert calls == ["get", "open", "compare_and_set"] and redrawn(requests) == {knowledge.id, performance.id}
     (patch,) = [p["state"] for p in find(requests, "patch_panel_state") if p["panel_id"] == performance.id
                 and "header" in p["state"]]
     assert patch["header"].endswith(f"Selected class: **{other}**")

@@ -103,7 +103,8 @@ class _Event:
 
     def __init__(self, ctx):
         self.key = workbench_key(ctx)
-        self.stored = {**DEFAULTS, **(ctx.store(STORE).get(self.key) or {})}
+        self.raw = ctx.store(STORE).get(self.key)  # as stored: what a save compares with
+        self.stored = {**DEFAULTS, **(self.raw or {})}
         self.workbench = copy.deepcopy(self.stored)
         self.run_keys = None  # the dataset's student runs, as listed in this event
         self.runs = {}  # run key -> the run, opened in this event
@@ -131,11 +132,24 @@ def write_workbench(ctx, workbench):
 
 
 def save_workbench(ctx):
-    """The event's end: its workbench written, when it changed."""
+    """The event's end: the keys it changed written over the workbench as stored, in one atomic
+    compare-and-set. The App runs events at the same moment (a box's late change while a 👍 is
+    answered), as do colleagues' servers: when another event saved first, its changes are kept and
+    this one's written over them, where writing the workbench as this event had read it lost the 👍."""
     event = getattr(ctx, "_inficond_event", None)
-    if event is not None and event.workbench != event.stored:
-        ctx.store(STORE).set(event.key, event.workbench)
-        event.stored = copy.deepcopy(event.workbench)
+    if event is None:
+        return
+    changed = {key: value for key, value in event.workbench.items() if event.stored.get(key) != value}
+    if not changed:
+        return
+    store = ctx.store(STORE)
+    while True:
+        value = {**DEFAULTS, **(event.raw or {}), **copy.deepcopy(changed)}
+        if (store.set_if_absent(event.key, value) if event.raw is None
+                else store.compare_and_set(event.key, event.raw, value)):
+            break
+        event.raw = store.get(event.key)  # saved meanwhile by another event
+    event.raw, event.stored = value, copy.deepcopy(value)
 
 
 def open_run(ctx, workbench):

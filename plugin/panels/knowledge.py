@@ -86,8 +86,14 @@ class KnowledgePanel(TuningPanel):
 
     @answers
     def on_change_note(self, ctx):
-        """The note as it is being typed: kept in the workbench, never sent back (see ``_setting``)."""
+        """The note as it is being typed: kept in the workbench, never sent back (see ``_setting``).
+        Only the box of the revision shown counts: the App sends a box's text again when it loses
+        focus (the press of Fine-tune) and when it is drawn anew, which arrives after the fine-tune
+        that saved the note had emptied it, and would give the next revision the same note."""
         workbench = read_workbench(ctx)
+        shown = f"tuning.{note_box(workbench['revision'])}"
+        if ctx.params.get("path", shown) != shown:
+            return
         workbench["note"] = ctx.params.get("value") or ""
         write_workbench(ctx, workbench)
 

@@ -4,7 +4,7 @@
 import { freshPage, launch, on, settler } from "./app.mjs";
 
 const [url, out] = process.argv.slice(2);
-const seen = { fit: {} };
+const seen = { fit: {}, noteChanges: [] };
 const browser = await launch();
 const [, page] = await freshPage(browser);
 const settle = settler(page);
@@ -13,9 +13,13 @@ const methods = [];  // the panel methods called, in order
 page.on("request", (request) => {
   if (!request.url().includes("/operators/execute")) return;
   serverCalls += 1;
-  methods.push(request.postDataJSON()?.params?.__method__ ?? request.postDataJSON()?.operator_uri);
+  const body = request.postDataJSON();
+  methods.push(body?.params?.__method__ ?? body?.operator_uri);
+  if (body?.params?.__method__ === "on_change_note")  // every change the note box sent, after which step
+    seen.noteChanges.push({ after: lastShot, path: body.params.path, value: body.params.value });
 });
-const shot = (name) => page.screenshot({ path: `${out}/${name}.png` });
+let lastShot = "";
+const shot = (name) => { lastShot = name; return page.screenshot({ path: `${out}/${name}.png` }); };
 const { text, tab, clickCentre, thumb } = on(page);
 const samplesTab = () => page.getByRole("button", { name: "Samples", exact: true });
 const gridCount = async () => (await text(/^[\d,]+ samples?$/).innerText()).trim();
@@ -230,7 +234,10 @@ try {
     await tab(label).click();
     await settle();
     await fit(label, label === "Student knowledge" ? knowledgeControls() : []);
-    if (label === "Student knowledge") await shot("11-knowledge-1600");
+    if (label === "Student knowledge") {
+      await shot("11-knowledge-1600");
+      seen.noteAtEnd = await page.getByPlaceholder(/^why, e\.g\. /).inputValue();  // revision 2's, to come
+    }
   }
 } catch (error) {
   seen.error = String(error).slice(0, 500);
