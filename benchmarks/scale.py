@@ -203,7 +203,7 @@ def child_cache(spec):
     """The MongoDB cursor streamed into a float16 matrix on disk."""
     import fiftyone as fo
 
-    from fiftyone_inficond.students.streaming import cache_inputs
+    from fiftyone_inficond.students.cache import cache_inputs
 
     quiet()
     seconds, _ = timed(lambda: cache_inputs(fo.load_dataset(spec["name"]), spec["directory"], train_tag="train"))
@@ -214,7 +214,7 @@ def child_synthetic_cache(spec):
     """A cache of ``spec["n"]`` synthetic rows written straight to disk (no database)."""
     import numpy as np
 
-    from fiftyone_inficond.students.streaming import write_cache
+    from fiftyone_inficond.students.cache import write_cache
 
     def chunks():
         for start, concepts, teacher in synthetic_chunks(spec["n"], spec["classes"]):
@@ -229,8 +229,8 @@ def child_streamed(spec):
     """Students fitted from the cache, then their agreement with the teacher (counts and AP), batch by batch."""
     import numpy as np
 
+    from fiftyone_inficond.students.cache import InputsCache
     from fiftyone_inficond.students.streaming import (
-        InputsCache,
         fit_streamed,
         streamed_agreement,
         streamed_agreement_ap,

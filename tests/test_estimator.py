@@ -10,7 +10,7 @@ from sklearn.base import clone
 from fiftyone_inficond import InvalidRequest, SparseStudents, train_students
 from fiftyone_inficond.students import estimator
 from fiftyone_inficond.students.budget import path_points, usage
-from fiftyone_inficond.students.streaming import write_cache
+from fiftyone_inficond.students.cache import write_cache
 from fiftyone_inficond.students.tuning import no_bounds
 
 N, D, K = 400, 60, 3

@@ -23,7 +23,7 @@ from test_streaming import small  # the fixture: 300 synthetic samples
 from fiftyone_inficond import images
 from fiftyone_inficond.errors import WriteFailed
 from fiftyone_inficond.extraction import compute_concepts
-from fiftyone_inficond.students import streaming
+from fiftyone_inficond.students import cache as streaming_cache
 
 __all__ = ["own_mongod", "small"]  # fixtures this module uses from others
 
@@ -197,23 +197,23 @@ class _FullDisk:
 
 def test_a_full_disk_while_caching_leaves_the_previous_cache_whole(small, tmp_path, monkeypatch):
     directory = str(tmp_path / "cache")
-    before = streaming.cache_inputs(small, directory, dtype="float32")
+    before = streaming_cache.cache_inputs(small, directory, dtype="float32")
     rows = before.rows("concepts", np.arange(len(before)))
-    monkeypatch.setattr(streaming, "open",
+    monkeypatch.setattr(streaming_cache, "open",
                         lambda path, mode="r", *a, **k: (_FullDisk(open(path, mode)) if "w" in mode
                                                          else open(path, mode)),
                         raising=False)
     with pytest.raises(WriteFailed, match=r"Cannot write the training cache to .*\(No space left on device\): "
                                           r"nothing was written there"):
-        streaming.cache_inputs(small, directory, chunk_rows=64)
+        streaming_cache.cache_inputs(small, directory, chunk_rows=64)
     monkeypatch.undo()
     assert os.listdir(tmp_path) == ["cache"]  # no staging directory left behind
-    after = streaming.InputsCache.open(directory)
+    after = streaming_cache.InputsCache.open(directory)
     assert after.dtype == "float32" and np.array_equal(after.rows("concepts", np.arange(len(after))), rows)
 
 
 def test_a_cache_directory_that_cannot_be_created_is_refused_clearly(small, tmp_path):
     (tmp_path / "a file").write_text("not a directory")
     with pytest.raises(WriteFailed, match=r"Cannot write the training cache to .*a file/cache' \(Not a directory\)"):
-        streaming.cache_inputs(small, str(tmp_path / "a file" / "cache"))
+        streaming_cache.cache_inputs(small, str(tmp_path / "a file" / "cache"))
     assert os.listdir(tmp_path) == ["a file"]

@@ -11,6 +11,7 @@ from sklearn.metrics import average_precision_score
 from fiftyone_inficond.corpus import corpus_id
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.runs import CONCEPTS_METHOD, record_run
+from fiftyone_inficond.students import cache as streaming_cache
 from fiftyone_inficond.students import streaming
 from fiftyone_inficond.students.registry import delete_students, list_student_runs, train_students
 from fiftyone_inficond.students.training import TrainingConfig
@@ -45,17 +46,17 @@ def small():
 
 
 def test_the_cache_holds_every_row_in_dataset_order(small, tmp_path):
-    cache = streaming.cache_inputs(small, str(tmp_path), dtype="float32", chunk_rows=64)  # 5 chunks
+    cache = streaming_cache.cache_inputs(small, str(tmp_path), dtype="float32", chunk_rows=64)  # 5 chunks
     ids, concepts, teacher = small.values(["id", "concepts", "teacher"])
     assert [i.decode() for i in cache.ids] == ids and cache.train.all()
     assert np.array_equal(cache.rows("concepts", np.arange(N)), np.stack(concepts))
     assert np.array_equal(cache.rows("teacher", [5, 2]), np.stack(teacher)[[5, 2]])
-    reopened = streaming.InputsCache.open(str(tmp_path))
+    reopened = streaming_cache.InputsCache.open(str(tmp_path))
     assert np.array_equal(reopened.ids, cache.ids) and reopened.dtype == "float32"
 
 
 def test_streamed_standardization_matches_the_in_memory_one(small, tmp_path):
-    cache = streaming.cache_inputs(small, str(tmp_path), dtype="float32", chunk_rows=64)
+    cache = streaming_cache.cache_inputs(small, str(tmp_path), dtype="float32", chunk_rows=64)
     concepts = cache.rows("concepts", np.arange(N))
     mean, std = streaming.standardization(cache)
     np.testing.assert_allclose(mean, concepts.mean(0), rtol=1e-6)
@@ -64,7 +65,7 @@ def test_streamed_standardization_matches_the_in_memory_one(small, tmp_path):
 
 def test_streamed_training_gives_the_in_memory_weights(small, tmp_path):
     run = train_students(small, key="memory", gt_field=None, train_tag="train", epochs=3, batch_size=32, budget=8)
-    cache = streaming.cache_inputs(small, str(tmp_path), train_tag="train", dtype="float32")
+    cache = streaming_cache.cache_inputs(small, str(tmp_path), train_tag="train", dtype="float32")
     assert cache.train.sum() == 200
     mean = np.asarray(run.config["concept_mean"], np.float32)
     std = np.asarray(run.config["concept_std"], np.float32)
@@ -86,7 +87,7 @@ def test_streamed_training_gives_the_in_memory_weights(small, tmp_path):
 def test_a_float16_cache_gives_float16_close_weights_and_the_same_decisions(small, tmp_path):
     # Every concept: float16 rounding may swap a sparse student's weakest concept for another.
     run = train_students(small, key="memory", gt_field=None, epochs=3, batch_size=32, budget=None)
-    cache = streaming.cache_inputs(small, str(tmp_path))  # float16 by default
+    cache = streaming_cache.cache_inputs(small, str(tmp_path))  # float16 by default
     assert cache.dtype == "float16" and (tmp_path / "concepts.bin").stat().st_size == N * N_CONCEPTS * 2
     students = streaming.fit_streamed(cache, TrainingConfig(epochs=3, batch_size=32, budget=None))
     assert np.abs(students.weight - run.weight).max() < 0.02
@@ -101,7 +102,7 @@ def test_a_float16_cache_gives_float16_close_weights_and_the_same_decisions(smal
 
 def test_streamed_agreement_ap_is_the_exact_ap_within_a_bin(small, tmp_path):
     run = train_students(small, key="memory", gt_field=None, epochs=3, batch_size=32)
-    cache = streaming.cache_inputs(small, str(tmp_path), dtype="float32")
+    cache = streaming_cache.cache_inputs(small, str(tmp_path), dtype="float32")
     students = streaming.StreamedStudents(run.weight, run.bias, *run._standardization())
     streamed = streaming.streamed_agreement_ap(cache, students, batch_rows=64)
     exact = run._metrics("all").agreement_ap
@@ -125,9 +126,9 @@ def test_binned_average_precision_is_sklearns_on_binned_scores():
 
 def test_an_empty_split_or_no_inputs_is_refused_before_anything_is_trained(small, tmp_path):
     with pytest.raises(InvalidRequest, match="The training split is empty"):
-        streaming.cache_inputs(small, str(tmp_path / "a"), train_tag="no-such-tag")
+        streaming_cache.cache_inputs(small, str(tmp_path / "a"), train_tag="no-such-tag")
     with pytest.raises(InvalidRequest, match="holds no teacher scores"):
-        streaming.cache_inputs(small, str(tmp_path / "b"), teacher_field="nothing")
+        streaming_cache.cache_inputs(small, str(tmp_path / "b"), teacher_field="nothing")
 
 
 def test_a_run_loads_its_own_samples_whether_they_are_most_or_few_of_the_dataset(small):

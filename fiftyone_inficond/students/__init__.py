@@ -7,8 +7,9 @@ Two levels import from here, lazily as the package root's names do (see :mod:`fi
 - the estimator on arrays, without FiftyOne runs: :class:`SparseStudents` (scikit-learn's shape,
   :mod:`.estimator`; also at the package root), and the functions beneath it: ``TrainingConfig``,
   ``initial_weights``, ``no_bounds``, ``fit``, ``class_budgets``, ``fit_to_budgets``, ``class_metrics``; and its
-  streamed form for datasets larger than memory (:mod:`.streaming`): ``cache_inputs``,
-  ``InputsCache``, ``fit_streamed``, ``streamed_agreement``, ``streamed_agreement_ap``.
+  streamed form for datasets larger than memory: ``cache_inputs`` and ``InputsCache`` (the disk
+  cache, :mod:`.cache`), ``fit_streamed``, ``streamed_agreement``, ``streamed_agreement_ap``
+  (:mod:`.streaming`).
 
 Lazily, because the store (:mod:`.store`, imported by :mod:`fiftyone_inficond.leases`) and the
 budget rules are read by modules that :mod:`.registry` itself imports: an eager import of it here
@@ -29,9 +30,8 @@ _NAMES = {
     "fiftyone_inficond.students.estimator": ("SparseStudents",),
     "fiftyone_inficond.students.tuning": ("no_bounds",),
     "fiftyone_inficond.students.metrics": ("class_metrics",),
-    "fiftyone_inficond.students.streaming": (
-        "cache_inputs", "InputsCache", "fit_streamed", "streamed_agreement", "streamed_agreement_ap",
-    ),
+    "fiftyone_inficond.students.cache": ("cache_inputs", "InputsCache"),
+    "fiftyone_inficond.students.streaming": ("fit_streamed", "streamed_agreement", "streamed_agreement_ap"),
 }
 
 __all__ = [name for names in _NAMES.values() for name in names]

@@ -12,7 +12,7 @@ Why an estimator beside :func:`fiftyone_inficond.students.registry.train_student
   on the same rows and settings the estimator's weights are the run's, bit for bit.
 
 Rows too many for memory go through the same entry point: an
-:class:`fiftyone_inficond.students.streaming.InputsCache` as ``X`` (the cache holds the teacher
+:class:`fiftyone_inficond.students.cache.InputsCache` as ``X`` (the cache holds the teacher
 probabilities and the training rows, so ``Y`` is ``None``) trains through
 :func:`fiftyone_inficond.students.streaming.fit_streamed`, one batch in memory at a time.
 """
@@ -24,7 +24,7 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator
 
 from fiftyone_inficond.errors import InvalidRequest
-from fiftyone_inficond.students.budget import AUTO, check_budget
+from fiftyone_inficond.students.budget import check_budget
 from fiftyone_inficond.students.training import (
     class_budgets,
     fit_to_budgets,
@@ -35,7 +35,7 @@ from fiftyone_inficond.students.training import (
 from fiftyone_inficond.students.tuning import no_bounds
 
 THRESHOLD = 0.5  # the probability at which teacher and students say "positive" (train_students' default)
-_STREAMING = "fiftyone_inficond.students.streaming"  # imports FiftyOne: looked up only once it is loaded
+_CACHE = "fiftyone_inficond.students.cache"  # imports FiftyOne: looked up only once it is loaded
 
 
 def fit_students(inputs, targets, lower, upper, config, threshold=THRESHOLD, rows=None):
@@ -97,7 +97,7 @@ class SparseStudents(BaseEstimator):
 
         Args:
             X: ``(n, d)`` concept vectors (standardized here, on these rows, as a run does on its
-                training rows), or an :class:`fiftyone_inficond.students.streaming.InputsCache`
+                training rows), or an :class:`fiftyone_inficond.students.cache.InputsCache`
                 (its training rows, read from disk)
             Y: ``(n, k)`` teacher probabilities in [0, 1]; ``None`` with a cache, which holds them
             bounds: ``(lower, upper)``, ``(k, d)`` each, as tuning sets them
@@ -130,12 +130,10 @@ class SparseStudents(BaseEstimator):
             raise InvalidRequest("A training cache holds its own teacher probabilities: call fit(cache) without Y")
         check_budget(config.budget, cache.n_concepts)
         lower, upper = _bounds(bounds, (cache.n_classes, cache.n_concepts))
-        streaming = sys.modules[_STREAMING]
-        students = streaming.fit_streamed(cache, config, lower=lower, upper=upper)
-        # fit_streamed's budgets, which it does not return: "auto" is its fixed STREAMED_AUTO.
-        budget = streaming.STREAMED_AUTO if config.budget == AUTO else config.budget
-        budgets = None if budget is None else np.full(cache.n_classes, min(budget, cache.n_concepts))
-        return self._fitted(students.weight, students.bias, students.mean, students.std, budgets)
+        from fiftyone_inficond.students.streaming import fit_streamed  # a cache exists: FiftyOne is loaded
+
+        students = fit_streamed(cache, config, lower=lower, upper=upper)
+        return self._fitted(students.weight, students.bias, students.mean, students.std, students.budgets)
 
     def _fitted(self, weight, bias, mean, scale, budgets):
         self.coef_, self.intercept_ = weight, bias
@@ -171,8 +169,8 @@ class SparseStudents(BaseEstimator):
 
 def _is_cache(X):
     """Whether ``X`` is an ``InputsCache``: only once its module is loaded can one exist."""
-    streaming = sys.modules.get(_STREAMING)
-    return streaming is not None and isinstance(X, streaming.InputsCache)
+    cache = sys.modules.get(_CACHE)
+    return cache is not None and isinstance(X, cache.InputsCache)
 
 
 def _matrix(values, name, what):

@@ -85,7 +85,9 @@ def training_config(epochs, l1, lr, batch_size, seed, budget="auto"):
     )
 
 
-CHUNK_ROWS = 8192  # rows per step of the chunked passes below: 8192 x 1,153 x 8 B = 75 MB at most
+
+
+CHUNK_ROWS = 4096  # rows per step of every chunked pass over concept vectors: 4096 x 1,153 x 8 B = 38 MB at most
 
 
 def standardization(concepts, rows=None):
