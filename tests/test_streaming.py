@@ -2,17 +2,21 @@
 give the in-memory path's weights (exactly from a float32 cache, float16-close from a float16
 one), and the cache is written from a MongoDB cursor without reading all samples at once."""
 
+import hashlib
+import json
+import os
+
 import fiftyone as fo
 import numpy as np
 import pytest
-from conftest import unique_name
+from conftest import run_python, unique_name
 from sklearn.metrics import average_precision_score
 
 from fiftyone_inficond.corpus import corpus_id
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.runs import CONCEPTS_METHOD, record_run
 from fiftyone_inficond.students import cache as streaming_cache
-from fiftyone_inficond.students import streaming
+from fiftyone_inficond.students import store, streaming
 from fiftyone_inficond.students.registry import delete_students, list_student_runs, train_students
 from fiftyone_inficond.students.training import TrainingConfig
 from fiftyone_inficond.teacher import set_teacher_scores
@@ -145,3 +149,49 @@ def test_a_run_loads_its_own_samples_whether_they_are_most_or_few_of_the_dataset
     for key, n in (("most", 300), ("few", 50)):
         with pytest.raises(RunInputsChanged, match=f"1 of the {n} samples run '{key}' was trained on were deleted"):
             load_students(small, key)
+
+
+def test_a_streamed_run_is_the_in_memory_run_trained_tuned_reverted_and_loaded_by_another_process(small, tmp_path):
+    teacher = np.stack(small.values("teacher"))
+    rng = np.random.default_rng(1)  # ground truth: the teacher's decisions, a tenth of them flipped
+    truth = (teacher >= 0.5) ^ (rng.random(teacher.shape) < 0.1)
+    small.set_values("ground_truth", [fo.Classifications(classifications=[
+        fo.Classification(label=f"class_{j}") for j in np.flatnonzero(row)]) for row in truth])
+    settings = {"train_tag": "train", "epochs": 3, "budget": 8}
+    memory = train_students(small, key="memory", streamed=False, **settings)
+    streamed = train_students(small, key="streamed", streamed=True, cache_dir=str(tmp_path), **settings)
+    assert memory.config["cache"] is None and os.path.dirname(streamed.config["cache"]) == str(tmp_path)
+
+    def same(a, b):  # the cache holds float16 vectors: the same students within float16's precision
+        assert np.array_equal(a.weight != 0, b.weight != 0) and np.abs(a.weight - b.weight).max() < 0.02
+        assert np.abs(a.probabilities() - b.probabilities()).max() < 0.02
+        for split in ("validation", "train"):
+            assert b.performance(split)["summary"] == pytest.approx(a.performance(split)["summary"], abs=0.01)
+            counts = [[n for group in run.agreement_counts(split).values() for subset in group.values()
+                       for n in subset.values()] for run in (a, b)]
+            assert np.abs(np.subtract(*counts)).max() <= 2  # a borderline sample may flip
+
+    same(memory, streamed)
+    assert streamed.performance("validation")["summary"]["teacher_ap"] > 0.5  # its ground truth was read
+    cls = "class_0"
+    (concept, _), = memory.top_concepts(cls, 1)
+    for run in (memory, streamed):
+        run.tune(down={cls: [concept]}, note="less of it")
+    same(memory, streamed)
+    assert streamed.tuned(cls) == memory.tuned(cls) and concept in memory.tuned(cls)["down"]
+    assert np.allclose(streamed.what_if(cls, n=3)["f1"], memory.what_if(cls, n=3)["f1"], atol=0.02)
+    streamed.revert(0)
+    _, first = store.load_state(small, "streamed", streamed.uid, 0)
+    assert streamed.weight.tobytes() == first.weight.tobytes()
+    out = run_python(  # another process reads the same cache
+        "import fiftyone as fo, hashlib, json\n"
+        "from fiftyone_inficond.students.registry import load_students\n"
+        f"run = load_students(fo.load_dataset('{small.name}'), 'streamed')\n"
+        "print(run.revision, hashlib.sha256(run.weight.tobytes()).hexdigest(),"
+        " json.dumps(run.performance('validation')['summary']))\n"
+    )
+    revision, digest, summary = out.strip().splitlines()[-1].split(" ", 2)
+    assert (int(revision), digest) == (2, hashlib.sha256(streamed.weight.tobytes()).hexdigest())
+    assert json.loads(summary) == pytest.approx(streamed.performance("validation")["summary"])
+    delete_students(small, "streamed")
+    assert not os.path.exists(streamed.config["cache"])  # the run's cache goes with it

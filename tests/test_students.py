@@ -292,3 +292,4 @@ def test_several_runs_are_listed_renamed_and_deleted(distilled):
     uid = load_students(distilled, "renamed").uid
     delete_students(distilled, "renamed")
     assert list_student_runs(distilled) == ["b"] and store.list_entries(distilled, uid) == []
+

@@ -209,7 +209,7 @@ def run_data(samples, key, sample_ids, train, config, n_concepts):
         raise RunInputsChanged(f"Student run '{key}' cannot be loaded: {error}") from None
     truth = []
     if gt_field:  # a second read: a sample deleted since the first is missing here too
-        labels, labelled = _labels_in_order(view, sample_ids, gt_field)
+        labels, labelled = labels_in_order(view, sample_ids, gt_field)
         truth, found = [labels], found & labelled
     if not found.all():
         raise RunInputsChanged(
@@ -225,7 +225,7 @@ def run_data(samples, key, sample_ids, train, config, n_concepts):
     return _data(list(sample_ids), concepts, teacher, truth, config["classes"], train)
 
 
-def _labels_in_order(view, sample_ids, field):
+def labels_in_order(view, sample_ids, field):
     """The ``field`` labels of the samples ``sample_ids`` in that order (``None`` for a sample not
     in ``view``), and an ``(n,)`` bool of those in it."""
     found, labels = view.values(["id", field])

@@ -7,6 +7,7 @@ any point leaves the old state or the new one (see :mod:`fiftyone_inficond.stude
 """
 
 import itertools
+import os
 import uuid
 from dataclasses import asdict
 
@@ -16,11 +17,12 @@ from fiftyone_inficond.crashpoints import crashpoint
 from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged, StaleRunError, UnknownName
 from fiftyone_inficond.locate import require_embeddings
 from fiftyone_inficond.runs import CONCEPTS_METHOD, TEACHER_METHOD
-from fiftyone_inficond.students import store
+from fiftyone_inficond.students import run_cache, store
 from fiftyone_inficond.students.budget import check_budget
 from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data, training_data, values_fingerprint
 from fiftyone_inficond.students.estimator import fit_students
 from fiftyone_inficond.students.run import StudentRun
+from fiftyone_inficond.students.streaming import standardization as cache_standardization
 from fiftyone_inficond.students.training import (
     TrainingConfig,
     standardization,
@@ -52,6 +54,8 @@ def train_students(
     threshold=0.5,
     user=None,
     overwrite=False,
+    streamed=None,
+    cache_dir=None,
 ):
     """Trains one linear student per teacher class and saves them as student run ``key``.
 
@@ -74,13 +78,17 @@ def train_students(
         threshold: the probability at which teacher and students say "positive"
         user: who trains (the OS user by default)
         overwrite: replace an existing student run ``key``
+        streamed: keep the concept vectors in a disk cache rather than in memory (``None``: when
+            they would take more than a quarter of the free memory; see
+            :mod:`fiftyone_inficond.students.run_cache`)
+        cache_dir: where a streamed run's cache goes (FiftyOne's dataset directory by default)
 
     Returns:
         a :class:`StudentRun`
     """
     return _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, split_field,
                   training_config(epochs, l1, lr, batch_size, seed, budget), threshold, user, overwrite,
-                  synonym_threshold=check_threshold(synonym_threshold))
+                  synonym_threshold=check_threshold(synonym_threshold), streamed=streamed, cache_dir=cache_dir)
 
 
 def extend_students(samples, key, new_key=None, user=None):
@@ -109,6 +117,7 @@ def extend_students(samples, key, new_key=None, user=None):
         config["teacher_field"], config["gt_field"], config["train_tag"], config["split_field"],
         TrainingConfig(**config["training"]), config["threshold"], user, overwrite=False,
         bounds=(lower, upper), synonym_threshold=config.get("synonyms", {}).get("threshold"),
+        cache_dir=None if config.get("cache") is None else os.path.dirname(config["cache"]),
         extends={"key": key, "revision": old.revision, "added": added},
     )
 
@@ -120,42 +129,51 @@ def _free_key(samples, stem):
 
 
 def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, split_field, training, threshold,
-           user, overwrite, bounds=None, synonym_threshold=None, **info):
+           user, overwrite, bounds=None, synonym_threshold=None, streamed=False, cache_dir=None, **info):
     key = run_key(key)
     threshold = number(threshold, "the decision threshold", 0, 1, low_open=True, high_open=True)
     inputs = read_inputs(samples, name(concepts_field, "the concepts field"), name(teacher_field, "the teacher field"))
     check_budget(training.budget, len(inputs.concept_names))
     synonyms = _synonyms(samples, concepts_field, inputs.concept_names, synonym_threshold)
+    uid = uuid.uuid4().hex
+    streams = run_cache.streams(samples, concepts_field, teacher_field, len(inputs.concept_names), streamed)
+    cache = run_cache.cache_directory(uid, cache_dir) if streams else None
     with _key_lease(samples, key) as lease:
         replaced = _claim_key(samples, key, overwrite)
         if gt_field is not None and not samples.has_field(gt_field):
             gt_field = None
-        data = training_data(samples, inputs, concepts_field, teacher_field, gt_field, train_tag, split_field)
-        mean, std = standardization(data.concepts, data.train)
-        config = dict(
-            values=values_fingerprint(data.concepts, data.teacher),
-            uid=uuid.uuid4().hex,
-            concepts_field=concepts_field,
-            teacher_field=teacher_field,
-            gt_field=gt_field,
-            train_tag=train_tag,
-            split_field=split_field,
-            training=asdict(training),
-            threshold=threshold,
-            concept_mean=mean.tolist(),
-            concept_std=std.tolist(),
-            synonyms=synonyms,
-            **inputs.record(),
-        )
-        run = StudentRun(samples, key, config, data, inputs.concept_names)
-        lower, upper = no_bounds((data.teacher.shape[1], run.inputs.shape[1])) if bounds is None else bounds
-        crashpoint("train:fitting")
-        weight, bias, budgets, path = fit_students(run.inputs, data.teacher, lower, upper, training, threshold,
-                                                   rows=run._train_rows())
-        config.update(class_budgets=None if budgets is None else budgets.tolist(), budget_path=path)
-        run.state = store.StudentState(weight, bias, lower, upper)
-        _save_trained(run, replaced, user, lease, **info)
+        config = dict(uid=uid, cache=cache, concepts_field=concepts_field, teacher_field=teacher_field,
+                      gt_field=gt_field, train_tag=train_tag, split_field=split_field, training=asdict(training),
+                      threshold=threshold, synonyms=synonyms, **inputs.record())
+        try:
+            data = _training_arrays(samples, inputs, config)
+            run = StudentRun(samples, key, config, data, inputs.concept_names)
+            lower, upper = no_bounds((data.teacher.shape[1], run.inputs.shape[1])) if bounds is None else bounds
+            crashpoint("train:fitting")
+            weight, bias, budgets, path = fit_students(run.inputs, data.teacher, lower, upper, training, threshold,
+                                                       rows=run._train_rows())
+            config.update(class_budgets=None if budgets is None else budgets.tolist(), budget_path=path)
+            run.state = store.StudentState(weight, bias, lower, upper)
+            _save_trained(run, replaced, user, lease, **info)
+        except BaseException:
+            run_cache.remove_cache(config)
+            raise
         return run
+
+
+def _training_arrays(samples, inputs, config):
+    """The run's arrays, in memory or with the vectors in its cache, and (into ``config``) their
+    standardization and, in memory, the fingerprint that notices their later edits."""
+    fields = [config[name] for name in ("concepts_field", "teacher_field", "gt_field", "train_tag", "split_field")]
+    if config["cache"] is None:
+        data = training_data(samples, inputs, *fields)
+        mean, std = standardization(data.concepts, data.train)
+        config["values"] = values_fingerprint(data.concepts, data.teacher)
+    else:
+        data = run_cache.cached_training_data(samples, inputs, *fields, config["cache"])
+        mean, std = cache_standardization(data.concepts)
+    config.update(concept_mean=mean.tolist(), concept_std=std.tolist())
+    return data
 
 
 def _synonyms(samples, concepts_field, names, threshold):
@@ -191,6 +209,7 @@ def _save_trained(run, replaced, user, lease, **info):
     crashpoint("train:run-registered")
     if replaced is not None:
         store.delete_history(samples, replaced.get("uid"))
+        run_cache.remove_cache(replaced)
     store.mirror_results(samples, run.key, run.uid, 0, run.state)
     store.purge_orphans()
 
@@ -264,8 +283,11 @@ def load_students(samples, key="students"):
     config = _student_config(samples, key)
     inputs = _unchanged_inputs(samples, key, config)
     sample_ids, train = store.load_samples(samples, key, config["uid"])
-    data = run_data(samples, key, sample_ids, train, config, len(inputs.concept_names))
-    run = StudentRun(samples, key, config, data, inputs.concept_names[: data.concepts.shape[1]])
+    if config.get("cache"):
+        data = run_cache.cached_run_data(samples, key, sample_ids, train, config)
+    else:
+        data = run_data(samples, key, sample_ids, train, config, len(inputs.concept_names))
+    run = StudentRun(samples, key, config, data, inputs.concept_names[: len(config["concept_mean"])])
     run.revision, run.state = store.load_state(samples, key, run.uid)
     return run
 
@@ -328,4 +350,5 @@ def delete_students(samples, key):
     fiftyone_api.fresh_dataset(samples).delete_run(key)
     crashpoint("delete:run-deleted")
     store.delete_history(samples, config.get("uid"))
+    run_cache.remove_cache(config)
     store.purge_orphans()

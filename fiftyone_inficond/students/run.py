@@ -15,6 +15,7 @@ from fiftyone_inficond.errors import InvalidRequest, StaleRunError, UnknownName
 from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.budget import usage
+from fiftyone_inficond.students.cache import CachedInputs, InputsCache
 from fiftyone_inficond.students.metrics import GROUPS, SUBSETS, agreement_counts, agreement_subsets, class_metrics
 from fiftyone_inficond.students.ranking import presence_discrepancy, top_by_discrepancy, top_by_weight
 from fiftyone_inficond.students.training import (
@@ -61,15 +62,20 @@ class StudentRun:
         self.threshold = config["threshold"]
         self.synonym_groups = [[self.concepts.index(n) for n in group]
                                for group in config.get("synonyms", {}).get("groups", [])]
-        # One matrix per run: the vectors are standardized where they lie, and read back through
-        # the standardization where raw values are asked for (presence, rankings).
+        # One matrix per run: the vectors are standardized where they lie (in memory, or read off
+        # a disk cache standardized), and read back through the standardization where raw values
+        # are asked for (presence, rankings).
         raw = data.concepts
-        in_place = isinstance(raw, np.ndarray) and raw.dtype == np.float32 and raw.flags.writeable
-        self.inputs = self._standardize(raw, out=raw if in_place else None)
+        if isinstance(raw, InputsCache):
+            self.inputs = CachedInputs(raw, *self._standardization())
+        else:
+            in_place = isinstance(raw, np.ndarray) and raw.dtype == np.float32 and raw.flags.writeable
+            self.inputs = self._standardize(raw, out=raw if in_place else None)
         data.concepts = Destandardized(self.inputs, *self._standardization())
         self.state = None
         self.revision = -1
         self._metrics_cache = {}  # split -> (state, ClassMetrics)
+        self._logits = (None, None)  # (state, (n, k) logits of every sample)
 
     # --- predictions -------------------------------------------------------------------
 
@@ -83,13 +89,21 @@ class StudentRun:
 
     def logits(self, rows=slice(None), columns=slice(None)):
         """``(n, k)`` student logits of the run's samples (of ``rows``; of the classes
-        ``columns``), computed chunk by chunk: no copy of the selected rows' inputs."""
-        index = np.arange(len(self.ids))[rows]
+        ``columns``): every sample's computed once per state, in one pass over the inputs (which
+        may lie on disk), then read."""
+        state, logits = self._logits
+        if state is not self.state:
+            logits = self._compute_logits(slice(None))
+            self._logits = (self.state, logits)
+        return logits[rows][:, columns]
+
+    def _compute_logits(self, columns):
+        """``(n, len(columns))`` logits of every sample, chunk by chunk: no copy of the inputs."""
         weight, bias = self.weight[columns], self.bias[columns]
-        out = np.empty((len(index), len(bias)), dtype=np.result_type(self.inputs, weight))
-        for start in range(0, len(index), CHUNK_ROWS):
-            part = index[start : start + CHUNK_ROWS]
-            out[start : start + len(part)] = self.inputs[part] @ weight.T + bias
+        out = np.empty((len(self.ids), len(bias)), dtype=np.float32)
+        for start in range(0, len(out), CHUNK_ROWS):
+            part = slice(start, start + CHUNK_ROWS)
+            out[part] = self.inputs[part] @ weight.T + bias
         return out
 
     def probabilities(self):
@@ -339,8 +353,8 @@ class StudentRun:
         }
 
     def _class_logits(self, column):
-        """``(n,)`` logits of one class's student: one matrix-vector product, not all k."""
-        return self.inputs @ self.weight[column] + self.bias[column]
+        """``(n,)`` logits of one class's student."""
+        return self.logits(columns=column)
 
     def _decisions(self, column):
         teacher_says = self.data.teacher[:, column] >= self.threshold
@@ -388,8 +402,12 @@ class StudentRun:
             rows=self._train_rows(),
             budgets=None if budgets is None else np.asarray(budgets)[tuned],
         )
-        previous, cached = self.state, dict(self._metrics_cache)
+        previous, cached, (_, logits) = self.state, dict(self._metrics_cache), self._logits
         self.state = store.StudentState(weight, bias, lower, upper)
+        if logits is not None:  # only the tuned classes' logits changed
+            logits = logits.copy()
+            logits[:, tuned] = self._compute_logits(tuned)
+            self._logits = (self.state, logits)
         # Students are independent: only the tuned classes' metrics can have changed.
         for split, (_, metrics) in cached.items():
             self._metrics_cache[split] = (self.state, metrics.with_columns(tuned, self._metrics(split, tuned)))

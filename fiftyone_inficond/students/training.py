@@ -119,7 +119,9 @@ def fit(inputs, targets, weight, bias, lower, upper, config, rows=None, budgets=
     """Trains students from the given start and returns ``(weight, bias)`` as numpy arrays.
 
     Args:
-        inputs: ``(n, n_concepts)`` standardized concept vectors
+        inputs: ``(n, n_concepts)`` standardized concept vectors: an array, or a row source with
+            a ``batches(targets, batch_size, seed, rows)`` method that reads them off disk
+            (:class:`fiftyone_inficond.students.cache.CachedInputs`)
         targets: ``(n, k)`` teacher probabilities
         weight, bias, lower, upper: start weights ``(k, n_concepts)``, biases ``(k,)`` and
             weight bounds ``(k, n_concepts)``
@@ -131,7 +133,10 @@ def fit(inputs, targets, weight, bias, lower, upper, config, rows=None, budgets=
     """
     tensor = lambda a: torch.as_tensor(np.asarray(a), dtype=torch.float32)  # noqa: E731
     batch_size = config.batch_size_for(len(inputs) if rows is None else len(rows))
-    batches = TensorBatches(tensor(inputs), tensor(targets), batch_size=batch_size, seed=config.seed, rows=rows)
+    if hasattr(inputs, "batches"):  # rows read off disk (fiftyone_inficond.students.cache.CachedInputs)
+        batches = inputs.batches(targets, batch_size, config.seed, rows)
+    else:
+        batches = TensorBatches(tensor(inputs), tensor(targets), batch_size=batch_size, seed=config.seed, rows=rows)
     return fit_batches(batches, weight, bias, lower, upper, config, budgets)
 
 
@@ -192,7 +197,7 @@ def class_budgets(inputs, targets, weight, bias, lower, upper, config, threshold
     points = path_points(n_concepts)
     fit_once = _in_memory(inputs, targets, lower, upper, fit_rows)
     scores = np.stack([
-        _agreement_ap(teacher_says, inputs[held] @ weight.T + bias)
+        _agreement_ap(teacher_says, _logits(inputs, held, weight, bias))
         for weight, bias in _path(fit_once, weight, bias, config, points)
     ], axis=1)
     path = {"budgets": list(points), "agreement_ap": [_mean(column) for column in scores.T]}
@@ -217,6 +222,12 @@ def descend(fit_once, weight, bias, config, budgets):
     points = [p for p in path_points(np.shape(weight)[1]) if p > budgets.min()] + [int(budgets.min())]
     *_, last = _path(fit_once, weight, bias, config, points, floor=budgets)
     return last
+
+
+def _logits(inputs, rows, weight, bias):
+    """``(len(rows), k)`` logits of ``rows`` of the inputs, :data:`CHUNK_ROWS` at a time."""
+    return np.concatenate([inputs[rows[start : start + CHUNK_ROWS]] @ weight.T + bias
+                           for start in range(0, len(rows), CHUNK_ROWS)] or [np.zeros((0, len(bias)))])
 
 
 def _in_memory(inputs, targets, lower, upper, rows):
