@@ -1,5 +1,6 @@
-"""How time and memory grow from 10,000 to 100,000 samples x 1,153 concepts x 80 classes, and the
-streamed training path's memory at 100,000 and 300,000 samples (issue 16). Not in ``make test``.
+"""How time and memory grow from 10,000 to 100,000 samples x 1,153 concepts x 80 classes, the
+streamed training path's memory at 100,000 and 300,000 samples (issue 16), and a streamed run's
+from 100,000 to 1,000,000 (issue 27). Not in ``make test``.
 
 Synthetic concept vectors and teacher scores (shaped as benchmarks/students.py's, generated in
 chunks) live in real FiftyOne datasets on the real database, with a 2/3 training split. Every
@@ -24,6 +25,13 @@ psutil sampler every 20 ms: the larger) is that of the work measured, imports in
   then their agreement counts and agreement AP, batch by batch;
   100k from the database's cache, 300k from a synthetic cache of the same shape, as 300k samples
   would be 1.4 GB more in a shared database).
+
+* streamed runs, at 100k and 1M: ``train_students(streamed=True)`` (the run's own float16 cache,
+  ``--streamed-epochs`` epochs down to a budget of ``--run-budget`` concepts) in one process, the
+  panels' first paint and one tune in another: ``rows_1m``, ``peak_rss_mb_1m`` (the larger of
+  the two), ``first_paint_s_1m``, ``train_s_1m``, ``tune_s_1m`` and their ``*_growth_1m`` (1M
+  over 100k; goal: at most 12x, and the peak at most 2 GB). ``--only-streamed-runs`` measures
+  only these.
 
 Each timing's ``*_growth`` is its 100k figure over its 10k figure (goal: at most 12x). Torch and
 numpy's BLAS run one thread per measurement by default (``--threads``). The children use a MongoDB server of the
@@ -247,6 +255,40 @@ def child_streamed(spec):
             "agreement_ap_s": agreement_ap_s, "agreement_ap": ap}
 
 
+def child_streamed_run(spec):
+    """A streamed student run as a user's process trains it: ``train_students(streamed=True)``
+    (the cursor into the run's cache, a fixed budget along its path, metrics, saving)."""
+    import fiftyone as fo
+
+    from fiftyone_inficond.students import registry as runs
+
+    quiet()
+    warm_up()
+    dataset = fo.load_dataset(spec["name"])
+    train_s, run = timed(lambda: runs.train_students(
+        dataset, key="streamed", train_tag="train", streamed=True, cache_dir=spec["cache_dir"], epochs=spec["epochs"],
+        budget=spec["budget"], overwrite=True))
+    return {"train_s": train_s, "concepts_used": float(run.facts()["concepts_used"][0])}
+
+
+def child_streamed_use(spec):
+    """The streamed run opened by the panels (first paint, the run not loaded yet), then tuned once."""
+    import fiftyone as fo
+
+    from fiftyone_inficond.students import registry as runs
+
+    quiet()
+    warm_up()
+    dataset = fo.load_dataset(spec["name"])
+    out = {"first_paint_s": first_paint(dataset)}
+    run = runs.open_students(dataset, "streamed")
+    cls = run.classes[0]
+    [(best, _)], [(worst, _)] = run.top_concepts(cls, 1), run.top_concepts(cls, 1, sign="negative")
+    out["tune_s"], _ = timed(lambda: run.tune(up={cls: [best]}, down={cls: [worst]}, epochs=spec["epochs"]))
+    runs.delete_students(dataset, "streamed")
+    return out
+
+
 def child_images(spec):
     """A pool of ``spec["pool"]`` world scenes written as PNG files into ``spec["directory"]``, and
     the Broden corpus's text embeddings under the world CLIP cached (as a user's first run caches
@@ -310,6 +352,7 @@ def child_teacher(spec):
 
 CHILDREN = {"build": child_build, "app": child_app, "cache": child_cache,
             "synthetic_cache": child_synthetic_cache, "streamed": child_streamed, "images": child_images,
+            "streamed_run": child_streamed_run, "streamed_use": child_streamed_use,
             "image_dataset": child_image_dataset, "extract": child_extract, "teacher": child_teacher}
 
 
@@ -385,6 +428,10 @@ def main():
     parser.add_argument("--large", type=int, default=100_000)
     parser.add_argument("--streamed-large", type=int, default=300_000)
     parser.add_argument("--streamed-epochs", type=int, default=2)
+    parser.add_argument("--million", type=int, default=1_000_000, help="samples of the streamed run's largest dataset")
+    parser.add_argument("--run-budget", type=int, default=24, help="concepts per student of the streamed runs")
+    parser.add_argument("--only-streamed-runs", action="store_true",
+                        help="measure only the streamed runs at --large and --million samples (about half an hour)")
     parser.add_argument("--classes", type=int, default=80)
     parser.add_argument("--shared-database", action="store_true",
                         help="use FiftyOne's configured database instead of a server of the benchmark's own")
@@ -399,39 +446,61 @@ def main():
     import uuid
 
     stamp = uuid.uuid4().hex[:8]
-    names = {n: f"inficond-scale-{stamp}-{n}" for n in (args.small, args.large)}
-    app, streamed, written = {}, {}, {}
+    sizes = (args.large, args.million) if args.only_streamed_runs else (args.small, args.large, args.million)
+    names = {n: f"inficond-scale-{stamp}-{n}" for n in sizes}
+    figures = {}
     with tempfile.TemporaryDirectory(prefix="inficond-scale-") as scratch:
         server = None if args.shared_database else own_database(os.path.join(scratch, "db"))
         try:
-            for n, name in names.items():
-                seconds, _ = timed(lambda name=name, n=n: spawn("build", name=name, n=n, classes=args.classes))
-                print(f"{n} samples: built in {seconds:.0f} s", flush=True)
-                app[n] = spawn("app", name=name)
-                print(f"{n} samples, in memory: " + " ".join(f"{k}={v:.3f}" for k, v in app[n].items()), flush=True)
-            pool = os.path.join(scratch, "images")
-            spawn("images", directory=pool, pool=256)
-            for n in (args.small, args.large):
-                name = names[n] + "-images"
-                spawn("image_dataset", name=name, n=n, directory=pool)
-                written[n] = {"extract": spawn("extract", name=name),
-                              "teacher": spawn("teacher", name=name, n=n, classes=args.classes)}
-                print(f"{n} samples, extraction and teacher import: {written[n]}", flush=True)
-            directory = os.path.join(scratch, f"cache-{args.large}")
-            cache = spawn("cache", name=names[args.large], directory=directory)
-            print(f"{args.large} samples, cursor -> float16 cache: {cache}", flush=True)
-            streamed[args.large] = spawn("streamed", directory=directory, epochs=args.streamed_epochs)
-            print(f"{args.large} samples, streamed: {streamed[args.large]}", flush=True)
-            directory = os.path.join(scratch, f"cache-{args.streamed_large}")
-            spawn("synthetic_cache", directory=directory, n=args.streamed_large, classes=args.classes)
-            streamed[args.streamed_large] = spawn("streamed", directory=directory, epochs=args.streamed_epochs)
-            print(f"{args.streamed_large} samples, streamed: {streamed[args.streamed_large]}", flush=True)
+            if not args.only_streamed_runs:
+                figures.update(in_memory_and_writes(args, names, scratch))
+            figures.update(streamed_runs(args, names, scratch))
         finally:
             if server is None:
                 delete_datasets([*names.values(), *(name + "-images" for name in names.values())])
             else:
                 server.terminate()  # the benchmark's own server, and its data with the scratch folder
                 server.wait()
+    figures["threads"] = args.threads
+    print(" ".join(f"{k}={v}" if isinstance(v, int) else f"{k}={v:.3f}" for k, v in figures.items()))
+
+
+BUILT = set()  # the datasets built so far
+
+
+def build(name, n, classes):
+    """Builds dataset ``name`` of ``n`` synthetic samples, once."""
+    if name not in BUILT:
+        seconds, _ = timed(lambda: spawn("build", name=name, n=n, classes=classes))
+        BUILT.add(name)
+        print(f"{n} samples: built in {seconds:.0f} s", flush=True)
+
+
+def in_memory_and_writes(args, names, scratch):
+    """The in-memory path at --small and --large, writes at both, the streamed fit at --large and
+    --streamed-large."""
+    app, streamed, written = {}, {}, {}
+    for n in (args.small, args.large):
+        build(names[n], n, args.classes)
+        app[n] = spawn("app", name=names[n])
+        print(f"{n} samples, in memory: " + " ".join(f"{k}={v:.3f}" for k, v in app[n].items()), flush=True)
+    pool = os.path.join(scratch, "images")
+    spawn("images", directory=pool, pool=256)
+    for n in (args.small, args.large):
+        name = names[n] + "-images"
+        spawn("image_dataset", name=name, n=n, directory=pool)
+        written[n] = {"extract": spawn("extract", name=name),
+                      "teacher": spawn("teacher", name=name, n=n, classes=args.classes)}
+        print(f"{n} samples, extraction and teacher import: {written[n]}", flush=True)
+    directory = os.path.join(scratch, f"cache-{args.large}")
+    cache = spawn("cache", name=names[args.large], directory=directory)
+    print(f"{args.large} samples, cursor -> float16 cache: {cache}", flush=True)
+    streamed[args.large] = spawn("streamed", directory=directory, epochs=args.streamed_epochs)
+    print(f"{args.large} samples, streamed: {streamed[args.large]}", flush=True)
+    directory = os.path.join(scratch, f"cache-{args.streamed_large}")
+    spawn("synthetic_cache", directory=directory, n=args.streamed_large, classes=args.classes)
+    streamed[args.streamed_large] = spawn("streamed", directory=directory, epochs=args.streamed_epochs)
+    print(f"{args.streamed_large} samples, streamed: {streamed[args.streamed_large]}", flush=True)
 
     small, large = app[args.small], app[args.large]
     figures = {"rows": args.large, "peak_rss_mb": large["peak_mb"], "peak_rss_mb_10k": small["peak_mb"]}
@@ -453,8 +522,27 @@ def main():
         figures[timing] = written[args.large][step][timing]
         figures[f"{step}_growth"] = written[args.large][step][timing] / written[args.small][step][timing]
     figures["extract_images_s"] = written[args.large]["extract"]["images_s"]
-    figures["threads"] = args.threads
-    print(" ".join(f"{k}={v}" if isinstance(v, int) else f"{k}={v:.3f}" for k, v in figures.items()))
+    return figures
+
+
+def streamed_runs(args, names, scratch):
+    """A streamed run at --large and --million samples: trained (its own process), then first
+    painted and tuned once (another); the peak is the larger of the two processes'."""
+    measured = {}
+    for n in (args.large, args.million):
+        build(names[n], n, args.classes)
+        run = spawn("streamed_run", name=names[n], cache_dir=os.path.join(scratch, "runs"),
+                    epochs=args.streamed_epochs, budget=args.run_budget)
+        use = spawn("streamed_use", name=names[n], epochs=args.streamed_epochs)
+        measured[n] = {**run, **use, "peak_mb": max(run["peak_mb"], use["peak_mb"])}
+        print(f"{n} samples, streamed run: {measured[n]} (train peak {run['peak_mb']:.0f} MB)", flush=True)
+    large, million = measured[args.large], measured[args.million]
+    return {
+        "rows_1m": args.million, "peak_rss_mb_1m": million["peak_mb"], "peak_rss_mb_100k_streamed": large["peak_mb"],
+        "train_s_1m": million["train_s"], "tune_s_1m": million["tune_s"], "first_paint_s_1m": million["first_paint_s"],
+        "train_growth_1m": million["train_s"] / large["train_s"], "tune_growth_1m": million["tune_s"] / large["tune_s"],
+        "first_paint_growth_1m": million["first_paint_s"] / large["first_paint_s"],
+    }
 
 
 if __name__ == "__main__":
