@@ -5,7 +5,7 @@ other."""
 import fiftyone.operators.types as types
 
 from fiftyone_inficond.overlay import show_concept_overlay
-from fiftyone_inficond.students.run import SPLITS
+from fiftyone_inficond.students.evaluation import SPLITS
 
 PLUGIN = "@inficond/inficond"
 

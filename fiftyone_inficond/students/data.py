@@ -300,3 +300,28 @@ def _data(ids, concepts, teacher, truth, classes, train):
         truth=truth_matrix(truth[0], classes) if truth else None,
         train=np.asarray(train, dtype=bool),
     )
+
+
+class Destandardized:
+    """The concept vectors of a run read back from its standardized inputs (``inputs * std +
+    mean``, float32; within a few float32 ulps of the stored values), so that a run holds one
+    matrix, not two: indexed like the ``(n, n_concepts)`` array, rows and columns, with only the
+    selected part computed."""
+
+    def __init__(self, inputs, mean, std):
+        self.inputs, self.mean, self.std = inputs, mean, std
+        self.shape, self.dtype = inputs.shape, inputs.dtype
+
+    def __len__(self):
+        return len(self.inputs)
+
+    def __getitem__(self, key):
+        if isinstance(key, tuple):
+            rows, columns = key
+            return self.inputs[rows, columns] * self.std[columns] + self.mean[columns]
+        return self.inputs[key] * self.std + self.mean
+
+    def __array__(self, dtype=None, copy=None):
+        array = self[:]
+        return array if dtype is None else array.astype(dtype)
+

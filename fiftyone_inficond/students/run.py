@@ -1,6 +1,7 @@
-"""A student run: its students' predictions, metrics, rankings and what-ifs, and its tuning and
-reverting, each saved as a revision. Runs are trained, loaded and listed by
-:mod:`fiftyone_inficond.students.registry`.
+"""A student run: its students' predictions, and its tuning and reverting, each saved as a
+revision; its evaluation (:mod:`.evaluation`) and its concepts' rankings, presence and what-ifs
+(:mod:`.analyses`) are parts of it. Runs are trained, loaded and listed by
+:mod:`fiftyone_inficond.students.registry`; tune instructions are read by :mod:`.instructions`.
 
 Every write validates all of its inputs first and then writes in an order where a crash at
 any point leaves the old state or the new one (see :mod:`fiftyone_inficond.students.store`).
@@ -8,39 +9,33 @@ any point leaves the old state or the new one (see :mod:`fiftyone_inficond.stude
 
 
 import numpy as np
-from scipy.special import expit, logit
+from scipy.special import expit
 
 from fiftyone_inficond import fiftyone_api, validation
-from fiftyone_inficond.errors import InvalidRequest, StaleRunError, UnknownName
+from fiftyone_inficond.errors import StaleRunError, UnknownName
 from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config
 from fiftyone_inficond.students import store
+from fiftyone_inficond.students.analyses import ConceptAnalyses
 from fiftyone_inficond.students.budget import usage
 from fiftyone_inficond.students.cache import CachedInputs, InputsCache
-from fiftyone_inficond.students.metrics import GROUPS, SUBSETS, agreement_counts, agreement_subsets, class_metrics
-from fiftyone_inficond.students.ranking import presence_discrepancy, top_by_discrepancy, top_by_weight
+from fiftyone_inficond.students.data import Destandardized
+from fiftyone_inficond.students.evaluation import Evaluation
+from fiftyone_inficond.students.instructions import change, describe, rose
+from fiftyone_inficond.students.instructions import parse as parse_instructions
 from fiftyone_inficond.students.training import (
     CHUNK_ROWS,
     MAX_EPOCHS,
     TrainingConfig,
     fit,
 )
-from fiftyone_inficond.students.tuning import DIRECTIONS, MAX_FACTOR, Instruction, apply_instructions
-from fiftyone_inficond.students.whatif import weight_range, what_if
+from fiftyone_inficond.students.tuning import MAX_FACTOR, apply_instructions
 from fiftyone_inficond.synonyms import group_of
 from fiftyone_inficond.validation import number, whole_number
 
 DEFAULT_TUNING_EPOCHS = 3
-SPLITS = {"validation": "held-out samples", "train": "training samples", "all": "all samples"}  # in words
-GALLERY = 100  # the most samples a presence view shows by default
 
 
-def gallery_size(n_rows):
-    """How many of ``n_rows`` samples a presence view shows by default: the top quarter, at least
-    one, at most :data:`GALLERY`."""
-    return min(GALLERY, max(1, -(-n_rows // 4)))
-
-
-class StudentRun:
+class StudentRun(Evaluation, ConceptAnalyses):
     """A student run with its data in memory: metrics, rankings, what-ifs, tuning, history.
 
     Attributes:
@@ -105,6 +100,10 @@ class StudentRun:
             part = slice(start, start + CHUNK_ROWS)
             out[part] = self.inputs[part] @ weight.T + bias
         return out
+
+    def _class_logits(self, column):
+        """``(n,)`` logits of one class's student."""
+        return self.logits(columns=column)
 
     def probabilities(self):
         """``(n, k)`` student probabilities of the run's samples, row order of ``ids``."""
@@ -173,114 +172,7 @@ class StudentRun:
             "concepts_used": usage(self.weight).tolist() if self.state is not None else None,
         }
 
-    # --- evaluation --------------------------------------------------------------------
-
-    def _rows(self, split):
-        # Without a split every row trains: a slice avoids copying the whole matrix.
-        train = slice(None) if self.data.train.all() else self.data.train
-        splits = {"all": slice(None), "train": train, "validation": ~self.data.train}
-        if split not in splits:
-            raise InvalidRequest(f"split must be one of {sorted(splits)}; got '{split}'")
-        if split == "validation" and self.data.train.all():
-            raise InvalidRequest(
-                f"Student run '{self.key}' has no validation split: train with train_tag or split_field"
-            )
-        return splits[split]
-
-    def _metrics(self, split="all", columns=None):
-        """Metrics of all classes, or of ``columns`` only; cached per state and split."""
-        cached = self._metrics_cache.get(split)
-        if columns is None and cached is not None and cached[0] is self.state:
-            return cached[1]
-        rows = self._rows(split)
-        columns = slice(None) if columns is None else columns
-        truth = None if self.data.truth is None else self.data.truth[rows][:, columns]
-        student = expit(self.logits(rows, columns))
-        metrics = class_metrics(self.data.teacher[rows][:, columns], student, truth, self.threshold)
-        if columns == slice(None):
-            self._metrics_cache[split] = (self.state, metrics)
-        return metrics
-
-    def performance(self, split="all", sort_by=None):
-        """Per-class metrics (rows of dicts, worst first when ``sort_by`` is given) and their means.
-
-        Returns:
-            ``{"classes": [...], "summary": {...}}``
-        """
-        metrics = self._metrics(split)
-        rows = metrics.rows(self.classes)
-        if sort_by is not None:
-            rows = [rows[j] for j in metrics.order(sort_by)]
-        return {"classes": rows, "summary": metrics.summary()}
-
-    def agreement(self, cls, split="all"):
-        """Sample ids of the four agreement subsets of a class among its positives and its
-        negatives: ``{"positives": {"both_right": [ids], ...}, "negatives": {...}}``."""
-        column = self._class_index(cls)
-        rows = np.arange(len(self.ids))[self._rows(split)]
-        truth = None if self.data.truth is None else self.data.truth[rows, column]
-        student = expit(self._class_logits(column)[rows])
-        subsets = agreement_subsets(self.data.teacher[rows, column], student, truth, self.threshold)
-        ids = np.asarray(self.ids)[rows]
-        return {
-            group: {name: ids[members].tolist() for name, members in named.items()}
-            for group, named in subsets.items()
-        }
-
-    def agreement_counts(self, split="all"):
-        """Sizes of every class's agreement subsets at once, for the performance table:
-        ``{class: {"positives": {"both_right": n, ...}, "negatives": {...}}}``."""
-        rows = self._rows(split)
-        counts = agreement_counts(self.data.teacher[rows], self._probabilities(rows), self._truth(rows), self.threshold)
-        return {
-            name: {group: {subset: int(values[j]) for subset, values in named.items()}
-                   for group, named in counts.items()}
-            for j, name in enumerate(self.classes)
-        }
-
-    def agreement_view(self, cls, group, subset, split="all"):
-        """The samples of one agreement subset as a FiftyOne view (e.g. for the App's grid)."""
-        if group not in GROUPS or subset not in SUBSETS:
-            raise InvalidRequest(f"An agreement subset is one of {GROUPS} and one of {SUBSETS}; "
-                                 f"got {group!r}, {subset!r}")
-        ids = self.agreement(cls, split)[group][subset]
-        return fiftyone_api.dataset_of(self.samples).select(ids, ordered=True)
-
     # --- concepts ----------------------------------------------------------------------
-
-    def top_concepts(self, cls, n=10, by="weight", sign="positive", among=None):
-        """The ``n`` most important concepts of a class (of the concept names ``among``, if
-        given) as ``[(name, value), ...]``.
-
-        ``by="weight"`` ranks the concepts the student uses by weight (``sign``: positive,
-        negative, absolute; ``among`` may name unused ones, ranked last);
-        ``by="positives"``/``"negatives"`` ranks by the presence discrepancy between samples
-        the student gets wrong and right among the teacher's positives / negatives.
-        """
-        column = self._class_index(cls)
-        n = whole_number(n, "the number of concepts to show", 1)
-        if among is not None:
-            kept = {self.concepts[self._concept_index(name)] for name in among}  # known names only
-            ranked = self.top_concepts(cls, len(self.concepts), by, sign)
-            unused = sorted(kept - {name for name, _ in ranked}, key=self.concepts.index)
-            return ([(name, value) for name, value in ranked if name in kept] + [(name, 0.0) for name in unused])[:n]
-        if by == "weight":  # of the concepts the student uses: a zero weight decides nothing
-            order, values = top_by_weight(self.weight, column, len(self.concepts), sign)
-            order, values = order[values != 0][:n], values[values != 0][:n]
-        elif by in GROUPS:
-            # Of the raw vectors: the inputs' discrepancy scaled back (means commute with it).
-            discrepancy = presence_discrepancy(self.inputs, *self._decisions(column))[by] * self._standardization()[1]
-            order, values = top_by_discrepancy(discrepancy, n)
-        else:
-            raise InvalidRequest(f"Rank concepts by 'weight', 'positives' or 'negatives'; got {by!r}")
-        return [(self.concepts[j], float(v)) for j, v in zip(order, values)]
-
-    def uses(self, cls):
-        """Every concept a class's student uses (a nonzero weight), largest ``|weight|`` first:
-        ``[(name, weight), ...]``; the whole of what decides its predictions."""
-        row = self.weight[self._class_index(cls)]
-        used = np.flatnonzero(row)
-        return [(self.concepts[j], float(row[j])) for j in used[np.argsort(-np.abs(row[used]), kind="stable")]]
 
     def budget_of(self, cls):
         """How many concepts a class's student may use (``None``: every concept)."""
@@ -298,68 +190,6 @@ class StudentRun:
         up = np.flatnonzero(np.isfinite(self.state.lower[column]))
         down = np.flatnonzero(np.isfinite(self.state.upper[column]))
         return {"up": [self.concepts[j] for j in up], "down": [self.concepts[j] for j in down]}
-
-    def presence(self, cls, concept, split="all"):
-        """A concept's presence (its concept-vector value) among the teacher's positives and its
-        negatives of a class: ``{"positives": (p,) float32, "negatives": (q,) float32}``."""
-        column, j = self._class_index(cls), self._concept_index(concept)
-        rows = self._rows(split)
-        present = self.data.concepts[rows, j]
-        teacher_says = self.data.teacher[rows, column] >= self.threshold
-        return {"positives": present[teacher_says], "negatives": present[~teacher_says]}
-
-    def presence_view(self, concept, split="all", n=None):
-        """The run's samples of ``split`` where ``concept`` is most present, most first, as a
-        FiftyOne view in that order: ``n`` of them, by default the split's top quarter, at most
-        :data:`GALLERY` (every sample of a small split, sorted, would say nothing of where the
-        concept is)."""
-        j = self._concept_index(concept)
-        rows = np.arange(len(self.ids))[self._rows(split)]
-        order = rows[np.argsort(-self.data.concepts[rows, j], kind="stable")]
-        n = gallery_size(len(rows)) if n is None else whole_number(n, "the number of samples to show", 1)
-        return fiftyone_api.dataset_of(self.samples).select(np.asarray(self.ids)[order[:n]].tolist(), ordered=True)
-
-    def split_size(self, split="all"):
-        """How many of the run's samples ``split`` holds."""
-        return len(np.arange(len(self.ids))[self._rows(split)])
-
-    def what_if(self, cls, concepts=None, n=10, n_values=41):
-        """Metrics against the teacher as each concept's weight varies, without retraining.
-
-        Args:
-            cls: a class name
-            concepts: concept names; by default the class's top ``n`` by weight
-            n_values: weight values per curve
-
-        Returns:
-            JSON-safe ``{"concepts": names, "weights": current weight per concept, "values":
-            [c][m] weights tried, "accuracy"|"f1"|"recall"|"precision": [c][m]}``
-        """
-        column = self._class_index(cls)
-        n_values = whole_number(n_values, "the number of what-if values", 2, 1001)
-        n = whole_number(n, "the number of concepts", 1, len(self.concepts))
-        names = concepts or [name for name, _ in self.top_concepts(cls, n)]
-        indices = [self._concept_index(name) for name in names]
-        row = self.weight[column]
-        values = np.stack([weight_range(row, j, n_values) for j in indices])
-        teacher_says = self.data.teacher[:, column] >= self.threshold
-        logits = self._class_logits(column)
-        curves = what_if(logits, self.inputs, row, indices, teacher_says, values, self.threshold)
-        return {
-            "concepts": names,
-            "weights": row[indices].astype(float).tolist(),
-            "values": values.astype(float).tolist(),
-            **{metric: curve.astype(float).tolist() for metric, curve in curves.items()},
-        }
-
-    def _class_logits(self, column):
-        """``(n,)`` logits of one class's student."""
-        return self.logits(columns=column)
-
-    def _decisions(self, column):
-        teacher_says = self.data.teacher[:, column] >= self.threshold
-        student_says = self._class_logits(column) >= logit(self.threshold)
-        return teacher_says, student_says
 
     # --- tuning and history -----------------------------------------------------------
 
@@ -382,7 +212,7 @@ class StudentRun:
         factor = number(factor, "the tuning factor", 1, MAX_FACTOR, low_open=True)
         epochs = whole_number(epochs, "retraining epochs", 1, MAX_EPOCHS)
         note = validation.note(note)
-        instructions = self._instructions({"up": up, "down": down})
+        instructions = parse_instructions(self, {"up": up, "down": down})
         store.require_fresh(self.samples, self.key, self.uid, self.revision)  # before retraining, not only at the save
         before = self._metrics()
         lower, upper, start = apply_instructions(
@@ -418,14 +248,14 @@ class StudentRun:
                 kind="tune",
                 user=user,
                 note=note,
-                instructions=[self._describe(item) for item in instructions],
+                instructions=[describe(self, item) for item in instructions],
                 factor=factor,
                 epochs=epochs,
                 metrics_before=before.summary(),
                 metrics_after=after.summary(),
                 class_metrics={self.classes[j]: {"before": rows_before[j], "after": rows_after[j]} for j in tuned},
-                change=self._change(previous, instructions),
-                rose=self._rose(previous, instructions, tuned),
+                change=change(self, previous, instructions),
+                rose=rose(self, previous, instructions, tuned),
             )
         except Exception:
             self.state = previous
@@ -481,68 +311,6 @@ class StudentRun:
         self.revision += 1
         return entry
 
-    def _change(self, previous, instructions):
-        return [
-            {
-                **self._describe(item),
-                "weight_before": float(previous.weight[item.cls, item.concept]),
-                "weight_after": float(self.weight[item.cls, item.concept]),
-                "lower": _finite(self.state.lower[item.cls, item.concept]),
-                "upper": _finite(self.state.upper[item.cls, item.concept]),
-            }
-            for item in instructions
-        ]
-
-    def _rose(self, previous, instructions, tuned, n=3):
-        """Per tuned class, the untuned concepts whose weight rose most (at most ``n``, by at
-        least a hundredth of the class's largest weight): what may have taken over what a 👎
-        took away, for the user to act on. ``{class: [{"concept", "weight_before",
-        "weight_after"}, ...]}``."""
-        named = {(item.cls, item.concept) for item in instructions}
-        rose = {}
-        for j in tuned:
-            before, after = previous.weight[j], self.weight[j]
-            gain = after - before
-            floor = 0.01 * max(float(np.abs(after).max()), 1e-6)
-            order = [c for c in np.argsort(-gain, kind="stable")[: n + len(named)] if (j, c) not in named]
-            rose[self.classes[j]] = [
-                {"concept": self.concepts[c], "weight_before": float(before[c]), "weight_after": float(after[c])}
-                for c in order[:n] if gain[c] > floor
-            ]
-        return rose
-
-    def _describe(self, item):
-        described = {"class": self.classes[item.cls], "concept": self.concepts[item.concept],
-                     "direction": item.direction}
-        return described if item.via is None else {**described, "via": self.concepts[item.via]}
-
-    def _instructions(self, by_direction):
-        """Instructions from ``{"up": {class: [concepts]}, "down": ...}``, each pair once;
-        refuses a concept tuned both ways for one class."""
-        instructions = {}
-        for direction in DIRECTIONS:
-            for cls, concept in _pairs(by_direction[direction], direction):
-                named = Instruction(self._class_index(cls), self._concept_index(concept), direction)
-                group = group_of(self.synonym_groups, named.concept)
-                if direction == "down" and not self.weight[named.cls, group].any():
-                    raise InvalidRequest(
-                        f"{cls}'s student does not use '{concept}'{_also(self, named)}, so there is nothing to 👎: "
-                        f"choose one of the {int(usage(self.weight)[named.cls])} concepts it uses"
-                    )
-                for member in group:
-                    item = Instruction(named.cls, member, direction, None if member == named.concept else named.concept)
-                    other = instructions.get((item.cls, item.concept))
-                    if other is not None and other.direction != direction:
-                        raise InvalidRequest(
-                            f"'{self.concepts[member]}' is both 👍 and 👎 for '{cls}'{_also(self, named)}: "
-                            f"choose one direction per concept"
-                        )
-                    if other is None or other.via is not None:  # a concept named itself wins over its group
-                        instructions[(item.cls, item.concept)] = item
-        if not instructions:
-            raise InvalidRequest("Nothing to tune: give up= and/or down= {class: [concepts]}")
-        return list(instructions.values())
-
     def _class_index(self, cls):
         if isinstance(cls, str) and cls in self.classes:
             return self.classes.index(cls)
@@ -554,54 +322,3 @@ class StudentRun:
         raise UnknownName(f"Concept '{name}' is not in the corpus of student run '{self.key}': "
                           "pick one of its concepts")
 
-
-class Destandardized:
-    """The concept vectors of a run read back from its standardized inputs (``inputs * std +
-    mean``, float32; within a few float32 ulps of the stored values), so that a run holds one
-    matrix, not two: indexed like the ``(n, n_concepts)`` array, rows and columns, with only the
-    selected part computed."""
-
-    def __init__(self, inputs, mean, std):
-        self.inputs, self.mean, self.std = inputs, mean, std
-        self.shape, self.dtype = inputs.shape, inputs.dtype
-
-    def __len__(self):
-        return len(self.inputs)
-
-    def __getitem__(self, key):
-        if isinstance(key, tuple):
-            rows, columns = key
-            return self.inputs[rows, columns] * self.std[columns] + self.mean[columns]
-        return self.inputs[key] * self.std + self.mean
-
-    def __array__(self, dtype=None, copy=None):
-        array = self[:]
-        return array if dtype is None else array.astype(dtype)
-
-
-def _pairs(by_class, direction):
-    """``(class, concept)`` pairs of ``{class: [concepts]}`` (one concept may be a string)."""
-    if by_class is None:
-        return []
-    if not isinstance(by_class, dict):
-        raise InvalidRequest(
-            f"Give the {'👍' if direction == 'up' else '👎'} concepts as {{class: [concepts]}}, "
-            f"e.g. {{'airplane': ['wing']}}; got {by_class!r}"
-        )
-    pairs = []
-    for cls, concepts in by_class.items():
-        concepts = [concepts] if isinstance(concepts, str) else concepts
-        if not isinstance(concepts, (list, tuple)):
-            raise InvalidRequest(f"Give the concepts to tune for '{cls}' as a list of names; got {concepts!r}")
-        pairs.extend((cls, concept) for concept in concepts)
-    return pairs
-
-
-def _also(run, item):
-    """`` (or its synonyms 'a', 'b')`` where the instruction's concept has synonyms."""
-    others = run.synonyms_of(run.concepts[item.concept])
-    return f" (or its synonyms {', '.join(repr(o) for o in others)})" if others else ""
-
-
-def _finite(value):
-    return float(value) if np.isfinite(value) else None

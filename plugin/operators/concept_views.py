@@ -11,8 +11,8 @@ import fiftyone.operators.types as types
 from fiftyone_inficond.fiftyone_api import run_keys
 from fiftyone_inficond.new_concepts import add_concepts, search_concepts
 from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config
+from fiftyone_inficond.students.evaluation import SPLITS
 from fiftyone_inficond.students.registry import open_students
-from fiftyone_inficond.students.run import SPLITS
 
 from ..ui import heatmap_legend, share_of, show_overlay
 from .common import add_target_view, form, message_output, operator_config, run_key_input

@@ -10,7 +10,7 @@ it is. 👍/👎 here are the same pending instructions as the knowledge panel's
 import fiftyone.operators as foo
 import numpy as np
 
-from fiftyone_inficond.students.run import SPLITS
+from fiftyone_inficond.students.evaluation import SPLITS
 
 from ..ui import heatmap_legend, share_of, show_overlay
 from .common import (

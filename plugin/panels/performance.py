@@ -10,9 +10,9 @@ import math
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_inficond.students.evaluation import SPLITS
 from fiftyone_inficond.students.metrics import GROUPS, SORT_KEYS, SUBSETS
 from fiftyone_inficond.students.registry import list_student_runs
-from fiftyone_inficond.students.run import SPLITS
 
 from ..ui import dropdown
 from .common import PERFORMANCE, WorkbenchPanel, answers, draw_text, open_run, pct, read_workbench

@@ -1,0 +1,96 @@
+"""A student run's evaluation: per split, each class's metrics against the teacher and the ground
+truth, and the agreement subsets behind them (as counts, sample ids and views).
+
+:class:`Evaluation` is a part of :class:`fiftyone_inficond.students.run.StudentRun`: its methods
+read the run's ``data`` (teacher probabilities, ground truth, the training mask), its logits
+(:meth:`~fiftyone_inficond.students.run.StudentRun.logits`) and its ``state``, and compute with
+the pure array functions of :mod:`fiftyone_inficond.students.metrics`.
+"""
+
+import numpy as np
+from scipy.special import expit
+
+from fiftyone_inficond import fiftyone_api
+from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.students.metrics import GROUPS, SUBSETS, agreement_counts, agreement_subsets, class_metrics
+
+SPLITS = {"validation": "held-out samples", "train": "training samples", "all": "all samples"}  # in words
+
+
+class Evaluation:
+    """Metrics and agreement subsets of a run's students, per split (see the module's docstring)."""
+
+    def _rows(self, split):
+        # Without a split every row trains: a slice avoids copying the whole matrix.
+        train = slice(None) if self.data.train.all() else self.data.train
+        splits = {"all": slice(None), "train": train, "validation": ~self.data.train}
+        if split not in splits:
+            raise InvalidRequest(f"split must be one of {sorted(splits)}; got '{split}'")
+        if split == "validation" and self.data.train.all():
+            raise InvalidRequest(
+                f"Student run '{self.key}' has no validation split: train with train_tag or split_field"
+            )
+        return splits[split]
+
+    def _metrics(self, split="all", columns=None):
+        """Metrics of all classes, or of ``columns`` only; cached per state and split."""
+        cached = self._metrics_cache.get(split)
+        if columns is None and cached is not None and cached[0] is self.state:
+            return cached[1]
+        rows = self._rows(split)
+        columns = slice(None) if columns is None else columns
+        truth = None if self.data.truth is None else self.data.truth[rows][:, columns]
+        student = expit(self.logits(rows, columns))
+        metrics = class_metrics(self.data.teacher[rows][:, columns], student, truth, self.threshold)
+        if columns == slice(None):
+            self._metrics_cache[split] = (self.state, metrics)
+        return metrics
+
+    def performance(self, split="all", sort_by=None):
+        """Per-class metrics (rows of dicts, worst first when ``sort_by`` is given) and their means.
+
+        Returns:
+            ``{"classes": [...], "summary": {...}}``
+        """
+        metrics = self._metrics(split)
+        rows = metrics.rows(self.classes)
+        if sort_by is not None:
+            rows = [rows[j] for j in metrics.order(sort_by)]
+        return {"classes": rows, "summary": metrics.summary()}
+
+    def agreement(self, cls, split="all"):
+        """Sample ids of the four agreement subsets of a class among its positives and its
+        negatives: ``{"positives": {"both_right": [ids], ...}, "negatives": {...}}``."""
+        column = self._class_index(cls)
+        rows = np.arange(len(self.ids))[self._rows(split)]
+        truth = None if self.data.truth is None else self.data.truth[rows, column]
+        student = expit(self._class_logits(column)[rows])
+        subsets = agreement_subsets(self.data.teacher[rows, column], student, truth, self.threshold)
+        ids = np.asarray(self.ids)[rows]
+        return {
+            group: {name: ids[members].tolist() for name, members in named.items()}
+            for group, named in subsets.items()
+        }
+
+    def agreement_counts(self, split="all"):
+        """Sizes of every class's agreement subsets at once, for the performance table:
+        ``{class: {"positives": {"both_right": n, ...}, "negatives": {...}}}``."""
+        rows = self._rows(split)
+        counts = agreement_counts(self.data.teacher[rows], self._probabilities(rows), self._truth(rows), self.threshold)
+        return {
+            name: {group: {subset: int(values[j]) for subset, values in named.items()}
+                   for group, named in counts.items()}
+            for j, name in enumerate(self.classes)
+        }
+
+    def agreement_view(self, cls, group, subset, split="all"):
+        """The samples of one agreement subset as a FiftyOne view (e.g. for the App's grid)."""
+        if group not in GROUPS or subset not in SUBSETS:
+            raise InvalidRequest(f"An agreement subset is one of {GROUPS} and one of {SUBSETS}; "
+                                 f"got {group!r}, {subset!r}")
+        ids = self.agreement(cls, split)[group][subset]
+        return fiftyone_api.dataset_of(self.samples).select(ids, ordered=True)
+
+    def split_size(self, split="all"):
+        """How many of the run's samples ``split`` holds."""
+        return len(np.arange(len(self.ids))[self._rows(split)])
