@@ -23,7 +23,8 @@ from timing import timed
 
 from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.demo import build_world, world_teacher
-from fiftyone_inficond.deploy.export import export_students, load_export
+from fiftyone_inficond.deploy.export import export_students
+from fiftyone_inficond.deploy.loading import load_export
 from fiftyone_inficond.deploy.model import apply_export
 from fiftyone_inficond.deploy.path import load_program
 from fiftyone_inficond.images import image_batches

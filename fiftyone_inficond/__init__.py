@@ -43,7 +43,8 @@ _ENTRY_POINTS = {
     "fiftyone_inficond.locate": ("top_patches", "concept_heatmaps"),
     "fiftyone_inficond.overlay": ("show_concept_overlay",),
     "fiftyone_inficond.projection": ("concept_projection",),
-    "fiftyone_inficond.deploy.export": ("export_students", "load_export", "list_exports"),
+    "fiftyone_inficond.deploy.export": ("export_students",),
+    "fiftyone_inficond.deploy.loading": ("load_export", "list_exports"),
     "fiftyone_inficond.deploy.model": ("apply_export", "load_student_model"),
 }
 

@@ -16,15 +16,8 @@ from conftest import TINY_MODEL, unique_name
 from fiftyone.operators.executor import ExecutionError
 
 from fiftyone_inficond.clip import load_clip
-from fiftyone_inficond.deploy.export import (
-    EXPORT_DIR_ENV,
-    MANIFEST,
-    PROGRAM,
-    TENSORS,
-    export_students,
-    load_export,
-    manifest_digest,
-)
+from fiftyone_inficond.deploy.export import EXPORT_DIR_ENV, MANIFEST, PROGRAM, TENSORS, export_students, manifest_digest
+from fiftyone_inficond.deploy.loading import load_export
 from fiftyone_inficond.deploy.model import apply_export
 from fiftyone_inficond.errors import InvalidRequest, MissingFile
 from fiftyone_inficond.images import image_batches

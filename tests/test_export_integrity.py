@@ -17,14 +17,8 @@ from conftest import assert_nothing_written, unique_name
 from fiftyone.operators.executor import ExecutionError
 
 from fiftyone_inficond import fiftyone_api
-from fiftyone_inficond.deploy.export import (
-    EXPORT_DIR_ENV,
-    MANIFEST,
-    export_students,
-    list_exports,
-    load_export,
-    manifest_digest,
-)
+from fiftyone_inficond.deploy.export import EXPORT_DIR_ENV, MANIFEST, export_students, manifest_digest
+from fiftyone_inficond.deploy.loading import list_exports, load_export
 from fiftyone_inficond.deploy.model import apply_export
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.students.registry import delete_students, list_student_runs, train_students

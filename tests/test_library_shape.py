@@ -1,14 +1,16 @@
-"""Small defects of the library's shape: no logger changed by an import, a stale-save refusal that
-survives its winning revision being gone, and open_clip's own zero-shot classifier in the teacher."""
+"""The library's shape: modules of one concept each, small enough to read, and small defects: no
+logger changed by an import, a stale-save refusal that survives its winning revision being gone,
+and open_clip's own zero-shot classifier in the teacher."""
 
 import logging
+import pathlib
 
 import numpy as np
 import pytest
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
-from conftest import TINY_MODEL, run_python
+from conftest import REPO, TINY_MODEL, run_python
 
 from fiftyone_inficond.clip import encode_texts, load_clip
 from fiftyone_inficond.errors import StaleRunError
@@ -17,6 +19,18 @@ from fiftyone_inficond.students import store, training
 from fiftyone_inficond.students.registry import train_students
 from fiftyone_inficond.students.tuning import no_bounds
 from fiftyone_inficond.teacher import teacher_from_clip, teacher_scores
+
+MOST_LINES = 360
+ONE_CONCEPT = {  # modules longer than that, each one concept: why they are not split
+    "teacher.py": "teacher scores from each source (arrays, files, label fields, models, open_clip), one "
+                  "entry point each over one shared write",
+}
+
+
+def test_no_module_of_the_core_is_over_360_lines_but_those_that_say_why():
+    core = pathlib.Path(REPO) / "fiftyone_inficond"
+    sizes = {str(path.relative_to(core)): len(path.read_text().splitlines()) for path in core.rglob("*.py")}
+    assert {name for name, lines in sizes.items() if lines > MOST_LINES} == set(ONE_CONCEPT), sizes
 
 
 def test_importing_the_training_module_changes_no_loggers_level():

@@ -17,15 +17,8 @@ from hypothesis.extra.numpy import arrays
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.corpus import check_template, load_corpus
-from fiftyone_inficond.deploy.export import (
-    CORPUS,
-    MANIFEST,
-    PROGRAM,
-    TENSORS,
-    export_students,
-    list_exports,
-    load_export,
-)
+from fiftyone_inficond.deploy.export import CORPUS, MANIFEST, PROGRAM, TENSORS, export_students
+from fiftyone_inficond.deploy.loading import list_exports, load_export
 from fiftyone_inficond.errors import InficondError
 from fiftyone_inficond.extraction import prepare_concepts
 from fiftyone_inficond.students.registry import list_student_runs, load_students, rename_students, train_students

@@ -1,4 +1,5 @@
-"""Exporting a student run as a folder that predicts without this package, and reading it back safely.
+"""Exporting a student run as a folder that predicts without this package (read back, checked, by
+:mod:`fiftyone_inficond.deploy.loading`).
 
 An export is a folder of four files, listed with their SHA-256 in ``manifest.json``:
 
@@ -19,9 +20,7 @@ Writes go to a hidden temporary folder beside the target, renamed into place whe
 crash, a full disk or a refused write leaves the old export or none, never half of one. A write
 only ever replaces an export (known by its manifest) holding nothing else, and never lands inside
 an export: an overwrite cannot delete a folder that happened to have the export's name, nor
-another export. Reading checks the manifest against its digest and every file against the
-manifest, then that they fit together, before anything is used; and nothing is unpickled: tensors
-are safetensors, and the program is read by ``torch.jit.load``, which builds only TorchScript types.
+another export.
 """
 
 import contextlib
@@ -29,13 +28,11 @@ import datetime
 import hashlib
 import importlib.metadata
 import json
-import math
 import os
 import re
 import shutil
 import unicodedata
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +42,8 @@ from scipy.special import expit
 
 from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.corpus import make_corpus
-from fiftyone_inficond.deploy.path import StudentPath, load_program, save_program, script
-from fiftyone_inficond.errors import InvalidRequest, MissingFile
+from fiftyone_inficond.deploy.path import StudentPath, save_program, script
+from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.fiftyone_api import dataset_of
 from fiftyone_inficond.runs import CONCEPTS_METHOD, require_run
 from fiftyone_inficond.students import store
@@ -59,7 +56,7 @@ PROGRAM, TENSORS, CORPUS, MANIFEST = "students.pt", "students.safetensors", "cor
 # An export's folder name, in bytes: the staging folder beside it (``.<name>.partial-<8 hex>``) must
 # stay within the 255 bytes a file name may have.
 MAX_NAME_BYTES = 200
-_HEX_DIGEST = re.compile("[0-9a-f]{64}")
+HEX_DIGEST = re.compile("[0-9a-f]{64}")
 EXPORT_DIR_ENV = "INFICOND_EXPORT_DIR"
 
 
@@ -177,7 +174,7 @@ def _target(directory, root):
 
     Names of one folder in ``root`` are what :func:`list_exports` lists (hidden ones are not, and
     staging folders are hidden), so an export the App writes is one it can apply."""
-    text = _path_text(directory)
+    text = path_text(directory)
     if root is None:
         target = Path(text).absolute()
     else:
@@ -194,7 +191,7 @@ def _target(directory, root):
     return target
 
 
-def _path_text(directory):
+def path_text(directory):
     """``directory`` (a path or a name) as text the file system takes, or its refusal."""
     try:
         text = os.fspath(directory)
@@ -216,13 +213,13 @@ def _require_replaceable(target, overwrite):
     """Refuses ``target`` inside an export, or existing unless it is an export that ``overwrite``
     may replace whole (its own files and nothing else: no other export, no file of the user's)."""
     parent = Path(os.path.realpath(target.parent))
-    outer = next((folder for folder in (parent, *parent.parents) if _is_export(folder)), None)
+    outer = next((folder for folder in (parent, *parent.parents) if is_export(folder)), None)
     if outer is not None:
         raise InvalidRequest(f"'{outer}' is an export, and an export never holds another: "
                              f"choose a folder outside it")
     if not os.path.lexists(target):
         return
-    if not _is_export(target):
+    if not is_export(target):
         raise InvalidRequest(f"'{target}' exists and is not a student export, so no export replaces it: "
                              f"choose another name")
     if not overwrite:
@@ -234,7 +231,7 @@ def _require_replaceable(target, overwrite):
                              f"move them out first, or choose another name")
 
 
-def _is_export(folder):
+def is_export(folder):
     """Whether ``folder`` (not a link) holds a manifest of this format, whatever its version and
     the state of its other files: what an overwrite may replace."""
     manifest = folder / MANIFEST
@@ -276,161 +273,3 @@ def _version(distribution):
         return importlib.metadata.version(distribution)
     except importlib.metadata.PackageNotFoundError:
         return None
-
-
-@dataclass
-class StudentExport:
-    """A checked export: its manifest, the students' tensors and the loaded program.
-
-    Attributes:
-        directory: the export folder
-        manifest: ``manifest.json`` as a dict
-        tensors: name → tensor from ``students.safetensors``
-        program: the path as a callable module: ``(probabilities, concept_vectors) = program(images)``
-        concepts: the names of all the run's concepts, in column order (``corpus.txt``)
-    """
-
-    directory: Path
-    manifest: dict
-    tensors: dict
-    program: torch.nn.Module
-    concepts: list
-
-    @property
-    def classes(self):
-        return list(self.manifest["classes"])
-
-    @property
-    def kept_concepts(self):
-        """Names of the concepts the program computes, in its column order."""
-        return [self.concepts[i] for i in self.tensors["kept"].tolist()]
-
-    @torch.no_grad()
-    def predict(self, images):
-        """``(batch, k)`` probabilities and ``(batch, c)`` concept vectors of preprocessed images (numpy)."""
-        probabilities, vectors = self.program(torch.as_tensor(images, dtype=torch.float32))
-        return probabilities.numpy(), vectors.numpy()
-
-    def contributions(self, vectors):
-        """``(batch, k, c)``: each kept concept's share of each class's logit (standardized value × weight)."""
-        kept = self.tensors["kept"].numpy()
-        mean, std = self.tensors["concept_mean"].numpy()[kept], self.tensors["concept_std"].numpy()[kept]
-        return ((vectors - mean) / std)[:, None, :] * self.tensors["weight"].numpy()[None][:, :, kept]
-
-
-def load_export(directory):
-    """Reads an export, refusing one whose files escape its folder, differ from the manifest, or do
-    not fit together, and one whose manifest was edited.
-
-    Raises:
-        MissingFile: ``directory`` holds no export
-        InvalidRequest: the manifest or a file is missing, altered, malformed, a link, outside the
-            folder, or not in a safe format
-    """
-    directory = Path(_path_text(directory)).absolute()
-    manifest = _read_manifest(directory)
-    for name, digest in manifest["files"].items():
-        file = _inside(directory, name)
-        if file_digest(file) != digest:
-            raise InvalidRequest(f"'{name}' of export '{directory}' differs from its manifest (altered or "
-                                 f"corrupted): export the run again")
-    try:
-        tensors = safetensors.torch.load_file(directory / TENSORS)
-        program = load_program(directory / PROGRAM)
-        text = (directory / CORPUS).read_text(encoding="utf-8")
-    except Exception as e:  # any unreadable file: the message names the export to redo
-        raise InvalidRequest(f"Export '{directory}' could not be read ({type(e).__name__}): "
-                             "export the run again") from e
-    concepts = text.split("\n")[:-1]  # one name a line, each line ended: as written
-    if not _fits(manifest, tensors, concepts):
-        raise InvalidRequest(f"The files of export '{directory}' do not fit its manifest (other classes or "
-                             f"concepts): export the run again")
-    return StudentExport(directory, manifest, tensors, program, concepts)
-
-
-def _fits(manifest, tensors, concepts):
-    """Whether the students' tensors and the concept names have the manifest's classes and concepts."""
-    k, c = len(manifest["classes"]), manifest["concepts"]
-    shapes = dict(weight=(k, c), bias=(k,), concept_mean=(c,), concept_std=(c,), kept=(manifest["concepts_kept"],))
-    if len(concepts) != c or any(name not in tensors or tuple(tensors[name].shape) != shape
-                                 for name, shape in shapes.items()):
-        return False
-    kept, embeddings = tensors["kept"], tensors.get("concept_embeddings")
-    ordered = kept.numel() == 0 or (int(kept.min()) >= 0 and int(kept.max()) < c and bool((kept.diff() > 0).all()))
-    return (embeddings is not None and embeddings.ndim == 2 and embeddings.shape[0] == c
-            and not kept.is_floating_point() and ordered)
-
-
-def _read_manifest(directory):
-    if not (directory / MANIFEST).is_file():
-        raise MissingFile(f"'{directory}' is not a student export (no {MANIFEST}): choose an export folder")
-    file = _inside(directory, MANIFEST)
-    try:
-        manifest = json.loads(file.read_text(encoding="utf-8"))
-    except ValueError:  # UnicodeDecodeError included
-        raise InvalidRequest(f"The manifest of '{directory}' is not valid JSON: export the run again") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT or \
-            manifest.get("format_version") != FORMAT_VERSION:
-        raise InvalidRequest(f"'{directory}' is not a version-{FORMAT_VERSION} student export: export the run again")
-    if manifest.get("digest") != manifest_digest(manifest):
-        raise InvalidRequest(f"The manifest of '{directory}' was edited or corrupted (it does not match its "
-                             f"digest): export the run again")
-    problem = _manifest_problem(manifest)
-    if problem is not None:
-        raise InvalidRequest(f"The manifest of '{directory}' has {problem}: export the run again")
-    return manifest
-
-
-def _manifest_problem(manifest):
-    """What is wrong with the entries of ``manifest`` that reading and predicting use, or ``None``."""
-    files, classes, concepts, kept = (manifest.get(name) for name in ("files", "classes", "concepts", "concepts_kept"))
-    if not isinstance(files, dict) or set(files) != {PROGRAM, TENSORS, CORPUS} or \
-            not all(isinstance(d, str) and _HEX_DIGEST.fullmatch(d) for d in files.values()):
-        return "no list of the export's files with their digests"
-    if not isinstance(classes, list) or not classes or not all(isinstance(c, str) and c for c in classes) or \
-            len(set(classes)) != len(classes):
-        return "no list of distinct class names"
-    if not (_real(manifest.get("threshold")) and 0 < manifest["threshold"] < 1):
-        return "no decision threshold between 0 and 1"
-    if not (_whole(concepts) and _whole(kept) and 0 <= kept <= concepts and concepts >= 1):
-        return "no count of its concepts"
-    if not _preprocessing(manifest.get("preprocess")):
-        return "no preprocessing open_clip can apply"
-    return None
-
-
-def _preprocessing(spec):
-    """Whether ``spec`` is an image preprocessing :class:`fiftyone_inficond.deploy.model.StudentModel` can build."""
-    numbers = lambda value, n: isinstance(value, list) and len(value) == n and all(map(_real, value))  # noqa: E731
-    return (isinstance(spec, dict) and numbers(spec.get("size"), 2) and all(_whole(s) and 1 <= s <= 4096
-                                                                            for s in spec["size"])
-            and numbers(spec.get("mean"), 3) and numbers(spec.get("std"), 3) and min(spec["std"]) > 0
-            and spec.get("interpolation") in ("bicubic", "bilinear", "random")
-            and spec.get("resize_mode") in ("shortest", "longest", "squash"))
-
-
-def _real(value):
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _whole(value):
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _inside(directory, name):
-    """``directory / name``, refused when it is a link or resolves outside ``directory``."""
-    file = directory / name
-    if file.is_symlink() or not Path(os.path.realpath(file)).is_relative_to(os.path.realpath(directory)):
-        raise InvalidRequest(f"'{name}' of export '{directory}' leads outside it: export the run again")
-    if not file.is_file():
-        raise InvalidRequest(f"Export '{directory}' lacks '{name}': export the run again")
-    return file
-
-
-def list_exports(root=None):
-    """Names of the export folders in ``root`` (:func:`export_root` by default), newest first."""
-    root = Path(root or export_root())
-    if not root.is_dir():
-        return []
-    folders = [p for p in root.iterdir() if not p.name.startswith(".") and _is_export(p)]
-    return [p.name for p in sorted(folders, key=lambda p: p.stat().st_mtime, reverse=True)]

@@ -18,7 +18,7 @@ import open_clip
 import torch
 from PIL import Image
 
-from fiftyone_inficond.deploy.export import load_export
+from fiftyone_inficond.deploy.loading import load_export
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.fiftyone_api import dataset_of, exact_count, require_own_samples
 from fiftyone_inficond.images import image_batches
@@ -36,7 +36,7 @@ class StudentModel(fom.Model):
     most in this image (standardized concept value × weight).
 
     Args:
-        export: a :class:`fiftyone_inficond.deploy.export.StudentExport`
+        export: a :class:`fiftyone_inficond.deploy.loading.StudentExport`
         explain: how many concepts explain each positive class (0: none)
         positives_only: label only the classes the students call positive (what the grid should
             show); ``False`` labels every class (e.g. for precision-recall curves)
@@ -111,7 +111,7 @@ def _pil(image):
 
 
 def load_student_model(directory, explain=3, positives_only=True):
-    """The export in ``directory`` (checked, see :func:`fiftyone_inficond.deploy.export.load_export`)
+    """The export in ``directory`` (checked, see :func:`fiftyone_inficond.deploy.loading.load_export`)
     as a :class:`StudentModel`."""
     return StudentModel(load_export(directory), explain, positives_only)
 

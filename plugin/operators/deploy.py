@@ -8,7 +8,8 @@ the input, before anything runs.
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fiftyone_inficond.deploy.export import check_export_target, export_root, export_students, list_exports
+from fiftyone_inficond.deploy.export import check_export_target, export_root, export_students
+from fiftyone_inficond.deploy.loading import list_exports
 from fiftyone_inficond.deploy.model import apply_export
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.fiftyone_api import exact_count
