@@ -82,8 +82,8 @@ def _held_in(samples, field):
         return "concept vectors"
     if run_config(samples, field, TEACHER_METHOD) is not None:
         return "teacher scores"
-    concepts = field.removesuffix("_segments")
-    if segments_field(concepts) == field and run_config(samples, concepts, CONCEPTS_METHOD) is not None:
+    concepts_field = field.removesuffix("_segments")
+    if segments_field(concepts_field) == field and run_config(samples, concepts_field, CONCEPTS_METHOD) is not None:
         return "concept segments"
     dataset = fresh_dataset(samples)
     if not dataset.has_sample_field(field):

@@ -212,7 +212,7 @@ def test_rename_refuses_keys_fiftyone_would_refuse_and_keeps_the_run(distilled, 
         rename_students(distilled, "good", new_key)
     # the form refuses blanks
     with pytest.raises(Exception, match="A run key is a single word|new_key. Reason: Required"):
-        execute("rename_student_run", distilled, key="good", new_key=new_key)
+        execute("rename_students", distilled, key="good", new_key=new_key)
     assert snapshot(distilled) == before
     assert [e["kind"] for e in load_students(distilled, "good").history] == ["train", "tune"]
 

@@ -95,9 +95,9 @@ def test_student_operators(coco128, tiny_checkpoint, coco128_dir):
         execute("tune_students", coco128, key="s", up={"person": ["moon"]})
     assert len(load_students(coco128, "s").history) == 4
 
-    execute("rename_student_run", coco128, key="s", new_key="renamed")
+    execute("rename_students", coco128, key="s", new_key="renamed")
     assert list_student_runs(coco128) == ["renamed"] and len(load_students(coco128, "renamed").history) == 4
-    execute("delete_student_run", coco128, key="renamed")
+    execute("delete_students", coco128, key="renamed")
     assert list_student_runs(coco128) == []
 
 

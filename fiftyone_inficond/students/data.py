@@ -75,7 +75,7 @@ def read_inputs(samples, concepts_field, teacher_field):
 def check_inputs(key, config, inputs):
     """Refuses a run whose concepts or teacher changed since it was trained, saying how to recover."""
     then, now = config, inputs.record()
-    teacher, concepts = config["teacher_field"], config["concepts_field"]
+    teacher_field, concepts_field = config["teacher_field"], config["concepts_field"]
     if now["classes"] != then["classes"]:
         if sorted(now["classes"]) == sorted(then["classes"]):
             change = "changed order"
@@ -84,24 +84,24 @@ def check_inputs(key, config, inputs):
             removed = sorted(set(then["classes"]) - set(now["classes"]))
             change = f"changed (added {added or 'none'}, removed {removed or 'none'})"
         raise RunInputsChanged(
-            f"The teacher classes in '{teacher}' {change} since run '{key}' was trained: "
+            f"The teacher classes in '{teacher_field}' {change} since run '{key}' was trained: "
             f"retrain it, or restore the teacher it was trained on"
         )
     trained_on = inputs.concept_names[: len(config["concept_mean"])]
     if corpus_id(trained_on) != then["corpus_id"]:  # an extension appends columns: still fine
         raise RunInputsChanged(
-            f"The concept corpus of '{concepts}' changed since run '{key}' was trained "
-            f"({len(inputs.concept_names)} concepts now): retrain it, or recompute '{concepts}' "
+            f"The concept corpus of '{concepts_field}' changed since run '{key}' was trained "
+            f"({len(inputs.concept_names)} concepts now): retrain it, or recompute '{concepts_field}' "
             f"with the corpus it was trained on"
         )
     if now["concepts_fingerprint"] != then["concepts_fingerprint"]:
         raise RunInputsChanged(
-            f"The concepts in '{concepts}' were recomputed with other settings (model, template or "
+            f"The concepts in '{concepts_field}' were recomputed with other settings (model, template or "
             f"segments) since run '{key}' was trained: retrain it, or recompute them as before"
         )
     if now["teacher_digest"] != then["teacher_digest"]:
         raise RunInputsChanged(
-            f"The teacher scores in '{teacher}' were replaced by other scores since run '{key}' was "
+            f"The teacher scores in '{teacher_field}' were replaced by other scores since run '{key}' was "
             f"trained: retrain it, or import the scores it was trained on again"
         )
 

@@ -4,7 +4,8 @@ truth, and the agreement subsets behind them (as counts, sample ids and views).
 :class:`Evaluation` is a part of :class:`fiftyone_inficond.students.run.StudentRun`: its methods
 read the run's ``data`` (teacher probabilities, ground truth, the training mask), its logits
 (:meth:`~fiftyone_inficond.students.run.StudentRun.logits`) and its ``state``, and compute with
-the pure array functions of :mod:`fiftyone_inficond.students.metrics`.
+the pure array functions of :mod:`fiftyone_inficond.students.metrics`, a few classes at a time
+(at 1M samples x 80 classes, one (n, k) float32 copy is 320 MB, and sklearn's AP makes float64 ones).
 """
 
 import numpy as np
@@ -12,8 +13,16 @@ from scipy.special import expit
 
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.errors import InvalidRequest
-from fiftyone_inficond.students.metrics import GROUPS, SUBSETS, agreement_counts, agreement_subsets, class_metrics
+from fiftyone_inficond.students.metrics import (
+    GROUPS,
+    SUBSETS,
+    ClassMetrics,
+    agreement_counts,
+    agreement_subsets,
+    class_metrics,
+)
 
+CLASS_BLOCK = 8  # classes per step of a metrics pass: (n, 8) copies of the probabilities, never (n, k)
 SPLITS = {"validation": "held-out samples", "train": "training samples", "all": "all samples"}  # in words
 
 
@@ -38,13 +47,22 @@ class Evaluation:
         if columns is None and cached is not None and cached[0] is self.state:
             return cached[1]
         rows = self._rows(split)
-        columns = slice(None) if columns is None else columns
-        truth = None if self.data.truth is None else self.data.truth[rows][:, columns]
-        student = expit(self.logits(rows, columns))
-        metrics = class_metrics(self.data.teacher[rows][:, columns], student, truth, self.threshold)
-        if columns == slice(None):
+        metrics = ClassMetrics.concatenate([class_metrics(*self._block(rows, block), self.threshold)
+                                            for block in self._blocks(columns)])
+        if columns is None:
             self._metrics_cache[split] = (self.state, metrics)
         return metrics
+
+    def _blocks(self, columns=None):
+        """``columns`` (every class by default), :data:`CLASS_BLOCK` at a time."""
+        columns = np.arange(len(self.classes)) if columns is None else np.asarray(columns)
+        return [columns[start : start + CLASS_BLOCK] for start in range(0, len(columns), CLASS_BLOCK)]
+
+    def _block(self, rows, block):
+        """``(teacher, student, truth)`` probabilities and truth of ``rows`` for the classes
+        ``block``: ``(m, len(block))`` each, truth ``None`` without a ground truth."""
+        truth = None if self.data.truth is None else self.data.truth[:, block][rows]
+        return self.data.teacher[:, block][rows], expit(self.logits(rows, block)), truth
 
     def performance(self, split="all", sort_by=None):
         """Per-class metrics (rows of dicts, worst first when ``sort_by`` is given) and their means.
@@ -76,7 +94,9 @@ class Evaluation:
         """Sizes of every class's agreement subsets at once, for the performance table:
         ``{class: {"positives": {"both_right": n, ...}, "negatives": {...}}}``."""
         rows = self._rows(split)
-        counts = agreement_counts(self.data.teacher[rows], self._probabilities(rows), self._truth(rows), self.threshold)
+        parts = [agreement_counts(*self._block(rows, block), self.threshold) for block in self._blocks()]
+        counts = {group: {subset: np.concatenate([part[group][subset] for part in parts]) for subset in SUBSETS}
+                  for group in GROUPS}
         return {
             name: {group: {subset: int(values[j]) for subset, values in named.items()}
                    for group, named in counts.items()}

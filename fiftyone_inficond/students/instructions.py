@@ -65,13 +65,13 @@ def change(run, previous, instructions):
     ]
 
 
-def rose(run, previous, instructions, tuned, n=3):
-    """Per tuned class, the untuned concepts whose weight rose most (at most ``n``, by at least a
+def rose(run, previous, instructions, tuned_classes, n=3):
+    """Per tuned_classes class, the untuned concepts whose weight rose most (at most ``n``, by at least a
     hundredth of the class's largest weight): what may have taken over what a 👎 took away, for
     the user to act on. ``{class: [{"concept", "weight_before", "weight_after"}, ...]}``."""
     named = {(item.cls, item.concept) for item in instructions}
     risen = {}
-    for j in tuned:
+    for j in tuned_classes:
         before, after = previous.weight[j], run.weight[j]
         gain = after - before
         floor = 0.01 * max(float(np.abs(after).max()), 1e-6)

@@ -22,6 +22,12 @@ class ClassMetrics:
     recall: np.ndarray
     f1: np.ndarray
 
+    @classmethod
+    def concatenate(cls, parts):
+        """The metrics of the classes of ``parts`` (each of a few classes), in their order."""
+        return cls(**{field.name: np.concatenate([getattr(part, field.name) for part in parts])
+                      for field in fields(cls)})
+
     def with_columns(self, columns, partial):
         """A copy with ``columns`` taken from ``partial`` (metrics of just those classes)."""
         updated = {}

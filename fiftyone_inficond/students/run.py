@@ -90,7 +90,7 @@ class StudentRun(Evaluation, ConceptAnalyses):
         if state is not self.state:
             logits = self._compute_logits(slice(None))
             self._logits = (self.state, logits)
-        return logits[rows][:, columns]
+        return logits[:, columns][rows]
 
     def _compute_logits(self, columns):
         """``(n, len(columns))`` logits of every sample, chunk by chunk: no copy of the inputs."""
@@ -138,12 +138,6 @@ class StudentRun(Evaluation, ConceptAnalyses):
         """Indices of the training rows, ``None`` when every row trains."""
         return None if self.data.train.all() else np.flatnonzero(self.data.train)
 
-    def _probabilities(self, rows):
-        return expit(self.logits(rows))
-
-    def _truth(self, rows):
-        return None if self.data.truth is None else self.data.truth[rows]
-
     @property
     def ids(self):
         return self.data.ids
@@ -155,7 +149,7 @@ class StudentRun(Evaluation, ConceptAnalyses):
 
     def facts(self):
         """What the run is and was trained on, JSON-safe (a header, a tooltip, provenance)."""
-        concepts = run_config(self.samples, self.config["concepts_field"], CONCEPTS_METHOD) or {}
+        concept_run = run_config(self.samples, self.config["concepts_field"], CONCEPTS_METHOD) or {}
         return {
             "key": self.key,
             "revision": self.revision,
@@ -164,7 +158,7 @@ class StudentRun(Evaluation, ConceptAnalyses):
             "classes": len(self.classes),
             "concepts": len(self.concepts),
             "concepts_field": self.config["concepts_field"],
-            "concept_model": concepts.get("model"),
+            "concept_model": concept_run.get("model"),
             "teacher_field": self.config["teacher_field"],
             "gt_field": self.config["gt_field"],
             "threshold": self.threshold,
@@ -218,29 +212,30 @@ class StudentRun(Evaluation, ConceptAnalyses):
         lower, upper, start = apply_instructions(
             self.weight, self.state.lower, self.state.upper, instructions, factor
         )
-        tuned = sorted({item.cls for item in instructions})
+        tuned_classes = sorted({item.cls for item in instructions})
         budgets = self.config.get("class_budgets")
         weight, bias = self.weight.copy(), self.bias.copy()
-        weight[tuned], bias[tuned] = fit(
+        weight[tuned_classes], bias[tuned_classes] = fit(
             self.inputs,
-            self.data.teacher[:, tuned],
-            start[tuned],
-            self.bias[tuned],
-            lower[tuned],
-            upper[tuned],
+            self.data.teacher[:, tuned_classes],
+            start[tuned_classes],
+            self.bias[tuned_classes],
+            lower[tuned_classes],
+            upper[tuned_classes],
             TrainingConfig(**{**self.config["training"], "epochs": epochs}),
             rows=self._train_rows(),
-            budgets=None if budgets is None else np.asarray(budgets)[tuned],
+            budgets=None if budgets is None else np.asarray(budgets)[tuned_classes],
         )
         previous, cached, (_, logits) = self.state, dict(self._metrics_cache), self._logits
         self.state = store.StudentState(weight, bias, lower, upper)
         if logits is not None:  # only the tuned classes' logits changed
             logits = logits.copy()
-            logits[:, tuned] = self._compute_logits(tuned)
+            logits[:, tuned_classes] = self._compute_logits(tuned_classes)
             self._logits = (self.state, logits)
         # Students are independent: only the tuned classes' metrics can have changed.
         for split, (_, metrics) in cached.items():
-            self._metrics_cache[split] = (self.state, metrics.with_columns(tuned, self._metrics(split, tuned)))
+            tuned_metrics = metrics.with_columns(tuned_classes, self._metrics(split, tuned_classes))
+            self._metrics_cache[split] = (self.state, tuned_metrics)
         after = self._metrics()
         rows_before, rows_after = before.rows(self.classes), after.rows(self.classes)
         try:
@@ -253,9 +248,10 @@ class StudentRun(Evaluation, ConceptAnalyses):
                 epochs=epochs,
                 metrics_before=before.summary(),
                 metrics_after=after.summary(),
-                class_metrics={self.classes[j]: {"before": rows_before[j], "after": rows_after[j]} for j in tuned},
+                class_metrics={self.classes[j]: {"before": rows_before[j], "after": rows_after[j]}
+                               for j in tuned_classes},
                 change=change(self, previous, instructions),
-                rose=rose(self, previous, instructions, tuned),
+                rose=rose(self, previous, instructions, tuned_classes),
             )
         except Exception:
             self.state = previous

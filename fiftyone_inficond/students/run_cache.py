@@ -100,7 +100,9 @@ def _check_widths(cache, n_concepts, n_classes, concepts_field, teacher_field):
 
 
 def _data(cache, ids, view, gt_field, classes):
-    teacher = np.concatenate([chunk for _, chunk in cache.chunks("teacher")])
+    teacher = np.empty((len(cache), cache.n_classes), np.float32)  # filled chunk by chunk: no list of chunks
+    for index, chunk in cache.chunks("teacher"):
+        teacher[index] = chunk
     if not (np.isfinite(teacher) & (teacher >= 0) & (teacher <= 1)).all():
         raise InvalidRequest("Some samples' teacher scores are not probabilities: import them again "
                              "(with overwrite=True)")

@@ -4,10 +4,10 @@ from .concept_views import AddConcepts, SearchConcepts, ShowConceptOverlay, Show
 from .concepts import ComputeConcepts
 from .deploy import ApplyStudentExport, ExportStudents
 from .students import (
-    DeleteStudentRun,
+    DeleteStudents,
     ExtendStudents,
     ListStudentRuns,
-    RenameStudentRun,
+    RenameStudents,
     RevertStudents,
     TrainStudents,
     TuneStudents,
@@ -22,8 +22,8 @@ OPERATORS = (
     ExtendStudents,
     RevertStudents,
     ListStudentRuns,
-    RenameStudentRun,
-    DeleteStudentRun,
+    RenameStudents,
+    DeleteStudents,
     ShowConceptOverlay,
     ShowConceptSamples,
     SearchConcepts,

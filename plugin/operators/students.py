@@ -191,10 +191,10 @@ def _run_line(key, history):
             f"at {last['time']}")
 
 
-class RenameStudentRun(foo.Operator):
+class RenameStudents(foo.Operator):
     @property
     def config(self):
-        return operator_config("rename_student_run", "rename student run", "Rename a student run")
+        return operator_config("rename_students", "rename student run", "Rename a student run")
 
     def resolve_input(self, ctx):
         inputs = types.Object()
@@ -207,10 +207,10 @@ class RenameStudentRun(foo.Operator):
         return {"key": ctx.params["new_key"]}
 
 
-class DeleteStudentRun(foo.Operator):
+class DeleteStudents(foo.Operator):
     @property
     def config(self):
-        return operator_config("delete_student_run", "delete student run", "Delete a student run and its history")
+        return operator_config("delete_students", "delete student run", "Delete a student run and its history")
 
     def resolve_input(self, ctx):
         inputs = types.Object()
