@@ -241,9 +241,11 @@ def test_a_stale_save_is_refused_and_the_other_save_kept(distilled):
         "print(entry['revision'], run.weight.tobytes().hex()[:64])\n"
     )
     revision, bob_prefix = out.strip().splitlines()[-1].split()
+    before = mine.probabilities()
     with pytest.raises(StaleRunError, match="changed by bob .*revision 1.*not saved: reload"):
         mine.tune(up={"person": ["sky"]}, user="alice")
     assert mine.revision == 0 and mine.state.upper[0].max() == np.inf  # nothing applied locally
+    assert np.array_equal(mine.probabilities(), before)
     history = load_students(distilled, "team").history
     assert [(e["revision"], e["user"]) for e in history] == [(0, history[0]["user"]), (1, "bob")]
     _, bob_state = store.load_state(distilled, "team", mine.uid, 1)
@@ -293,3 +295,18 @@ def test_several_runs_are_listed_renamed_and_deleted(distilled):
     delete_students(distilled, "renamed")
     assert list_student_runs(distilled) == ["b"] and store.list_entries(distilled, uid) == []
 
+
+def test_the_logits_follow_every_revision_tuned_reverted_and_tuned_again(distilled):
+    run = train_students(distilled, key="logits", **QUICK)
+
+    def computed_afresh():
+        return expit(run.inputs @ run.weight.T + run.bias)
+
+    assert np.allclose(run.probabilities(), computed_afresh(), atol=1e-6)  # now cached for revision 0
+    run.tune(up={"dog": ["grass"]})
+    assert np.allclose(run.probabilities(), computed_afresh(), atol=1e-6)
+    run.revert(0)
+    run.probabilities()[:] = 0  # what a caller does with its array is its own
+    assert np.allclose(run.probabilities(), computed_afresh(), atol=1e-6)
+    run.tune(up={"person": ["sky"]})  # from revision 0's logits: dog's are revision 0's again
+    assert np.allclose(run.probabilities(), computed_afresh(), atol=1e-6)

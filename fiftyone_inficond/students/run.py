@@ -90,7 +90,25 @@ class StudentRun(Evaluation, ConceptAnalyses):
         if state is not self.state:
             logits = self._compute_logits(slice(None))
             self._logits = (self.state, logits)
-        return logits[:, columns][rows]
+        out = logits[:, columns][rows]
+        return out.copy() if np.may_share_memory(out, logits) else out  # the cache is updated in place
+
+    def _move_logits(self, previous, columns):
+        """Moves the cached logits from state ``previous`` to the run's state, which differs from it
+        only in the classes ``columns``: those recomputed in place (at 1M samples a copy of all is
+        320 MB). Returns what moves them back (nothing is cached for another state)."""
+        state, logits = self._logits
+        if state is not previous or logits is None:
+            return lambda: None
+        old = logits[:, columns].copy()
+        logits[:, columns] = self._compute_logits(columns)
+        self._logits = (self.state, logits)
+
+        def back():
+            logits[:, columns] = old
+            self._logits = (previous, logits)
+
+        return back
 
     def _compute_logits(self, columns):
         """``(n, len(columns))`` logits of every sample, chunk by chunk: no copy of the inputs."""
@@ -226,12 +244,9 @@ class StudentRun(Evaluation, ConceptAnalyses):
             rows=self._train_rows(),
             budgets=None if budgets is None else np.asarray(budgets)[tuned_classes],
         )
-        previous, cached, (_, logits) = self.state, dict(self._metrics_cache), self._logits
+        previous, cached = self.state, dict(self._metrics_cache)
         self.state = store.StudentState(weight, bias, lower, upper)
-        if logits is not None:  # only the tuned classes' logits changed
-            logits = logits.copy()
-            logits[:, tuned_classes] = self._compute_logits(tuned_classes)
-            self._logits = (self.state, logits)
+        move_back = self._move_logits(previous, tuned_classes)  # only the tuned classes' logits changed
         # Students are independent: only the tuned classes' metrics can have changed.
         for split, (_, metrics) in cached.items():
             tuned_metrics = metrics.with_columns(tuned_classes, self._metrics(split, tuned_classes))
@@ -255,6 +270,7 @@ class StudentRun(Evaluation, ConceptAnalyses):
             )
         except Exception:
             self.state = previous
+            move_back()
             raise
 
     def revert(self, revision, user=None, note=None):
