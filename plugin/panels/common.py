@@ -152,6 +152,16 @@ def save_workbench(ctx):
     event.raw, event.stored = value, copy.deepcopy(value)
 
 
+def save_workbench_now(ctx):
+    """Saves the event's workbench before it ends and returns it as stored: merged over any event
+    saved meanwhile (see :func:`save_workbench`), for an answer that must show what that other
+    event did."""
+    save_workbench(ctx)
+    event = _event(ctx)
+    event.workbench = copy.deepcopy(event.stored)
+    return copy.deepcopy(event.stored)
+
+
 def open_run(ctx, workbench):
     """The workbench's student run (the first run when it names none or a deleted one), moved
     to the newest revision; a colleague's newer save is told in ``workbench["message"]``.

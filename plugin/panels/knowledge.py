@@ -29,6 +29,7 @@ from .common import (
     pct,
     pending_text,
     read_workbench,
+    save_workbench_now,
     select_concept,
     toggle_pending,
     tuning_boxes,
@@ -96,6 +97,12 @@ class KnowledgePanel(TuningPanel):
             return
         workbench["note"] = ctx.params.get("value") or ""
         write_workbench(ctx, workbench)
+        # A late change comes with the panel state the App had when it was typed, which the App
+        # shows again: the pending line and Fine-tune are set again from the workbench as saved
+        # (a 👍 answered meanwhile greyed Fine-tune out otherwise).
+        saved = save_workbench_now(ctx)
+        pending = pending_text(saved, open_run(ctx, saved))
+        ctx.panel.state.set({"has_pending": bool(saved["pending"]), "pending": pending})
 
     def _setting(self, ctx, name):
         """A tuning setting as it is being typed: kept in the workbench and in the pending line, never
