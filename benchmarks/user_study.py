@@ -55,7 +55,7 @@ def ap_by_class(values, truth_labels, classes):
             for j, c in enumerate(classes)}
 
 
-def regime(dataset, test, seed, bias, log):
+def regime(dataset, test, seed, bias, log, erase=False):
     """Trains the teacher and students of one regime, lets the expert tune, judges on test."""
     name = "biased" if bias else "clean"
     teacher = as_fiftyone_model(train_world_teacher(teacher_scenes(TRAINING_SCENES, seed + 2, bias)))
@@ -73,7 +73,7 @@ def regime(dataset, test, seed, bias, log):
         targets = [r["class"] for r in validation["classes"] if r["student_ap"] < r["teacher_ap"]]
     rows = []
     for cls in targets:
-        result = tune_class(run, cls, "validation", MAX_ITERATIONS, log=log)
+        result = tune_class(run, cls, "validation", MAX_ITERATIONS, log=log, erase=erase)
         rows.append({**result, "test_before": before_ap[cls]})
     after_ap = ap_by_class(run.predict(test)[1], truth, classes)
     for row in rows:
@@ -100,7 +100,7 @@ def tag_test_split(dataset, n, seed):
     dataset.select([ids[j] for j in chosen]).tag_samples("test")
 
 
-def study_world(seed, cls, thing, n_train, n_heldout, clip, corpus, log):
+def study_world(seed, cls, thing, n_train, n_heldout, clip, corpus, log, erase=False):
     with tempfile.TemporaryDirectory() as root:
         name = f"inficond-study-{uuid.uuid4().hex[:8]}"
         dataset = load_world_splits(name, root, n_train, n_heldout, seed,
@@ -112,8 +112,8 @@ def study_world(seed, cls, thing, n_train, n_heldout, clip, corpus, log):
             heldout = dataset.match_tags("heldout")
             auroc = presence_auroc(np.stack(heldout.values("concepts")), heldout.values("world_concepts"), corpus.names)
             test = dataset.match_tags("test")
-            clean = regime(dataset, test, seed, None, log)
-            biased = regime(dataset, test, seed, (cls, thing), log)
+            clean = regime(dataset, test, seed, None, log, erase)
+            biased = regime(dataset, test, seed, (cls, thing), log, erase)
             return {"seed": seed, "class": cls, "thing": thing, "auroc_min": min(auroc.values()),
                     "clean": clean, "biased": biased}
         finally:
@@ -146,6 +146,9 @@ def main():
     parser.add_argument("--corpus", choices=("world", "broden"), default="world",
                         help="the concepts: the world's own 40, or Broden's 1,153 (the default a user gets); the "
                              "expert knows the world's names and finds them in either")
+    parser.add_argument("--erase", action="store_true",
+                        help="every fine-tune with erasure: the tuned class retrained on concept vectors from which "
+                             "its 👎'd concepts are linearly unpredictable")
     parser.add_argument("--log", action="store_true", help="print every decision")
     args = parser.parse_args()
     logging.getLogger("fiftyone").setLevel(logging.WARNING)
@@ -153,10 +156,12 @@ def main():
     started = time.time()
     clip = load_clip(WORLD_MODEL, WORLD_CHECKPOINT, device="cpu")
     log = print if args.log else None
-    worlds = [study_world(seed + args.seed_offset, cls, thing, args.train, args.heldout, clip, args.corpus, log)
+    worlds = [study_world(seed + args.seed_offset, cls, thing, args.train, args.heldout, clip, args.corpus, log,
+                          args.erase)
               for seed, cls, thing in WORLDS[: args.worlds]]
 
-    print(f"{len(worlds)} worlds, {args.corpus} corpus, {args.train} training scenes (correlated) and "
+    erasing = ", erasing" if args.erase else ""
+    print(f"{len(worlds)} worlds, {args.corpus} corpus{erasing}, {args.train} training scenes (correlated) and "
           f"{args.heldout} held-out (half validation for the expert, half test); {time.time() - started:.0f} s")
     print("world            regime  class     iterations  student AP on validation  test: student before → after, "
           "teacher  (why it stopped)")

@@ -45,6 +45,13 @@ def name(value, label):
     return value
 
 
+def flag(value, label):
+    """``True`` or ``False``, nothing else (a string "no" would be true)."""
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"{_capital(label)} is True or False; got {value!r}")
+    return value
+
+
 MAX_NOTE = 200  # characters: a line in the history, not a document
 
 

@@ -132,6 +132,23 @@ def test_a_fine_tune_names_the_concept_that_rose_in_a_thumbs_down_s_place(stand_
     assert "white" in [r["concept"] for r in entry["rose"]["class_0"]]
 
 
+def test_a_fine_tune_with_erasure_leaves_no_stand_in_for_a_thumbs_down_concept(stand_in):
+    run = train_students(stand_in, budget=3, key="erased")
+    cloud = run.concepts.index("cloud")
+    train = run.data.train  # the rows the tune learnt from
+    entry = run.tune(down={"class_0": ["cloud"]}, factor=2.0, erase=True)
+    logits = run.logits()[train, 0]
+    assert abs(np.corrcoef(logits, run.inputs[train, cloud])[0, 1]) < 0.05  # white no longer says cloud
+    assert entry["erase"] is True and run.history[-1]["erase"] is True
+    assert (run.state.lower <= run.weight).all() and (run.weight <= run.state.upper).all()
+    assert run.tuned("class_0")["down"] == ["cloud"]  # still 👎'd
+    run.revert(0)
+    assert "cloud" in dict(run.uses("class_0"))
+    with pytest.raises(InvalidRequest, match="Erase is True or False"):
+        run.tune(down={"class_0": ["cloud"]}, erase="yes")
+    assert run.newest_revision() == 2
+
+
 def test_a_thumbs_down_on_an_unused_concept_is_refused_and_writes_nothing(stand_in):
     run = train_students(stand_in, budget=3)
     unused = next(name for name in run.concepts if name not in dict(run.uses("class_0")))

@@ -19,6 +19,7 @@ from fiftyone_inficond.students.analyses import ConceptAnalyses
 from fiftyone_inficond.students.budget import usage
 from fiftyone_inficond.students.cache import CachedInputs, InputsCache
 from fiftyone_inficond.students.data import Destandardized
+from fiftyone_inficond.students.erasure import fit_tuned
 from fiftyone_inficond.students.evaluation import Evaluation
 from fiftyone_inficond.students.instructions import change, describe, rose
 from fiftyone_inficond.students.instructions import parse as parse_instructions
@@ -26,7 +27,6 @@ from fiftyone_inficond.students.training import (
     CHUNK_ROWS,
     MAX_EPOCHS,
     TrainingConfig,
-    fit,
 )
 from fiftyone_inficond.students.tuning import MAX_FACTOR, apply_instructions
 from fiftyone_inficond.synonyms import group_of
@@ -205,7 +205,7 @@ class StudentRun(Evaluation, ConceptAnalyses):
 
     # --- tuning and history -----------------------------------------------------------
 
-    def tune(self, up=None, down=None, factor=1.5, epochs=DEFAULT_TUNING_EPOCHS, user=None, note=None):
+    def tune(self, up=None, down=None, factor=1.5, epochs=DEFAULT_TUNING_EPOCHS, user=None, note=None, erase=False):
         """Up-tunes and down-tunes concepts, retrains the tuned classes and saves the iteration.
 
         Args:
@@ -214,6 +214,9 @@ class StudentRun(Evaluation, ConceptAnalyses):
             epochs: retraining epochs, starting from the adjusted weights
             user: who tunes (the OS user by default)
             note: why, in a line ("removed the cloud shortcut"), kept in the history
+            erase: retrain each tuned class on concept vectors from which its 👎'd concepts (these
+                and earlier ones) are erased, so that no correlate takes their place (see
+                :mod:`fiftyone_inficond.students.erasure`)
 
         Returns:
             the new history entry
@@ -224,6 +227,7 @@ class StudentRun(Evaluation, ConceptAnalyses):
         factor = number(factor, "the tuning factor", 1, MAX_FACTOR, low_open=True)
         epochs = whole_number(epochs, "retraining epochs", 1, MAX_EPOCHS)
         note = validation.note(note)
+        erase = validation.flag(erase, "erase")
         instructions = parse_instructions(self, {"up": up, "down": down})
         store.require_fresh(self.samples, self.key, self.uid, self.revision)  # before retraining, not only at the save
         before = self._metrics()
@@ -233,7 +237,7 @@ class StudentRun(Evaluation, ConceptAnalyses):
         tuned_classes = sorted({item.cls for item in instructions})
         budgets = self.config.get("class_budgets")
         weight, bias = self.weight.copy(), self.bias.copy()
-        weight[tuned_classes], bias[tuned_classes] = fit(
+        weight[tuned_classes], bias[tuned_classes], lower[tuned_classes], upper[tuned_classes] = fit_tuned(
             self.inputs,
             self.data.teacher[:, tuned_classes],
             start[tuned_classes],
@@ -243,6 +247,7 @@ class StudentRun(Evaluation, ConceptAnalyses):
             TrainingConfig(**{**self.config["training"], "epochs": epochs}),
             rows=self._train_rows(),
             budgets=None if budgets is None else np.asarray(budgets)[tuned_classes],
+            erase=erase,
         )
         previous, cached = self.state, dict(self._metrics_cache)
         self.state = store.StudentState(weight, bias, lower, upper)
@@ -261,6 +266,7 @@ class StudentRun(Evaluation, ConceptAnalyses):
                 instructions=[describe(self, item) for item in instructions],
                 factor=factor,
                 epochs=epochs,
+                erase=erase,
                 metrics_before=before.summary(),
                 metrics_after=after.summary(),
                 class_metrics={self.classes[j]: {"before": rows_before[j], "after": rows_after[j]}

@@ -137,9 +137,10 @@ def decide(run, cls, tried=()):
     return (downs + ups)[:MAX_DECISIONS]
 
 
-def tune_class(run, cls, split, max_iterations=10, epochs=3, factor=EXPERT_FACTOR, log=None):
+def tune_class(run, cls, split, max_iterations=10, epochs=3, factor=EXPERT_FACTOR, log=None, erase=False):
     """Tunes ``cls`` as the expert would until its student reaches the teacher's AP on ``split``
-    and relies on no context it is shown, or nothing is left it would change.
+    and relies on no context it is shown, or nothing is left it would change (``erase``: every
+    fine-tune with erasure, see :meth:`fiftyone_inficond.students.run.StudentRun.tune`).
 
     Returns:
         ``{"class", "iterations", "before", "after", "teacher", "decisions": [[str, ...], ...],
@@ -162,7 +163,7 @@ def tune_class(run, cls, split, max_iterations=10, epochs=3, factor=EXPERT_FACTO
         revision = run.revision
         run.tune(up={cls: [d.concept for d in chosen if d.direction == "up"]},
                  down={cls: [d.concept for d in chosen if d.direction == "down"]}, factor=factor, epochs=epochs,
-                 user=EXPERT)
+                 user=EXPERT, erase=erase)
         tuned = row()
         if tuned["student_ap"] < now["student_ap"] - TOLERATED_DROP:  # a clear drop: go back, do not try those again
             lines.append(f"↩ revert to revision {revision}: "
