@@ -82,7 +82,8 @@ def test_student_operators(coco128, tiny_checkpoint, coco128_dir):
     tuned = execute("tune_students", coco128, key="s", up={"person": ["sky"]}, down={"dog": [dog_uses]}, factor=2.0)
     assert tuned["revision"] == 1 and {c["direction"] for c in tuned["change"]} == {"up", "down"}
     assert tuned["message"].startswith("Revision **1** of **s** saved. ") and "person: student AP" in tuned["message"]
-    form = execute("tune_students", coco128, key="s", **{"class": "person", "down_concepts": [person_uses]})
+    form = execute("tune_students", coco128, key="s", erase=True, **{"class": "person", "down_concepts": [person_uses]})
+    assert [entry.get("erase") for entry in load_students(coco128, "s").history[1:]] == [False, True]
     assert form["change"][0] == {**form["change"][0], "class": "person", "concept": person_uses, "direction": "down"}
     reverted = execute("revert_students", coco128, key="s", revision=1)
     assert (reverted["revision"], reverted["reverted_to"]) == (3, 1)

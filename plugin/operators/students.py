@@ -113,6 +113,9 @@ class TuneStudents(foo.Operator):
                         view=types.AutocompleteView(choices=concepts, allow_user_input=False))
         inputs.float("factor", default=1.5, label="Factor (> 1)")
         inputs.int("epochs", default=3, label="Retraining epochs")
+        inputs.bool("erase", default=False, label="Erase the 👎'd concepts from the others",
+                    description="Retrain on concept vectors that no longer tell the 👎'd concepts, so no "
+                                "correlate takes their place")
         inputs.str("note", label="Note", description="Why, in a line (kept in the run's history)")
         return form(inputs, "Tune students")
 
@@ -125,7 +128,7 @@ class TuneStudents(foo.Operator):
             down = {p["class"]: p.get("down_concepts") or []}
         run = load_students(ctx.dataset, p["key"])
         entry = run.tune(up=up, down=down, factor=p.get("factor", 1.5), epochs=p.get("epochs", 3), user=ctx.user_id,
-                         note=p.get("note"))
+                         note=p.get("note"), erase=p.get("erase", False))
         changes = "; ".join(
             f"{cls}: student AP {m['before']['student_ap'] or 0:.3f} → {m['after']['student_ap'] or 0:.3f}"
             for cls, m in entry["class_metrics"].items()
