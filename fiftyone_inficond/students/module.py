@@ -84,6 +84,8 @@ def keep_largest(weight, forced, allowed):
     """``(k, n)`` float mask of the ``allowed[j]`` largest ``|weight[j]|`` of each row, ``forced``
     entries first (ties at the cut may keep a few more)."""
     score = torch.where(forced, torch.inf, weight.abs())
-    ranked = torch.sort(score, dim=1, descending=True).values
-    cut = ranked.gather(1, (allowed.long().clamp(1, weight.shape[1]) - 1)[:, None])
+    allowed = allowed.long().clamp(1, weight.shape[1])
+    # only as many as any row keeps (after the pruning steps, a budget's), not a sort of every concept
+    ranked = torch.topk(score, int(allowed.max()), dim=1).values
+    cut = ranked.gather(1, (allowed - 1)[:, None])
     return ((score >= cut) & (score > 0)).to(weight.dtype)
