@@ -72,7 +72,7 @@ bench: venv $(PLUGINS)/inficond
 fidelity: venv
 	$(PY) benchmarks/fidelity.py
 
-# The simulated expert study over 3 worlds (about 12 minutes on 2 cores); STUDY_ARGS=--log prints every decision.
+# The simulated expert study over 3 worlds (about 3 minutes on 2 cores); STUDY_ARGS=--log prints every decision, "--corpus broden --erase" tunes over Broden with erasure.
 study: venv
 	$(PY) benchmarks/user_study.py $(STUDY_ARGS)
 
