@@ -117,7 +117,6 @@ def erased_columns(upper):
     return np.flatnonzero(np.isfinite(upper))
 
 
-
 def fit_tuned(inputs, targets, weight, bias, lower, upper, config, rows=None, budgets=None, erase=False):
     """:func:`fiftyone_inficond.students.training.fit` for tuned classes; with ``erase``, each class
     that has 👎'd concepts (:func:`erased_columns`) is retrained on the vectors with them erased,
