@@ -10,11 +10,12 @@ const median = (values) => [...values].sort((a, b) => a - b)[Math.floor(values.l
 const seconds = (start) => (performance.now() - start) / 1000;
 
 const result = {};
-let page;
+let page, waitingOn;  // the page being waited on, shot where the timings stop
 try {
   const paints = [];
   for (let i = 0; i < 3; i++) {
     const [context, fresh] = await freshPage(browser);
+    waitingOn = fresh;
     const start = performance.now();
     await fresh.goto(url);
     await fresh.getByText(/Selected class: /).first().waitFor({ timeout: 120000 });
@@ -110,6 +111,8 @@ try {
   for (const [name, values] of Object.entries(answeredAt)) result[`browser_${name}_answered_s`] = median(values);
 } catch (error) {
   result.error = String(error).slice(0, 500);
+  const shot = new URL("../artifacts/timings-error.png", import.meta.url).pathname;
+  await waitingOn?.screenshot({ path: shot }).then(() => { result.screenshot = shot; }, () => {});
 } finally {
   console.log(JSON.stringify(result));
   await browser.close();
