@@ -82,7 +82,7 @@ def concept_panel_figures(n_images):
         concepts = iter(load_corpus().names[::97])
         detail_s = median_s(lambda: detail.event("on_change_concept", value=next(concepts)))
         overlay_view_s = median_s(lambda: detail.event("on_show_in_grid"))
-        assert detail.state["message"].startswith("Grid: the 100 held-out samples"), detail.state["message"]
+        assert detail.state["message"].startswith("Grid: the 100 of the "), detail.state["message"]
         delete_students(dataset, "bench")
         return dict(projection_s=projection_s, embedding_first_paint_s=embedding_first_paint_s,
                     detail_s=detail_s, overlay_view_s=overlay_view_s)
