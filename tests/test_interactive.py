@@ -32,7 +32,7 @@ def test_an_open_run_is_reused_and_follows_a_colleagues_revisions(distilled, mon
     _colleague(distilled, "load_students(ds, 'team').tune(up={'person': ['sky']}, epochs=1, user='bob')\n")
     assert mine.newest_revision() == 1 and mine.revision == 0
     with monkeypatch.context() as patch:
-        patch.setattr(run_module, "fit", lambda *args: pytest.fail("retrained a stale run"))
+        patch.setattr(run_module, "fit_tuned", lambda *args, **kwargs: pytest.fail("retrained a stale run"))
         with pytest.raises(StaleRunError, match="changed by bob .*revision 1.* after you loaded revision 0"):
             mine.tune(down={"person": ["road"]}, epochs=1)  # noticed before retraining anything
     assert mine.revision == 0 and mine.newest_revision() == 1
