@@ -135,13 +135,14 @@ def fit_tuned(inputs, targets, weight, bias, lower, upper, config, rows=None, bu
     if not erase:
         return (*fit(inputs, targets, weight, bias, lower, upper, config, rows=rows, budgets=budgets), lower, upper)
     rows = np.arange(len(inputs)) if rows is None else np.asarray(rows)
+    targets = np.asarray(targets)
     for j in range(len(weight)):
         columns = erased_columns(upper[j])
         eraser = fit_eraser(inputs, columns, rows) if len(columns) else None
         low, up = lower[[j]], upper[[j]]
         low[:, columns] = up[:, columns] = 0.0
         budget = None if budgets is None else np.array([max(1, int(budgets[j]) - len(columns))])
-        trained = fit(inputs if eraser is None else ErasedInputs(inputs, eraser), np.asarray(targets)[:, [j]],
+        trained = fit(inputs if eraser is None else ErasedInputs(inputs, eraser), targets[:, [j]],
                       np.clip(weight[[j]], low, up), bias[[j]], low, up, config, rows=rows, budgets=budget)
         (weight[j],), (bias[j],) = trained if eraser is None else fold(*trained, eraser)
         lower[j, columns] = np.minimum(lower[j, columns], weight[j, columns])

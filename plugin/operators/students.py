@@ -128,7 +128,7 @@ class TuneStudents(foo.Operator):
             down = {p["class"]: p.get("down_concepts") or []}
         run = load_students(ctx.dataset, p["key"])
         entry = run.tune(up=up, down=down, factor=p.get("factor", 1.5), epochs=p.get("epochs", 3), user=ctx.user_id,
-                         note=p.get("note"), erase=p.get("erase", False))
+                         note=p.get("note"), erase=p.get("erase") or False)  # a form may send no value
         changes = "; ".join(
             f"{cls}: student AP {m['before']['student_ap'] or 0:.3f} → {m['after']['student_ap'] or 0:.3f}"
             for cls, m in entry["class_metrics"].items()
