@@ -97,12 +97,13 @@ class KnowledgePanel(TuningPanel):
             return
         workbench["note"] = ctx.params.get("value") or ""
         write_workbench(ctx, workbench)
-        # A late change comes with the panel state the App had when it was typed, which the App
-        # shows again: the pending line and Fine-tune are set again from the workbench as saved
-        # (a 👍 answered meanwhile greyed Fine-tune out otherwise).
+        # A late change comes with the panel state the App had when it was typed, and the answer is
+        # drawn from it: the pending line and Fine-tune are drawn from the workbench as saved (a 👍
+        # answered meanwhile greyed Fine-tune out otherwise). Drawn only, not sent as a patch of the
+        # panel state: with such a patch, a fresh clone's browser test saw the App send the box's
+        # older text after the newer ("more whee" after "more wheel"), and save it as the note.
         saved = save_workbench_now(ctx)
-        pending = pending_text(saved, open_run(ctx, saved))
-        ctx.panel.state.set({"has_pending": bool(saved["pending"]), "pending": pending})
+        ctx.panel_state.update(has_pending=bool(saved["pending"]), pending=pending_text(saved, open_run(ctx, saved)))
 
     def _setting(self, ctx, name):
         """A tuning setting as it is being typed: kept in the workbench and in the pending line, never
