@@ -116,7 +116,10 @@ def _column(*panel_types):
 
 
 def launch(name, port=5151):
-    """Serves the App on 127.0.0.1 with the workspace open, until interrupted."""
+    """Serves the App on 127.0.0.1 with the workspace open, until interrupted. The App server keeps
+    the plugins it has loaded until their folders change (FiftyOne's plugins cache): otherwise it
+    reads every plugin's ``fiftyone.yml`` again for each panel event."""
+    os.environ.setdefault("FIFTYONE_PLUGINS_CACHE_ENABLED", "true")
     dataset = fo.load_dataset(name)
     config = fo.app_config.copy()
     config.grid_zoom = GRID_ZOOM

@@ -50,6 +50,13 @@ def require_own_samples(samples, what):
     )
 
 
+def sharing_dataset(context, dataset):
+    """An operator execution context given ``dataset`` as loaded: FiftyOne's context reloads the
+    dataset from the database on first use (some 40 ms), once per context."""
+    context._dataset = dataset
+    return context
+
+
 def fresh_dataset(samples):
     """The dataset of ``samples`` reloaded, so its runs and fields are as stored now: FiftyOne's
     own run calls (register, rename, delete) read this process's cached copy."""

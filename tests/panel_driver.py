@@ -88,6 +88,12 @@ def find(requests, suffix):
     return [r["params"] for r in requests if r["operator_uri"].endswith(suffix)]
 
 
+def ranked(chart):
+    """The concepts of a knowledge chart's traces, in ranking order (its influence bars' ids)."""
+    (influence,) = [t for t in chart if t["name"] == "influence"]
+    return [i.removeprefix("concept|") for i in influence["ids"]]
+
+
 def named(instructions, concept):
     """A history entry's instructions as the user named them: those its synonyms took along (each
     ``via`` ``concept``) left out, after checking that they came via it."""

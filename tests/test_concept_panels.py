@@ -8,7 +8,7 @@ import sys
 import fiftyone.operators as foo
 import numpy as np
 import pytest
-from panel_driver import PanelDriver, find, named
+from panel_driver import PanelDriver, find, named, ranked
 
 from fiftyone_inficond.students.registry import load_students, train_students
 
@@ -25,11 +25,6 @@ def world(distilled):
     return distilled, panels
 
 
-def _ranked(chart):
-    """The concepts of a knowledge chart, in ranking order."""
-    return [t["name"].removeprefix("what-if ") for t in chart if t["name"].startswith("what-if ")]
-
-
 def test_a_lasso_over_three_concepts_filters_the_knowledge_panel_to_them(world):
     dataset, panels = world
     embedding, knowledge = panels["embedding"], panels["knowledge"]
@@ -41,14 +36,14 @@ def test_a_lasso_over_three_concepts_filters_the_knowledge_panel_to_them(world):
     names = [i.split("|", 1)[1] for i in lassoed]
     assert embedding.state["focus"].startswith("**Knowledge panel shows only 3:**")
     (shown,) = [p for p in find(requests, "patch_panel_data") if p["panel_id"] == knowledge.id]
-    assert sorted(_ranked(shown["data"]["chart_3"])) == sorted(names)  # in the same answer
+    assert sorted(ranked(shown["data"]["chart"])) == sorted(names)  # in the same answer
     knowledge.event("on_load")  # and it stays so
-    assert sorted(_ranked(knowledge.data[knowledge.state["chart"]])) == sorted(names)
+    assert sorted(ranked(knowledge.data["chart"])) == sorted(names)
     assert "only the 3 concepts selected" in knowledge.state["header"]
 
     embedding.event("on_clear_focus")
     knowledge.event("on_load")
-    assert len(_ranked(knowledge.data[knowledge.state["chart"]])) == 10
+    assert len(ranked(knowledge.data["chart"])) == 10
 
 
 def test_show_in_grid_sorts_by_the_concepts_stored_presence_with_its_heatmap(world):

@@ -44,6 +44,7 @@ from fiftyone.operators import get_operator
 from fiftyone.operators.executor import ExecutionContext
 
 from fiftyone_inficond.errors import InficondError, UnknownName
+from fiftyone_inficond.fiftyone_api import sharing_dataset
 from fiftyone_inficond.students.registry import list_student_runs, open_students
 from fiftyone_inficond.students.run import DEFAULT_TUNING_EPOCHS
 from fiftyone_inficond.students.store import current_user
@@ -198,57 +199,51 @@ def open_run(ctx, workbench):
 
 def answers(method):
     """Runs a panel event, then writes its workbench (once); a refusal or failure becomes the
-    workbench message (one sentence) and an App notification, and the panel still renders.
-    The twin of an event is not run again (see :class:`_Twins`)."""
+    workbench message (one sentence) and an App notification, and the panel still renders."""
 
     @functools.wraps(method)
     def handler(self, ctx):
-        with _TWINS.once(ctx, method.__name__) as first:
-            if not first:
-                return None
-            try:
-                return method(self, ctx)
-            except InficondError as error:
-                _tell(ctx, self, f"⚠️ {error}")
-            except Exception:  # the user gets a sentence, the error log the traceback
-                _log_failure(f"{type(self).__name__}.{method.__name__}")
-                _tell(ctx, self, f"⚠️ The server could not do this; nothing was changed (the details are in "
-                                 f"{ERROR_LOG})")
-            finally:
-                save_workbench(ctx)
+        try:
+            return method(self, ctx)
+        except InficondError as error:
+            _tell(ctx, self, f"⚠️ {error}")
+        except Exception:  # the user gets a sentence, the error log the traceback
+            _log_failure(f"{type(self).__name__}.{method.__name__}")
+            _tell(ctx, self, f"⚠️ The server could not do this; nothing was changed (the details are in "
+                             f"{ERROR_LOG})")
+        finally:
+            save_workbench(ctx)
 
     return handler
 
 
 class _Twins:
     """The App sends a box's change twice at the same moment (a pick in a class list, a keystroke:
-    the same method, params and panel state, a millisecond apart). Run twice, both answers
-    were drawn, one after the other (about 0.3 s more per pick on 2 cores). So the twin of an event
-    answered less than :attr:`WITHIN` seconds ago, finding the workbench as that event found or
-    left it, is not run again: it renders the panel state the first left, which the App already
-    has. Twins wait for each other; other events do not."""
+    the same method, params and panel state, a millisecond apart). Run and drawn twice, the pick
+    cost about 0.3 s more on 2 cores. So the twin of an event answered less than :attr:`WITHIN`
+    seconds ago, finding the workbench as that event found or left it, is not run and its answer
+    is empty: the App has drawn the first's. Twins wait for each other; other events do not."""
 
     WITHIN = 1.0
 
     def __init__(self):
         self._guard = threading.Lock()
         self._locks = {}  # event -> its lock
-        self._answered = {}  # event -> (monotonic time, workbenches it found and left, the panel state it left)
+        self._answered = {}  # event -> (monotonic time, workbenches it found and left)
 
     @contextlib.contextmanager
-    def once(self, ctx, method_name):
-        """Yields True for an event to run; False for a twin, whose panel state is then the first's.
-        Only a box's change (its params carry the ``value``) can have a twin: a click or a timer is
-        sent once, and one repeated, say Fine-tune pressed again after a colleague's save was told,
-        must run again."""
+    def once(self, ctx):
+        """Yields True for an event to run, False for a twin. Only a box's change (its params carry
+        the ``value``) can have a twin: a click or a timer is sent once, and one repeated, say
+        Fine-tune pressed again after a colleague's save was told, must run again."""
         if "value" not in ctx.params:
             yield True
             return
-        event = json.dumps([workbench_key(ctx), ctx.request_params.get("dataset_name"), method_name,
-                            ctx.params], sort_keys=True, default=str)  # the panel's id and state among the params
+        event = json.dumps([workbench_key(ctx), ctx.request_params.get("dataset_name"), ctx.params],
+                           sort_keys=True, default=str)  # the method, the panel's id and state among the params
         with self._guard:
             now = time.monotonic()
-            for old in [e for e, (at, *_) in self._answered.items() if now - at > self.WITHIN]:
+            for old in [e for e, (at, _) in self._answered.items() if now - at > self.WITHIN]:
                 del self._answered[old]
                 self._locks.pop(old, None)
             lock = self._locks.setdefault(event, threading.Lock())
@@ -256,15 +251,13 @@ class _Twins:
             found = fingerprint(_event(ctx).stored)
             answered = self._answered.get(event)
             if answered is not None and time.monotonic() - answered[0] <= self.WITHIN and found in answered[1]:
-                ctx.panel_state.clear()
-                ctx.panel_state.update(copy.deepcopy(answered[2]))
                 yield False
                 return
             try:
                 yield True
             finally:
                 left = fingerprint(_event(ctx).stored)  # as saved at the event's end
-                self._answered[event] = (time.monotonic(), {found, left}, copy.deepcopy(ctx.panel_state))
+                self._answered[event] = (time.monotonic(), {found, left})
 
 
 _TWINS = _Twins()
@@ -299,6 +292,11 @@ def _tell(ctx, panel, message):
 class WorkbenchPanel(foo.Panel):
     """A panel that shows the workbench: ``fill`` sets its state and data from the workbench and
     the run, ``draw`` lays them out; an event changes the workbench and shows it again."""
+
+    def execute(self, ctx):
+        """FiftyOne's, but the twin of an event answers nothing (see :class:`_Twins`)."""
+        with _TWINS.once(ctx) as first:
+            return super().execute(ctx) if first else None
 
     @answers
     def on_load(self, ctx):
@@ -408,10 +406,10 @@ def refresh_siblings(ctx):
             panel = get_operator(f"{PLUGIN}/{child.type}")  # registered: its event URIs name the plugin
             if not panel.shows & changed:
                 continue
-            sibling = ExecutionContext(
+            sibling = sharing_dataset(ExecutionContext(
                 request_params={**ctx.request_params, "params": {"panel_id": child.component_id, "panel_state": {}}},
                 executor=ctx.executor,
-            )
+            ), ctx.dataset)
             sibling._inficond_event = _event(ctx)
             panel.show(sibling)
             sibling.ops.show_panel_output(panel.render(sibling))

@@ -158,16 +158,13 @@ class KnowledgePanel(TuningPanel):
             "has_pending": bool(workbench["pending"]),
             "message": (workbench["message"] or "") if names else _nothing_ranked(by, focus),
             "n_rows": len(names),
-            "chart": chart_key(len(names)),
             "mosaic": [N_PATCHES * CELL_PX, len(names) * ROW_PX],
         })
         if not names:
             return
         crops = iter(patch_crops(ctx.dataset, [p for name in names for p in patches[name]], size=CROP_PX))
         crops = [[next(crops) for _ in patches[name]] for name in names]  # one read of the image paths
-        # One data key per row count: the App may draw the new layout with the old data for a moment
-        # (a sibling's refresh), and mismatched axes leave the chart broken until a reload.
-        ctx.panel.set_data(chart_key(len(names)), _traces(names, curves, patches, crops, workbench["pending"], cls))
+        ctx.panel.set_data("chart", _traces(names, curves, patches, crops, workbench["pending"], cls))
 
     def draw(self, panel, state):
         controls = panel.h_stack("controls", align_x="left", gap=2)
@@ -191,7 +188,7 @@ class KnowledgePanel(TuningPanel):
         if not state.n_rows:
             return
         panel.plot(
-            state.chart,
+            "chart",
             layout=_layout(state.n_rows, state.mosaic),
             config={"displayModeBar": False, "responsive": True},
             on_click=self.on_click_chart,
@@ -210,13 +207,11 @@ def _concepts(n):
     return f"{n} concept{'s' if n != 1 else ''}"
 
 
-def chart_key(rows):
-    """The panel data key of the ranking chart of ``rows`` concepts."""
-    return f"chart_{rows}"
-
-
 def _traces(names, curves, patches, crops, pending, cls):
-    """Columns of the ranking chart: 👍/👎 (x), influence (x2), what-if (x3...), patches (mosaic)."""
+    """The ranking chart's traces on four subplots, whatever the number of rows: 👍/👎 (x), influence
+    (x2), every row's what-if line (x3: each line scaled into its own row) and the patches (x4).
+    Plotly redraws the chart at every state change the App makes (a dozen per click); a subplot per
+    row made each redraw cost ~0.1 s on 2 cores."""
     weights = curves["weights"]
     labels = [f"{i + 1}. {name}" for i, name in enumerate(names)]
     marked = {(p["concept"], p["direction"]) for p in pending if p["class"] == cls}
@@ -235,25 +230,47 @@ def _traces(names, curves, patches, crops, pending, cls):
         "hovertemplate": ("%{y}: weight %{customdata:.3f} (%{x:.0%} of the largest)<br>"
                           "click for its detail<extra></extra>"),
     })
-    for i, name in enumerate(names):
-        axis = i + 3
-        values, f1 = curves["values"][i], curves["f1"][i]
-        current = min(range(len(values)), key=lambda m: abs(values[m] - curves["weights"][i]))
-        traces.append({
-            "type": "scatter", "mode": "lines", "name": f"what-if {name}", "x": values, "y": f1,
-            "xaxis": f"x{axis}", "yaxis": f"y{axis}", "line": {"color": "#1e88e5", "width": 1.5},
-            "hovertemplate": f"{name}: weight %{{x:.2f}} → F1 %{{y:.3f}}<extra></extra>",
-        })
-        traces.append({
-            "type": "scatter", "mode": "markers", "name": f"now {name}", "x": [values[current]], "y": [f1[current]],
-            "xaxis": f"x{axis}", "yaxis": f"y{axis}", "marker": {"color": "#0d47a1", "size": 7},
-            "hovertemplate": f"{name} now: weight %{{x:.2f}}, F1 %{{y:.3f}}<extra></extra>",
-        })
+    traces += _what_if_traces(names, curves)
     mosaic = _mosaic(crops, [[p["similarity"] for p in patches[name]] for name in names])
-    axes = {"xaxis": f"x{len(names) + 3}", "yaxis": f"y{len(names) + 3}"}
+    axes = {"xaxis": "x4", "yaxis": "y4"}
     traces.append({"type": "image", "name": "patches", "source": image_uri(mosaic), "hoverinfo": "none", **axes})
     traces.append(_patch_cells([[p["sample_id"] for p in patches[name]] for name in names], axes))
     return traces
+
+
+def _what_if_traces(names, curves):
+    """Every row's what-if line in one trace (rows apart by a gap) and its current weight in another:
+    row i's weights span x3's [0, 1] and its F1 the band of row i on y3, as each row's own axes did."""
+    line = {"x": [], "y": [], "customdata": []}
+    now = {"x": [], "y": [], "customdata": []}
+    for i, name in enumerate(names):
+        values, f1, weight = curves["values"][i], curves["f1"][i], curves["weights"][i]
+        x, y = _scaled(values, i, f1)
+        line["x"] += x + [None]
+        line["y"] += y + [None]
+        line["customdata"] += [[name, v, f] for v, f in zip(values, f1)] + [[None, None, None]]
+        m = min(range(len(values)), key=lambda k: abs(values[k] - weight))
+        now["x"].append(x[m])
+        now["y"].append(y[m])
+        now["customdata"].append([name, values[m], f1[m]])
+    axes = {"xaxis": "x3", "yaxis": "y3"}
+    return [
+        {"type": "scatter", "mode": "lines", "name": "what-if", **line, **axes, "connectgaps": False,
+         "line": {"color": "#1e88e5", "width": 1.5},
+         "hovertemplate": "%{customdata[0]}: weight %{customdata[1]:.2f} → F1 %{customdata[2]:.3f}<extra></extra>"},
+        {"type": "scatter", "mode": "markers", "name": "now", **now, **axes, "marker": {"color": "#0d47a1", "size": 7},
+         "hovertemplate": "%{customdata[0]} now: weight %{customdata[1]:.2f}, F1 %{customdata[2]:.3f}<extra></extra>"},
+    ]
+
+
+def _scaled(values, row, f1):
+    """A what-if curve placed in row ``row`` of y3 (rows are 1 apart, the first on top): the weights
+    spread over [0, 1], the F1 over the row's middle 70 % (higher F1 higher; flat when constant)."""
+    def unit(seq):
+        low, high = min(seq), max(seq)
+        return [0.5 if high == low else (v - low) / (high - low) for v in seq]
+
+    return unit(values), [row + 0.35 - 0.7 * f for f in unit(f1)]
 
 
 def _patch_cells(sample_ids, axes):
@@ -307,7 +324,9 @@ def _mosaic(crops, similarities):
 
 
 def _layout(n_rows, mosaic):
-    """Row i of every column spans the same band; the mosaic's pixel rows match the bands."""
+    """Row i of every column spans the same band (y and y3 share their range); the mosaic's pixel
+    rows match the bands. The same axes for any number of rows: a layout drawn for a moment with
+    another answer's data (a sibling's refresh) still fits it."""
     rows = max(n_rows, 1)
     hidden = {"visible": False, "fixedrange": True}
     layout = {
@@ -322,16 +341,11 @@ def _layout(n_rows, mosaic):
                    "title": {"text": "influence"}, "zeroline": True},
         "yaxis2": {**hidden, "type": "category", "range": [rows - 0.5, -0.5], "anchor": "x2", "matches": "y"},
     }
-    for i in range(rows):
-        axis = i + 3
-        top, bottom = 1 - i / rows, 1 - (i + 1) / rows
-        layout[f"xaxis{axis}"] = {**hidden, "domain": [0.39, 0.62], "anchor": f"y{axis}"}
-        layout[f"yaxis{axis}"] = {**hidden, "domain": [bottom + 0.12 / rows, top - 0.12 / rows], "anchor": f"x{axis}"}
-    image_axis = rows + 3
     width, height = mosaic
-    layout[f"xaxis{image_axis}"] = {**hidden, "domain": [0.65, 1], "range": [0, width], "anchor": f"y{image_axis}"}
-    layout[f"yaxis{image_axis}"] = {**hidden, "domain": [0, 1], "range": [height, 0], "anchor": f"x{image_axis}",
-                                    "scaleanchor": False}
+    layout["xaxis3"] = {**hidden, "domain": [0.39, 0.62], "range": [-0.03, 1.03], "anchor": "y3"}
+    layout["yaxis3"] = {**hidden, "range": [rows - 0.5, -0.5], "anchor": "x3"}
+    layout["xaxis4"] = {**hidden, "domain": [0.65, 1], "range": [0, width], "anchor": "y4"}
+    layout["yaxis4"] = {**hidden, "domain": [0, 1], "range": [height, 0], "anchor": "x4", "scaleanchor": False}
     layout["annotations"] = [
         {"text": "what-if: F1", "xref": "paper", "yref": "paper", "x": 0.505, "y": 1,
          "yanchor": "bottom", "showarrow": False, "font": {"size": 11}},
