@@ -4,8 +4,8 @@ An event runs through FiftyOne's own execution machinery: an ``ExecutionContext`
 ``Executor``, the panel's id and state in its params and the spaces in the request: by default
 :func:`side_by_side`, a layout a user may arrange where several panels show at once (the demo's
 own workspace shows one panel at a time, as tabs). What the App would receive for this panel
-(state and data patches) is applied to ``state`` and ``data``; every request is returned for
-assertions.
+(state and data patches, and the charts its layout draws) is applied to ``state`` and ``data``;
+every request is returned for assertions.
 """
 
 import copy
@@ -71,6 +71,8 @@ class PanelDriver:
                 self.state.update(sent["state"])
             elif uri.endswith("patch_panel_data") and sent.get("panel_id") in (None, self.id):
                 self.data.update(sent["data"])
+            elif uri.endswith("show_panel_output") and sent.get("panel_id") in (None, self.id):
+                self.data.update(charts(sent["output"]))
             elif uri == self.uri and sent.get("panel_id") == self.id:
                 triggered.append(sent)
         for sent in triggered:  # with the params the trigger names, the panel state among them
@@ -86,6 +88,18 @@ class PanelDriver:
 def find(requests, suffix):
     """The params of the requests whose operator ends with ``suffix``."""
     return [r["params"] for r in requests if r["operator_uri"].endswith(suffix)]
+
+
+def charts(output):
+    """The traces of each chart a panel's layout (``show_panel_output``'s) draws, by the chart's name."""
+    found = {}
+    for name, prop in (output["type"].get("properties") or {}).items():
+        view = prop.get("view") or {}
+        if view.get("name") == "PlotlyView":
+            found[name] = view["data"]
+        else:
+            found.update(charts(prop))
+    return found
 
 
 def ranked(chart):

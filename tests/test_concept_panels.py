@@ -8,7 +8,7 @@ import sys
 import fiftyone.operators as foo
 import numpy as np
 import pytest
-from panel_driver import PanelDriver, find, named, ranked
+from panel_driver import PanelDriver, charts, find, named, ranked
 
 from fiftyone_inficond.students.registry import load_students, train_students
 
@@ -35,8 +35,8 @@ def test_a_lasso_over_three_concepts_filters_the_knowledge_panel_to_them(world):
     requests = embedding.event("on_select_chart", data=[{"id": i, "trace": "concepts"} for i in lassoed])
     names = [i.split("|", 1)[1] for i in lassoed]
     assert embedding.state["focus"].startswith("**Knowledge panel shows only 3:**")
-    (shown,) = [p for p in find(requests, "patch_panel_data") if p["panel_id"] == knowledge.id]
-    assert sorted(ranked(shown["data"]["chart"])) == sorted(names)  # in the same answer
+    (shown,) = [p for p in find(requests, "show_panel_output") if p["panel_id"] == knowledge.id]
+    assert sorted(ranked(charts(shown["output"])["chart"])) == sorted(names)  # in the same answer
     knowledge.event("on_load")  # and it stays so
     assert sorted(ranked(knowledge.data["chart"])) == sorted(names)
     assert "only the 3 concepts selected" in knowledge.state["header"]

@@ -20,12 +20,20 @@ from another panel).
 applies a sibling's layout and data but not always its state patch (seen in the browser after
 a lasso), and a markdown view named like a state key shows the App's copy of that key.
 
+**Charts travel in the layout** (a plot view's ``data``), not as panel data: the App merges a
+panel's state and data into new objects at each of its renders (each state change, each round
+trip of the workspace: a dozen per click), and plotly redraws a chart whose data is a new object,
+so a chart sent with ``set_data`` was drawn 12-15 times per class change; in the layout it keeps
+its identity until the next answer and is drawn once. The traces stay in the App server's memory
+(:class:`_Charts`) for the answers that do not compute them again.
+
 **Errors are one sentence**: a library refusal (:class:`InficondError`) is shown as it is, in
 the user's words; anything else says the server failed, keeps the workbench as it was and names
 the file holding the traceback (:data:`ERROR_LOG`, also in the App server's output).
 """
 
 import base64
+import collections
 import contextlib
 import copy
 import functools
@@ -80,6 +88,7 @@ DEFAULTS = {
     "search": "",  # the phrase typed in the concept search
     "message": None,  # what the last action did, or why it was refused
 }
+CHART_CONFIG = {"displayModeBar": False, "responsive": True}  # a chart without plotly's toolbar
 COLOURS = {"up": "🟦", "down": "🟧"}  # the paper's blue up, orange down
 THUMBS = {"up": "👍", "down": "👎"}
 
@@ -263,6 +272,44 @@ class _Twins:
 _TWINS = _Twins()
 
 
+class _Charts:
+    """The traces of each panel's charts as last computed, in this server's memory by panel id:
+    drawn in the layout of every answer of the panel (see the module's docstring), computed again
+    only when what the panel shows changed. The panels of the last :attr:`SIZE` ids are kept."""
+
+    SIZE = 64
+
+    def __init__(self):
+        self._guard = threading.Lock()
+        self._by_panel = collections.OrderedDict()  # panel id -> {chart name: traces}
+
+    def start(self, panel_id):
+        """The panel is being shown anew: its charts are those set from now on."""
+        with self._guard:
+            self._by_panel[panel_id] = {}
+            self._by_panel.move_to_end(panel_id)
+            while len(self._by_panel) > self.SIZE:
+                self._by_panel.popitem(last=False)
+
+    def set(self, panel_id, name, traces):
+        with self._guard:
+            self._by_panel.setdefault(panel_id, {})[name] = traces
+
+    def get(self, panel_id):
+        """The panel's charts by name, or ``None`` when this server has not shown the panel."""
+        with self._guard:
+            charts = self._by_panel.get(panel_id)
+            return None if charts is None else dict(charts)
+
+
+_CHARTS = _Charts()
+
+
+def set_chart(ctx, name, traces):
+    """``traces`` as the data of this panel's chart ``name`` (its plot view), until it is shown anew."""
+    _CHARTS.set(ctx.panel_id, name, traces)
+
+
 def _log_failure(event):
     """The traceback of the exception being handled, in the server's output and in :data:`ERROR_LOG`."""
     logger.exception("InFiConD panel event %s failed", event)
@@ -294,9 +341,13 @@ class WorkbenchPanel(foo.Panel):
     the run, ``draw`` lays them out; an event changes the workbench and shows it again."""
 
     def execute(self, ctx):
-        """FiftyOne's, but the twin of an event answers nothing (see :class:`_Twins`)."""
+        """FiftyOne's, but an event with nothing to show answers nothing, not even the layout (which
+        the App would draw again): the twin of an event (see :class:`_Twins`), and a tab opened again
+        on what it still shows (see :meth:`on_shown`)."""
         with _TWINS.once(ctx) as first:
-            return super().execute(ctx) if first else None
+            if not first or (ctx.params.get("__method__") == "on_shown" and self._still_shown(ctx)):
+                return None
+            return super().execute(ctx)
 
     @answers
     def on_load(self, ctx):
@@ -304,11 +355,20 @@ class WorkbenchPanel(foo.Panel):
 
     @answers
     def on_shown(self, ctx):
-        """The panel's view was mounted again (its tab opened): shown again if the workbench changed
-        meanwhile. The App runs ``on_load`` once per page, and a panel in a hidden tab is not
-        refreshed with the shown ones, so it would show what it showed when it was last open."""
-        if ctx.panel.state.get("shown") != fingerprint(read_workbench(ctx)):
-            self.show(ctx)
+        """The panel's view was mounted again (its tab opened) and the workbench changed meanwhile
+        (else :meth:`execute` answers nothing): shown again. The App runs ``on_load`` once per page,
+        and a panel in a hidden tab is not refreshed with the shown ones, so it would show what it
+        showed when it was last open."""
+        self.show(ctx)
+
+    @staticmethod
+    def _still_shown(ctx):
+        """Whether the panel shows the workbench as stored, and this server still has its charts."""
+        try:
+            same = ctx.panel.state.get("shown") == fingerprint(read_workbench(ctx))
+        except Exception:  # the store unreadable: on_shown says so in a sentence
+            return False
+        return same and _CHARTS.get(ctx.panel_id) is not None
 
     @answers
     def on_change_cls(self, ctx):
@@ -319,6 +379,7 @@ class WorkbenchPanel(foo.Panel):
         workbench = read_workbench(ctx)
         run = open_run(ctx, workbench)
         write_workbench(ctx, workbench)
+        _CHARTS.start(ctx.panel_id)
         if run is None:
             ctx.panel.state.set({"ready": False, "message": None})
         else:
@@ -330,7 +391,11 @@ class WorkbenchPanel(foo.Panel):
         state = ctx.panel.state
         if not state.get("ready"):
             return not_ready(panel, state)
-        self.draw(panel, state)
+        charts = _CHARTS.get(ctx.panel_id)
+        if charts is None:  # shown by another server process, or before a restart: computed again
+            self.show(ctx)
+            charts = _CHARTS.get(ctx.panel_id)
+        self.draw(panel, state, charts)
         panel.view("on_shown_timer", types.TimerView(timeout=100, on_timeout=self.on_shown))
         return types.Property(panel, view=types.GridView(orientation="vertical", align_x="left"))
 
@@ -361,9 +426,11 @@ class WorkbenchPanel(foo.Panel):
     shows = frozenset()  # the workbench keys the panel shows: a sibling redraws when one changed
 
     def fill(self, ctx, workbench, run):
+        """Sets the panel's state (:attr:`ctx.panel.state`) and charts (:func:`set_chart`)."""
         raise NotImplementedError
 
-    def draw(self, panel, state):
+    def draw(self, panel, state, charts):
+        """Lays out ``state``; ``charts`` holds the traces of each chart ``fill`` set, by name."""
         raise NotImplementedError
 
 

@@ -14,6 +14,7 @@ from fiftyone_inficond.students.evaluation import SPLITS
 
 from ..ui import heatmap_legend, share_of, show_overlay
 from .common import (
+    CHART_CONFIG,
     DETAIL,
     THUMBS,
     TuningPanel,
@@ -23,6 +24,7 @@ from .common import (
     open_run,
     pending_text,
     read_workbench,
+    set_chart,
     toggle_pending,
 )
 
@@ -102,10 +104,10 @@ class ConceptPanel(TuningPanel):
             "has_pending": bool(workbench["pending"]),
             "message": workbench["message"] or "",
         })
-        ctx.panel.set_data("whatif", _what_if_traces(curves, concept))
-        ctx.panel.set_data("presence", _presence_traces(presence))
+        set_chart(ctx, "whatif", _what_if_traces(curves, concept))
+        set_chart(ctx, "presence", _presence_traces(presence))
 
-    def draw(self, panel, state):
+    def draw(self, panel, state, charts):
         controls = panel.h_stack("controls", align_x="left", gap=2)
         controls.enum("cls", state.classes, label="Class", on_change=self.on_change_cls, view=choices(state.classes))
         controls.enum("concept", state.concepts, label="Concept", on_change=self.on_change_concept,
@@ -123,10 +125,8 @@ class ConceptPanel(TuningPanel):
         draw_text(panel, state, "pending")
         if state.message:
             draw_text(panel, state, "message")
-        panel.plot("whatif", layout=_what_if_layout(), config={"displayModeBar": False, "responsive": True},
-                   height=330)
-        panel.plot("presence", layout=_presence_layout(), config={"displayModeBar": False, "responsive": True},
-                   height=220)
+        panel.plot("whatif", data=charts["whatif"], layout=_what_if_layout(), config=CHART_CONFIG, height=330)
+        panel.plot("presence", data=charts["presence"], layout=_presence_layout(), config=CHART_CONFIG, height=220)
 
 
 def _mean(presence):

@@ -28,6 +28,7 @@ from .common import (
     pct,
     read_workbench,
     select_concept,
+    set_chart,
 )
 
 N_LABELLED = 10
@@ -131,9 +132,9 @@ class EmbeddingPanel(WorkbenchPanel):
             "n_added": len(projection["concepts"]) - len(run.concepts),  # added since the run was trained
             "run": run.key,
         })
-        ctx.panel.set_data("chart", _traces(projection, run, cls, workbench, list(found["choices"])))
+        set_chart(ctx, "chart", _traces(projection, run, cls, workbench, list(found["choices"])))
 
-    def draw(self, panel, state):
+    def draw(self, panel, state, charts):
         controls = panel.h_stack("controls", align_x="left", gap=2)
         controls.enum("method", list(METHODS), label="Projection", view=dropdown(METHODS),
                       on_change=self.on_change_method)
@@ -159,6 +160,7 @@ class EmbeddingPanel(WorkbenchPanel):
             focus.btn("clear_focus", label="Show every concept", variant="outlined", on_click=self.on_clear_focus)
         panel.plot(
             "chart",
+            data=charts["chart"],
             layout=_layout(),
             config={"displayModeBar": True, "responsive": True, "displaylogo": False,
                     "modeBarButtonsToRemove": ["toImage", "autoScale2d"]},

@@ -17,6 +17,7 @@ from fiftyone_inficond.students.budget import PATH
 
 from ..ui import dropdown
 from .common import (
+    CHART_CONFIG,
     KNOWLEDGE,
     THUMBS,
     TuningPanel,
@@ -31,6 +32,7 @@ from .common import (
     read_workbench,
     save_workbench_now,
     select_concept,
+    set_chart,
     toggle_pending,
     tuning_boxes,
     usage_text,
@@ -164,9 +166,9 @@ class KnowledgePanel(TuningPanel):
             return
         crops = iter(patch_crops(ctx.dataset, [p for name in names for p in patches[name]], size=CROP_PX))
         crops = [[next(crops) for _ in patches[name]] for name in names]  # one read of the image paths
-        ctx.panel.set_data("chart", _traces(names, curves, patches, crops, workbench["pending"], cls))
+        set_chart(ctx, "chart", _traces(names, curves, patches, crops, workbench["pending"], cls))
 
-    def draw(self, panel, state):
+    def draw(self, panel, state, charts):
         controls = panel.h_stack("controls", align_x="left", gap=2)
         controls.enum("cls", state.classes, label="Class", view=choices(state.classes), on_change=self.on_change_cls)
         controls.enum("by", list(RANKINGS), label="Rank concepts by", view=dropdown(RANKINGS),
@@ -189,8 +191,9 @@ class KnowledgePanel(TuningPanel):
             return
         panel.plot(
             "chart",
+            data=charts["chart"],
             layout=_layout(state.n_rows, state.mosaic),
-            config={"displayModeBar": False, "responsive": True},
+            config=CHART_CONFIG,
             on_click=self.on_click_chart,
         )
 

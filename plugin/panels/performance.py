@@ -15,7 +15,17 @@ from fiftyone_inficond.students.metrics import GROUPS, SORT_KEYS, SUBSETS
 from fiftyone_inficond.students.registry import list_student_runs
 
 from ..ui import dropdown
-from .common import PERFORMANCE, WorkbenchPanel, answers, draw_text, open_run, pct, read_workbench
+from .common import (
+    CHART_CONFIG,
+    PERFORMANCE,
+    WorkbenchPanel,
+    answers,
+    draw_text,
+    open_run,
+    pct,
+    read_workbench,
+    set_chart,
+)
 
 SUBSET_LABELS = {
     "both_right": "both right",
@@ -100,9 +110,9 @@ class PerformancePanel(WorkbenchPanel):
             "height": 90 + ROW_PX * len(rows),
             "ap_from": ap_axis_start(rows),
         })
-        ctx.panel.set_data("chart", _traces(rows, run.agreement_counts(workbench["split"]), workbench["cls"]))
+        set_chart(ctx, "chart", _traces(rows, run.agreement_counts(workbench["split"]), workbench["cls"]))
 
-    def draw(self, panel, state):
+    def draw(self, panel, state, charts):
         controls = panel.h_stack("controls", align_x="left", gap=2)
         controls.enum("run", state.runs, label="Student run", view=types.DropdownView(), on_change=self.on_change_run)
         controls.enum("split", state.splits, label="Samples", view=dropdown({s: SPLITS[s] for s in state.splits}),
@@ -117,8 +127,9 @@ class PerformancePanel(WorkbenchPanel):
             draw_text(panel, state, "message")
         panel.plot(
             "chart",
+            data=charts["chart"],
             layout=_layout(state.height, state.ap_from),
-            config={"displayModeBar": False, "responsive": True},
+            config=CHART_CONFIG,
             on_click=self.on_click_chart,
             height=state.height,
         )

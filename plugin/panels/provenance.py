@@ -69,7 +69,7 @@ class ProvenancePanel(WorkbenchPanel):
         })
         ctx.panel.set_data("entries", _rows(history))
 
-    def draw(self, panel, state):
+    def draw(self, panel, state, charts):
         draw_text(panel, state, "summary")
         if state.message:
             draw_text(panel, state, "message")

@@ -18,6 +18,7 @@ from fiftyone_inficond.students.explain import explain_sample
 
 from ..ui import heatmap_legend, show_overlay
 from .common import (
+    CHART_CONFIG,
     THUMBS,
     WHY,
     TuningPanel,
@@ -27,6 +28,7 @@ from .common import (
     open_run,
     pending_text,
     read_workbench,
+    set_chart,
     toggle_pending,
 )
 from .knowledge import thumbs_trace
@@ -99,9 +101,9 @@ class WhyPanel(TuningPanel):
         labels = _labels(explained["waterfall"])
         state.update(header=_header(os.path.basename(filepath), explained), rows=len(labels), labels=labels)
         ctx.panel.state.set(state)
-        ctx.panel.set_data("chart", _traces(explained["waterfall"], labels, workbench["pending"], cls))
+        set_chart(ctx, "chart", _traces(explained["waterfall"], labels, workbench["pending"], cls))
 
-    def draw(self, panel, state):
+    def draw(self, panel, state, charts):
         controls = panel.h_stack("controls", align_x="left", align_y="center", gap=2)
         controls.enum("cls", state.classes, label="Class", view=choices(state.classes), on_change=self.on_change_cls)
         draw_text(panel, state, "header")
@@ -112,7 +114,7 @@ class WhyPanel(TuningPanel):
         tuning.btn("fine_tune", label="Fine-tune", variant="contained", disabled=not state.has_pending,
                    on_click=self.on_fine_tune)
         if state.rows:
-            panel.plot("chart", layout=_layout(state.labels), config={"displayModeBar": False, "responsive": True},
+            panel.plot("chart", data=charts["chart"], layout=_layout(state.labels), config=CHART_CONFIG,
                        on_click=self.on_click_chart)
 
 
