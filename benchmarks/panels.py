@@ -142,7 +142,7 @@ def main():
         select_class_s = median_s(lambda: performance.event("on_click_chart", id=next(ids)))
 
         def fine_tune():
-            name = next(t for t in knowledge.data[knowledge.state["chart"]] if t["name"] == "up")["ids"][-1]
+            name = next(t for t in knowledge.data["chart"] if t["name"] == "up")["ids"][-1]
             knowledge.event("on_click_chart", id=name)
             knowledge.event("on_fine_tune")
             assert knowledge.state["message"].startswith("✅ Revision"), knowledge.state["message"]
