@@ -23,9 +23,10 @@ a lasso), and a markdown view named like a state key shows the App's copy of tha
 **Charts travel in the layout** (a plot view's ``data``), not as panel data: the App merges a
 panel's state and data into new objects at each of its renders (each state change, each round
 trip of the workspace: a dozen per click), and plotly redraws a chart whose data is a new object,
-so a chart sent with ``set_data`` was drawn 12-15 times per class change; in the layout it keeps
-its identity until the next answer and is drawn once. The traces stay in the App server's memory
-(:class:`_Charts`) for the answers that do not compute them again.
+so a chart sent with ``set_data`` was drawn 24-30 times per class change (plotly's ``afterplot``
+events, counted in the browser); in the layout it keeps its identity until the next answer and
+is drawn once. The traces stay in the App server's memory (:class:`_Charts`) for the answers
+that do not compute them again.
 
 **Errors are one sentence**: a library refusal (:class:`InficondError`) is shown as it is, in
 the user's words; anything else says the server failed, keeps the workbench as it was and names
