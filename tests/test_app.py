@@ -63,8 +63,11 @@ def test_a_whole_tuning_loop_in_the_app(app):
         r"its logit ([+-][\d.]+) = bias ([+-][\d.]+) \+ the \d+ concepts below ([+-][\d.]+) \+ \d+ others ([+-][\d.]+)",
         seen["why"]).groups())
     assert logit == pytest.approx(bias + shown + others, abs=0.002) and f" · {cls}: student " in seen["why"]
-    # Typing the factor and epochs key by key: a few calls, no endless exchange, and the boxes keep what was typed.
-    assert seen["typed"] == ["2.5", "4"] and seen["typingCalls"] <= 8, seen
+    # Typing the factor and epochs key by key: at most two calls a keystroke (a clear and each key; the App
+    # sends a box's change twice), then silence (no endless exchange), and the boxes keep what was typed.
+    keystrokes = 2 + len("2.5") + len("4")
+    assert seen["typed"] == ["2.5", "4"] and seen["typingCalls"] <= 2 * keystrokes, seen["typingMethods"]
+    assert seen["callsAfterTyping"] == 0, seen["typingMethods"]
     # 👍 on the top concept by discrepancy, pending, then saved as revision 1.
     assert seen["pending"].startswith("Pending 🟦 👍 ") and seen["pending"].split(" for ")[1].startswith(cls)
     assert seen["tuning"].startswith(f"⏳ Fine-tuning {cls}: 1 instruction, 4 epochs")  # at once, while it runs

@@ -109,8 +109,12 @@ try {
     await box.press("Backspace");
     await box.pressSequentially(value, { delay: 150 });
   }
-  await page.waitForTimeout(6000);  // an exchange would go on through this
-  seen.typingCalls = serverCalls - callsBeforeTyping;
+  await page.waitForTimeout(1500);  // FiftyOne's debounce and the last answers
+  const callsTyped = serverCalls;
+  await page.waitForTimeout(4500);  // an exchange would go on through this
+  seen.typingCalls = callsTyped - callsBeforeTyping;
+  seen.callsAfterTyping = serverCalls - callsTyped;
+  seen.typingMethods = methods.slice(callsBeforeTyping);
   seen.typed = [await numberBox(0).inputValue(), await numberBox(1).inputValue()];
   // and why, in the note box beside them
   const callsBeforeNote = serverCalls;
