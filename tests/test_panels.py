@@ -12,6 +12,7 @@ from fiftyone.operators.store import ExecutionStore
 from panel_driver import PanelDriver, charts, find, named, ranked
 
 from fiftyone_inficond.demo import workspace
+from fiftyone_inficond.students.evaluation import SPLITS
 from fiftyone_inficond.students.registry import load_students, train_students
 
 
@@ -100,6 +101,9 @@ def test_thumbs_up_then_fine_tune_says_at_once_what_it_tunes_saves_one_entry_and
     provenance.event("on_load")
     rows = provenance.data["entries"]
     assert [r["revision"] for r in rows] == [1, 0] and rows[0]["instructions"] == f"👍 {concept} ({cls})"
+    # one change figure: the answer's, on the split shown, is provenance's
+    change = knowledge.state["message"].split(" · mean student AP ")[1].split()[0]
+    assert f"({SPLITS[run.splits[0]]})" in knowledge.state["message"] and rows[0]["change"] == f"{change} pts"
 
 
 def test_revert_restores_the_earlier_weights(tuned_world):

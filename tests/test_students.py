@@ -7,8 +7,9 @@ from conftest import run_python
 from scipy.special import expit
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, precision_score, recall_score
 
-from fiftyone_inficond.errors import StaleRunError
+from fiftyone_inficond.errors import InvalidRequest, StaleRunError
 from fiftyone_inficond.students import store
+from fiftyone_inficond.students.evaluation import entry_metrics
 from fiftyone_inficond.students.module import ConceptStudents
 from fiftyone_inficond.students.registry import (
     delete_students,
@@ -197,6 +198,28 @@ def test_zero_and_negative_weights_are_tuned_the_right_way():
     assert (start[0, :3] == 0).all()  # a strong 👎 removes a concept, it never flips it
     with pytest.raises(ValueError, match="factor must be greater than 1"):
         apply_instructions(weight, lower, upper, ups, factor=1.0)
+
+
+def test_a_tune_named_by_the_apps_triples_is_the_same_tune_and_each_split_keeps_its_before_and_after(distilled):
+    distilled.take(96, seed=0).tag_samples("train")
+    by_class, by_triple = (train_students(distilled, key=key, train_tag="train", **QUICK)
+                           for key in ("by_class", "by_triple"))
+    before = {split: by_triple.performance(split)["summary"] for split in by_triple.splits}
+    by_class.tune(up={"person": ["road"]}, epochs=1)
+    entry = by_triple.tune(instructions=[{"class": "person", "concept": "road", "direction": "up"}], epochs=1)
+    np.testing.assert_array_equal(by_class.weight, by_triple.weight)
+    assert entry["instructions"] == by_class.history[-1]["instructions"]
+    # what the message, provenance and a script read agree: one record per split
+    assert set(entry["splits"]) == {"validation", "train", "all"}
+    for split, kept in entry["splits"].items():
+        assert kept["before"] == before[split] and kept["after"] == by_triple.performance(split)["summary"]
+        assert list(kept["classes"]) == ["person"]
+    assert entry_metrics(entry, "all") == {"before": entry["metrics_before"], "after": entry["metrics_after"],
+                                           "classes": entry["class_metrics"]}
+    assert entry_metrics(by_triple.revert(0), "validation")["after"] == before["validation"]
+    assert entry_metrics(by_triple.history[0], "train")["after"] == before["train"]
+    with pytest.raises(InvalidRequest, match="Give each instruction as"):
+        by_triple.tune(instructions=[{"class": "person", "concept": "road", "direction": "sideways"}])
 
 
 def test_revert_restores_bit_for_bit(distilled):

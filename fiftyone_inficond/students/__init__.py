@@ -4,6 +4,7 @@ Two levels import from here, lazily as the package root's names do (see :mod:`fi
 
 - runs on a dataset: trained, loaded and listed by :mod:`.registry` (``train_students``,
   ``load_students``, ...), each a :class:`StudentRun` (:mod:`.run`); also at the package root;
+  ``entry_metrics`` reads a history entry's metrics on one split (:mod:`.evaluation`);
 - the estimator on arrays, without FiftyOne runs: :class:`SparseStudents` (scikit-learn's shape,
   :mod:`.estimator`; also at the package root), and the functions beneath it: ``TrainingConfig``,
   ``initial_weights``, ``no_bounds``, ``fit``, ``class_budgets``, ``fit_to_budgets``, ``class_metrics``; and its
@@ -24,6 +25,7 @@ _NAMES = {
         "student_history", "rename_students", "delete_students",
     ),
     "fiftyone_inficond.students.run": ("StudentRun",),
+    "fiftyone_inficond.students.evaluation": ("entry_metrics",),
     "fiftyone_inficond.students.training": (
         "TrainingConfig", "initial_weights", "fit", "class_budgets", "fit_to_budgets",
     ),

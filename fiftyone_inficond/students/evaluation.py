@@ -29,6 +29,15 @@ SPLITS = {"validation": "held-out samples", "train": "training samples", "all": 
 class Evaluation:
     """Metrics and agreement subsets of a run's students, per split (see the module's docstring)."""
 
+    @property
+    def splits(self):
+        """The splits metrics can be shown for, the held-out one first when there is one."""
+        return ["all"] if self.data.train.all() else ["validation", "train", "all"]
+
+    def _split_metrics(self):
+        """Every split's metrics now: ``{split: ClassMetrics}`` (each cached, see :meth:`_metrics`)."""
+        return {split: self._metrics(split) for split in self.splits}
+
     def _rows(self, split):
         # Without a split every row trains: a slice avoids copying the whole matrix.
         train = slice(None) if self.data.train.all() else self.data.train
@@ -114,3 +123,34 @@ class Evaluation:
     def split_size(self, split="all"):
         """How many of the run's samples ``split`` holds."""
         return len(np.arange(len(self.ids))[self._rows(split)])
+
+
+def split_record(classes, after, before=None, columns=()):
+    """What a history entry keeps of its metrics, per split: ``{split: {"after": means, "before":
+    means, "classes": {class: {"before": row, "after": row}}}}``, "before" with ``before`` (a tune, a
+    revert) and "classes" for the class indices ``columns`` (those a tune retrained).
+
+    ``after``, ``before``: ``{split: ClassMetrics}`` of the same splits.
+    """
+    record = {}
+    for split, metrics in after.items():
+        record[split] = {"after": metrics.summary()}
+        if before is not None:
+            record[split]["before"] = before[split].summary()
+        if len(columns):
+            rows_before, rows_after = before[split].rows(classes), metrics.rows(classes)
+            record[split]["classes"] = {classes[j]: {"before": rows_before[j], "after": rows_after[j]}
+                                        for j in columns}
+    return record
+
+
+def entry_metrics(entry, split):
+    """A history entry's metrics on ``split`` (as :func:`split_record` keeps them); an entry saved
+    before per-split records has them for all samples only, and nothing for another split."""
+    if "splits" in entry:
+        return entry["splits"].get(split, {})
+    if split != "all":
+        return {}
+    kept = {"after": entry.get("metrics_after"), "before": entry.get("metrics_before"),
+            "classes": entry.get("class_metrics")}
+    return {name: value for name, value in kept.items() if value is not None}

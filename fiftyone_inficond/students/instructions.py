@@ -1,4 +1,5 @@
-"""A tune's instructions: what the user names (``{class: [concepts]}`` per direction) as index
+"""A tune's instructions: what the user names (``{class: [concepts]}`` per direction, or
+``(class, concept, direction)`` triples) as index
 instructions for :func:`fiftyone_inficond.students.tuning.apply_instructions`, each concept's
 synonyms taken along, and what a tune did, as its history entry records it (each named concept's
 weight before and after, and the concepts that rose in their place).
@@ -15,32 +16,51 @@ from fiftyone_inficond.students.tuning import DIRECTIONS, Instruction
 from fiftyone_inficond.synonyms import group_of
 
 
-def parse(run, by_direction):
-    """Instructions from ``{"up": {class: [concepts]}, "down": ...}``, each pair once, every
-    member of a named concept's synonym group with it (``via`` the named one); refuses a concept
-    tuned both ways for one class, and a 👎 on a concept the class's student does not use."""
+def named(up=None, down=None, instructions=None):
+    """``(class, concept, direction)`` triples of what the user names: ``up`` and ``down`` as
+    ``{class: [concepts]}`` (a script), ``instructions`` as ``[{"class", "concept", "direction"}]``
+    (the App's pending list, or a history entry's instructions)."""
+    triples = [(cls, concept, direction) for direction, by_class in (("up", up), ("down", down))
+               for cls, concept in _pairs(by_class, direction)]
+    if instructions is None:
+        return triples
+    if not isinstance(instructions, (list, tuple)):
+        raise InvalidRequest(
+            f"Give the instructions as a list of {{'class', 'concept', 'direction'}}; got {instructions!r}"
+        )
+    for item in instructions:
+        if not (isinstance(item, dict) and {"class", "concept"} <= set(item) and item.get("direction") in DIRECTIONS):
+            raise InvalidRequest("Give each instruction as {'class': ..., 'concept': ..., 'direction': 'up' or "
+                                 f"'down'}}; got {item!r}")
+        triples.append((item["class"], item["concept"], item["direction"]))
+    return triples
+
+
+def parse(run, triples):
+    """Instructions from ``(class, concept, direction)`` triples (:func:`named`), each pair once,
+    every member of a named concept's synonym group with it (``via`` the named one); refuses a
+    concept tuned both ways for one class, and a 👎 on a concept the class's student does not use."""
     instructions = {}
-    for direction in DIRECTIONS:
-        for cls, concept in _pairs(by_direction[direction], direction):
-            named = Instruction(run._class_index(cls), run._concept_index(concept), direction)
-            group = group_of(run.synonym_groups, named.concept)
-            if direction == "down" and not run.weight[named.cls, group].any():
+    for cls, concept, direction in triples:
+        named = Instruction(run._class_index(cls), run._concept_index(concept), direction)
+        group = group_of(run.synonym_groups, named.concept)
+        if direction == "down" and not run.weight[named.cls, group].any():
+            raise InvalidRequest(
+                f"{cls}'s student does not use '{concept}'{_also(run, named)}, so there is nothing to 👎: "
+                f"choose one of the {int(usage(run.weight)[named.cls])} concepts it uses"
+            )
+        for member in group:
+            item = Instruction(named.cls, member, direction, None if member == named.concept else named.concept)
+            other = instructions.get((item.cls, item.concept))
+            if other is not None and other.direction != direction:
                 raise InvalidRequest(
-                    f"{cls}'s student does not use '{concept}'{_also(run, named)}, so there is nothing to 👎: "
-                    f"choose one of the {int(usage(run.weight)[named.cls])} concepts it uses"
+                    f"'{run.concepts[member]}' is both 👍 and 👎 for '{cls}'{_also(run, named)}: "
+                    f"choose one direction per concept"
                 )
-            for member in group:
-                item = Instruction(named.cls, member, direction, None if member == named.concept else named.concept)
-                other = instructions.get((item.cls, item.concept))
-                if other is not None and other.direction != direction:
-                    raise InvalidRequest(
-                        f"'{run.concepts[member]}' is both 👍 and 👎 for '{cls}'{_also(run, named)}: "
-                        f"choose one direction per concept"
-                    )
-                if other is None or other.via is not None:  # a concept named itself wins over its group
-                    instructions[(item.cls, item.concept)] = item
+            if other is None or other.via is not None:  # a concept named itself wins over its group
+                instructions[(item.cls, item.concept)] = item
     if not instructions:
-        raise InvalidRequest("Nothing to tune: give up= and/or down= {class: [concepts]}")
+        raise InvalidRequest("Nothing to tune: give up= and/or down= {class: [concepts]}, or instructions=")
     return list(instructions.values())
 
 

@@ -21,6 +21,7 @@ from fiftyone_inficond.students import run_cache, store
 from fiftyone_inficond.students.budget import check_budget
 from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data, training_data, values_fingerprint
 from fiftyone_inficond.students.estimator import fit_students
+from fiftyone_inficond.students.evaluation import split_record
 from fiftyone_inficond.students.run import StudentRun
 from fiftyone_inficond.students.streaming import standardization as cache_standardization
 from fiftyone_inficond.students.training import (
@@ -190,14 +191,15 @@ def _save_trained(run, replaced, user, lease, **info):
     """Saves revision 0 of a newly trained run: its history first (unreachable until a run
     points at it), then the run record in one write, then drops the replaced run's history."""
     samples = run.samples
-    summary = run._metrics().summary()
+    splits = split_record(run.classes, run._split_metrics())
     stopped = lambda: (  # noqa: E731
         f"The database stopped answering while student run '{run.key}' was saved: it was not saved "
         f"(nothing of it is kept); train again once the database is back"
     )
     with fiftyone_api.database_errors(stopped):
         store.insert_first(samples, run.uid, run.state, run.data.ids, run.data.train,
-                           kind="train", user=user, instructions=[], metrics_after=summary, **info)
+                           kind="train", user=user, instructions=[],
+                           metrics_after=splits["all"]["after"], splits=splits, **info)
         crashpoint("train:history-written")
         try:
             lease.renew()  # still ours: no one else can be registering this key now

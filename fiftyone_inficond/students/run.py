@@ -20,8 +20,8 @@ from fiftyone_inficond.students.budget import usage
 from fiftyone_inficond.students.cache import CachedInputs, InputsCache
 from fiftyone_inficond.students.data import Destandardized
 from fiftyone_inficond.students.erasure import fit_tuned
-from fiftyone_inficond.students.evaluation import Evaluation
-from fiftyone_inficond.students.instructions import change, describe, rose
+from fiftyone_inficond.students.evaluation import Evaluation, split_record
+from fiftyone_inficond.students.instructions import change, describe, named, rose
 from fiftyone_inficond.students.instructions import parse as parse_instructions
 from fiftyone_inficond.students.training import (
     CHUNK_ROWS,
@@ -160,11 +160,6 @@ class StudentRun(Evaluation, ConceptAnalyses):
     def ids(self):
         return self.data.ids
 
-    @property
-    def splits(self):
-        """The splits metrics can be shown for, the held-out one first when there is one."""
-        return ["all"] if self.data.train.all() else ["validation", "train", "all"]
-
     def facts(self):
         """What the run is and was trained on, JSON-safe (a header, a tooltip, provenance)."""
         concept_run = run_config(self.samples, self.config["concepts_field"], CONCEPTS_METHOD) or {}
@@ -205,11 +200,14 @@ class StudentRun(Evaluation, ConceptAnalyses):
 
     # --- tuning and history -----------------------------------------------------------
 
-    def tune(self, up=None, down=None, factor=1.5, epochs=DEFAULT_TUNING_EPOCHS, user=None, note=None, erase=False):
+    def tune(self, up=None, down=None, factor=1.5, epochs=DEFAULT_TUNING_EPOCHS, user=None, note=None, erase=False,
+             instructions=None):
         """Up-tunes and down-tunes concepts, retrains the tuned classes and saves the iteration.
 
         Args:
             up, down: ``{class name: [concept names]}``
+            instructions: and/or ``[{"class", "concept", "direction": "up" | "down"}]``, as the
+                App's pending list and the history's entries hold them
             factor: how strongly (> 1; see :mod:`fiftyone_inficond.students.tuning`)
             epochs: retraining epochs, starting from the adjusted weights
             user: who tunes (the OS user by default)
@@ -228,13 +226,13 @@ class StudentRun(Evaluation, ConceptAnalyses):
         epochs = whole_number(epochs, "retraining epochs", 1, MAX_EPOCHS)
         note = validation.note(note)
         erase = validation.flag(erase, "erase")
-        instructions = parse_instructions(self, {"up": up, "down": down})
+        parsed = parse_instructions(self, named(up, down, instructions))
         store.require_fresh(self.samples, self.key, self.uid, self.revision)  # before retraining, not only at the save
-        before = self._metrics()
+        before = self._split_metrics()
         lower, upper, start = apply_instructions(
-            self.weight, self.state.lower, self.state.upper, instructions, factor
+            self.weight, self.state.lower, self.state.upper, parsed, factor
         )
-        tuned_classes = sorted({item.cls for item in instructions})
+        tuned_classes = sorted({item.cls for item in parsed})
         budgets = self.config.get("class_budgets")
         weight, bias = self.weight.copy(), self.bias.copy()
         weight[tuned_classes], bias[tuned_classes], lower[tuned_classes], upper[tuned_classes] = fit_tuned(
@@ -256,23 +254,22 @@ class StudentRun(Evaluation, ConceptAnalyses):
         for split, (_, metrics) in cached.items():
             tuned_metrics = metrics.with_columns(tuned_classes, self._metrics(split, tuned_classes))
             self._metrics_cache[split] = (self.state, tuned_metrics)
-        after = self._metrics()
-        rows_before, rows_after = before.rows(self.classes), after.rows(self.classes)
         try:
+            splits = split_record(self.classes, self._split_metrics(), before, tuned_classes)
             return self._save(
                 kind="tune",
                 user=user,
                 note=note,
-                instructions=[describe(self, item) for item in instructions],
+                instructions=[describe(self, item) for item in parsed],
                 factor=factor,
                 epochs=epochs,
                 erase=erase,
-                metrics_before=before.summary(),
-                metrics_after=after.summary(),
-                class_metrics={self.classes[j]: {"before": rows_before[j], "after": rows_after[j]}
-                               for j in tuned_classes},
-                change=change(self, previous, instructions),
-                rose=rose(self, previous, instructions, tuned_classes),
+                metrics_before=splits["all"]["before"],
+                metrics_after=splits["all"]["after"],
+                class_metrics=splits["all"]["classes"],
+                splits=splits,
+                change=change(self, previous, parsed),
+                rose=rose(self, previous, parsed, tuned_classes),
             )
         except Exception:
             self.state = previous
@@ -288,18 +285,20 @@ class StudentRun(Evaluation, ConceptAnalyses):
         if revision > newest:  # before the database sees it: it stores 64-bit numbers
             raise UnknownName(f"Student run '{self.key}' has no revision {revision}: pick one from its history "
                               f"(0 to {newest})")
-        before = self._metrics().summary()
+        before = self._split_metrics()
         _, state = store.load_state(self.samples, self.key, self.uid, revision)
         previous, self.state = self.state, state
         try:
+            splits = split_record(self.classes, self._split_metrics(), before)
             return self._save(
                 kind="revert",
                 user=user,
                 note=note,
                 instructions=[],
                 reverted_to=revision,
-                metrics_before=before,
-                metrics_after=self._metrics().summary(),
+                metrics_before=splits["all"]["before"],
+                metrics_after=splits["all"]["after"],
+                splits=splits,
             )
         except Exception:
             self.state = previous
@@ -307,7 +306,9 @@ class StudentRun(Evaluation, ConceptAnalyses):
 
     @property
     def history(self):
-        """Every iteration, oldest first: kind, who, when, instructions, metrics, change."""
+        """Every iteration, oldest first: kind, who, when, instructions, change and metrics: each
+        split's in ``splits`` (read one with :func:`~fiftyone_inficond.students.evaluation.entry_metrics`),
+        all samples' also as ``metrics_before``, ``metrics_after`` and the tuned ``class_metrics``."""
         return store.list_entries(self.samples, self.uid)
 
     def newest_revision(self):

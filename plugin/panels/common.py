@@ -54,6 +54,7 @@ from fiftyone.operators.executor import ExecutionContext
 
 from fiftyone_inficond.errors import InficondError, UnknownName
 from fiftyone_inficond.fiftyone_api import sharing_dataset
+from fiftyone_inficond.students.evaluation import SPLITS, entry_metrics
 from fiftyone_inficond.students.registry import list_student_runs, open_students
 from fiftyone_inficond.students.run import DEFAULT_TUNING_EPOCHS
 from fiftyone_inficond.students.store import current_user
@@ -595,15 +596,13 @@ def fine_tune(panel, ctx):
     run = panel.run_to_save_on(ctx, workbench)
     if run is None:
         return
-    split = workbench["split"]
-    before = run.performance(split)
     settings = tuning_settings(ctx, workbench)
-    entry = run.tune(**_instructions(workbench["pending"]), **settings, user=ctx.user_id)
+    entry = run.tune(instructions=workbench["pending"], **settings, user=ctx.user_id)
     workbench.update(
         pending=[],
         note="",
         revision=entry["revision"],
-        message=_tuned_message(entry, before, run.performance(split), split),
+        message=_tuned_message(entry, workbench["split"]),
     )
     panel.publish(ctx, workbench)
 
@@ -633,25 +632,19 @@ def tuning_settings(ctx, workbench):
     return {name: workbench[name] if typed.get(name) is None else typed[name] for name in TYPED}
 
 
-def _instructions(pending):
-    up, down = {}, {}
-    for item in pending:
-        (up if item["direction"] == "up" else down).setdefault(item["class"], []).append(item["concept"])
-    return {"up": up, "down": down}
-
-
-def _tuned_message(entry, before, after, split):
-    rows = {row["class"]: row for row in after["classes"]}
-    before_rows = {row["class"]: row for row in before["classes"]}
+def _tuned_message(entry, split):
+    """What a fine-tune changed on ``split``, in the figures its history entry keeps (those
+    provenance shows)."""
+    metrics = entry_metrics(entry, split)
     changes = [
-        f"{cls}: student AP {pct(before_rows[cls]['student_ap'])} → {pct(rows[cls]['student_ap'])} "
-        f"({_points(before_rows[cls]['student_ap'], rows[cls]['student_ap'])}), F1 vs teacher "
-        f"{pct(before_rows[cls]['f1'])} → {pct(rows[cls]['f1'])}"
-        for cls in entry["class_metrics"]
+        f"{cls}: student AP {pct(rows['before']['student_ap'])} → {pct(rows['after']['student_ap'])} "
+        f"({_points(rows['before']['student_ap'], rows['after']['student_ap'])}), F1 vs teacher "
+        f"{pct(rows['before']['f1'])} → {pct(rows['after']['f1'])}"
+        for cls, rows in metrics["classes"].items()
     ]
-    mean = _points(before["summary"]["student_ap"], after["summary"]["student_ap"])
+    mean = _points(metrics["before"]["student_ap"], metrics["after"]["student_ap"])
     note = f" “{entry['note']}”" if entry.get("note") else ""
-    return (f"✅ Revision {entry['revision']} saved{note} ({split} samples) · " + "; ".join(changes)
+    return (f"✅ Revision {entry['revision']} saved{note} ({SPLITS[split]}) · " + "; ".join(changes)
             + f" · mean student AP {mean}  \n" + weights_text(entry))
 
 

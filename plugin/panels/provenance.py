@@ -4,6 +4,8 @@ tuned and what it changed; compare any entry with the current one, and revert to
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_inficond.students.evaluation import SPLITS, entry_metrics
+
 from ..ui import PLUGIN, dropdown
 from .common import PROVENANCE, THUMBS, WorkbenchPanel, answers, draw_text, pct, read_workbench, signed_pct
 
@@ -11,7 +13,7 @@ METRICS = {"student_ap": "student AP", "agreement_ap": "agreement AP", "f1": "F1
 
 
 class ProvenancePanel(WorkbenchPanel):
-    shows = frozenset({"run", "revision", "compare"})
+    shows = frozenset({"run", "revision", "compare", "split"})
 
     @property
     def config(self):
@@ -39,10 +41,11 @@ class ProvenancePanel(WorkbenchPanel):
         if target is None:
             return
         entry = run.revert(int(target), user=ctx.user_id)
-        before, after = entry["metrics_before"], entry["metrics_after"]
+        metrics = entry_metrics(entry, workbench["split"])
         workbench.update(revision=entry["revision"], message=(
             f"✅ Revision {entry['revision']} saved: reverted to revision {target} · mean student AP "
-            f"{pct(before['student_ap'])} → {pct(after['student_ap'])}"
+            f"{pct(metrics['before']['student_ap'])} → {pct(metrics['after']['student_ap'])} "
+            f"({SPLITS[workbench['split']]})"
         ))
         self.publish(ctx, workbench)
 
@@ -57,17 +60,18 @@ class ProvenancePanel(WorkbenchPanel):
         ctx.prompt(f"{PLUGIN}/apply_student_export")
 
     def fill(self, ctx, workbench, run):
-        history = run.history
+        history, split = run.history, workbench["split"]
         compare = _compared(workbench, history)
         ctx.panel.state.set({
             "ready": True,
-            "summary": _cumulative(run.key, history),
+            "summary": _cumulative(run.key, history, split),
             "message": workbench["message"] or "",
             "revisions": _earlier(history)[::-1],
             "compare_row": {"compare": compare},
-            "comparison": _comparison(history, compare),
+            "comparison": _comparison(history, compare, split),
+            "change_label": f"Δ mean student AP ({SPLITS[split].removesuffix(' samples')})",
         })
-        ctx.panel.set_data("entries", _rows(history))
+        ctx.panel.set_data("entries", _rows(history, split))
 
     def draw(self, panel, state, charts):
         draw_text(panel, state, "summary")
@@ -75,7 +79,7 @@ class ProvenancePanel(WorkbenchPanel):
             draw_text(panel, state, "message")
         table = types.TableView()
         for key, label in (("revision", "Rev."), ("kind", "What"), ("user", "Who"), ("time", "When (UTC)"),
-                           ("instructions", "Tuned"), ("note", "Note"), ("change", "Δ mean student AP")):
+                           ("instructions", "Tuned"), ("note", "Note"), ("change", state.change_label)):
             table.add_column(key, label=label)
         panel.list("entries", types.Object(), view=table)
         if state.revisions:
@@ -102,11 +106,11 @@ def _compared(workbench, history):
     return earlier[-1] if earlier else None
 
 
-def _rows(history):
-    """Table rows, newest first: each entry's change in mean student AP from the one before."""
+def _rows(history, split):
+    """Table rows, newest first: each entry's change in mean student AP on ``split`` from the one before."""
     rows, previous = [], None
     for entry in history:
-        after = (entry.get("metrics_after") or {}).get("student_ap")
+        after = entry_metrics(entry, split).get("after", {}).get("student_ap")
         change = "–" if previous is None or after is None else f"{signed_pct(after - previous)} pts"
         rows.append({
             "revision": entry["revision"],
@@ -134,21 +138,22 @@ def _instructions(instructions):
     return ", ".join(f"{THUMBS[i['direction']]} {i['concept']} ({i['class']})" for i in instructions) or "–"
 
 
-def _cumulative(key, history):
-    first, last = history[0].get("metrics_after") or {}, history[-1].get("metrics_after") or {}
+def _cumulative(key, history, split):
+    first, last = (entry_metrics(history[i], split).get("after", {}) for i in (0, -1))
     changes = " · ".join(
         f"{label} {pct(first.get(m))} → {pct(last.get(m))}"
         + (f" ({signed_pct(last[m] - first[m])} pts)" if first.get(m) is not None and last.get(m) is not None else "")
         for m, label in METRICS.items()
     )
     tunes = sum(entry["kind"] == "tune" for entry in history)
-    return f"**{key}**: {len(history)} entries, {tunes} fine-tunes. Since training (all samples): {changes}"
+    return f"**{key}**: {len(history)} entries, {tunes} fine-tunes. Since training ({SPLITS[split]}): {changes}"
 
 
-def _comparison(history, revision):
+def _comparison(history, revision, split):
     if revision is None:
         return ""
-    then = next(e for e in history if str(e["revision"]) == revision).get("metrics_after") or {}
-    now = history[-1].get("metrics_after") or {}
+    then = entry_metrics(next(e for e in history if str(e["revision"]) == revision), split).get("after", {})
+    now = entry_metrics(history[-1], split).get("after", {})
     parts = [f"{label} {pct(then.get(m))} then, {pct(now.get(m))} now" for m, label in METRICS.items()]
-    return f"Revision {revision} vs current (revision {history[-1]['revision']}): " + " · ".join(parts)
+    return (f"Revision {revision} vs current (revision {history[-1]['revision']}), {SPLITS[split]}: "
+            + " · ".join(parts))
