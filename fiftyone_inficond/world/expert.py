@@ -115,7 +115,7 @@ def decide(run, cls, tried=()):
     def where(concept):
         if concept not in places:
             return f"weight {weights[concept]:+.2f} on the concept map"
-        rank, ranking = min(places[concept])
+        rank, ranking = min(places[concept], key=lambda place: place[0])  # on a tie, the first ranking shown
         return f"weight {weights[concept]:+.2f}, {_ordinal(rank)} {RANKINGS[ranking]}"
 
     visible = NOTICEABLE * max(abs(w) for w in weights.values())  # a weight the charts show as more than nothing
