@@ -8,8 +8,9 @@ from scipy.special import expit
 from sklearn.metrics import accuracy_score, average_precision_score, f1_score, precision_score, recall_score
 
 from fiftyone_inficond.errors import InvalidRequest, StaleRunError
-from fiftyone_inficond.students import store
+from fiftyone_inficond.students import evaluation, store
 from fiftyone_inficond.students.evaluation import entry_metrics
+from fiftyone_inficond.students.metrics import class_metrics
 from fiftyone_inficond.students.module import ConceptStudents
 from fiftyone_inficond.students.registry import (
     delete_students,
@@ -220,6 +221,28 @@ def test_a_tune_named_by_the_apps_triples_is_the_same_tune_and_each_split_keeps_
     assert entry_metrics(by_triple.history[0], "train")["after"] == before["train"]
     with pytest.raises(InvalidRequest, match="Give each instruction as"):
         by_triple.tune(instructions=[{"class": "person", "concept": "road", "direction": "sideways"}])
+
+
+def test_a_loaded_run_reads_its_revisions_metrics_and_a_tune_computes_only_the_tuned_class(distilled, monkeypatch):
+    distilled.take(96, seed=0).tag_samples("train")
+    run = train_students(distilled, train_tag="train", **QUICK)
+    run.tune(up={"person": ["road"]}, epochs=1)
+    computed = {split: run.performance(split) for split in run.splits}
+    passes = []  # the classes of each metrics pass (a pass over 1M samples takes seconds)
+    monkeypatch.setattr(evaluation, "class_metrics", lambda teacher, *rest: (
+        passes.append(teacher.shape[1]), class_metrics(teacher, *rest))[1])
+    loaded = load_students(distilled, run.key)
+    assert {split: loaded.performance(split) for split in loaded.splits} == computed and passes == []
+    loaded.tune(up={"car": ["road"]}, epochs=1)
+    assert passes == [1] * len(loaded.splits)  # car's, on each split
+    reverted = loaded.revert(0)
+    assert passes == [1] * len(loaded.splits)  # revision 0's are stored
+    assert entry_metrics(reverted, "validation")["after"] == entry_metrics(run.history[0], "validation")["after"]
+    monkeypatch.undo()
+    fresh = train_students(distilled, key="check", train_tag="train", **QUICK)
+    fresh.state = loaded.state  # what revision 0's weights compute, without anything stored
+    assert {split: fresh.performance(split) for split in fresh.splits} == {
+        split: loaded.performance(split) for split in loaded.splits}
 
 
 def test_revert_restores_bit_for_bit(distilled):

@@ -8,6 +8,8 @@ the pure array functions of :mod:`fiftyone_inficond.students.metrics`, a few cla
 (at 1M samples x 80 classes, one (n, k) float32 copy is 320 MB, and sklearn's AP makes float64 ones).
 """
 
+from dataclasses import fields
+
 import numpy as np
 from scipy.special import expit
 
@@ -33,6 +35,14 @@ class Evaluation:
     def splits(self):
         """The splits metrics can be shown for, the held-out one first when there is one."""
         return ["all"] if self.data.train.all() else ["validation", "train", "all"]
+
+    def _restore_metrics(self, stored):
+        """Takes the metrics a history entry stored for the run's state (:func:`stored_metrics`;
+        ``None`` from an entry saved without them) instead of computing them again."""
+        for split, values in (stored or {}).items():
+            if split in self.splits:
+                metrics = ClassMetrics(**{name: np.asarray(v, dtype=float) for name, v in values.items()})
+                self._metrics_cache[split] = (self.state, metrics)
 
     def _split_metrics(self):
         """Every split's metrics now: ``{split: ClassMetrics}`` (each cached, see :meth:`_metrics`)."""
@@ -142,6 +152,13 @@ def split_record(classes, after, before=None, columns=()):
             record[split]["classes"] = {classes[j]: {"before": rows_before[j], "after": rows_after[j]}
                                         for j in columns}
     return record
+
+
+def stored_metrics(metrics):
+    """What a history entry stores of ``{split: ClassMetrics}``, read back by
+    :meth:`Evaluation._restore_metrics`: ``{split: {metric: [value per class]}}``."""
+    return {split: {field.name: getattr(values, field.name).tolist() for field in fields(values)}
+            for split, values in metrics.items()}
 
 
 def entry_metrics(entry, split):

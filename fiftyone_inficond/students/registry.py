@@ -21,7 +21,7 @@ from fiftyone_inficond.students import run_cache, store
 from fiftyone_inficond.students.budget import check_budget
 from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data, training_data, values_fingerprint
 from fiftyone_inficond.students.estimator import fit_students
-from fiftyone_inficond.students.evaluation import split_record
+from fiftyone_inficond.students.evaluation import split_record, stored_metrics
 from fiftyone_inficond.students.run import StudentRun
 from fiftyone_inficond.students.streaming import standardization as cache_standardization
 from fiftyone_inficond.students.training import (
@@ -191,7 +191,8 @@ def _save_trained(run, replaced, user, lease, **info):
     """Saves revision 0 of a newly trained run: its history first (unreachable until a run
     points at it), then the run record in one write, then drops the replaced run's history."""
     samples = run.samples
-    splits = split_record(run.classes, run._split_metrics())
+    metrics = run._split_metrics()
+    splits = split_record(run.classes, metrics)
     stopped = lambda: (  # noqa: E731
         f"The database stopped answering while student run '{run.key}' was saved: it was not saved "
         f"(nothing of it is kept); train again once the database is back"
@@ -199,7 +200,8 @@ def _save_trained(run, replaced, user, lease, **info):
     with fiftyone_api.database_errors(stopped):
         store.insert_first(samples, run.uid, run.state, run.data.ids, run.data.train,
                            kind="train", user=user, instructions=[],
-                           metrics_after=splits["all"]["after"], splits=splits, **info)
+                           metrics_after=splits["all"]["after"], splits=splits,
+                           per_class_metrics=stored_metrics(metrics), **info)
         crashpoint("train:history-written")
         try:
             lease.renew()  # still ours: no one else can be registering this key now
@@ -290,7 +292,7 @@ def load_students(samples, key="students"):
     else:
         data = run_data(samples, key, sample_ids, train, config, len(inputs.concept_names))
     run = StudentRun(samples, key, config, data, inputs.concept_names[: len(config["concept_mean"])])
-    run.revision, run.state = store.load_state(samples, key, run.uid)
+    run._load_revision()
     return run
 
 

@@ -20,7 +20,7 @@ from fiftyone_inficond.students.budget import usage
 from fiftyone_inficond.students.cache import CachedInputs, InputsCache
 from fiftyone_inficond.students.data import Destandardized
 from fiftyone_inficond.students.erasure import fit_tuned
-from fiftyone_inficond.students.evaluation import Evaluation, split_record
+from fiftyone_inficond.students.evaluation import Evaluation, split_record, stored_metrics
 from fiftyone_inficond.students.instructions import change, describe, named, rose
 from fiftyone_inficond.students.instructions import parse as parse_instructions
 from fiftyone_inficond.students.training import (
@@ -255,7 +255,8 @@ class StudentRun(Evaluation, ConceptAnalyses):
             tuned_metrics = metrics.with_columns(tuned_classes, self._metrics(split, tuned_classes))
             self._metrics_cache[split] = (self.state, tuned_metrics)
         try:
-            splits = split_record(self.classes, self._split_metrics(), before, tuned_classes)
+            after = self._split_metrics()
+            splits = split_record(self.classes, after, before, tuned_classes)
             return self._save(
                 kind="tune",
                 user=user,
@@ -268,6 +269,7 @@ class StudentRun(Evaluation, ConceptAnalyses):
                 metrics_after=splits["all"]["after"],
                 class_metrics=splits["all"]["classes"],
                 splits=splits,
+                per_class_metrics=stored_metrics(after),
                 change=change(self, previous, parsed),
                 rose=rose(self, previous, parsed, tuned_classes),
             )
@@ -289,7 +291,9 @@ class StudentRun(Evaluation, ConceptAnalyses):
         _, state = store.load_state(self.samples, self.key, self.uid, revision)
         previous, self.state = self.state, state
         try:
-            splits = split_record(self.classes, self._split_metrics(), before)
+            self._restore_metrics(store.load_metrics(self.samples, self.uid, revision))
+            after = self._split_metrics()
+            splits = split_record(self.classes, after, before)
             return self._save(
                 kind="revert",
                 user=user,
@@ -299,6 +303,7 @@ class StudentRun(Evaluation, ConceptAnalyses):
                 metrics_before=splits["all"]["before"],
                 metrics_after=splits["all"]["after"],
                 splits=splits,
+                per_class_metrics=stored_metrics(after),
             )
         except Exception:
             self.state = previous
@@ -322,8 +327,13 @@ class StudentRun(Evaluation, ConceptAnalyses):
             raise StaleRunError(
                 f"Student run '{self.key}' was deleted, renamed or trained again since you loaded it: load it again"
             )
-        self.revision, self.state = store.load_state(self.samples, self.key, self.uid)
+        self._load_revision()
         return self
+
+    def _load_revision(self):
+        """The newest stored state, with the metrics stored with it."""
+        self.revision, self.state = store.load_state(self.samples, self.key, self.uid)
+        self._restore_metrics(store.load_metrics(self.samples, self.uid, self.revision))
 
     def _save(self, **info):
         entry = store.append_entry(self.samples, self.key, self.uid, self.revision + 1, self.state, **info)

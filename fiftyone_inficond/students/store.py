@@ -38,6 +38,9 @@ STUDENTS_METHOD = "inficond_students"
 HISTORY_COLLECTION = "inficond_student_revisions"
 _ARRAYS = ("weight", "bias", "lower", "upper")
 _SAMPLES = ("sample_ids", "train")
+# Every class's metrics per split for the entry's state, read back instead of computed again
+# (a metrics pass over 1M samples takes seconds); not a part of what the history shows.
+METRICS = "per_class_metrics"
 # A run is written history first, record second: history younger than this may belong to a
 # run another client is registering right now, so it is never purged.
 ORPHAN_GRACE = timedelta(minutes=10)
@@ -174,7 +177,7 @@ def mirror_results(samples, key, uid, revision, state):
 
 def entry_summary(doc):
     """An entry without its arrays, JSON-safe (its time in ISO 8601, UTC): what the history shows."""
-    hidden = (*_ARRAYS, *_SAMPLES, "_id", "dataset_id", "run_uid")
+    hidden = (*_ARRAYS, *_SAMPLES, METRICS, "_id", "dataset_id", "run_uid")
     summary = {k: v for k, v in doc.items() if k not in hidden}
     summary["time"] = doc["time"].replace(tzinfo=timezone.utc).isoformat(timespec="seconds")
     return summary
@@ -182,7 +185,7 @@ def entry_summary(doc):
 
 def list_entries(samples, uid):
     """All iterations of run ``uid``, oldest first, without their arrays."""
-    projection = {name: False for name in (*_ARRAYS, *_SAMPLES)}
+    projection = {name: False for name in (*_ARRAYS, *_SAMPLES, METRICS)}
     cursor = _history().find(_run_filter(samples, uid), projection).sort("revision", ASCENDING)
     return [entry_summary(doc) for doc in cursor]
 
@@ -204,6 +207,13 @@ def load_state(samples, key, uid, revision=None):
             raise UnknownName(f"Student run '{key}' has no revision {revision}: pick one from its history")
         raise _no_history(samples, key)
     return doc["revision"], StudentState(**{name: decode(doc[name]) for name in _ARRAYS})
+
+
+def load_metrics(samples, uid, revision):
+    """What iteration ``revision`` stored of its per-class metrics (``{split: {metric: [value per
+    class]}}``), or ``None`` for one saved without them."""
+    doc = _history().find_one({**_run_filter(samples, uid), "revision": revision}, {METRICS: True})
+    return None if doc is None else doc.get(METRICS)
 
 
 def _no_history(samples, key):
