@@ -16,7 +16,7 @@ from fiftyone_inficond.students.tuning import DIRECTIONS, Instruction
 from fiftyone_inficond.synonyms import group_of
 
 
-def named(up=None, down=None, instructions=None):
+def triples_of(up=None, down=None, instructions=None):
     """``(class, concept, direction)`` triples of what the user names: ``up`` and ``down`` as
     ``{class: [concepts]}`` (a script), ``instructions`` as ``[{"class", "concept", "direction"}]``
     (the App's pending list, or a history entry's instructions)."""
@@ -37,7 +37,7 @@ def named(up=None, down=None, instructions=None):
 
 
 def parse(run, triples):
-    """Instructions from ``(class, concept, direction)`` triples (:func:`named`), each pair once,
+    """Instructions from ``(class, concept, direction)`` triples (:func:`triples_of`), each pair once,
     every member of a named concept's synonym group with it (``via`` the named one); refuses a
     concept tuned both ways for one class, and a 👎 on a concept the class's student does not use."""
     instructions = {}

@@ -21,7 +21,7 @@ from fiftyone_inficond.students.cache import CachedInputs, InputsCache
 from fiftyone_inficond.students.data import Destandardized
 from fiftyone_inficond.students.erasure import fit_tuned
 from fiftyone_inficond.students.evaluation import Evaluation, split_record, stored_metrics
-from fiftyone_inficond.students.instructions import change, describe, named, rose
+from fiftyone_inficond.students.instructions import change, describe, rose, triples_of
 from fiftyone_inficond.students.instructions import parse as parse_instructions
 from fiftyone_inficond.students.training import (
     CHUNK_ROWS,
@@ -226,7 +226,7 @@ class StudentRun(Evaluation, ConceptAnalyses):
         epochs = whole_number(epochs, "retraining epochs", 1, MAX_EPOCHS)
         note = validation.note(note)
         erase = validation.flag(erase, "erase")
-        parsed = parse_instructions(self, named(up, down, instructions))
+        parsed = parse_instructions(self, triples_of(up, down, instructions))
         store.require_fresh(self.samples, self.key, self.uid, self.revision)  # before retraining, not only at the save
         before = self._split_metrics()
         lower, upper, start = apply_instructions(
