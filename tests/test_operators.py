@@ -135,15 +135,22 @@ def test_concept_view_operators(coco128, tiny_checkpoint, coco128_dir):
 # --- delegated execution by real, separate worker processes ----------------------------
 
 
+WORKER_LOGS = os.path.join(os.path.dirname(__file__), "artifacts", "workers")
+
+
 def _start_worker():
+    """A delegated-operations worker, its output kept in tests/artifacts/workers/ (a test that
+    waits on it in vain says why from there)."""
     fiftyone_cli = os.path.join(os.path.dirname(sys.executable), "fiftyone")
-    return subprocess.Popen(
-        [fiftyone_cli, "delegated", "launch"],
-        env=os.environ.copy(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,  # its own process group, so it ends with all its children
-    )
+    os.makedirs(WORKER_LOGS, exist_ok=True)
+    with open(os.path.join(WORKER_LOGS, f"worker-{time.time_ns()}.log"), "w") as log:
+        return subprocess.Popen(
+            [fiftyone_cli, "delegated", "launch"],
+            env=os.environ.copy(),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # its own process group, so it ends with all its children
+        )
 
 
 def _stop(worker):
@@ -155,13 +162,18 @@ def _operation(op_id):
     return food.DelegatedOperationService().get(ObjectId(op_id))
 
 
-def _wait_for(condition, timeout=240, interval=0.2):
+def _wait_for(condition, timeout=240, interval=0.2, operations=()):
+    """Until ``condition()``; refused at once when one of ``operations`` (ids) failed, and on the
+    timeout with each one's state."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         if condition():
             return
+        failed = [op for op in map(_operation, operations) if op.run_state == "failed"]
+        assert not failed, [op.result.error if op.result else None for op in failed]
         time.sleep(interval)
-    raise TimeoutError("condition not met in time")
+    states = {str(i): _operation(i).run_state for i in operations}
+    raise TimeoutError(f"condition not met in time; operations {states}; worker logs in {WORKER_LOGS}")
 
 
 def test_shards_run_by_two_workers_equal_one_direct_run(coco128, coco128_base, tiny_checkpoint):
@@ -169,7 +181,7 @@ def test_shards_run_by_two_workers_equal_one_direct_run(coco128, coco128_base, t
     assert len(queued) == 3 and coco128.exists("concepts").count() == 0
     workers = [_start_worker(), _start_worker()]
     try:
-        _wait_for(lambda: all(_operation(i).run_state == "completed" for i in queued))
+        _wait_for(lambda: all(_operation(i).run_state == "completed" for i in queued), operations=queued)
     finally:
         for worker in workers:
             _stop(worker)
@@ -208,7 +220,7 @@ def test_a_killed_worker_loses_nothing_and_the_rerun_computes_nothing_twice(coco
     assert len(rerun) == 1
     worker = _start_worker()
     try:
-        _wait_for(lambda: _operation(rerun[0]).run_state == "completed")
+        _wait_for(lambda: _operation(rerun[0]).run_state == "completed", operations=rerun)
     finally:
         _stop(worker)
     result = _operation(rerun[0]).result.result
