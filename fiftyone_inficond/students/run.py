@@ -247,11 +247,11 @@ class StudentRun(Evaluation, ConceptAnalyses):
             budgets=None if budgets is None else np.asarray(budgets)[tuned_classes],
             erase=erase,
         )
-        previous, cached = self.state, dict(self._metrics_cache)
+        previous = self.state
         self.state = store.StudentState(weight, bias, lower, upper)
         move_back = self._move_logits(previous, tuned_classes)  # only the tuned classes' logits changed
         # Students are independent: only the tuned classes' metrics can have changed.
-        for split, (_, metrics) in cached.items():
+        for split, metrics in before.items():
             tuned_metrics = metrics.with_columns(tuned_classes, self._metrics(split, tuned_classes))
             self._metrics_cache[split] = (self.state, tuned_metrics)
         try:
@@ -288,10 +288,10 @@ class StudentRun(Evaluation, ConceptAnalyses):
             raise UnknownName(f"Student run '{self.key}' has no revision {revision}: pick one from its history "
                               f"(0 to {newest})")
         before = self._split_metrics()
-        _, state = store.load_state(self.samples, self.key, self.uid, revision)
+        _, state, stored = store.load_revision(self.samples, self.key, self.uid, revision)
         previous, self.state = self.state, state
         try:
-            self._restore_metrics(store.load_metrics(self.samples, self.uid, revision))
+            self._restore_metrics(stored)
             after = self._split_metrics()
             splits = split_record(self.classes, after, before)
             return self._save(
@@ -332,8 +332,8 @@ class StudentRun(Evaluation, ConceptAnalyses):
 
     def _load_revision(self):
         """The newest stored state, with the metrics stored with it."""
-        self.revision, self.state = store.load_state(self.samples, self.key, self.uid)
-        self._restore_metrics(store.load_metrics(self.samples, self.uid, self.revision))
+        self.revision, self.state, stored = store.load_revision(self.samples, self.key, self.uid)
+        self._restore_metrics(stored)
 
     def _save(self, **info):
         entry = store.append_entry(self.samples, self.key, self.uid, self.revision + 1, self.state, **info)

@@ -198,6 +198,13 @@ def newest_revision(samples, uid):
 
 def load_state(samples, key, uid, revision=None):
     """``(revision, StudentState)`` of an iteration (the newest by default)."""
+    return load_revision(samples, key, uid, revision)[:2]
+
+
+def load_revision(samples, key, uid, revision=None):
+    """``(revision, StudentState, metrics)`` of an iteration (the newest by default), in one read:
+    ``metrics`` is what it stored of its per-class metrics (``{split: {metric: [value per
+    class]}}``), ``None`` for one saved without them."""
     query = _run_filter(samples, uid)
     if revision is not None:
         query["revision"] = revision
@@ -206,14 +213,7 @@ def load_state(samples, key, uid, revision=None):
         if revision is not None:
             raise UnknownName(f"Student run '{key}' has no revision {revision}: pick one from its history")
         raise _no_history(samples, key)
-    return doc["revision"], StudentState(**{name: decode(doc[name]) for name in _ARRAYS})
-
-
-def load_metrics(samples, uid, revision):
-    """What iteration ``revision`` stored of its per-class metrics (``{split: {metric: [value per
-    class]}}``), or ``None`` for one saved without them."""
-    doc = _history().find_one({**_run_filter(samples, uid), "revision": revision}, {METRICS: True})
-    return None if doc is None else doc.get(METRICS)
+    return doc["revision"], StudentState(**{name: decode(doc[name]) for name in _ARRAYS}), doc.get(METRICS)
 
 
 def _no_history(samples, key):
