@@ -28,7 +28,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $@
 
 $(PLUGINS)/inficond:
-	mkdir -p $(PLUGINS) && ln -sfn $(CURDIR)/plugin $@
+	mkdir -p $(PLUGINS) && ln -sfn $(CURDIR) $@
 
 # The App's browser tests: Debian's chromium (never a downloaded browser), its emoji font so that
 # 👍/👎 render, and playwright-core from npm (tests/browser/package-lock.json).

@@ -9,9 +9,9 @@ import uuid
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # FiftyOne finds plugins under FIFTYONE_PLUGINS_DIR: a fresh folder holding only this plugin
-# (its plugin folder, linked), set before FiftyOne reads its config, here and in subprocesses.
+# (the repository, linked: it is the plugin), set before FiftyOne reads its config, here and in subprocesses.
 PLUGINS_DIR = tempfile.mkdtemp(prefix="inficond-plugins-")
-os.symlink(os.path.join(REPO, "plugin"), os.path.join(PLUGINS_DIR, "inficond"))
+os.symlink(REPO, os.path.join(PLUGINS_DIR, "inficond"))
 os.environ["FIFTYONE_PLUGINS_DIR"] = PLUGINS_DIR
 
 import pytest  # noqa: E402

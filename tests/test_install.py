@@ -1,11 +1,11 @@
 """The plugin installed as a FiftyOne user installs it, offline, with no checkout on the path.
 
-The wheel is built from this tree; the plugin folder is fetched by ``fiftyone plugins download``
-from an archive served on loopback (as GitHub serves a repository's); its requirements are
-installed by ``fiftyone plugins requirements --install`` from the local wheel, into a fresh
-virtualenv that already holds every dependency at the tested versions (this environment's
-packages, the library excepted, seen through a ``.pth``). Then one operator and one panel
-handler run from there.
+The repository is served on loopback as GitHub serves it (a ``git archive`` of this tree, so
+``.gitattributes``' ``export-ignore`` holds), fetched by ``fiftyone plugins download``, and its
+requirements installed by ``fiftyone plugins requirements --install`` with no package index and no
+wheel of this project: into a fresh virtualenv that already holds every third-party dependency at
+the tested versions (this environment's packages, the library excepted, seen through a ``.pth``).
+Then one operator and one panel handler run from there, on the library that came with the plugin.
 """
 
 import functools
@@ -18,9 +18,9 @@ import subprocess
 import sys
 import sysconfig
 import threading
-import zipfile
 
 import pytest
+import tomllib
 from conftest import REPO
 
 from fiftyone_inficond import __version__
@@ -28,25 +28,22 @@ from fiftyone_inficond.students.registry import train_students
 
 PLUGIN = "@inficond/inficond"
 ARCHIVE_ROOT = "fiftyone-inficond-main"  # the top folder of a GitHub archive
+RUNTIME = {"__init__.py", "fiftyone.yml", "requirements.txt", "fiftyone_inficond", "operators", "panels"}
+NOT_SHIPPED = {"tests", "benchmarks", "docs", "Makefile", ".ci"}
 
 
-def _tree():
-    """The files of this tree that a clone holds (tracked, or new and not ignored)."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
-                            cwd=REPO, capture_output=True, text=True, check=True).stdout
-    return [f for f in listed.split("\0") if f and os.path.isfile(os.path.join(REPO, f))]
+def _git(*args, **env):
+    return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, check=True,
+                          env={**os.environ, **env}).stdout.strip()
 
 
-def _copy_tree(files, destination):
-    for name in files:
-        os.makedirs(os.path.join(destination, os.path.dirname(name)), exist_ok=True)
-        shutil.copy2(os.path.join(REPO, name), os.path.join(destination, name))
-
-
-def _zip_tree(files, path):
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
-        for name in files:
-            archive.write(os.path.join(REPO, name), f"{ARCHIVE_ROOT}/{name}")
+def _archive(path, index):
+    """This tree as GitHub would serve it once committed: tracked and new files, not ignored ones,
+    staged into a copy of the index so that the developer's own stays as it is."""
+    shutil.copy(os.path.join(_git("rev-parse", "--absolute-git-dir"), "index"), index)
+    _git("add", "-A", GIT_INDEX_FILE=index)
+    tree = _git("write-tree", GIT_INDEX_FILE=index)
+    _git("archive", "--format=zip", f"--prefix={ARCHIVE_ROOT}/", "-o", path, tree)
 
 
 def _environment_with_dependencies(env, view):
@@ -70,6 +67,11 @@ def _normal(pin):
     return re.sub(r"[-_.]+", "-", pin.strip().split("==")[0]).lower() + "==" + pin.strip().split("==")[-1]
 
 
+def _requirements(path):
+    with open(path) as f:
+        return [line.strip() for line in f if line.strip() and not line.startswith("#")]
+
+
 @pytest.fixture
 def served(tmp_path):
     """An HTTP server on loopback serving ``tmp_path / "www"``; its base URL."""
@@ -82,40 +84,36 @@ def served(tmp_path):
     server.shutdown()
 
 
+# The library is not installed in this environment: the plugin, loaded by the operator's call,
+# imports it from its own folder.
 CHECK = """
 import json, sys
 import fiftyone as fo, fiftyone.operators as foo, fiftyone.plugins as fop
-import fiftyone_inficond
 from panel_driver import PanelDriver
 
 dataset = fo.load_dataset(sys.argv[1])
 listed = foo.execute_operator("@inficond/inficond/list_student_runs", ctx=dict(view=dataset.view(), params={}))
 panel = PanelDriver(dataset, "inficond_performance")
 panel.event("on_load")
-print(json.dumps({"library": fiftyone_inficond.__file__, "version": fiftyone_inficond.__version__,
+library = sys.modules["fiftyone_inficond"]
+print(json.dumps({"library": library.__file__, "version": library.__version__,
                   "plugin": fop.get_plugin("@inficond/inficond").directory, "path": sys.path,
                   "runs": sorted(listed.result["runs"]), "panel": panel.state["controls"]}))
 """
 
 
-def test_the_plugin_installs_with_fiftyones_commands_beside_the_tested_versions_and_runs_from_there(
-        distilled, tmp_path, served):
+def test_fiftyones_two_commands_install_a_plugin_that_runs_on_the_library_it_came_with(distilled, tmp_path, served):
     train_students(distilled, key="installed", epochs=1, budget=8)
-    files = _tree()
     www, url = served
-    _copy_tree(files, tmp_path / "src")
-    _zip_tree(files, www / f"{ARCHIVE_ROOT}.zip")
-    dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", dist,
-                    tmp_path / "src"], check=True, capture_output=True)
+    _archive(str(www / f"{ARCHIVE_ROOT}.zip"), str(tmp_path / "index"))
     python = _environment_with_dependencies(str(tmp_path / "env"), str(tmp_path / "dependencies"))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env.update(FIFTYONE_PLUGINS_DIR=str(tmp_path / "plugins"), PIP_NO_INDEX="1", PIP_FIND_LINKS=str(dist))
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PIP_FIND_LINKS")}
+    env.update(FIFTYONE_PLUGINS_DIR=str(tmp_path / "plugins"), PIP_NO_INDEX="1", PIP_CONFIG_FILE=os.devnull)
 
     def run(*args):
         done = subprocess.run([python, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stdout + done.stderr
-        return done.stdout
+        return done.stdout + done.stderr
 
     def fiftyone(*args):
         return run("-c", "import sys; from fiftyone.core.cli import main; sys.exit(main())", *args)
@@ -124,23 +122,29 @@ def test_the_plugin_installs_with_fiftyones_commands_beside_the_tested_versions_
     with open(os.path.join(REPO, "constraints.txt")) as f:
         tested = {_normal(line) for line in f if "==" in line and not line.startswith("#")}
     assert tested <= {_normal(pin) for pin in frozen}  # the env holds every tested version
+    assert not any(pin.startswith("fiftyone-inficond") for pin in frozen)
     fiftyone("plugins", "download", f"{url}/{ARCHIVE_ROOT}.zip")
-    fiftyone("plugins", "requirements", PLUGIN, "--install")
-    assert set(run("-m", "pip", "freeze").split()) ^ frozen == {f"fiftyone-inficond=={__version__}"}
+    installed = fiftyone("plugins", "requirements", PLUGIN, "--install")
+    assert set(run("-m", "pip", "freeze").split()) == frozen, installed  # every requirement was already there
 
     shutil.copy(os.path.join(REPO, "tests", "panel_driver.py"), tmp_path)
     (tmp_path / "check.py").write_text(CHECK)
     shown = json.loads(run("check.py", distilled.name).splitlines()[-1])
-    assert shown["library"].startswith(str(tmp_path / "env")) and shown["version"] == __version__
-    assert os.path.realpath(shown["plugin"]).startswith(str(tmp_path / "plugins"))
+    plugin = os.path.realpath(shown["plugin"])
+    assert plugin.startswith(str(tmp_path / "plugins"))
+    assert os.path.realpath(shown["library"]) == os.path.join(plugin, "fiftyone_inficond", "__init__.py")
+    assert shown["version"] == __version__
     assert not any(os.path.realpath(p or ".") == REPO or p.startswith(REPO + os.sep) for p in shown["path"])
-    assert os.listdir(shown["plugin"]) and "fiftyone_inficond" not in os.listdir(shown["plugin"])
+    shipped = set(os.listdir(plugin))
+    assert RUNTIME <= shipped and not NOT_SHIPPED & shipped, shipped
     assert shown["runs"] == ["installed"] and shown["panel"]["run"] == "installed"
 
 
-def test_the_plugin_the_library_and_its_requirements_name_one_version():
-    with open(os.path.join(REPO, "plugin", "fiftyone.yml")) as f:
+def test_the_plugin_requires_exactly_the_librarys_third_party_dependencies_and_names_its_version():
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
+        dependencies = tomllib.load(f)["project"]["dependencies"]
+    with open(os.path.join(REPO, "fiftyone.yml")) as f:
         (declared,) = [line.split(":", 1)[1].strip() for line in f if line.startswith("version:")]
-    with open(os.path.join(REPO, "plugin", "requirements.txt")) as f:
-        required = [line.strip() for line in f if line.strip() and not line.startswith("#")]
-    assert declared == __version__ and required == [f"fiftyone-inficond=={__version__}"]
+    required = _requirements(os.path.join(REPO, "requirements.txt"))
+    assert required == dependencies and not any("inficond" in r for r in required)
+    assert declared == __version__

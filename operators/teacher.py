@@ -13,8 +13,8 @@ from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.extraction import DEFAULT_MODEL
 from fiftyone_inficond.teacher import teacher_from_clip, teacher_from_file, teacher_from_labels, teacher_from_model
 
-from ..ui import dropdown
 from .common import add_target_view, form, operator_config, pretrained_param, server_file
+from .ui import dropdown
 
 SOURCES = ("file", "labels", "zoo", "clip")
 # The FiftyOne zoo models App users may load as teachers, separated by commas. Unset: the zoo

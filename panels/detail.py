@@ -12,7 +12,7 @@ import numpy as np
 
 from fiftyone_inficond.students.evaluation import SPLITS
 
-from ..ui import heatmap_legend, share_of, show_overlay
+from ..operators.ui import heatmap_legend, share_of, show_overlay
 from .common import (
     CHART_CONFIG,
     DETAIL,

@@ -9,7 +9,7 @@ import fiftyone.operators.types as types
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.students.registry import list_student_runs, open_students
 
-from ..ui import dropdown, entry_minute
+from .ui import dropdown, entry_minute
 
 # Folders on the App server whose files App users may name (corpora, score files, checkpoints),
 # separated like PATH. Unset: App users can name no server file; Python callers of the library

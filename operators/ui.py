@@ -1,6 +1,6 @@
 """What the operators and the panels both show: the plugin's name (operator URIs), dropdowns,
-the App steps that draw a concept's heatmap and the words that go with it. One module, so that neither side imports the
-other."""
+the App steps that draw a concept's heatmap and the words that go with it. One module, beside the operators whose
+URIs it names; the panels import it from here."""
 
 import fiftyone.operators.types as types
 

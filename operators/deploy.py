@@ -15,7 +15,6 @@ from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.fiftyone_api import exact_count
 from fiftyone_inficond.labels import require_prediction_field
 
-from ..ui import dropdown
 from .common import (
     add_target_view,
     form,
@@ -25,6 +24,7 @@ from .common import (
     revision_input,
     run_key_input,
 )
+from .ui import dropdown
 
 
 class ExportStudents(foo.Operator):

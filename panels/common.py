@@ -59,7 +59,7 @@ from fiftyone_inficond.students.registry import list_student_runs, open_students
 from fiftyone_inficond.students.run import DEFAULT_TUNING_EPOCHS
 from fiftyone_inficond.students.store import current_user
 
-from ..ui import PLUGIN, entry_minute
+from ..operators.ui import PLUGIN, entry_minute
 
 logger = logging.getLogger(__name__)
 # where a failed panel event's traceback goes, besides the App server's output

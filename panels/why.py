@@ -16,7 +16,7 @@ from scipy.special import expit
 from fiftyone_inficond.errors import UnknownName
 from fiftyone_inficond.students.explain import explain_sample
 
-from ..ui import heatmap_legend, show_overlay
+from ..operators.ui import heatmap_legend, show_overlay
 from .common import (
     CHART_CONFIG,
     THUMBS,

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from fiftyone_inficond.locate import can_locate, concepts_patches, patch_crops
 from fiftyone_inficond.students.budget import PATH
 
-from ..ui import dropdown
+from ..operators.ui import dropdown
 from .common import (
     CHART_CONFIG,
     KNOWLEDGE,

@@ -17,7 +17,7 @@ from fiftyone_inficond.new_concepts import add_concepts, search_concepts
 from fiftyone_inficond.projection import METHODS, concept_projection
 from fiftyone_inficond.students.registry import extend_students
 
-from ..ui import dropdown
+from ..operators.ui import dropdown
 from .common import (
     EMBEDDING,
     THUMBS,

@@ -14,7 +14,7 @@ from fiftyone_inficond.students.evaluation import SPLITS
 from fiftyone_inficond.students.metrics import GROUPS, SORT_KEYS, SUBSETS
 from fiftyone_inficond.students.registry import list_student_runs
 
-from ..ui import dropdown
+from ..operators.ui import dropdown
 from .common import (
     CHART_CONFIG,
     PERFORMANCE,

@@ -14,8 +14,8 @@ from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config
 from fiftyone_inficond.students.evaluation import SPLITS
 from fiftyone_inficond.students.registry import open_students
 
-from ..ui import heatmap_legend, share_of, show_overlay
 from .common import add_target_view, form, message_output, operator_config, run_key_input
+from .ui import heatmap_legend, share_of, show_overlay
 
 
 def _concept_field_input(ctx, inputs):

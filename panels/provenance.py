@@ -6,7 +6,7 @@ import fiftyone.operators.types as types
 
 from fiftyone_inficond.students.evaluation import SPLITS, entry_metrics
 
-from ..ui import PLUGIN, dropdown
+from ..operators.ui import PLUGIN, dropdown
 from .common import PROVENANCE, THUMBS, WorkbenchPanel, answers, draw_text, pct, read_workbench, signed_pct
 
 METRICS = {"student_ap": "student AP", "agreement_ap": "agreement AP", "f1": "F1 vs teacher"}

@@ -6,8 +6,8 @@ import fiftyone.operators.types as types
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.extraction import DEFAULT_MODEL, compute_concepts, prepare_concepts, shard
 
-from ..ui import PLUGIN
 from .common import add_target_view, form, operator_config, pretrained_param, progress_reporter, server_file
+from .ui import PLUGIN
 
 CORPUS_SOURCES = ("default", "file", "list")
 
