@@ -15,6 +15,7 @@ from scipy.special import expit
 
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.students.budget import usage
 from fiftyone_inficond.students.metrics import (
     GROUPS,
     SUBSETS,
@@ -94,6 +95,33 @@ class Evaluation:
         if sort_by is not None:
             rows = [rows[j] for j in metrics.order(sort_by)]
         return {"classes": rows, "summary": metrics.summary()}
+
+    def default_split(self):
+        """The split a table shows unless told: the held-out one when there is one."""
+        return self.splits[0]
+
+    def to_pandas(self, split=None):
+        """Per-class metrics on ``split`` (the held-out one by default) as a DataFrame indexed by
+        class, with how many concepts each student uses; ``attrs["split"]`` names the split."""
+        import pandas as pd
+
+        split = split or self.default_split()
+        frame = pd.DataFrame(self._metrics(split).rows(self.classes)).set_index("class").astype(float)
+        frame["concepts_used"] = usage(self.weight)
+        frame.attrs["split"] = split
+        return frame
+
+    def report(self, split=None, digits=3):
+        """A per-class table like scikit-learn's classification report, the split named: each
+        class's APs against the ground truth, its agreement with the teacher, the concepts it uses,
+        and the means over classes."""
+        frame = self.to_pandas(split)
+        frame.loc["mean"] = frame.mean(numeric_only=True)
+        split = frame.attrs["split"]
+        title = (f"Student run '{self.key}', revision {self.revision}: {SPLITS[split]} "
+                 f"({self.split_size(split)} of {len(self.ids)})")
+        table = frame.rename_axis(None).to_string(float_format=lambda value: f"{value:.{digits}f}", na_rep="-")
+        return f"{title}\n{table}"
 
     def agreement(self, cls, split="all"):
         """Sample ids of the four agreement subsets of a class among its positives and its

@@ -20,7 +20,7 @@ from fiftyone_inficond.students.budget import usage
 from fiftyone_inficond.students.cache import CachedInputs, InputsCache
 from fiftyone_inficond.students.data import Destandardized
 from fiftyone_inficond.students.erasure import fit_tuned
-from fiftyone_inficond.students.evaluation import Evaluation, split_record, stored_metrics
+from fiftyone_inficond.students.evaluation import SPLITS, Evaluation, split_record, stored_metrics
 from fiftyone_inficond.students.instructions import change, describe, rose, triples_of
 from fiftyone_inficond.students.instructions import parse as parse_instructions
 from fiftyone_inficond.students.training import (
@@ -71,6 +71,27 @@ class StudentRun(Evaluation, ConceptAnalyses):
         self.revision = -1
         self._metrics_cache = {}  # split -> (state, ClassMetrics)
         self._logits = (None, None)  # (state, (n, k) logits of every sample)
+
+    def __repr__(self):
+        """One line a notebook prints: what the run is, its revision, and the mean APs on the split
+        a table shows when they are already known (a repr never starts a metrics pass)."""
+        split = self.default_split()
+        train = int(self.data.train.sum())
+        text = (f"<StudentRun '{self.key}' of dataset '{fiftyone_api.dataset_of(self.samples).name}': "
+                f"{len(self.classes)} classes over {len(self.concepts)} concepts, revision {self.revision}, "
+                f"{train} training samples of {len(self.ids)}")
+        cached = self._metrics_cache.get(split)
+        if cached is not None and cached[0] is self.state:
+            means = cached[1].summary()
+            text += (f"; mean AP student {_figure(means['student_ap'])}, teacher {_figure(means['teacher_ap'])} "
+                     f"({SPLITS[split]})")
+        return text + ">"
+
+    def _repr_html_(self):
+        """A notebook's view: the one-line summary above the per-class table (:meth:`to_pandas`)."""
+        import html
+
+        return f"<p>{html.escape(repr(self))}</p>{self.to_pandas().to_html(float_format='{:.3f}'.format, na_rep='-')}"
 
     # --- predictions -------------------------------------------------------------------
 
@@ -351,3 +372,6 @@ class StudentRun(Evaluation, ConceptAnalyses):
         raise UnknownName(f"Concept '{name}' is not in the corpus of student run '{self.key}': "
                           "pick one of its concepts")
 
+
+def _figure(value):
+    return "-" if value is None else f"{value:.3f}"

@@ -3,6 +3,7 @@
 
 import contextlib
 import logging
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -18,6 +19,11 @@ from fiftyone_inficond.validation import number, optional_whole_number, whole_nu
 
 # Lightning announces the hardware on every fit; tuning fits often, so our fits keep it to warnings.
 LIGHTNING_LOGGER = "pytorch_lightning.utilities.rank_zero"
+# Lightning 2.6 builds torch's LeafSpec, which torch 2.14 deprecates: a FutureWarning on the first fit
+# of every process that says nothing to a user. Only that message, from that Lightning module, is
+# silenced, once and for good (a filter set around each fit would race between an App server's threads).
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
+                        category=FutureWarning, module=r"pytorch_lightning\.utilities\._pytree")
 
 
 @dataclass
