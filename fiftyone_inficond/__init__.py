@@ -38,6 +38,7 @@ _ENTRY_POINTS = {
         "student_history", "rename_students", "delete_students",
     ),
     "fiftyone_inficond.students.run": ("StudentRun",),
+    "fiftyone_inficond.students.predictions": ("write_student_labels", "write_teacher_labels"),
     "fiftyone_inficond.students.estimator": ("SparseStudents",),
     "fiftyone_inficond.new_concepts": ("add_concepts", "search_concepts"),
     "fiftyone_inficond.locate": ("top_patches", "concept_heatmaps"),

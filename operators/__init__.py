@@ -3,6 +3,7 @@
 from .concept_views import AddConcepts, SearchConcepts, ShowConceptOverlay, ShowConceptSamples
 from .concepts import ComputeConcepts
 from .deploy import ApplyStudentExport, ExportStudents
+from .labels import WriteStudentLabels
 from .students import (
     DeleteStudents,
     ExtendStudents,
@@ -30,6 +31,7 @@ OPERATORS = (
     AddConcepts,
     ExportStudents,
     ApplyStudentExport,
+    WriteStudentLabels,
 )
 
 

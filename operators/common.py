@@ -108,3 +108,15 @@ def revision_input(ctx, inputs, key, label):
               for e in entries}
     inputs.enum("revision", list(labels), view=dropdown(labels), label=label,
                 default=entries[0]["revision"] if entries else None)
+
+
+def refusal(value, check, *args):
+    """The ``invalid`` and ``error_message`` of a form input whose ``value`` (unless not typed yet)
+    ``check(*args)`` refuses: the library's sentence, shown at the input."""
+    if value is None:
+        return {}
+    try:
+        check(*args)
+    except InvalidRequest as refused:
+        return {"invalid": True, "error_message": str(refused)}
+    return {}

@@ -21,6 +21,7 @@ from .common import (
     message_output,
     operator_config,
     progress_reporter,
+    refusal,
     revision_input,
     run_key_input,
 )
@@ -43,7 +44,7 @@ class ExportStudents(foo.Operator):
             inputs.str("name", label="Export name", required=True,
                        default=f"{ctx.dataset.name}-{key}" + ("" if revision is None else f"-rev{revision}"),
                        description=f"A folder of {export_root()}",
-                       **_refusal(name, check_export_target, name, export_root(), overwrite))
+                       **refusal(name, check_export_target, name, export_root(), overwrite))
         inputs.float("prune", default=0.0, label="Leave out concepts whose weights are all at most",
                      description="0 keeps every concept a student uses")
         inputs.bool("overwrite", default=False, label="Replace an export of that name")
@@ -81,7 +82,7 @@ class ApplyStudentExport(foo.Operator):
         field = ctx.params.get("label_field")
         inputs.str("label_field", default="student", label="Label field",
                    description="A new field, or one that earlier predictions wrote",
-                   **_refusal(field, require_prediction_field, ctx.dataset, field))
+                   **refusal(field, require_prediction_field, ctx.dataset, field))
         inputs.bool("positives_only", default=True, label="Only the classes the students call positive",
                     description="Off: every class with its probability (for precision-recall curves)")
         inputs.int("explain", default=3, label="Concepts explaining each positive class")
@@ -109,15 +110,3 @@ class ApplyStudentExport(foo.Operator):
 
     def resolve_output(self, ctx):
         return message_output("Predicted")
-
-
-def _refusal(value, check, *args):
-    """The ``invalid`` and ``error_message`` of a form input whose ``value`` (unless not typed yet)
-    ``check(*args)`` refuses: the library's sentence, shown at the input."""
-    if value is None:
-        return {}
-    try:
-        check(*args)
-    except InvalidRequest as refusal:
-        return {"invalid": True, "error_message": str(refusal)}
-    return {}

@@ -131,9 +131,18 @@ class StudentRun(Evaluation, ConceptAnalyses):
 
         return back
 
-    def _compute_logits(self, columns):
-        """``(n, len(columns))`` logits of every sample, chunk by chunk: no copy of the inputs."""
-        weight, bias = self.weight[columns], self.bias[columns]
+    def revision_logits(self, revision=None):
+        """``(n, k)`` logits of the run's samples under stored ``revision`` (the run's own by default)."""
+        if revision is None or revision == self.revision:
+            return self.logits()
+        _, state = store.load_state(self.samples, self.key, self.uid, revision)
+        return self._compute_logits(slice(None), state)
+
+    def _compute_logits(self, columns, state=None):
+        """``(n, len(columns))`` logits of every sample under ``state`` (the run's by default), chunk
+        by chunk: no copy of the inputs."""
+        state = state or self.state
+        weight, bias = state.weight[columns], state.bias[columns]
         out = np.empty((len(self.ids), len(bias)), dtype=np.float32)
         for start in range(0, len(out), CHUNK_ROWS):
             part = slice(start, start + CHUNK_ROWS)
