@@ -39,6 +39,7 @@ _ENTRY_POINTS = {
     ),
     "fiftyone_inficond.students.run": ("StudentRun",),
     "fiftyone_inficond.students.predictions": ("write_student_labels", "write_teacher_labels"),
+    "fiftyone_inficond.students.figures": ("performance_figure", "concepts_figure", "what_if_figure"),
     "fiftyone_inficond.students.estimator": ("SparseStudents",),
     "fiftyone_inficond.new_concepts": ("add_concepts", "search_concepts"),
     "fiftyone_inficond.locate": ("top_patches", "concept_heatmaps"),

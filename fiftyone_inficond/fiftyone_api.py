@@ -11,13 +11,14 @@ so FiftyOne reads what is written here and the other way round.
 """
 
 import contextlib
+import copy
 import io
 import zlib
 from datetime import datetime
 
 import fiftyone.core.odm as foo
 import numpy as np
-from bson import ObjectId
+from bson import ObjectId, json_util
 from pymongo import UpdateOne
 from pymongo.errors import ConnectionFailure
 
@@ -86,6 +87,19 @@ def stored_run_config(samples, key, names=None):
     projection = {"config": True} if names is None else {f"config.{name}": True for name in names}
     doc = database()[RUNS_COLLECTION].find_one({"_dataset_id": dataset_id(samples), "key": key}, projection)
     return None if doc is None else doc["config"]
+
+
+def replace_run(samples, key, config):
+    """Replaces run ``key``'s config and view with ``config`` registered on ``samples``, in one write
+    (the key is never free meanwhile, as deleting and registering again would leave it)."""
+    stages = None if samples is samples._root_dataset else [
+        json_util.dumps(stage) for stage in samples._serialize(include_uuids=False)
+    ]
+    database()[RUNS_COLLECTION].update_one(
+        {"_dataset_id": dataset_id(samples), "key": key},
+        {"$set": {"config": copy.deepcopy(config.serialize()), "view_stages": stages}},
+    )
+    fresh_dataset(samples)
 
 
 def run_uids(method):

@@ -15,7 +15,15 @@ from fiftyone_inficond.students.registry import (
     train_students,
 )
 
-from .common import add_target_view, form, message_output, operator_config, revision_input, run_key_input
+from .common import (
+    add_target_view,
+    form,
+    message_output,
+    operator_config,
+    progress_reporter,
+    revision_input,
+    run_key_input,
+)
 
 
 def _summary(summary):
@@ -58,6 +66,7 @@ class TrainStudents(foo.Operator):
             budget="auto" if p.get("budget") is None else p["budget"],
             user=ctx.user_id,
             overwrite=p.get("overwrite", False),
+            progress=progress_reporter(ctx, "training epochs"),
         )
         summary = run.performance()["summary"]
         used = usage(run.weight)
@@ -128,7 +137,8 @@ class TuneStudents(foo.Operator):
             down = {p["class"]: p.get("down_concepts") or []}
         run = load_students(ctx.dataset, p["key"])
         entry = run.tune(up=up, down=down, factor=p.get("factor", 1.5), epochs=p.get("epochs", 3), user=ctx.user_id,
-                         note=p.get("note"), erase=p.get("erase") or False)  # a form may send no value
+                         note=p.get("note"), erase=p.get("erase") or False,  # a form may send no value
+                         progress=progress_reporter(ctx, "retraining epochs"))
         changes = "; ".join(
             f"{cls}: student AP {m['before']['student_ap'] or 0:.3f} → {m['after']['student_ap'] or 0:.3f}"
             for cls, m in entry["class_metrics"].items()
@@ -187,8 +197,8 @@ class ListStudentRuns(foo.Operator):
 
 
 def _run_line(key, history):
-    if not history:  # a clone's or an imported dataset's run: its history stayed with the original
-        return f"- **{key}**: no history in this dataset (cloned or imported): train it again to tune it here"
+    if not history:  # an import from another database's run, or a clone's without all of its samples
+        return f"- **{key}**: its history did not come with this dataset: train it again to tune it here"
     last = history[-1]
     return (f"- **{key}**: revision {last['revision']}, {len(history)} entries, last by {last['user'] or 'someone'} "
             f"at {last['time']}")

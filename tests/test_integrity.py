@@ -271,7 +271,7 @@ def test_a_valid_overwrite_replaces_the_run_and_drops_its_old_history(distilled)
     assert new.uid != old.uid and store.list_entries(distilled, old.uid) == []
     assert [e["kind"] for e in load_students(distilled, "b").history] == ["train"]
     results = distilled.load_run_results("b", cache=False)
-    assert results.uid == new.uid and store.decode(results.weight).tobytes() == new.weight.tobytes()
+    assert results.uid == new.uid and results.weight.tobytes() == new.weight.tobytes()
 
 
 def test_a_teacher_import_killed_midway_says_so_and_a_new_import_recovers(distilled):
@@ -408,23 +408,38 @@ def test_a_deleted_datasets_history_is_purged(distilled_base):
     assert store._history().count_documents({"dataset_id": dataset_id}) == 0 and run.uid
 
 
-def test_export_import_and_clone_keep_the_run_record_and_say_the_history_stays(distilled, tmp_path):
+def test_an_exported_and_imported_dataset_and_a_clone_each_tune_their_run_on_their_own_copy_of_its_history(
+        distilled, tmp_path):
     run = train_students(distilled, key="s", epochs=1, budget=None)
+    run.tune(up={"person": ["sky"]}, epochs=1)
     distilled.export(export_dir=str(tmp_path / "export"), dataset_type=fo.types.FiftyOneDataset, export_media=False)
     imported = fo.Dataset.from_dir(str(tmp_path / "export"), dataset_type=fo.types.FiftyOneDataset, name=unique_name())
     clone = distilled.clone(unique_name())
     try:
         for copy in (imported, clone):
             assert list_student_runs(copy) == ["s"]
-            assert store.decode(copy.load_run_results("s").weight).tobytes() == run.weight.tobytes()
-            with pytest.raises(UnknownName, match="Its history stays with the dataset it was trained on "
-                                                  r"\(clones and imports do not carry it\): train it again here"):
-                load_students(copy, "s")
-            assert train_students(copy, key="s", epochs=1, budget=None, overwrite=True).revision == 0
-        assert len(load_students(distilled, "s").history) == 1
+            mine = load_students(copy, "s")
+            assert mine.revision == 1 and mine.weight.tobytes() == run.weight.tobytes()
+            assert mine.tune(down={"person": ["sky"]}, epochs=1)["revision"] == 2
+            assert copy.load_run_results("s", cache=False).revision == 2
+        assert [e["kind"] for e in load_students(distilled, "s").history] == ["train", "tune"]
+        delete_students(clone, "s")
+        assert load_students(imported, "s").revision == 2 and load_students(distilled, "s").revision == 1
     finally:
         imported.delete()
         clone.delete()
+
+
+def test_a_copy_of_a_run_without_all_of_its_samples_is_refused_with_what_to_do(distilled):
+    train_students(distilled, key="s", epochs=1, budget=None)
+    part = distilled.clone(unique_name())
+    part.delete_samples(part.skip(100))  # before its first use of the run
+    try:
+        with pytest.raises(RunInputsChanged, match="'s' came with this dataset from another, but 28 of its 128 "
+                                                   "samples did not: train it again here"):
+            load_students(part, "s")
+    finally:
+        part.delete()
 
 
 # 11. After an unclean database restart -----------------------------------------------------

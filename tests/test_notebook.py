@@ -7,7 +7,7 @@ import sys
 import pandas as pd
 import pytest
 
-from fiftyone_inficond import train_students
+from fiftyone_inficond import concepts_figure, performance_figure, train_students, what_if_figure
 
 
 @pytest.fixture
@@ -55,3 +55,39 @@ def test_a_normal_fit_prints_nothing(tmp_path):
               "SparseStudents(budget=4, epochs=2).fit(X, Y); print('fitted')")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert done.returncode == 0 and done.stdout == "fitted\n" and done.stderr == "", done.stderr
+
+
+def test_the_figures_draw_the_runs_own_numbers_and_say_what_they_show(split_run):
+    performance = performance_figure(split_run)
+    teacher, student, agreement = performance.data
+    frame = split_run.to_pandas()
+    worst = frame["ap_gap"].idxmax()
+    assert teacher.x[0] == worst and student.y[0] == pytest.approx(frame.loc[worst, "student_ap"])
+    assert "revision 0" in performance.layout.title.text and "held-out samples" in performance.layout.title.text
+
+    used = split_run.uses("person")
+    (bars,) = concepts_figure(split_run, "person").data
+    assert list(bars.y) == [name for name, _ in used][::-1] and len(bars.x) == len(used) <= 8
+
+    concept = used[0][0]
+    curves = what_if_figure(split_run, "person", concept, n_values=11)
+    assert [trace.name for trace in curves.data] == ["accuracy", "f1", "recall", "precision"]
+    expected = split_run.what_if("person", [concept], n_values=11)
+    assert list(curves.data[1].y) == pytest.approx(expected["f1"][0])
+    assert f"weight of '{concept}'" in curves.layout.xaxis.title.text
+
+
+def test_training_and_tuning_report_every_epoch_of_each_stage(distilled):
+    reports = []
+
+    def heard(bar):
+        reports.append((bar.iteration, bar.total))
+
+    run = train_students(distilled, key="progress", epochs=3, progress=heard)
+    finals = [(i, total) for i, total in reports if i == total]
+    assert len(finals) == 2 and reports[0] == (1, finals[0][1])  # choosing budgets, then fitting
+    assert len(reports) == sum(total for _, total in finals)  # one report per epoch, none lost
+    reports.clear()
+    (concept, _), = run.top_concepts("person", n=1)
+    run.tune(down={"person": [concept]}, epochs=2, progress=heard)
+    assert reports == [(1, 2), (2, 2)]

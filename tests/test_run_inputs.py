@@ -92,11 +92,11 @@ def test_revisions_and_what_if_sizes_past_their_limits_are_refused_in_the_users_
     assert snapshot(distilled) == before
 
 
-def test_the_runs_list_of_a_clone_says_its_history_stayed_with_the_original(distilled):
+def test_the_runs_list_of_a_clone_shows_the_history_it_came_with(distilled):
     train_students(distilled, key="s", epochs=1, budget=None)
     clone = distilled.clone()
     try:
         message = execute("list_student_runs", clone)["message"]
-        assert "**s**: no history in this dataset (cloned or imported): train it again" in message
+        assert "- **s**: revision 0, 1 entries, last by " in message
     finally:
         clone.delete()

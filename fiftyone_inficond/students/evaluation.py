@@ -123,6 +123,27 @@ class Evaluation:
         table = frame.rename_axis(None).to_string(float_format=lambda value: f"{value:.{digits}f}", na_rep="-")
         return f"{title}\n{table}"
 
+    def __repr__(self):
+        """One line a notebook prints: what the run is, its revision, and the mean APs on the split
+        a table shows when they are already known (a repr never starts a metrics pass)."""
+        split = self.default_split()
+        train = int(self.data.train.sum())
+        text = (f"<StudentRun '{self.key}' of dataset '{fiftyone_api.dataset_of(self.samples).name}': "
+                f"{len(self.classes)} classes over {len(self.concepts)} concepts, revision {self.revision}, "
+                f"{train} training samples of {len(self.ids)}")
+        cached = self._metrics_cache.get(split)
+        if cached is not None and cached[0] is self.state:
+            means = cached[1].summary()
+            text += (f"; mean AP student {_figure(means['student_ap'])}, teacher {_figure(means['teacher_ap'])} "
+                     f"({SPLITS[split]})")
+        return text + ">"
+
+    def _repr_html_(self):
+        """A notebook's view: the one-line summary above the per-class table (:meth:`to_pandas`)."""
+        import html
+
+        return f"<p>{html.escape(repr(self))}</p>{self.to_pandas().to_html(float_format='{:.3f}'.format, na_rep='-')}"
+
     def agreement(self, cls, split="all"):
         """Sample ids of the four agreement subsets of a class among its positives and its
         negatives: ``{"positives": {"both_right": [ids], ...}, "negatives": {...}}``."""
@@ -199,3 +220,7 @@ def entry_metrics(entry, split):
     kept = {"after": entry.get("metrics_after"), "before": entry.get("metrics_before"),
             "classes": entry.get("class_metrics")}
     return {name: value for name, value in kept.items() if value is not None}
+
+
+def _figure(value):
+    return "-" if value is None else f"{value:.3f}"

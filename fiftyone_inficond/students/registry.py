@@ -6,6 +6,7 @@ Every write validates all of its inputs first and then writes in an order where 
 any point leaves the old state or the new one (see :mod:`fiftyone_inficond.students.store`).
 """
 
+import contextlib
 import itertools
 import os
 import uuid
@@ -14,14 +15,22 @@ from dataclasses import asdict
 from fiftyone_inficond import fiftyone_api, leases
 from fiftyone_inficond.corpus import make_corpus
 from fiftyone_inficond.crashpoints import crashpoint
-from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged, StaleRunError, UnknownName
+from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged, StaleRunError
 from fiftyone_inficond.locate import require_embeddings
-from fiftyone_inficond.runs import CONCEPTS_METHOD, TEACHER_METHOD
 from fiftyone_inficond.students import run_cache, store
 from fiftyone_inficond.students.budget import check_budget
 from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data, training_data, values_fingerprint
 from fiftyone_inficond.students.estimator import fit_students
 from fiftyone_inficond.students.evaluation import split_record, stored_metrics
+from fiftyone_inficond.students.fiftyone_run import (
+    StudentsRun,
+    StudentsRunConfig,
+    own_history,
+    register,
+    stored_kind,
+    student_record,
+)
+from fiftyone_inficond.students.progress import fitting_progress
 from fiftyone_inficond.students.run import StudentRun
 from fiftyone_inficond.students.streaming import standardization as cache_standardization
 from fiftyone_inficond.students.training import (
@@ -33,8 +42,6 @@ from fiftyone_inficond.students.tuning import no_bounds
 from fiftyone_inficond.synonyms import check_threshold, synonym_groups
 from fiftyone_inficond.text_cache import run_text_embeddings
 from fiftyone_inficond.validation import name, number, run_key
-
-_RUN_KINDS = {CONCEPTS_METHOD: "a concept run", TEACHER_METHOD: "a teacher run"}
 
 
 def train_students(
@@ -57,6 +64,7 @@ def train_students(
     overwrite=False,
     streamed=None,
     cache_dir=None,
+    progress=None,
 ):
     """Trains one linear student per teacher class and saves them as student run ``key``.
 
@@ -83,13 +91,16 @@ def train_students(
             they would take more than a quarter of the free memory; see
             :mod:`fiftyone_inficond.students.run_cache`)
         cache_dir: where a streamed run's cache goes (FiftyOne's dataset directory by default)
+        progress: a progress bar per stage of fitting, as FiftyOne's own ``progress`` arguments: ``None``
+            (``fo.config.show_progress_bars`` decides), ``True``/``False``, or a callable given the bar
 
     Returns:
         a :class:`StudentRun`
     """
     return _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, split_field,
                   training_config(epochs, l1, lr, batch_size, seed, budget), threshold, user, overwrite,
-                  synonym_threshold=check_threshold(synonym_threshold), streamed=streamed, cache_dir=cache_dir)
+                  synonym_threshold=check_threshold(synonym_threshold), streamed=streamed, cache_dir=cache_dir,
+                  progress=progress)
 
 
 def extend_students(samples, key, new_key=None, user=None):
@@ -112,13 +123,15 @@ def extend_students(samples, key, new_key=None, user=None):
         )
     lower, upper = no_bounds((len(old.classes), len(old.concepts) + len(added)))
     lower[:, : len(old.concepts)], upper[:, : len(old.concepts)] = old.state.lower, old.state.upper
+    dataset = fiftyone_api.dataset_of(samples)
     return _train(
-        fiftyone_api.dataset_of(samples).select(old.ids), new_key or _free_key(samples, f"{key}_extended"),
+        dataset.select(old.ids), new_key or _free_key(samples, f"{key}_extended"),
         config["concepts_field"],
         config["teacher_field"], config["gt_field"], config["train_tag"], config["split_field"],
         TrainingConfig(**config["training"]), config["threshold"], user, overwrite=False,
         bounds=(lower, upper), synonym_threshold=config.get("synonyms", {}).get("threshold"),
         cache_dir=None if config.get("cache") is None else os.path.dirname(config["cache"]),
+        view=dataset.load_run_view(key),  # its samples, recorded as compactly as the run it extends did
         extends={"key": key, "revision": old.revision, "added": added},
     )
 
@@ -130,7 +143,10 @@ def _free_key(samples, stem):
 
 
 def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, split_field, training, threshold,
-           user, overwrite, bounds=None, synonym_threshold=None, streamed=False, cache_dir=None, **info):
+           user, overwrite, bounds=None, synonym_threshold=None, streamed=False, cache_dir=None, view=None,
+           progress=None, **info):
+    """Trains and saves run ``key`` on ``samples``, recorded on ``view`` (``samples`` by default: the
+    collection FiftyOne's ``load_run_view`` gives back)."""
     key = run_key(key)
     threshold = number(threshold, "the decision threshold", 0, 1, low_open=True, high_open=True)
     inputs = read_inputs(samples, name(concepts_field, "the concepts field"), name(teacher_field, "the teacher field"))
@@ -151,13 +167,14 @@ def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, spl
             run = StudentRun(samples, key, config, data, inputs.concept_names)
             lower, upper = no_bounds((data.teacher.shape[1], run.inputs.shape[1])) if bounds is None else bounds
             crashpoint("train:fitting")
-            weight, bias, budgets, path = fit_students(run.inputs, data.teacher, lower, upper, training, threshold,
-                                                       rows=run._train_rows())
+            with fitting_progress(progress):
+                weight, bias, budgets, path = fit_students(run.inputs, data.teacher, lower, upper, training,
+                                                           threshold, rows=run._train_rows())
             config.update(class_budgets=None if budgets is None else budgets.tolist(), budget_path=path)
             run.state = store.StudentState(weight, bias, lower, upper)
-            _save_trained(run, replaced, user, lease, **info)
+            _save_trained(run, samples if view is None else view, replaced, user, lease, **info)
         except BaseException:
-            run_cache.remove_cache(config)
+            run_cache.remove_cache(config["cache"])
             raise
         return run
 
@@ -187,7 +204,7 @@ def _synonyms(samples, concepts_field, names, threshold):
     return {"threshold": threshold, "groups": [[names[j] for j in group] for group in groups]}
 
 
-def _save_trained(run, replaced, user, lease, **info):
+def _save_trained(run, view, replaced, user, lease, **info):
     """Saves revision 0 of a newly trained run: its history first (unreachable until a run
     points at it), then the run record in one write, then drops the replaced run's history."""
     samples = run.samples
@@ -198,14 +215,14 @@ def _save_trained(run, replaced, user, lease, **info):
         f"(nothing of it is kept); train again once the database is back"
     )
     with fiftyone_api.database_errors(stopped):
-        store.insert_first(samples, run.uid, run.state, run.data.ids, run.data.train,
+        store.insert_first(samples, run.uid, run.state, run.data.ids, run.data.train, run.config,
                            kind="train", user=user, instructions=[],
                            metrics_after=splits["all"]["after"], splits=splits,
                            per_class_metrics=stored_metrics(metrics), **info)
         crashpoint("train:history-written")
         try:
             lease.renew()  # still ours: no one else can be registering this key now
-            _register(samples, run.key, run.config, replaced)
+            register(view, run.key, StudentsRunConfig.of(run), replaced)
         except Exception:
             store.delete_history(samples, run.uid)
             raise
@@ -213,21 +230,8 @@ def _save_trained(run, replaced, user, lease, **info):
     crashpoint("train:run-registered")
     if replaced is not None:
         store.delete_history(samples, replaced.get("uid"))
-        run_cache.remove_cache(replaced)
-    store.mirror_results(samples, run.key, run.uid, 0, run.state)
-    store.purge_orphans()
-
-
-def _stored_kind(samples, key):
-    """``(kind, config)`` of run ``key`` as stored now: kind is "students", another run's
-    description, or ``None`` when there is no such run."""
-    config = fiftyone_api.stored_run_config(samples, key)
-    if config is None:
-        return None, None
-    method = config.get("method")
-    if method == store.STUDENTS_METHOD:
-        return "students", config
-    return _RUN_KINDS.get(method, "a run of another kind"), config
+        run_cache.drop_cache(samples, replaced)
+    _purge_orphans()
 
 
 def _key_lease(samples, key):
@@ -241,7 +245,7 @@ def _key_lease(samples, key):
 
 def _claim_key(samples, key, overwrite):
     """The stored config of the student run ``key`` replaces (``None``: a new key); refuses other runs."""
-    kind, config = _stored_kind(samples, key)
+    kind, config = stored_kind(samples, key)
     if kind is None:
         return None
     if kind != "students":
@@ -251,42 +255,17 @@ def _claim_key(samples, key, overwrite):
     return config
 
 
-def _register(samples, key, config, replaced):
-    """Points run ``key`` at the new config: a new run record, or the old record updated in one write."""
-    dataset = fiftyone_api.fresh_dataset(samples)
-    run_config = dataset.init_run(method=store.STUDENTS_METHOD, **config)
-    if replaced is None:
-        if key in dataset.list_runs():
-            raise StaleRunError(f"Someone else created a run '{key}' while you trained: choose another key")
-        dataset.register_run(key, run_config)
-        return
-    if store.run_uid(samples, key) != replaced.get("uid"):
-        raise StaleRunError(f"Someone else changed run '{key}' while you trained: nothing was saved, train again")
-    dataset.update_run_config(key, run_config)
-
-
-def _student_config(samples, key, require_uid=True):
-    """The stored config dict of student run ``key``, refusing any other key with a clear message.
-    Runs of plugin versions before uids can still be renamed and deleted, not loaded."""
-    kind, config = _stored_kind(samples, key)
-    if kind is None:
-        raise UnknownName(f"Dataset '{fiftyone_api.dataset_of(samples).name}' has no student run '{key}'")
-    if kind != "students":
-        raise InvalidRequest(f"'{key}' is {kind}, not a student run")
-    if require_uid and "uid" not in config:
-        raise RunInputsChanged(f"Student run '{key}' was trained by an older version of this plugin: train it again")
-    return config
-
-
 def load_students(samples, key="students"):
     """Loads student run ``key`` (its newest revision) with exactly the samples it was trained on.
 
     Raises:
         RunInputsChanged: its concepts, teacher or samples changed since it was trained
     """
-    config = _student_config(samples, key)
+    config = student_record(samples, key)
+    own_history(samples, key, config["uid"])
+    sample_ids, train, arrays = store.load_samples(samples, key, config["uid"])
+    config = {**arrays, **config}  # a run of an earlier version kept them in its record
     inputs = _unchanged_inputs(samples, key, config)
-    sample_ids, train = store.load_samples(samples, key, config["uid"])
     if config.get("cache"):
         data = run_cache.cached_run_data(samples, key, sample_ids, train, config)
     else:
@@ -334,25 +313,37 @@ def list_student_runs(samples):
 
 
 def student_history(samples, key):
-    """Every iteration of student run ``key``, oldest first, without loading its data."""
-    return store.list_entries(samples, _student_config(samples, key)["uid"])
+    """Every iteration of student run ``key``, oldest first, without loading its data (none for a
+    copied run whose history could not come with it, see :func:`load_students`)."""
+    uid = student_record(samples, key)["uid"]
+    with contextlib.suppress(RunInputsChanged):
+        own_history(samples, key, uid)
+    return store.list_entries(samples, uid)
 
 
 def rename_students(samples, key, new_key):
     """Renames student run ``key`` to ``new_key``; its history follows (it is keyed by run uid)."""
     new_key = run_key(new_key)
     with _key_lease(samples, new_key):
-        _student_config(samples, key, require_uid=False)
-        if _stored_kind(samples, new_key)[0] is not None:
+        student_record(samples, key, require_uid=False)
+        if stored_kind(samples, new_key)[0] is not None:
             raise InvalidRequest(f"A run '{new_key}' already exists: choose another key")
         fiftyone_api.fresh_dataset(samples).rename_run(key, new_key)
 
 
 def delete_students(samples, key):
     """Deletes student run ``key``, then its history (orphans of a crash in between are purged later)."""
-    config = _student_config(samples, key, require_uid=False)
-    fiftyone_api.fresh_dataset(samples).delete_run(key)
+    config = student_record(samples, key, require_uid=False)
+    # The record first, then the history: a crash between leaves history no run reaches (purged later),
+    # never a run without history, as FiftyOne's own delete_run (history first, see StudentsRun) could.
+    StudentsRun.delete_run(fiftyone_api.fresh_dataset(samples), key, cleanup=False)
     crashpoint("delete:run-deleted")
     store.delete_history(samples, config.get("uid"))
-    run_cache.remove_cache(config)
-    store.purge_orphans()
+    run_cache.drop_cache(samples, config)
+    _purge_orphans()
+
+
+def _purge_orphans():
+    """History no run reaches, and the disk caches of its runs (e.g. those of a deleted dataset)."""
+    for cache in store.purge_orphans():
+        run_cache.remove_cache(cache)

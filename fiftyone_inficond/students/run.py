@@ -11,7 +11,7 @@ any point leaves the old state or the new one (see :mod:`fiftyone_inficond.stude
 import numpy as np
 from scipy.special import expit
 
-from fiftyone_inficond import fiftyone_api, validation
+from fiftyone_inficond import validation
 from fiftyone_inficond.errors import StaleRunError, UnknownName
 from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config
 from fiftyone_inficond.students import store
@@ -20,13 +20,15 @@ from fiftyone_inficond.students.budget import usage
 from fiftyone_inficond.students.cache import CachedInputs, InputsCache
 from fiftyone_inficond.students.data import Destandardized
 from fiftyone_inficond.students.erasure import fit_tuned
-from fiftyone_inficond.students.evaluation import SPLITS, Evaluation, split_record, stored_metrics
+from fiftyone_inficond.students.evaluation import Evaluation, split_record, stored_metrics
 from fiftyone_inficond.students.instructions import change, describe, rose, triples_of
 from fiftyone_inficond.students.instructions import parse as parse_instructions
+from fiftyone_inficond.students.progress import fitting_progress
 from fiftyone_inficond.students.training import (
     CHUNK_ROWS,
     MAX_EPOCHS,
     TrainingConfig,
+    stage,
 )
 from fiftyone_inficond.students.tuning import MAX_FACTOR, apply_instructions
 from fiftyone_inficond.synonyms import group_of
@@ -71,27 +73,6 @@ class StudentRun(Evaluation, ConceptAnalyses):
         self.revision = -1
         self._metrics_cache = {}  # split -> (state, ClassMetrics)
         self._logits = (None, None)  # (state, (n, k) logits of every sample)
-
-    def __repr__(self):
-        """One line a notebook prints: what the run is, its revision, and the mean APs on the split
-        a table shows when they are already known (a repr never starts a metrics pass)."""
-        split = self.default_split()
-        train = int(self.data.train.sum())
-        text = (f"<StudentRun '{self.key}' of dataset '{fiftyone_api.dataset_of(self.samples).name}': "
-                f"{len(self.classes)} classes over {len(self.concepts)} concepts, revision {self.revision}, "
-                f"{train} training samples of {len(self.ids)}")
-        cached = self._metrics_cache.get(split)
-        if cached is not None and cached[0] is self.state:
-            means = cached[1].summary()
-            text += (f"; mean AP student {_figure(means['student_ap'])}, teacher {_figure(means['teacher_ap'])} "
-                     f"({SPLITS[split]})")
-        return text + ">"
-
-    def _repr_html_(self):
-        """A notebook's view: the one-line summary above the per-class table (:meth:`to_pandas`)."""
-        import html
-
-        return f"<p>{html.escape(repr(self))}</p>{self.to_pandas().to_html(float_format='{:.3f}'.format, na_rep='-')}"
 
     # --- predictions -------------------------------------------------------------------
 
@@ -157,17 +138,6 @@ class StudentRun(Evaluation, ConceptAnalyses):
         """``(n, k)`` student probabilities of the run's samples, row order of ``ids``."""
         return expit(self.logits())
 
-    def predict(self, samples):
-        """The students' probabilities for any samples with vectors of this run's concept run
-        (not only its own samples): ``(ids, (n, k) float32)``, in the order of ``samples``."""
-        field = self.config["concepts_field"]
-        ids, vectors = fiftyone_api.values(samples.exists(field), ["id", field], arrays=(field,))
-        if not ids:
-            return ids, np.zeros((0, len(self.classes)), np.float32)
-        width = len(self.concepts)  # its columns only: concepts added since come after them
-        inputs = self._standardize(np.stack([v[:width] for v in vectors]).astype(np.float32))
-        return ids, expit(inputs @ self.weight.T + self.bias).astype(np.float32)
-
     def _standardization(self):
         return (np.asarray(self.config["concept_mean"], dtype=np.float32),
                 np.asarray(self.config["concept_std"], dtype=np.float32))
@@ -231,7 +201,7 @@ class StudentRun(Evaluation, ConceptAnalyses):
     # --- tuning and history -----------------------------------------------------------
 
     def tune(self, up=None, down=None, factor=1.5, epochs=DEFAULT_TUNING_EPOCHS, user=None, note=None, erase=False,
-             instructions=None):
+             instructions=None, progress=None):
         """Up-tunes and down-tunes concepts, retrains the tuned classes and saves the iteration.
 
         Args:
@@ -245,6 +215,7 @@ class StudentRun(Evaluation, ConceptAnalyses):
             erase: retrain each tuned class on concept vectors from which its 👎'd concepts (these
                 and earlier ones) are erased, so that no correlate takes their place (see
                 :mod:`fiftyone_inficond.students.erasure`)
+            progress: a progress bar of the retraining, as FiftyOne's ``progress`` arguments
 
         Returns:
             the new history entry
@@ -265,18 +236,20 @@ class StudentRun(Evaluation, ConceptAnalyses):
         tuned_classes = sorted({item.cls for item in parsed})
         budgets = self.config.get("class_budgets")
         weight, bias = self.weight.copy(), self.bias.copy()
-        weight[tuned_classes], bias[tuned_classes], lower[tuned_classes], upper[tuned_classes] = fit_tuned(
-            self.inputs,
-            self.data.teacher[:, tuned_classes],
-            start[tuned_classes],
-            self.bias[tuned_classes],
-            lower[tuned_classes],
-            upper[tuned_classes],
-            TrainingConfig(**{**self.config["training"], "epochs": epochs}),
-            rows=self._train_rows(),
-            budgets=None if budgets is None else np.asarray(budgets)[tuned_classes],
-            erase=erase,
-        )
+        fits = len(tuned_classes) if erase else 1  # an erased retraining fits one class at a time
+        with fitting_progress(progress), stage("retraining", epochs * fits):
+            weight[tuned_classes], bias[tuned_classes], lower[tuned_classes], upper[tuned_classes] = fit_tuned(
+                self.inputs,
+                self.data.teacher[:, tuned_classes],
+                start[tuned_classes],
+                self.bias[tuned_classes],
+                lower[tuned_classes],
+                upper[tuned_classes],
+                TrainingConfig(**{**self.config["training"], "epochs": epochs}),
+                rows=self._train_rows(),
+                budgets=None if budgets is None else np.asarray(budgets)[tuned_classes],
+                erase=erase,
+            )
         previous = self.state
         self.state = store.StudentState(weight, bias, lower, upper)
         move_back = self._move_logits(previous, tuned_classes)  # only the tuned classes' logits changed
@@ -380,7 +353,3 @@ class StudentRun(Evaluation, ConceptAnalyses):
             return self.concepts.index(name)
         raise UnknownName(f"Concept '{name}' is not in the corpus of student run '{self.key}': "
                           "pick one of its concepts")
-
-
-def _figure(value):
-    return "-" if value is None else f"{value:.3f}"

@@ -22,10 +22,11 @@ import numpy as np
 import psutil
 
 from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged
-from fiftyone_inficond.fiftyone_api import dataset_of, exact_count
+from fiftyone_inficond.fiftyone_api import dataset_id, dataset_of, exact_count, run_uids
 from fiftyone_inficond.labels import require_label_field
 from fiftyone_inficond.students.cache import InputsCache, cache_inputs
 from fiftyone_inficond.students.data import DistillationData, labels_in_order, truth_matrix
+from fiftyone_inficond.students.store import STUDENTS_METHOD
 
 MEMORY_SHARE = 4  # a run streams when its float32 vectors would take more than 1/4 of the free memory
 
@@ -80,10 +81,18 @@ def cached_run_data(samples, key, sample_ids, train, config):
     return _data(cache, list(sample_ids), dataset_of(samples), config["gt_field"], config["classes"])
 
 
-def remove_cache(config):
-    """Removes a streamed run's cache (nothing for a run in memory, or a cache already gone)."""
-    if config and config.get("cache"):
-        shutil.rmtree(config["cache"], ignore_errors=True)
+def remove_cache(path):
+    """Removes a streamed run's cache (nothing for a run in memory, ``None``, or a cache already gone)."""
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def drop_cache(samples, config):
+    """Removes the cache of a run of the dataset of ``samples`` being deleted or replaced, unless a
+    run of another dataset reads it too (a clone's record names its original's cache)."""
+    others = {dataset for dataset, uid in run_uids(STUDENTS_METHOD) if uid == config.get("uid")}
+    if not others - {dataset_id(samples)}:
+        remove_cache(config.get("cache"))
 
 
 def _check_widths(cache, n_concepts, n_classes, concepts_field, teacher_field):

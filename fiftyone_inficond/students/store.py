@@ -1,18 +1,20 @@
 """Student runs in the database: a FiftyOne custom run plus an append-only history.
 
-The FiftyOne run (method ``inficond_students``) holds what never changes: classes, concept
-and teacher fields and what they held, hyper-parameters, and ``uid``, a fresh id per trained
-run. Its results mirror the newest weights (as base64 text, so FiftyOne can export them) for
-FiftyOne-native readers. Every iteration (training, tuning, revert) is one document of the
-``inficond_student_revisions`` collection with its exact weights, biases and bounds; the
-first also holds the run's samples and training split.
+The FiftyOne run (method ``inficond_students``, typed by :mod:`.fiftyone_run`) holds what never
+changes and reads in a few lines: concept and teacher fields and what they held, hyper-parameters,
+sizes, and ``uid``, a fresh id per trained run. Every iteration (training, tuning, revert) is one
+document of the ``inficond_student_revisions`` collection with its exact weights, biases and
+bounds; the first also holds the run's samples and training split and its per-class and
+per-concept arrays (:data:`RUN_ARRAYS`: classes, standardization, budgets, synonyms).
 
 History is keyed by ``(dataset id, run uid, revision)``, never by the run key, so:
 
 - renaming a run changes one document (the run's), and its history follows by itself;
 - a run trained again under a deleted run's key, or a clone's run, never inherits history;
 - a crash between writing a run and its history leaves only unreachable documents, which
-  :func:`purge_orphans` removes.
+  :func:`purge_orphans` removes;
+- a clone's run (its record copied, with the same uid) takes a copy of the history as its own on
+  first use (:func:`adopt_history`), and goes on from there apart from the original.
 
 Saving iteration ``r + 1`` is an insert under a unique index, so when two clients both tune
 from revision ``r``, MongoDB accepts exactly one: the other gets a :class:`StaleRunError`
@@ -20,7 +22,6 @@ naming who changed the run. A save also checks, before and after inserting, that
 extends still exists with the same uid: a run deleted or retrained meanwhile is never revived.
 """
 
-import base64
 import functools
 import getpass
 from dataclasses import dataclass
@@ -29,7 +30,7 @@ from datetime import datetime, timedelta, timezone
 import numpy as np
 from bson import Binary, ObjectId
 from pymongo import ASCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.errors import StaleRunError, UnknownName
@@ -37,10 +38,14 @@ from fiftyone_inficond.errors import StaleRunError, UnknownName
 STUDENTS_METHOD = "inficond_students"
 HISTORY_COLLECTION = "inficond_student_revisions"
 _ARRAYS = ("weight", "bias", "lower", "upper")
-_SAMPLES = ("sample_ids", "train")
+# What only revision 0 holds: the run's samples and split, and its arrays.
+_FIRST = ("sample_ids", "train", "run_arrays", "cache")
+# The run's settings kept with its history rather than in its FiftyOne record, which stays readable.
+RUN_ARRAYS = ("classes", "synonyms", "values", "concept_mean", "concept_std", "class_budgets", "budget_path")
 # Every class's metrics per split for the entry's state, read back instead of computed again
 # (a metrics pass over 1M samples takes seconds); not a part of what the history shows.
 METRICS = "per_class_metrics"
+DUPLICATE_KEY = 11000  # MongoDB's code for an insert the unique index refused
 # A run is written history first, record second: history younger than this may belong to a
 # run another client is registering right now, so it is never purged.
 ORPHAN_GRACE = timedelta(minutes=10)
@@ -76,15 +81,9 @@ def _encode(array):
     return {"shape": list(array.shape), "data": Binary(array.tobytes())}
 
 
-def _encode_text(array):
-    array = np.ascontiguousarray(array, dtype=np.float32)
-    return {"shape": list(array.shape), "base64": base64.b64encode(array.tobytes()).decode("ascii")}
-
-
 def decode(doc):
-    """A float32 array from a stored ``{"shape", "data"}`` (history) or ``{"shape", "base64"}`` (mirror)."""
-    data = doc["data"] if "data" in doc else base64.b64decode(doc["base64"])
-    return np.frombuffer(data, dtype=np.float32).reshape(doc["shape"]).copy()
+    """A float32 array from a stored ``{"shape", "data"}``."""
+    return np.frombuffer(doc["data"], dtype=np.float32).reshape(doc["shape"]).copy()
 
 
 def _run_filter(samples, uid):
@@ -128,9 +127,12 @@ def _changed(samples, key, uid, revision):
     )
 
 
-def insert_first(samples, uid, state, sample_ids, train, **info):
-    """Stores revision 0 of a new run (uid ``uid``) with its samples, before the run is registered."""
+def insert_first(samples, uid, state, sample_ids, train, arrays, **info):
+    """Stores revision 0 of a new run (uid ``uid``) with its samples and ``arrays`` (the config's
+    :data:`RUN_ARRAYS`), before the run is registered."""
     doc = _entry(samples, uid, 0, state, info)
+    doc["run_arrays"] = {name: arrays[name] for name in RUN_ARRAYS if name in arrays}
+    doc["cache"] = arrays.get("cache")  # a streamed run's, for the purge of a deleted dataset's runs
     doc["sample_ids"] = Binary(b"".join(ObjectId(i).binary for i in sample_ids))
     doc["train"] = Binary(np.packbits(np.asarray(train, dtype=bool)).tobytes())
     _history().insert_one(doc)
@@ -151,7 +153,6 @@ def append_entry(samples, key, uid, revision, state, **info):
     except StaleRunError:
         _history().delete_one({"_id": doc["_id"]})
         raise
-    mirror_results(samples, key, uid, revision, state)
     return entry_summary(doc)
 
 
@@ -166,18 +167,9 @@ def _entry(samples, uid, revision, state, info):
     }
 
 
-def mirror_results(samples, key, uid, revision, state):
-    """The newest weights as the FiftyOne run's results, JSON-safe so dataset exports keep them."""
-    dataset = fiftyone_api.dataset_of(samples)
-    results = dataset.init_run_results(
-        key, uid=uid, revision=revision, weight=_encode_text(state.weight), bias=_encode_text(state.bias)
-    )
-    dataset.save_run_results(key, results, overwrite=True, cache=False)
-
-
 def entry_summary(doc):
     """An entry without its arrays, JSON-safe (its time in ISO 8601, UTC): what the history shows."""
-    hidden = (*_ARRAYS, *_SAMPLES, METRICS, "_id", "dataset_id", "run_uid")
+    hidden = (*_ARRAYS, *_FIRST, METRICS, "_id", "dataset_id", "run_uid")
     summary = {k: v for k, v in doc.items() if k not in hidden}
     summary["time"] = doc["time"].replace(tzinfo=timezone.utc).isoformat(timespec="seconds")
     return summary
@@ -185,7 +177,7 @@ def entry_summary(doc):
 
 def list_entries(samples, uid):
     """All iterations of run ``uid``, oldest first, without their arrays."""
-    projection = {name: False for name in (*_ARRAYS, *_SAMPLES, METRICS)}
+    projection = {name: False for name in (*_ARRAYS, *_FIRST, METRICS)}
     cursor = _history().find(_run_filter(samples, uid), projection).sort("revision", ASCENDING)
     return [entry_summary(doc) for doc in cursor]
 
@@ -208,7 +200,7 @@ def load_revision(samples, key, uid, revision=None):
     query = _run_filter(samples, uid)
     if revision is not None:
         query["revision"] = revision
-    doc = _history().find_one(query, {name: False for name in _SAMPLES}, sort=[("revision", -1)])
+    doc = _history().find_one(query, {name: False for name in _FIRST}, sort=[("revision", -1)])
     if doc is None:
         if revision is not None:
             raise UnknownName(f"Student run '{key}' has no revision {revision}: pick one from its history")
@@ -218,21 +210,48 @@ def load_revision(samples, key, uid, revision=None):
 
 def _no_history(samples, key):
     return UnknownName(
-        f"Student run '{key}' has no stored iterations on dataset "
-        f"'{fiftyone_api.dataset_of(samples).name}'. Its history stays with the dataset it was "
-        f"trained on (clones and imports do not carry it): train it again here"
+        f"Student run '{key}' has no stored iterations on dataset '{fiftyone_api.dataset_of(samples).name}', "
+        f"nor on a dataset it was cloned from (deleted, or in another database): train it again here"
     )
 
 
 def load_samples(samples, key, uid):
-    """``(sample_ids, train)`` of run ``uid``: ids in row order and the bool training mask."""
-    doc = _history().find_one({**_run_filter(samples, uid), "revision": 0}, {name: True for name in _SAMPLES})
+    """``(sample_ids, train, arrays)`` of run ``uid``: ids in row order, the bool training mask, and
+    its :data:`RUN_ARRAYS` (``{}`` for a run that kept them in its record)."""
+    doc = _history().find_one({**_run_filter(samples, uid), "revision": 0}, {name: True for name in _FIRST})
     if doc is None:
         raise _no_history(samples, key)
-    raw = bytes(doc["sample_ids"])
-    ids = [str(ObjectId(raw[i : i + 12])) for i in range(0, len(raw), 12)]
+    ids = _ids(doc)
     train = np.unpackbits(np.frombuffer(doc["train"], dtype=np.uint8))[: len(ids)].astype(bool)
-    return ids, train
+    return ids, train, doc.get("run_arrays", {})
+
+
+def _ids(doc):
+    raw = bytes(doc["sample_ids"])
+    return [str(ObjectId(raw[i : i + 12])) for i in range(0, len(raw), 12)]
+
+
+def history_elsewhere(uid):
+    """``(dataset id, sample ids)`` of run ``uid``'s history on the dataset it was trained on or
+    first adopted by, or ``None`` where there is none (a run imported from another database)."""
+    doc = _history().find_one({"run_uid": uid, "revision": 0}, {"dataset_id": True, "sample_ids": True})
+    return None if doc is None else (doc["dataset_id"], _ids(doc))
+
+
+def adopt_history(samples, uid, source):
+    """Copies run ``uid``'s history on dataset ``source`` as the history of the dataset of
+    ``samples`` (a clone's, whose record of the run came with it). Two clients adopting at once
+    copy the same documents: the unique index keeps one copy."""
+    docs = list(_history().find({"dataset_id": source, "run_uid": uid}))
+    own = fiftyone_api.dataset_id(samples)
+    for doc in docs:
+        del doc["_id"]
+        doc["dataset_id"] = own
+    try:
+        _history().insert_many(docs, ordered=True)
+    except BulkWriteError as error:
+        if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
+            raise
 
 
 def delete_history(samples, uid):
@@ -244,19 +263,23 @@ def purge_orphans(grace=ORPHAN_GRACE):
     registered, after a crash) longer than ``grace`` ago.
 
     Returns:
-        the number of documents deleted
+        the disk caches of the purged runs that no run reads any more (a clone's run reads its
+        original's), for the caller to remove
     """
     datasets = fiftyone_api.dataset_ids()
     live = fiftyone_api.run_uids(STUDENTS_METHOD)
     cutoff = datetime.now(timezone.utc) - grace
     groups = _history().aggregate(
-        [{"$group": {"_id": {"dataset_id": "$dataset_id", "run_uid": "$run_uid"}, "newest": {"$max": "$time"}}}]
+        [{"$group": {"_id": {"dataset_id": "$dataset_id", "run_uid": "$run_uid"}, "newest": {"$max": "$time"},
+                     "cache": {"$max": "$cache"}}}]
     )
-    deleted = 0
+    caches = []
     for group in groups:
         dataset, uid = group["_id"]["dataset_id"], group["_id"]["run_uid"]
         # A deleted dataset never comes back; a missing run may be one being registered now.
         old = group["newest"].replace(tzinfo=timezone.utc) < cutoff
         if dataset not in datasets or ((dataset, uid) not in live and old):
-            deleted += _history().delete_many({"dataset_id": dataset, "run_uid": uid}).deleted_count
-    return deleted
+            _history().delete_many({"dataset_id": dataset, "run_uid": uid})
+            if group["cache"] and uid not in {live_uid for _, live_uid in live}:
+                caches.append(group["cache"])
+    return caches

@@ -2,6 +2,7 @@
 (or, through :func:`fit_batches`, from batches streamed off disk)."""
 
 import contextlib
+import contextvars
 import logging
 import warnings
 from dataclasses import dataclass, replace
@@ -24,6 +25,52 @@ LIGHTNING_LOGGER = "pytorch_lightning.utilities.rank_zero"
 # silenced, once and for good (a filter set around each fit would race between an App server's threads).
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated",
                         category=FutureWarning, module=r"pytorch_lightning\.utilities\._pytree")
+
+
+# Who hears of the fits in progress (see :func:`reporting`): ``start_stage(name, epochs)``, a context
+# manager giving the callable each epoch calls; and, within a stage, that callable.
+_STAGE_LISTENER = contextvars.ContextVar("inficond_stage_listener", default=None)
+_EPOCH_DONE = contextvars.ContextVar("inficond_epoch_done", default=None)
+
+
+@contextlib.contextmanager
+def reporting(start_stage):
+    """Within the block, each stage of fitting (choosing budgets, fitting, retraining) calls
+    ``start_stage(name, epochs)`` and each epoch of it calls what that gives, e.g. FiftyOne's
+    progress bar's ``update``: this module stays free of FiftyOne, its callers choose the bar."""
+    token = _STAGE_LISTENER.set(start_stage)
+    try:
+        yield
+    finally:
+        _STAGE_LISTENER.reset(token)
+
+
+@contextlib.contextmanager
+def stage(name, epochs):
+    """A stage of ``epochs`` epochs of fitting, reported to the listener of :func:`reporting`, if any."""
+    start = _STAGE_LISTENER.get()
+    if start is None:
+        yield
+        return
+    with start(name, epochs) as epoch_done:
+        token = _EPOCH_DONE.set(epoch_done)
+        try:
+            yield
+        finally:
+            _EPOCH_DONE.reset(token)
+
+
+class _EpochReport(pl.Callback):
+    def __init__(self, epoch_done):
+        self.epoch_done = epoch_done
+
+    def on_train_epoch_end(self, trainer, module):
+        self.epoch_done()
+
+
+def path_epochs(config, n_points):
+    """The epochs of a path of ``n_points`` fits (see :func:`_path`)."""
+    return config.epochs + (n_points - 1) * min(PATH_EPOCHS, config.epochs) if n_points else 0
 
 
 @dataclass
@@ -158,8 +205,10 @@ def fit_batches(batches, weight, bias, lower, upper, config, budgets=None):
             total_steps=config.epochs * batches.steps_per_epoch,
         )
         module.project()
+        epoch_done = _EPOCH_DONE.get()
         with quiet_lightning():
             trainer = pl.Trainer(
+                callbacks=[] if epoch_done is None else [_EpochReport(epoch_done)],
                 max_epochs=config.epochs,
                 accelerator="cpu",
                 logger=False,
@@ -202,10 +251,11 @@ def class_budgets(inputs, targets, weight, bias, lower, upper, config, threshold
     teacher_says = np.asarray(targets)[held] >= threshold
     points = path_points(n_concepts)
     fit_once = _in_memory(inputs, targets, lower, upper, fit_rows)
-    scores = np.stack([
-        _agreement_ap(teacher_says, _logits(inputs, held, weight, bias))
-        for weight, bias in _path(fit_once, weight, bias, config, points)
-    ], axis=1)
+    with stage("choosing budgets", path_epochs(config, len(points))):
+        scores = np.stack([
+            _agreement_ap(teacher_says, _logits(inputs, held, weight, bias))
+            for weight, bias in _path(fit_once, weight, bias, config, points)
+        ], axis=1)
     path = {"budgets": list(points), "agreement_ap": [_mean(column) for column in scores.T]}
     return pick_budgets(points, scores), path
 
@@ -223,10 +273,12 @@ def descend(fit_once, weight, bias, config, budgets):
     """:func:`fit_to_budgets` with any ``fit_once(weight, bias, config, budgets) -> (weight,
     bias)``: from memory, or from batches streamed off disk."""
     if budgets is None:
-        return fit_once(weight, bias, config, None)
+        with stage("fitting", config.epochs):
+            return fit_once(weight, bias, config, None)
     budgets = np.asarray(budgets)
     points = [p for p in path_points(np.shape(weight)[1]) if p > budgets.min()] + [int(budgets.min())]
-    *_, last = _path(fit_once, weight, bias, config, points, floor=budgets)
+    with stage("fitting", path_epochs(config, len(points))):
+        *_, last = _path(fit_once, weight, bias, config, points, floor=budgets)
     return last
 
 
