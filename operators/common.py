@@ -11,6 +11,9 @@ from fiftyone_inficond.students.registry import list_student_runs, open_students
 
 from .ui import dropdown, entry_minute
 
+# The plugin's settings are declared as secrets in fiftyone.yml, FiftyOne's way: a deployment keeps
+# them as plugin secrets, and open-source FiftyOne reads each from the App server's environment
+# variable of that name (see setting()).
 # Folders on the App server whose files App users may name (corpora, score files, checkpoints),
 # separated like PATH. Unset: App users can name no server file; Python callers of the library
 # are not confined.
@@ -60,9 +63,17 @@ def operator_config(name, label, description, delegated=False, dynamic=True):
     )
 
 
-def server_file(path, what):
+def setting(ctx, name):
+    """The plugin setting ``name`` (declared under ``secrets:`` in fiftyone.yml): the plugin secret
+    FiftyOne resolved for this operation, else the environment variable of that name."""
+    value = ctx.secrets[name]
+    value = getattr(value, "value", value)  # resolved on first access, FiftyOne gives the secret, not its value
+    return value or os.environ.get(name)
+
+
+def server_file(ctx, path, what):
     """``path`` if it lies, symbolic links resolved, inside a folder of ``INFICOND_SERVER_DIRS``."""
-    folders = [f for f in os.environ.get(SERVER_DIRS_VARIABLE, "").split(os.pathsep) if f]
+    folders = [f for f in (setting(ctx, SERVER_DIRS_VARIABLE) or "").split(os.pathsep) if f]
     if not folders:
         raise InvalidRequest(
             f"Reading a {what} from the server is turned off: ask whoever runs the App to list "
@@ -77,12 +88,12 @@ def server_file(path, what):
     return real
 
 
-def pretrained_param(value):
+def pretrained_param(ctx, value):
     """A pretrained tag as given, or a checkpoint path confined like :func:`server_file`."""
     if not value:
         return None
     looks_like_path = os.sep in value or value.endswith(_CHECKPOINT_SUFFIXES)
-    return server_file(value, "checkpoint file") if looks_like_path else value
+    return server_file(ctx, value, "checkpoint file") if looks_like_path else value
 
 
 def message_output(label="Result"):

@@ -53,8 +53,8 @@ class ComputeConcepts(foo.Operator):
         result = compute_concepts(
             view,
             model=params.get("model") or DEFAULT_MODEL,
-            pretrained=pretrained_param(params.get("pretrained")),
-            corpus=_corpus(params),
+            pretrained=pretrained_param(ctx, params.get("pretrained")),
+            corpus=_corpus(ctx, params),
             field=params.get("field", "concepts"),
             batch_size=params.get("batch_size", 32),
             overwrite=params.get("overwrite", False),
@@ -70,12 +70,12 @@ class ComputeConcepts(foo.Operator):
         return types.Property(outputs)
 
 
-def _corpus(params):
+def _corpus(ctx, params):
     source = params.get("corpus_source", "default")
     if source not in CORPUS_SOURCES:
         raise InvalidRequest(f"The corpus source must be one of {CORPUS_SOURCES}; got '{source}'")
     if source == "file":
-        return server_file(params.get("corpus_path") or "", "corpus file")
+        return server_file(ctx, params.get("corpus_path") or "", "corpus file")
     if source == "list":
         return params["corpus"]
     return None
@@ -91,8 +91,8 @@ def queue_shards(ctx, num_shards):
     prepare_concepts(
         view,
         model=params.get("model") or DEFAULT_MODEL,
-        pretrained=pretrained_param(params.get("pretrained")),
-        corpus=_corpus(params),
+        pretrained=pretrained_param(ctx, params.get("pretrained")),
+        corpus=_corpus(ctx, params),
         field=params.get("field", "concepts"),
         overwrite=params.get("overwrite", False),
     )

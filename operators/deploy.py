@@ -8,7 +8,7 @@ the input, before anything runs.
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fiftyone_inficond.deploy.export import check_export_target, export_root, export_students
+from fiftyone_inficond.deploy.export import EXPORT_DIR_ENV, check_export_target, export_root, export_students
 from fiftyone_inficond.deploy.loading import list_exports
 from fiftyone_inficond.deploy.model import apply_export
 from fiftyone_inficond.errors import InvalidRequest
@@ -24,8 +24,14 @@ from .common import (
     refusal,
     revision_input,
     run_key_input,
+    setting,
 )
 from .ui import dropdown
+
+
+def export_folder(ctx):
+    """The server's export folder: the plugin's ``INFICOND_EXPORT_DIR`` setting, or the default."""
+    return export_root(setting(ctx, EXPORT_DIR_ENV))
 
 
 class ExportStudents(foo.Operator):
@@ -36,24 +42,24 @@ class ExportStudents(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        key = run_key_input(ctx, inputs)
+        key, root = run_key_input(ctx, inputs), export_folder(ctx)
         if key is not None:
             revision_input(ctx, inputs, key, "Revision to export")
             revision = ctx.params.get("revision")
             name, overwrite = ctx.params.get("name"), ctx.params.get("overwrite", False)
             inputs.str("name", label="Export name", required=True,
                        default=f"{ctx.dataset.name}-{key}" + ("" if revision is None else f"-rev{revision}"),
-                       description=f"A folder of {export_root()}",
-                       **refusal(name, check_export_target, name, export_root(), overwrite))
+                       description=f"A folder of {root}",
+                       **refusal(name, check_export_target, name, root, overwrite))
         inputs.float("prune", default=0.0, label="Leave out concepts whose weights are all at most",
                      description="0 keeps every concept a student uses")
         inputs.bool("overwrite", default=False, label="Replace an export of that name")
         return form(inputs, "Export students")
 
     def execute(self, ctx):
-        p = ctx.params
+        p, root = ctx.params, export_folder(ctx)
         manifest = export_students(ctx.dataset, p.get("name") or "", key=p["key"], revision=p.get("revision"),
-                                   prune=p.get("prune", 0.0), root=export_root(), overwrite=p.get("overwrite", False),
+                                   prune=p.get("prune", 0.0), root=root, overwrite=p.get("overwrite", False),
                                    user=ctx.user_id)
         message = (f"Exported **{p['key']}** revision {manifest['run']['revision']} to `{manifest['directory']}`: "
                    f"{len(manifest['classes'])} classes over {manifest['concepts_kept']:,} of "
@@ -75,10 +81,11 @@ class ApplyStudentExport(foo.Operator):
     def resolve_input(self, ctx):
         inputs = types.Object()
         add_target_view(ctx, inputs, "Predict", default="DATASET")
-        names = list_exports()
+        root = export_folder(ctx)
+        names = list_exports(root)
         inputs.enum("export", names, view=dropdown({n: n for n in names}), required=True, label="Export",
                     default=names[0] if names else None,
-                    description=f"Exports in {export_root()}" if names else "No export yet: export a student run first")
+                    description=f"Exports in {root}" if names else "No export yet: export a student run first")
         field = ctx.params.get("label_field")
         inputs.str("label_field", default="student", label="Label field",
                    description="A new field, or one that earlier predictions wrote",
@@ -89,13 +96,13 @@ class ApplyStudentExport(foo.Operator):
         return form(inputs, "Apply exported students")
 
     def execute(self, ctx):
-        p = ctx.params
+        p, root = ctx.params, export_folder(ctx)
         name = p.get("export")
-        if name not in list_exports():
-            raise InvalidRequest(f"There is no export '{name}' in {export_root()}: export a student run first")
+        if name not in list_exports(root):
+            raise InvalidRequest(f"There is no export '{name}' in {root}: export a student run first")
         view = ctx.target_view()
         total = exact_count(view)  # before: the view may select on the label field
-        count = apply_export(view, export_root() / name, p.get("label_field") or "student",
+        count = apply_export(view, root / name, p.get("label_field") or "student",
                              explain=p.get("explain", 3), positives_only=p.get("positives_only", True),
                              progress=progress_reporter(ctx, "predicting"))
         if not ctx.delegated:

@@ -4,7 +4,6 @@ Loading a zoo model downloads its weights onto the server, so App users may choo
 models the server lists in ``INFICOND_ZOO_MODELS``, as they may name only the server files it
 allows (``INFICOND_SERVER_DIRS``)."""
 
-import os
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
@@ -13,7 +12,7 @@ from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.extraction import DEFAULT_MODEL
 from fiftyone_inficond.teacher import teacher_from_clip, teacher_from_file, teacher_from_labels, teacher_from_model
 
-from .common import add_target_view, form, operator_config, pretrained_param, server_file
+from .common import add_target_view, form, operator_config, pretrained_param, server_file, setting
 from .ui import dropdown
 
 SOURCES = ("file", "labels", "zoo", "clip")
@@ -44,7 +43,7 @@ class ImportTeacherScores(foo.Operator):
         elif source == "labels":
             inputs.str("label_field", label="Label field (Classifications/Detections)", required=True)
         elif source == "zoo":
-            allowed = allowed_zoo_models()
+            allowed = allowed_zoo_models(ctx)
             if allowed:
                 inputs.enum("model_name", allowed, label="FiftyOne zoo model", required=True,
                             view=dropdown({name: name for name in allowed}))
@@ -65,18 +64,19 @@ class ImportTeacherScores(foo.Operator):
         common = dict(field=params.get("field", "teacher"), overwrite=params.get("overwrite", False))
         source = params.get("source", "file")
         if source == "file":
-            written = teacher_from_file(view, server_file(params.get("path") or "", "teacher score file"), **common)
+            path = server_file(ctx, params.get("path") or "", "teacher score file")
+            written = teacher_from_file(view, path, **common)
         elif source == "labels":
             written = teacher_from_labels(view, params["label_field"], classes=params.get("classes"), **common)
         elif source == "zoo":
-            model = load_allowed_zoo_model(params.get("model_name"))
+            model = load_allowed_zoo_model(ctx, params.get("model_name"))
             written = teacher_from_model(view, model, classes=params.get("classes"), **common)
         elif source == "clip":
             written = teacher_from_clip(
                 view,
                 params["classes"],
                 model=params.get("model") or DEFAULT_MODEL,
-                pretrained=pretrained_param(params.get("pretrained")),
+                pretrained=pretrained_param(ctx, params.get("pretrained")),
                 **common,
             )
         else:
@@ -84,14 +84,14 @@ class ImportTeacherScores(foo.Operator):
         return {"written": written}
 
 
-def allowed_zoo_models():
+def allowed_zoo_models(ctx):
     """The zoo models listed in ``INFICOND_ZOO_MODELS``, in its order."""
-    return [name.strip() for name in os.environ.get(ZOO_MODELS_VARIABLE, "").split(",") if name.strip()]
+    return [name.strip() for name in (setting(ctx, ZOO_MODELS_VARIABLE) or "").split(",") if name.strip()]
 
 
-def load_allowed_zoo_model(name):
+def load_allowed_zoo_model(ctx, name):
     """Zoo model ``name``, loaded (and downloaded) only if ``INFICOND_ZOO_MODELS`` lists it."""
-    allowed = allowed_zoo_models()
+    allowed = allowed_zoo_models(ctx)
     if not allowed:
         raise InvalidRequest(ZOO_OFF)
     if name not in allowed:

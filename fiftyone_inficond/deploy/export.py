@@ -60,11 +60,13 @@ HEX_DIGEST = re.compile("[0-9a-f]{64}")
 EXPORT_DIR_ENV = "INFICOND_EXPORT_DIR"
 
 
-def export_root():
-    """Where the App's exports go: ``$INFICOND_EXPORT_DIR``, else ``~/fiftyone/inficond-exports``."""
+def export_root(folder=None):
+    """Where the App's exports go: ``folder`` (the plugin's ``INFICOND_EXPORT_DIR`` setting), else
+    ``$INFICOND_EXPORT_DIR``, else ``~/fiftyone/inficond-exports``."""
     import fiftyone as fo
 
-    return Path(os.environ.get(EXPORT_DIR_ENV) or Path(fo.config.default_dataset_dir).parent / "inficond-exports")
+    return Path(folder or os.environ.get(EXPORT_DIR_ENV) or
+                Path(fo.config.default_dataset_dir).parent / "inficond-exports")
 
 
 def export_students(samples, directory, key="students", revision=None, prune=0.0, root=None, overwrite=False,

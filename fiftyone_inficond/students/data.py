@@ -14,6 +14,7 @@ from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged
 from fiftyone_inficond.fiftyone_api import dataset_of, decode_array, exact_count, stream_documents
 from fiftyone_inficond.labels import label_items, require_label_field
 from fiftyone_inficond.runs import CONCEPTS_METHOD, CORPUS_ATTRIBUTES, TEACHER_METHOD, fingerprint, require_run
+from fiftyone_inficond.students.training import CHUNK_ROWS
 
 
 @dataclass
@@ -300,6 +301,15 @@ def _data(ids, concepts, teacher, truth, classes, train):
         truth=truth_matrix(truth[0], classes) if truth else None,
         train=np.asarray(train, dtype=bool),
     )
+
+
+def standardize(concepts, mean, std, out=None):
+    """``(n, n_concepts)`` concept vectors standardized as ``(concepts - mean) / std``, chunk by chunk
+    into a new float32 matrix (no full-size temporary) or into ``out`` (``concepts`` itself: in place)."""
+    out = np.empty(concepts.shape, dtype=np.float32) if out is None else out
+    for start in range(0, len(concepts), CHUNK_ROWS):
+        out[start : start + CHUNK_ROWS] = (concepts[start : start + CHUNK_ROWS] - mean) / std
+    return out
 
 
 class Destandardized:

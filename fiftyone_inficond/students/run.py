@@ -11,14 +11,14 @@ any point leaves the old state or the new one (see :mod:`fiftyone_inficond.stude
 import numpy as np
 from scipy.special import expit
 
-from fiftyone_inficond import validation
+from fiftyone_inficond import fiftyone_api, validation
 from fiftyone_inficond.errors import StaleRunError, UnknownName
 from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.analyses import ConceptAnalyses
 from fiftyone_inficond.students.budget import usage
 from fiftyone_inficond.students.cache import CachedInputs, InputsCache
-from fiftyone_inficond.students.data import Destandardized
+from fiftyone_inficond.students.data import Destandardized, standardize
 from fiftyone_inficond.students.erasure import fit_tuned
 from fiftyone_inficond.students.evaluation import Evaluation, split_record, stored_metrics
 from fiftyone_inficond.students.instructions import change, describe, rose, triples_of
@@ -67,7 +67,7 @@ class StudentRun(Evaluation, ConceptAnalyses):
             self.inputs = CachedInputs(raw, *self._standardization())
         else:
             in_place = isinstance(raw, np.ndarray) and raw.dtype == np.float32 and raw.flags.writeable
-            self.inputs = self._standardize(raw, out=raw if in_place else None)
+            self.inputs = standardize(raw, *self._standardization(), out=raw if in_place else None)
         data.concepts = Destandardized(self.inputs, *self._standardization())
         self.state = None
         self.revision = -1
@@ -138,19 +138,20 @@ class StudentRun(Evaluation, ConceptAnalyses):
         """``(n, k)`` student probabilities of the run's samples, row order of ``ids``."""
         return expit(self.logits())
 
+    def predict(self, samples):
+        """The students' probabilities for any samples with vectors of this run's concept run
+        (not only its own samples): ``(ids, (n, k) float32)``, in the order of ``samples``."""
+        field = self.config["concepts_field"]
+        ids, vectors = fiftyone_api.values(samples.exists(field), ["id", field], arrays=(field,))
+        if not ids:
+            return ids, np.zeros((0, len(self.classes)), np.float32)
+        width = len(self.concepts)  # its columns only: concepts added since come after them
+        inputs = standardize(np.stack([v[:width] for v in vectors]).astype(np.float32), *self._standardization())
+        return ids, expit(inputs @ self.weight.T + self.bias).astype(np.float32)
+
     def _standardization(self):
         return (np.asarray(self.config["concept_mean"], dtype=np.float32),
                 np.asarray(self.config["concept_std"], dtype=np.float32))
-
-    def _standardize(self, concepts, out=None):
-        """``(n, n_concepts)`` concept vectors standardized as on the training split, chunk by
-        chunk into a new matrix (no full-size temporary) or into ``out`` (``concepts`` itself:
-        in place)."""
-        mean, std = self._standardization()
-        out = np.empty(concepts.shape, dtype=np.float32) if out is None else out
-        for start in range(0, len(concepts), CHUNK_ROWS):
-            out[start : start + CHUNK_ROWS] = (concepts[start : start + CHUNK_ROWS] - mean) / std
-        return out
 
     def _train_rows(self):
         """Indices of the training rows, ``None`` when every row trains."""
