@@ -9,6 +9,7 @@ the pure array functions of :mod:`fiftyone_inficond.students.metrics`, a few cla
 """
 
 from dataclasses import fields
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.special import expit
@@ -24,6 +25,9 @@ from fiftyone_inficond.students.metrics import (
     agreement_subsets,
     class_metrics,
 )
+
+if TYPE_CHECKING:
+    import pandas  # imported where a table is asked for: the App never asks
 
 CLASS_BLOCK = 8  # classes per step of a metrics pass: (n, 8) copies of the probabilities, never (n, k)
 SPLITS = {"validation": "held-out samples", "train": "training samples", "all": "all samples"}  # in words
@@ -100,7 +104,7 @@ class Evaluation:
         """The split a table shows unless told: the held-out one when there is one."""
         return self.splits[0]
 
-    def to_pandas(self, split=None):
+    def to_pandas(self, split: str | None = None) -> "pandas.DataFrame":
         """Per-class metrics on ``split`` (the held-out one by default) as a DataFrame indexed by
         class, with how many concepts each student uses; ``attrs["split"]`` names the split."""
         import pandas as pd
@@ -111,7 +115,7 @@ class Evaluation:
         frame.attrs["split"] = split
         return frame
 
-    def report(self, split=None, digits=3):
+    def report(self, split: str | None = None, digits: int = 3) -> str:
         """A per-class table like scikit-learn's classification report, the split named: each
         class's APs against the ground truth, its agreement with the teacher, the concepts it uses,
         and the means over classes."""

@@ -9,11 +9,12 @@ the run's own (:meth:`to_pandas`, :meth:`uses`, :meth:`what_if`), not computed a
 import plotly.graph_objects as go
 
 from fiftyone_inficond.students.evaluation import SPLITS
+from fiftyone_inficond.students.run import StudentRun
 
 METRICS = ("accuracy", "f1", "recall", "precision")
 
 
-def performance_figure(run, split=None):
+def performance_figure(run: StudentRun, split: str | None = None) -> go.Figure:
     """Teacher and student AP against the ground truth per class, worst gap first, with the
     students' agreement AP with their teachers."""
     frame = run.to_pandas(split)
@@ -28,7 +29,7 @@ def performance_figure(run, split=None):
     return figure
 
 
-def concepts_figure(run, cls):
+def concepts_figure(run: StudentRun, cls: str) -> go.Figure:
     """Every concept ``cls``'s student uses, by weight: the whole explanation of the class."""
     used = run.uses(cls)[::-1]  # plotly draws the first bar at the bottom
     figure = go.Figure(go.Bar(x=[w for _, w in used], y=[name for name, _ in used], orientation="h",
@@ -38,7 +39,7 @@ def concepts_figure(run, cls):
     return figure
 
 
-def what_if_figure(run, cls, concept, n_values=41):
+def what_if_figure(run: StudentRun, cls: str, concept: str, n_values: int = 41) -> go.Figure:
     """How ``cls``'s agreement with its teacher would change as ``concept``'s weight moves, without
     retraining; the current weight marked."""
     curves = run.what_if(cls, [concept], n_values=n_values)

@@ -8,6 +8,8 @@ new or holds this plugin's earlier predictions (:func:`fiftyone_inficond.labels.
 never the ground truth, the concept vectors, the teacher's scores or anyone's labels.
 """
 
+from collections.abc import Callable
+
 import fiftyone as fo
 import fiftyone.core.utils as fou
 import numpy as np
@@ -15,11 +17,14 @@ from scipy.special import expit
 
 from fiftyone_inficond.fiftyone_api import dataset_of
 from fiftyone_inficond.labels import declare_prediction_field, require_prediction_field
+from fiftyone_inficond.students.run import StudentRun
 
 WRITE_ROWS = 1000  # samples per write: one set_values call each
 
 
-def write_student_labels(run, field="student", revision=None, positives_only=True, logits=False, progress=None):
+def write_student_labels(run: StudentRun, field: str = "student", revision: int | None = None,
+                         positives_only: bool = True, logits: bool = False, progress: bool | Callable | None = None
+                         ) -> int:
     """Writes the students' probabilities of ``revision`` (the run's own by default) on the run's
     samples into ``field``; with ``logits``, each label also keeps its ``logit``.
 
@@ -31,7 +36,8 @@ def write_student_labels(run, field="student", revision=None, positives_only=Tru
     return _write(run, field, expit(values), values if logits else None, positives_only, progress)
 
 
-def write_teacher_labels(run, field="teacher_labels", positives_only=True, progress=None):
+def write_teacher_labels(run: StudentRun, field: str = "teacher_labels", positives_only: bool = True,
+                         progress: bool | Callable | None = None) -> int:
     """Writes the teacher's probabilities the run learnt from on its samples into ``field``.
 
     Returns:

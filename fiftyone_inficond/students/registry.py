@@ -10,7 +10,10 @@ import contextlib
 import itertools
 import os
 import uuid
+from collections.abc import Callable
 from dataclasses import asdict
+
+from fiftyone.core.collections import SampleCollection
 
 from fiftyone_inficond import fiftyone_api, leases
 from fiftyone_inficond.corpus import make_corpus
@@ -45,27 +48,27 @@ from fiftyone_inficond.validation import name, number, run_key
 
 
 def train_students(
-    samples,
-    key="students",
-    concepts_field="concepts",
-    teacher_field="teacher",
-    gt_field="ground_truth",
-    train_tag=None,
-    split_field=None,
-    epochs=10,
-    l1=1e-4,
-    lr=1e-2,
-    batch_size=None,
-    seed=0,
-    budget="auto",
-    synonym_threshold=None,
-    threshold=0.5,
-    user=None,
-    overwrite=False,
-    streamed=None,
-    cache_dir=None,
-    progress=None,
-):
+    samples: SampleCollection,
+    key: str = "students",
+    concepts_field: str = "concepts",
+    teacher_field: str = "teacher",
+    gt_field: str | None = "ground_truth",
+    train_tag: str | None = None,
+    split_field: str | None = None,
+    epochs: int = 10,
+    l1: float = 1e-4,
+    lr: float = 1e-2,
+    batch_size: int | None = None,
+    seed: int = 0,
+    budget: int | str | None = "auto",
+    synonym_threshold: float | None = None,
+    threshold: float = 0.5,
+    user: str | None = None,
+    overwrite: bool = False,
+    streamed: bool | None = None,
+    cache_dir: str | None = None,
+    progress: bool | Callable | None = None,
+) -> StudentRun:
     """Trains one linear student per teacher class and saves them as student run ``key``.
 
     Args:
@@ -103,7 +106,8 @@ def train_students(
                   progress=progress)
 
 
-def extend_students(samples, key, new_key=None, user=None):
+def extend_students(samples: SampleCollection, key: str, new_key: str | None = None,
+                    user: str | None = None) -> StudentRun:
     """Trains student run ``key`` again with the concepts added to its concept run since, as a
     new run ``new_key`` (by default the first free of ``"<key>_extended"``, ``"<key>_extended_2"``, ...):
     the same samples, split and settings,
@@ -255,7 +259,7 @@ def _claim_key(samples, key, overwrite):
     return config
 
 
-def load_students(samples, key="students"):
+def load_students(samples: SampleCollection, key: str = "students") -> StudentRun:
     """Loads student run ``key`` (its newest revision) with exactly the samples it was trained on.
 
     Raises:
@@ -288,7 +292,7 @@ def _unchanged_inputs(samples, key, config):
 _OPEN_RUNS = {}  # (dataset id, key) -> StudentRun, this process's loaded runs
 
 
-def open_students(samples, key="students"):
+def open_students(samples: SampleCollection, key: str = "students") -> StudentRun:
     """Student run ``key`` for interactive use: loaded once per process, then reused.
 
     A few small reads decide what to do: the same run at the same revision is returned as
@@ -307,12 +311,12 @@ def open_students(samples, key="students"):
     return run
 
 
-def list_student_runs(samples):
+def list_student_runs(samples: SampleCollection) -> list[str]:
     """Keys of the student runs of a dataset (as stored now, also by other clients)."""
     return fiftyone_api.run_keys(samples, store.STUDENTS_METHOD)
 
 
-def student_history(samples, key):
+def student_history(samples: SampleCollection, key: str) -> list[dict]:
     """Every iteration of student run ``key``, oldest first, without loading its data (none for a
     copied run whose history could not come with it, see :func:`load_students`)."""
     uid = student_record(samples, key)["uid"]
@@ -321,7 +325,7 @@ def student_history(samples, key):
     return store.list_entries(samples, uid)
 
 
-def rename_students(samples, key, new_key):
+def rename_students(samples: SampleCollection, key: str, new_key: str) -> None:
     """Renames student run ``key`` to ``new_key``; its history follows (it is keyed by run uid)."""
     new_key = run_key(new_key)
     with _key_lease(samples, new_key):
@@ -331,7 +335,7 @@ def rename_students(samples, key, new_key):
         fiftyone_api.fresh_dataset(samples).rename_run(key, new_key)
 
 
-def delete_students(samples, key):
+def delete_students(samples: SampleCollection, key: str) -> None:
     """Deletes student run ``key``, then its history (orphans of a crash in between are purged later)."""
     config = student_record(samples, key, require_uid=False)
     # The record first, then the history: a crash between leaves history no run reaches (purged later),
