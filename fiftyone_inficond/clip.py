@@ -35,6 +35,16 @@ class ClipModel:
         return next(self.model.parameters()).device
 
 
+def model_names():
+    """The open_clip models that load by name here, this package's small ones included, sorted."""
+    return sorted(open_clip.list_models())
+
+
+def pretrained_tags(model_name):
+    """The pretrained tags open_clip knows for ``model_name`` (none for an unknown model)."""
+    return open_clip.list_pretrained_tags_by_model(model_name) if model_name in open_clip.list_models() else []
+
+
 def _check_model_name(model_name):
     if model_name.startswith(("hf-hub:", "local-dir:")):
         return

@@ -3,10 +3,13 @@ server files an App user may name. What panels share with operators is in ``ui.p
 
 import os
 
+import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_inficond.clip import model_names, pretrained_tags
 from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.labels import LABEL_TYPES
 from fiftyone_inficond.students.registry import list_student_runs, open_students
 
 from .ui import dropdown, entry_minute
@@ -19,6 +22,7 @@ from .ui import dropdown, entry_minute
 # are not confined.
 SERVER_DIRS_VARIABLE = "INFICOND_SERVER_DIRS"
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+CHECKPOINT = "checkpoint file"  # the weights choice whose file FiftyOne's file explorer picks
 
 
 def add_target_view(ctx, inputs, action, default=None):
@@ -72,14 +76,22 @@ def setting(ctx, name):
 
 
 def server_file(ctx, path, what):
-    """``path`` if it lies, symbolic links resolved, inside a folder of ``INFICOND_SERVER_DIRS``."""
+    """``path`` (as typed, or as FiftyOne's file explorer gives it), symbolic links resolved, if this
+    App may read it: inside a folder of ``INFICOND_SERVER_DIRS`` when that is set; without it, anywhere
+    in an App of one person (FiftyOne's embedded database: whoever uses the App runs its server), and
+    nowhere in an App whose database is shared (``FIFTYONE_DATABASE_URI``), whose users are others."""
+    path = file_path(path)
+    if not path:
+        raise InvalidRequest(f"Choose the {what}")
     folders = [f for f in (setting(ctx, SERVER_DIRS_VARIABLE) or "").split(os.pathsep) if f]
-    if not folders:
-        raise InvalidRequest(
-            f"Reading a {what} from the server is turned off: ask whoever runs the App to list "
-            f"the allowed folders in {SERVER_DIRS_VARIABLE}"
-        )
     real = os.path.realpath(str(path))
+    if not folders:
+        if fo.config.database_uri:
+            raise InvalidRequest(
+                f"This App's database is shared, so reading a {what} from its server is turned off: ask whoever "
+                f"runs the App to list the folders its users may read in {SERVER_DIRS_VARIABLE}"
+            )
+        return real
     if not any(os.path.commonpath([real, os.path.realpath(f)]) == os.path.realpath(f) for f in folders):
         raise InvalidRequest(
             f"The {what} '{path}' is outside the folders this App may read ({os.pathsep.join(folders)}): "
@@ -88,12 +100,81 @@ def server_file(ctx, path, what):
     return real
 
 
-def pretrained_param(ctx, value):
-    """A pretrained tag as given, or a checkpoint path confined like :func:`server_file`."""
+def file_path(value):
+    """A server path from a form: typed (a string, also from Python) or chosen with FiftyOne's file
+    explorer (``{"absolute_path": ...}``)."""
+    return value.get("absolute_path") if isinstance(value, dict) else value
+
+
+def pretrained_param(ctx, value, checkpoint=None):
+    """What ``pretrained=`` takes from a form: ``None`` (no weights), a pretrained tag, or a checkpoint
+    file confined like :func:`server_file` (typed as ``value``, or chosen as ``checkpoint`` when the
+    form's weights say :data:`CHECKPOINT`)."""
+    if value == CHECKPOINT:
+        return checkpoint_file(ctx, checkpoint)
     if not value:
         return None
     looks_like_path = os.sep in value or value.endswith(_CHECKPOINT_SUFFIXES)
-    return server_file(ctx, value, "checkpoint file") if looks_like_path else value
+    return checkpoint_file(ctx, value) if looks_like_path else value
+
+
+def existing_file(ctx, value, what):
+    """:func:`server_file`, refused unless the file is there: what a form checks before Execute."""
+    real = server_file(ctx, value, what)
+    if not os.path.isfile(real):
+        raise InvalidRequest(f"There is no file '{file_path(value)}' on the server: choose an existing {what}")
+    return real
+
+
+def checkpoint_file(ctx, value, what="checkpoint file"):
+    """A checkpoint file this App may read, refused unless it exists with a checkpoint's suffix."""
+    real = existing_file(ctx, value, what)
+    if not real.endswith(_CHECKPOINT_SUFFIXES):
+        raise InvalidRequest(f"'{file_path(value)}' is not a checkpoint ({', '.join(_CHECKPOINT_SUFFIXES)}): "
+                             "choose the model's weights file")
+    return real
+
+
+def weights_input(ctx, inputs, model, label="Weights"):
+    """The weights of open_clip ``model`` as choices: none (random, meaningless concepts), each
+    pretrained tag open_clip knows for it (from its cache: the server has no internet), or a
+    checkpoint file chosen with FiftyOne's file explorer, checked here before Execute."""
+    tags = pretrained_tags(model)
+    choices = {"": "None: random initialisation (its concepts mean nothing)",
+               **{tag: f"{tag} (open_clip's cache)" for tag in tags}, CHECKPOINT: "A checkpoint file on the server"}
+    choices = with_given(ctx, "pretrained", choices)
+    inputs.enum("pretrained", list(choices), default="", label=label, view=dropdown(choices))
+    if ctx.params.get("pretrained") == CHECKPOINT:
+        file_input(ctx, inputs, "checkpoint", "checkpoint file", "Checkpoint file", check=checkpoint_file)
+
+
+def file_input(ctx, inputs, name, what, label, check=existing_file, description=None):
+    """A server file chosen with FiftyOne's file explorer (typed, from Python), refused in the form by
+    ``check(ctx, value, what)`` before Execute, the chosen value kept."""
+    chosen = ctx.params.get(name)
+    checked = refusal(chosen or None, check, ctx, chosen, what)
+    kwargs = dict(required=True, label=label, description=description, **checked)
+    if isinstance(chosen, str):  # a path a Python caller gave: FiftyOne refuses a string for a file input
+        inputs.str(name, **kwargs)
+    else:
+        inputs.file(name, view=types.FileExplorerView(choose_dir=False, button_label=f"Choose a {what}"), **kwargs)
+
+
+def model_input(ctx, inputs, default):
+    """open_clip's models (this package's small ones included) as a dropdown."""
+    models = with_given(ctx, "model", {name: name for name in model_names()})
+    inputs.enum("model", list(models), default=default, label="open_clip model",
+                view=dropdown(models))
+
+
+def with_given(ctx, name, choices):
+    """``choices`` and, when a caller gave ``name`` a value they lack (a Python caller's checkpoint path,
+    or a field the library will refuse in its own words), that value too: FiftyOne refuses a value
+    outside an input's choices before the operator runs, with no word of what to do."""
+    given = ctx.params.get(name)
+    if isinstance(given, str) and given and given not in choices:
+        return {**choices, given: given}
+    return choices
 
 
 def message_output(label="Result"):
@@ -131,3 +212,20 @@ def refusal(value, check, *args):
     except InvalidRequest as refused:
         return {"invalid": True, "error_message": str(refused)}
     return {}
+
+
+def choice_input(ctx, inputs, name, values, label, default=None, none=None, description=None):
+    """A dropdown of ``values`` the dataset knows (fields, tags, runs) where a user would otherwise type;
+    ``none``, when given, labels choosing none (the value ``""``). Without values and without ``none``,
+    the form says what is missing instead. Not required: a Python caller may leave the default."""
+    choices = with_given(ctx, name, {**({"": none} if none else {}), **{value: value for value in values}})
+    if not choices:
+        inputs.view(f"{name}_missing", types.Warning(label=f"{label}: none yet", description=description))
+        return
+    default = default if default in choices else next(iter(choices))
+    inputs.enum(name, list(choices), default=default, label=label, description=description, view=dropdown(choices))
+
+
+def label_fields(dataset):
+    """The dataset's fields of labels a teacher or a ground truth can come from."""
+    return list(dataset.get_field_schema(embedded_doc_type=list(LABEL_TYPES)))

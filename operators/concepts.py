@@ -3,13 +3,30 @@
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_inficond.corpus import packaged_corpus
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.extraction import DEFAULT_MODEL, compute_concepts, prepare_concepts, shard
 
-from .common import add_target_view, form, operator_config, pretrained_param, progress_reporter, server_file
-from .ui import PLUGIN
+from .common import (
+    add_target_view,
+    existing_file,
+    file_input,
+    form,
+    message_output,
+    model_input,
+    operator_config,
+    pretrained_param,
+    progress_reporter,
+    weights_input,
+    with_given,
+)
+from .ui import PLUGIN, dropdown
 
-CORPUS_SOURCES = ("default", "file", "list")
+# The corpora a user picks from: the shipped ones by name, a file on the server, or a typed list.
+# "default" (Broden) stays accepted from Python callers.
+CORPORA = {"broden": "Broden (1,153 concepts)", "world": "The synthetic world's 40 concepts",
+           "file": "A file on the server, one concept per line", "list": "Concepts you type"}
+CORPUS_SOURCES = ("default", *CORPORA)
 
 
 class ComputeConcepts(foo.Operator):
@@ -22,17 +39,13 @@ class ComputeConcepts(foo.Operator):
     def resolve_input(self, ctx):
         inputs = types.Object()
         add_target_view(ctx, inputs, "Compute concepts of")
-        inputs.str("model", label="open_clip model", default=DEFAULT_MODEL)
-        inputs.str(
-            "pretrained",
-            label="Pretrained tag or checkpoint path",
-            description="Empty: random initialisation (concepts then mean nothing)",
-        )
-        inputs.enum("corpus_source", CORPUS_SOURCES, default="default", label="Concept corpus",
-                    description="default: Broden (1,153 concepts)")
-        source = ctx.params.get("corpus_source", "default")
+        model_input(ctx, inputs, DEFAULT_MODEL)
+        weights_input(ctx, inputs, ctx.params.get("model") or DEFAULT_MODEL)
+        corpora = with_given(ctx, "corpus_source", CORPORA)
+        inputs.enum("corpus_source", list(corpora), default="broden", label="Concept corpus", view=dropdown(corpora))
+        source = ctx.params.get("corpus_source", "broden")
         if source == "file":
-            inputs.str("corpus_path", label="Corpus file (one concept per line)", required=True)
+            file_input(ctx, inputs, "corpus_path", "corpus file", "Corpus file (one concept per line)")
         elif source == "list":
             inputs.list("corpus", types.String(), label="Concepts", required=True)
         inputs.str("field", default="concepts", label="Field")
@@ -50,35 +63,49 @@ class ComputeConcepts(foo.Operator):
         view = ctx.target_view()
         if num_shards > 1:
             view = shard(view, params["shard_index"], num_shards)
+        pretrained = pretrained_param(ctx, params.get("pretrained"), params.get("checkpoint"))
+        field = params.get("field", "concepts")
         result = compute_concepts(
             view,
             model=params.get("model") or DEFAULT_MODEL,
-            pretrained=pretrained_param(ctx, params.get("pretrained")),
+            pretrained=pretrained,
             corpus=_corpus(ctx, params),
-            field=params.get("field", "concepts"),
+            field=field,
             batch_size=params.get("batch_size", 32),
             overwrite=params.get("overwrite", False),
             progress=progress_reporter(ctx, "concepts"),
         )
-        return {"computed": result.computed, "already_done": result.already_done, "failed": result.failed}
+        return {"computed": result.computed, "already_done": result.already_done, "failed": result.failed,
+                "message": _answer(result, field, pretrained)}
 
     def resolve_output(self, ctx):
-        outputs = types.Object()
-        outputs.int("computed", label="Computed")
-        outputs.int("already_done", label="Already done (resumed)")
-        outputs.obj("failed", label="Unreadable images")
-        return types.Property(outputs)
+        return message_output("Concepts")
+
+
+def _answer(result, field, pretrained):
+    """What a compute wrote, where, what it could not read, and what to do next, in words."""
+    message = f"Concept vectors of {result.computed:,} samples written to **{field}**"
+    if result.already_done:
+        message += f" ({result.already_done:,} were already there: resumed)"
+    if result.failed:
+        sample, error = next(iter(result.failed.items()))
+        message += (f"; {len(result.failed):,} images could not be read, so their samples have none "
+                    f"(the first, sample {sample}: {error})")
+    if pretrained is None:
+        message += (". Without weights these concepts mean nothing: compute them again with the model's "
+                    "pretrained weights or a checkpoint before you trust a student")
+    return message + ". Next: import teacher scores, then train students"
 
 
 def _corpus(ctx, params):
-    source = params.get("corpus_source", "default")
+    source = params.get("corpus_source", "broden")
     if source not in CORPUS_SOURCES:
         raise InvalidRequest(f"The corpus source must be one of {CORPUS_SOURCES}; got '{source}'")
     if source == "file":
-        return server_file(ctx, params.get("corpus_path") or "", "corpus file")
+        return existing_file(ctx, params.get("corpus_path"), "corpus file")
     if source == "list":
         return params["corpus"]
-    return None
+    return packaged_corpus(source) if source == "world" else None
 
 
 def queue_shards(ctx, num_shards):
@@ -91,7 +118,7 @@ def queue_shards(ctx, num_shards):
     prepare_concepts(
         view,
         model=params.get("model") or DEFAULT_MODEL,
-        pretrained=pretrained_param(ctx, params.get("pretrained")),
+        pretrained=pretrained_param(ctx, params.get("pretrained"), params.get("checkpoint")),
         corpus=_corpus(ctx, params),
         field=params.get("field", "concepts"),
         overwrite=params.get("overwrite", False),

@@ -3,6 +3,8 @@
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from fiftyone_inficond.fiftyone_api import run_keys
+from fiftyone_inficond.runs import CONCEPTS_METHOD, TEACHER_METHOD
 from fiftyone_inficond.students.budget import usage
 from fiftyone_inficond.students.registry import (
     delete_students,
@@ -17,7 +19,9 @@ from fiftyone_inficond.students.registry import (
 
 from .common import (
     add_target_view,
+    choice_input,
     form,
+    label_fields,
     message_output,
     operator_config,
     progress_reporter,
@@ -39,10 +43,15 @@ class TrainStudents(foo.Operator):
         inputs = types.Object()
         add_target_view(ctx, inputs, "Train on")
         inputs.str("key", default="students", label="Run key")
-        inputs.str("concepts_field", default="concepts", label="Concepts field")
-        inputs.str("teacher_field", default="teacher", label="Teacher field")
-        inputs.str("gt_field", default="ground_truth", label="Ground-truth field (optional)")
-        inputs.str("train_tag", label="Train on samples with this tag (optional)")
+        dataset = ctx.dataset
+        choice_input(ctx, inputs, "concepts_field", run_keys(dataset, CONCEPTS_METHOD), "Concepts field", "concepts",
+                     description="Compute concepts first")
+        choice_input(ctx, inputs, "teacher_field", run_keys(dataset, TEACHER_METHOD), "Teacher field", "teacher",
+                     description="Import teacher scores first")
+        choice_input(ctx, inputs, "gt_field", label_fields(dataset), "Ground truth", "ground_truth",
+                     none="None: compare with the teacher only")
+        choice_input(ctx, inputs, "train_tag", dataset.distinct("tags"), "Train on samples tagged", none="All samples",
+                     description="The others are held out: every figure is then on samples the students never saw")
         inputs.int("budget", label="At most this many concepts per class (optional)",
                    description="Empty: each class's number is chosen from the data")
         inputs.int("epochs", default=10, label="Epochs")

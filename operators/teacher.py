@@ -12,10 +12,24 @@ from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.extraction import DEFAULT_MODEL
 from fiftyone_inficond.teacher import teacher_from_clip, teacher_from_file, teacher_from_labels, teacher_from_model
 
-from .common import add_target_view, form, operator_config, pretrained_param, server_file, setting
+from .common import (
+    add_target_view,
+    choice_input,
+    existing_file,
+    file_input,
+    form,
+    label_fields,
+    message_output,
+    model_input,
+    operator_config,
+    pretrained_param,
+    setting,
+    weights_input,
+)
 from .ui import dropdown
 
-SOURCES = ("file", "labels", "zoo", "clip")
+SOURCES = {"labels": "a label field of a model's predictions", "file": "a JSON score file on the server",
+           "zoo": "a FiftyOne zoo model", "clip": "open_clip, zero-shot"}
 # The FiftyOne zoo models App users may load as teachers, separated by commas. Unset: the zoo
 # source is off in the App; Python callers of the library are not confined.
 ZOO_MODELS_VARIABLE = "INFICOND_ZOO_MODELS"
@@ -36,12 +50,15 @@ class ImportTeacherScores(foo.Operator):
     def resolve_input(self, ctx):
         inputs = types.Object()
         add_target_view(ctx, inputs, "Score")
-        inputs.enum("source", SOURCES, default="file", label="Source")
-        source = ctx.params.get("source", "file")
+        inputs.enum("source", list(SOURCES), default="labels", label="Source", view=dropdown(SOURCES))
+        source = ctx.params.get("source", "labels")
         if source == "file":
-            inputs.str("path", label="JSON score file", description='keys "classes", "files", "scores"', required=True)
+            file_input(ctx, inputs, "path", "teacher score file", "JSON score file",
+                       description='keys "classes", "files", "scores"')
         elif source == "labels":
-            inputs.str("label_field", label="Label field (Classifications/Detections)", required=True)
+            choice_input(ctx, inputs, "label_field", label_fields(ctx.dataset), "Label field",
+                         description="A model's predictions: Classification, Classifications or Detections with "
+                                     "confidences")
         elif source == "zoo":
             allowed = allowed_zoo_models(ctx)
             if allowed:
@@ -50,8 +67,8 @@ class ImportTeacherScores(foo.Operator):
             else:
                 inputs.view("zoo_off", types.Warning(label="Zoo teachers are off", description=ZOO_OFF))
         else:
-            inputs.str("model", default=DEFAULT_MODEL, label="open_clip model")
-            inputs.str("pretrained", label="Pretrained tag or checkpoint path")
+            model_input(ctx, inputs, DEFAULT_MODEL)
+            weights_input(ctx, inputs, ctx.params.get("model") or DEFAULT_MODEL)
         if source != "file":
             inputs.list("classes", types.String(), label="Classes", required=source == "clip")
         inputs.str("field", default="teacher", label="Field")
@@ -64,8 +81,7 @@ class ImportTeacherScores(foo.Operator):
         common = dict(field=params.get("field", "teacher"), overwrite=params.get("overwrite", False))
         source = params.get("source", "file")
         if source == "file":
-            path = server_file(ctx, params.get("path") or "", "teacher score file")
-            written = teacher_from_file(view, path, **common)
+            written = teacher_from_file(view, existing_file(ctx, params.get("path"), "teacher score file"), **common)
         elif source == "labels":
             written = teacher_from_labels(view, params["label_field"], classes=params.get("classes"), **common)
         elif source == "zoo":
@@ -76,12 +92,17 @@ class ImportTeacherScores(foo.Operator):
                 view,
                 params["classes"],
                 model=params.get("model") or DEFAULT_MODEL,
-                pretrained=pretrained_param(ctx, params.get("pretrained")),
+                pretrained=pretrained_param(ctx, params.get("pretrained"), params.get("checkpoint")),
                 **common,
             )
         else:
-            raise InvalidRequest(f"The teacher source must be one of {SOURCES}; got '{source}'")
-        return {"written": written}
+            raise InvalidRequest(f"The teacher source must be one of {list(SOURCES)}; got '{source}'")
+        message = (f"Teacher scores of {written:,} samples written to **{common['field']}** ({SOURCES[source]}): "
+                   f"train students on them next")
+        return {"written": written, "message": message}
+
+    def resolve_output(self, ctx):
+        return message_output("Teacher scores")
 
 
 def allowed_zoo_models(ctx):

@@ -264,5 +264,5 @@ def test_app_users_may_load_only_the_zoo_models_the_server_lists(coco_subset, mo
     assert loaded == [] and schema(coco_subset._dataset) == fields
     assert_nothing_written(coco_subset._dataset, "teacher")
 
-    assert execute("import_teacher_scores", coco_subset, source="zoo", model_name="tiny-b") == {"written": 12}
+    assert execute("import_teacher_scores", coco_subset, source="zoo", model_name="tiny-b")["written"] == 12
     assert loaded == ["tiny-b"] and teacher_scores(coco_subset)[1] == ["cat", "dog"]

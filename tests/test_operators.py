@@ -37,12 +37,13 @@ def _concept_params(checkpoint, **extra):
 
 def test_concepts_and_teacher_operators(coco_subset, tiny_checkpoint, coco128_dir):
     result = execute("compute_concepts", coco_subset, **_concept_params(tiny_checkpoint))
-    assert result == {"computed": 12, "already_done": 0, "failed": {}}
+    assert result == {"computed": 12, "already_done": 0, "failed": {}, "message": "Concept vectors of 12 samples "
+                      "written to **concepts**. Next: import teacher scores, then train students"}
     assert np.stack(coco_subset.values("concepts")).shape == (12, len(CORPUS))
     assert execute("compute_concepts", coco_subset, **_concept_params(tiny_checkpoint))["already_done"] == 12
 
     path = os.path.join(coco128_dir, "teacher_yolox_nano.json")
-    assert execute("import_teacher_scores", coco_subset, source="file", path=path) == {"written": 12}
+    assert execute("import_teacher_scores", coco_subset, source="file", path=path)["written"] == 12
     assert teacher_scores(coco_subset)[0].shape == (12, 80)
     execute("import_teacher_scores", coco_subset, source="labels", label_field="ground_truth", field="gt_teacher")
     assert coco_subset._dataset.get_run_info("gt_teacher").config.source == "labels:ground_truth"
@@ -56,7 +57,8 @@ def test_concepts_and_teacher_operators(coco_subset, tiny_checkpoint, coco128_di
     [
         ("compute_concepts", dict(model="ViT-Nope"), "Unknown open_clip model 'ViT-Nope'"),
         ("compute_concepts", dict(model=TINY_MODEL, corpus_source="list", corpus=[" "]), "corpus is empty"),
-        ("import_teacher_scores", dict(source="file", path=os.path.join(COCO128, "nowhere.json")), "does not exist"),
+        ("import_teacher_scores", dict(source="file", path=os.path.join(COCO128, "nowhere.json")),
+         "There is no file .*nowhere.json' on the server: choose an existing teacher score file"),
         ("import_teacher_scores", dict(source="file", path="/etc/passwd"), "outside the folders this App may read"),
         ("compute_concepts", dict(corpus_source="file", corpus_path="/etc/passwd"),
          "outside the folders this App may read"),
