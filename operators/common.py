@@ -23,6 +23,7 @@ from .ui import dropdown, entry_minute
 SERVER_DIRS_VARIABLE = "INFICOND_SERVER_DIRS"
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 CHECKPOINT = "checkpoint file"  # the weights choice whose file FiftyOne's file explorer picks
+NONE = "(none)"  # the choice of no weights, no ground truth, no tag: the App shows no label for ""
 
 
 def add_target_view(ctx, inputs, action, default=None):
@@ -112,7 +113,7 @@ def pretrained_param(ctx, value, checkpoint=None):
     form's weights say :data:`CHECKPOINT`)."""
     if value == CHECKPOINT:
         return checkpoint_file(ctx, checkpoint)
-    if not value:
+    if value in (None, "", NONE):
         return None
     looks_like_path = os.sep in value or value.endswith(_CHECKPOINT_SUFFIXES)
     return checkpoint_file(ctx, value) if looks_like_path else value
@@ -140,10 +141,10 @@ def weights_input(ctx, inputs, model, label="Weights"):
     pretrained tag open_clip knows for it (from its cache: the server has no internet), or a
     checkpoint file chosen with FiftyOne's file explorer, checked here before Execute."""
     tags = pretrained_tags(model)
-    choices = {"": "None: random initialisation (its concepts mean nothing)",
+    choices = {NONE: "None: random initialisation (its concepts mean nothing)",
                **{tag: f"{tag} (open_clip's cache)" for tag in tags}, CHECKPOINT: "A checkpoint file on the server"}
     choices = with_given(ctx, "pretrained", choices)
-    inputs.enum("pretrained", list(choices), default="", label=label, view=dropdown(choices))
+    inputs.enum("pretrained", list(choices), default=NONE, label=label, view=dropdown(choices))
     if ctx.params.get("pretrained") == CHECKPOINT:
         file_input(ctx, inputs, "checkpoint", "checkpoint file", "Checkpoint file", check=checkpoint_file)
 
@@ -216,14 +217,21 @@ def refusal(value, check, *args):
 
 def choice_input(ctx, inputs, name, values, label, default=None, none=None, description=None):
     """A dropdown of ``values`` the dataset knows (fields, tags, runs) where a user would otherwise type;
-    ``none``, when given, labels choosing none (the value ``""``). Without values and without ``none``,
-    the form says what is missing instead. Not required: a Python caller may leave the default."""
-    choices = with_given(ctx, name, {**({"": none} if none else {}), **{value: value for value in values}})
+    ``none``, when given, labels choosing none (the value :data:`NONE`, read by :func:`chosen`). Without
+    values and without ``none``, the form says what is missing instead. Not required: a Python caller
+    may leave the default."""
+    choices = with_given(ctx, name, {**({NONE: none} if none else {}), **{value: value for value in values}})
     if not choices:
         inputs.view(f"{name}_missing", types.Warning(label=f"{label}: none yet", description=description))
         return
     default = default if default in choices else next(iter(choices))
     inputs.enum(name, list(choices), default=default, label=label, description=description, view=dropdown(choices))
+
+
+def chosen(params, name, default=None):
+    """The value of a :func:`choice_input`: ``None`` where none was chosen (or given: ``""``, ``None``)."""
+    value = params.get(name, default)
+    return None if value in (None, "", NONE) else value
 
 
 def label_fields(dataset):

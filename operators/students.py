@@ -20,6 +20,7 @@ from fiftyone_inficond.students.registry import (
 from .common import (
     add_target_view,
     choice_input,
+    chosen,
     form,
     label_fields,
     message_output,
@@ -67,8 +68,8 @@ class TrainStudents(foo.Operator):
             key=p.get("key", "students"),
             concepts_field=p.get("concepts_field", "concepts"),
             teacher_field=p.get("teacher_field", "teacher"),
-            gt_field=p.get("gt_field") or None,
-            train_tag=p.get("train_tag") or None,
+            gt_field=chosen(p, "gt_field"),
+            train_tag=chosen(p, "train_tag"),
             epochs=p.get("epochs", 10),
             l1=p.get("l1", 1e-4),
             seed=p.get("seed", 0),

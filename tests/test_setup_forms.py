@@ -27,7 +27,8 @@ def _execute(operator, samples, **params):
 def test_the_concepts_form_offers_models_their_weights_and_the_shipped_corpora_as_choices(coco128):
     form = _form("compute_concepts", coco128, model="ViT-B-16")
     assert {"ViT-B-16", TINY_MODEL} <= set(_choices(form["model"]))
-    assert {"", "openai", "checkpoint file"} <= set(_choices(form["pretrained"]))
+    assert {"(none)", "openai", "checkpoint file"} <= set(_choices(form["pretrained"]))
+    assert form["pretrained"].default == "(none)"
     assert _choices(form["corpus_source"]) == ["broden", "world", "file", "list"]
     assert "checkpoint" not in form and "corpus_path" not in form  # asked for only once chosen
 
@@ -84,11 +85,17 @@ def test_the_train_form_offers_the_runs_fields_and_tags_the_dataset_has(distille
     distilled.take(100, seed=0).tag_samples("train")
     form = _form("train_students", distilled)
     assert _choices(form["concepts_field"]) == ["concepts"] and _choices(form["teacher_field"]) == ["teacher"]
-    assert _choices(form["gt_field"]) == ["", "ground_truth"] and form["gt_field"].default == "ground_truth"
-    assert _choices(form["train_tag"]) == ["", "train"]
+    assert _choices(form["gt_field"]) == ["(none)", "ground_truth"] and form["gt_field"].default == "ground_truth"
+    assert _choices(form["train_tag"]) == ["(none)", "train"] and form["train_tag"].default == "(none)"
 
 
 def test_the_train_form_says_what_is_missing_on_a_raw_dataset(coco128):
     form = _form("train_students", coco128)
     assert "concepts_field" not in form and "concepts_field_missing" in form
     assert form["teacher_field_missing"].view.description == "Import teacher scores first"
+
+
+def test_choosing_none_trains_without_ground_truth_on_every_sample(distilled):
+    _execute("train_students", distilled, key="plain", gt_field="(none)", train_tag="(none)", epochs=1, budget=8)
+    config = distilled.get_run_info("plain").config
+    assert config.gt_field is None and config.train_tag is None and config.n_train == 128
