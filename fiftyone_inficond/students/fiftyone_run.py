@@ -58,8 +58,8 @@ class StudentsRunResults(focr.RunResults):
     ``results.tune(...)``)."""
 
     def __init__(self, samples, config, key, backend=None):
+        self._run = None  # first: an attribute looked up during FiftyOne's init must not reach the run
         super().__init__(samples, config, key, backend=backend)
-        self._run = None
 
     @classmethod
     def _from_dict(cls, d, samples, config, key):
