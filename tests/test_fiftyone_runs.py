@@ -79,3 +79,17 @@ def test_deleting_a_clones_run_leaves_the_originals_cache_and_history(distilled,
         assert os.path.isdir(run.config["cache"]) and load_students(distilled, "s").revision == 0
     finally:
         clone.delete()
+
+
+def test_a_clone_whose_first_copy_of_the_history_stopped_midway_gets_all_of_it(distilled):
+    run = train_students(distilled, key="s", epochs=1, budget=8)
+    run.tune(down={"person": [run.top_concepts("person", 1)[0][0]]}, epochs=1)
+    clone = distilled.clone(unique_name())
+    try:
+        first = store._history().find_one({"dataset_id": distilled._doc.id, "run_uid": run.uid, "revision": 0})
+        del first["_id"]
+        store._history().insert_one({**first, "dataset_id": clone._doc.id})  # an adopter killed after one copy
+        store.adopt_history(clone, run.uid, distilled._doc.id)
+        assert _history(clone, run.uid) == 2 and load_students(clone, "s").revision == 1
+    finally:
+        clone.delete()

@@ -10,7 +10,7 @@ per-concept arrays (:data:`RUN_ARRAYS`: classes, standardization, budgets, synon
 History is keyed by ``(dataset id, run uid, revision)``, never by the run key, so:
 
 - renaming a run changes one document (the run's), and its history follows by itself;
-- a run trained again under a deleted run's key, or a clone's run, never inherits history;
+- a run trained again under a deleted run's key never inherits history;
 - a crash between writing a run and its history leaves only unreachable documents, which
   :func:`purge_orphans` removes;
 - a clone's run (its record copied, with the same uid) takes a copy of the history as its own on
@@ -241,14 +241,17 @@ def history_elsewhere(uid):
 def adopt_history(samples, uid, source):
     """Copies run ``uid``'s history on dataset ``source`` as the history of the dataset of
     ``samples`` (a clone's, whose record of the run came with it). Two clients adopting at once
-    copy the same documents: the unique index keeps one copy."""
+    copy the same documents: the unique index keeps one copy of each, and as every document is tried
+    (unordered), one adopter stopped midway leaves the other to copy the rest."""
     docs = list(_history().find({"dataset_id": source, "run_uid": uid}))
+    if not docs:
+        return  # the source's run was deleted meanwhile: loading says there is no history
     own = fiftyone_api.dataset_id(samples)
     for doc in docs:
         del doc["_id"]
         doc["dataset_id"] = own
     try:
-        _history().insert_many(docs, ordered=True)
+        _history().insert_many(docs, ordered=False)
     except BulkWriteError as error:
         if any(e.get("code") != DUPLICATE_KEY for e in error.details.get("writeErrors", [])):
             raise
@@ -273,6 +276,7 @@ def purge_orphans(grace=ORPHAN_GRACE):
         [{"$group": {"_id": {"dataset_id": "$dataset_id", "run_uid": "$run_uid"}, "newest": {"$max": "$time"},
                      "cache": {"$max": "$cache"}}}]
     )
+    live_uids = {uid for _, uid in live}
     caches = []
     for group in groups:
         dataset, uid = group["_id"]["dataset_id"], group["_id"]["run_uid"]
@@ -280,6 +284,6 @@ def purge_orphans(grace=ORPHAN_GRACE):
         old = group["newest"].replace(tzinfo=timezone.utc) < cutoff
         if dataset not in datasets or ((dataset, uid) not in live and old):
             _history().delete_many({"dataset_id": dataset, "run_uid": uid})
-            if group["cache"] and uid not in {live_uid for _, live_uid in live}:
+            if group["cache"] and uid not in live_uids:
                 caches.append(group["cache"])
     return caches
