@@ -45,7 +45,8 @@ from students import build_dataset, synthetic  # noqa: E402
 from timing import median_ms, timed  # noqa: E402
 
 from fiftyone_inficond.corpus import load_corpus, make_corpus  # noqa: E402
-from fiftyone_inficond.demo import build_world, save_workspace  # noqa: E402
+from fiftyone_inficond.demo import build_world
+from fiftyone_inficond.workspace import save_workspace  # noqa: E402
 from fiftyone_inficond.projection import concept_projection, project  # noqa: E402
 from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config  # noqa: E402
 from fiftyone_inficond.students import registry as runs  # noqa: E402

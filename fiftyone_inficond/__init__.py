@@ -48,6 +48,7 @@ _ENTRY_POINTS = {
     "fiftyone_inficond.deploy.export": ("export_students",),
     "fiftyone_inficond.deploy.loading": ("load_export", "list_exports"),
     "fiftyone_inficond.deploy.model": ("apply_export", "load_student_model"),
+    "fiftyone_inficond.workspace": ("save_workspace",),
 }
 
 __all__ = [

@@ -21,10 +21,10 @@ from fiftyone_inficond.errors import RunInputsChanged, UnknownName
 from fiftyone_inficond.extraction import DEFAULT_MODEL, compute_concepts
 from fiftyone_inficond.students.registry import delete_students, list_student_runs, load_students, train_students
 from fiftyone_inficond.teacher import teacher_from_file, teacher_from_model
+from fiftyone_inficond.workspace import WORKSPACE, save_workspace
 
 DEFAULT_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "assets", "coco128-train")
 WORLD_IMAGES = os.path.join(fo.config.default_dataset_dir, "inficond-world")  # persists like the dataset
-WORKSPACE = "inficond"
 GRID_ZOOM = 3  # of FiftyOne's 0-10: two rows of thumbnails under the panels on a 1280x800 laptop
 
 
@@ -84,48 +84,19 @@ def ensure_students(dataset, **training):
         return train_students(dataset, key="students", overwrite=True, **training)
 
 
-def workspace():
-    """Performance (open first), knowledge, concept map, concept detail and why-this-image as tabs
-    above the grid, provenance a tab beside the grid. Chosen by looking at 1280x800 and 1600x1000:
-    beside the grid, the filter sidebar leaves the panels under 700 px at 1280, where five tabs do
-    not fit and three spaces side by side left each panel 343 px for 500-640 px of content; above
-    it, every panel has the sidebar's full width and the grid stays in sight for what a click
-    shows. Provenance needs the grid least (and five tabs are what fits in a row at 1280)."""
-    return fo.Space(
-        children=[
-            _column("inficond_performance", "inficond_knowledge", "inficond_embedding", "inficond_concept",
-                    "inficond_why"),
-            _column("Samples", "inficond_provenance"),
-        ],
-        orientation="vertical",
-        sizes=[0.6, 0.4],
-    )
-
-
-def save_workspace(dataset):
-    dataset.save_workspace(WORKSPACE, workspace(),
-                           description="InFiConD: grid, performance, concept map, provenance, knowledge, "
-                                       "concept detail",
-                           overwrite=True)
-
-
-def _column(*panel_types):
-    """A space of tabs, the first one shown (a space without an active child shows nothing)."""
-    panels = [fo.Panel(type=t, pinned=t == "Samples") for t in panel_types]
-    return fo.Space(children=panels, active_child=panels[0].component_id)
-
-
 def launch(name, port=5151):
-    """Serves the App on 127.0.0.1 with the workspace open, until interrupted. The App server keeps
-    the plugins it has loaded until their folders change (FiftyOne's plugins cache): otherwise it
-    reads every plugin's ``fiftyone.yml`` again for each panel event."""
+    """Serves the App on 127.0.0.1 with the workspace open when the dataset has it, until
+    interrupted. The App server keeps the plugins it has loaded until their folders change
+    (FiftyOne's plugins cache): otherwise it reads every plugin's ``fiftyone.yml`` again for each
+    panel event."""
     os.environ.setdefault("FIFTYONE_PLUGINS_CACHE_ENABLED", "true")
     dataset = fo.load_dataset(name)
     config = fo.app_config.copy()
     config.grid_zoom = GRID_ZOOM
-    session = fo.launch_app(dataset, spaces=dataset.load_workspace(WORKSPACE), address="127.0.0.1", port=port,
-                            auto=False, remote=True, config=config)
-    print(f"The App: http://127.0.0.1:{port}/datasets/{name}?workspace={WORKSPACE}", flush=True)
+    saved = WORKSPACE in dataset.list_workspaces()  # a user's own dataset has none until they open it
+    session = fo.launch_app(dataset, spaces=dataset.load_workspace(WORKSPACE) if saved else None, address="127.0.0.1",
+                            port=port, auto=False, remote=True, config=config)
+    print(f"The App: http://127.0.0.1:{port}/datasets/{name}" + (f"?workspace={WORKSPACE}" if saved else ""), flush=True)
     session.wait(-1)
 
 

@@ -14,6 +14,7 @@ from .students import (
     TuneStudents,
 )
 from .teacher import ImportTeacherScores
+from .workspace import OpenWorkspace
 
 OPERATORS = (
     ComputeConcepts,
@@ -32,6 +33,7 @@ OPERATORS = (
     ExportStudents,
     ApplyStudentExport,
     WriteStudentLabels,
+    OpenWorkspace,
 )
 
 

@@ -6,6 +6,7 @@ import fiftyone.operators.types as types
 from fiftyone_inficond.fiftyone_api import run_keys
 from fiftyone_inficond.runs import CONCEPTS_METHOD, TEACHER_METHOD
 from fiftyone_inficond.students.budget import usage
+from fiftyone_inficond.students.evaluation import SPLITS
 from fiftyone_inficond.students.registry import (
     delete_students,
     extend_students,
@@ -29,10 +30,13 @@ from .common import (
     revision_input,
     run_key_input,
 )
+from .ui import caveats
+from .workspace import open_workspace
 
 
 def _summary(summary):
-    return ", ".join(f"{name.replace('_', ' ')} {value:.3f}" for name, value in summary.items() if value is not None)
+    return ", ".join(f"{name.replace('_', ' ').replace('ap', 'AP')} {value:.3f}"
+                     for name, value in summary.items() if value is not None)
 
 
 class TrainStudents(foo.Operator):
@@ -59,6 +63,8 @@ class TrainStudents(foo.Operator):
         inputs.float("l1", default=1e-4, label="L1 weight (λ)")
         inputs.int("seed", default=0, label="Seed")
         inputs.bool("overwrite", default=False, label="Replace an existing run with this key")
+        inputs.bool("open_workspace", default=True, label="Open the InFiConD panels when trained",
+                    description="Saves the InFiConD workspace on this dataset and shows it")
         return form(inputs, "Train students")
 
     def execute(self, ctx):
@@ -78,11 +84,19 @@ class TrainStudents(foo.Operator):
             overwrite=p.get("overwrite", False),
             progress=progress_reporter(ctx, "training epochs"),
         )
-        summary = run.performance()["summary"]
+        split = run.default_split()
+        summary = run.performance(split)["summary"]
         used = usage(run.weight)
-        message = (f"Student run **{run.key}** trained (revision 0): {_summary(summary)}; each class's student uses "
-                   f"{used.min()}–{used.max()} of {len(run.concepts):,} concepts ({used.mean():.1f} on average)")
-        return {"key": run.key, "revision": run.revision, "summary": summary, "message": message}
+        message = "  \n".join([
+            f"Student run **{run.key}** trained (revision 0). On the {run.split_size(split):,} "
+            f"{SPLITS[split].removeprefix('all ')}: "
+            f"{_summary(summary)}; each class's student uses {used.min()}–{used.max()} of {len(run.concepts):,} "
+            f"concepts ({used.mean():.1f} on average)",
+            *caveats(run.facts()),
+        ])
+        if p.get("open_workspace"):
+            message += "  \n" + open_workspace(ctx)
+        return {"key": run.key, "revision": run.revision, "split": split, "summary": summary, "message": message}
 
     def resolve_output(self, ctx):
         return message_output("Trained")

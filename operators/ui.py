@@ -37,6 +37,25 @@ def heatmap_legend(shown):
             f"to {high:.2f} (yellow), clear below")
 
 
+def caveats(facts):
+    """What a run's figures and explanations must be read with, as warnings (its :meth:`facts`):
+    concepts of a model without weights, and figures on the training samples when none are held out."""
+    warnings = []
+    if facts["random_concepts"]:
+        warnings.append("⚠️ These concepts come from a model without weights: they mean nothing. Compute concepts "
+                        "again with the model's weights before trusting an explanation")
+    if facts["train_samples"] == facts["samples"]:
+        warnings.append("⚠️ No sample is held out: every figure is on samples the students were trained on. Tag a "
+                        "training split and train again to measure them fairly")
+    return warnings
+
+
+def group_name(group, run):
+    """"ground-truth positives", or "teacher's predicted positives" for a run without ground truth:
+    the samples an agreement group (``"positives"``/``"negatives"``) holds, named apart everywhere."""
+    return f"ground-truth {group}" if run.config["gt_field"] else f"teacher's predicted {group}"
+
+
 def dropdown(labels, placeholder=None):
     """A dropdown of ``{value: label}`` (operator forms and panels), saying ``placeholder`` while
     nothing is chosen."""

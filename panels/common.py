@@ -89,6 +89,7 @@ DEFAULTS = {
     "method": "tsne",  # concept map projection
     "search": "",  # the phrase typed in the concept search
     "message": None,  # what the last action did, or why it was refused
+    "message_by": None,  # the panel whose action the message answers; None: every panel's (a colleague's save)
 }
 CHART_CONFIG = {"displayModeBar": False, "responsive": True}  # a chart without plotly's toolbar
 COLOURS = {"up": "🟦", "down": "🟧"}  # the paper's blue up, orange down
@@ -195,6 +196,7 @@ def open_run(ctx, workbench):
             f"ℹ️ {newest.get('user') or 'Someone'} saved revision {run.revision} of '{run.key}' "
             f"at {entry_minute(newest['time'])} UTC: the panels now show it, your pending instructions are kept"
         )
+        workbench["message_by"] = None
     workbench["revision"] = run.revision
     if workbench["cls"] not in run.classes:
         worst = run.performance(run.splits[0], sort_by="ap_gap")["classes"][0]["class"]
@@ -330,7 +332,7 @@ def _log_failure(event):
 def _tell(ctx, panel, message):
     """The workbench as the event found it, with ``message``."""
     event = _event(ctx)
-    event.workbench = {**copy.deepcopy(event.stored), "message": message}
+    event.workbench = {**copy.deepcopy(event.stored), "message": message, "message_by": panel.config.name}
     ctx.ops.notify(message.removeprefix("⚠️ "), variant="error")
     try:
         panel.show(ctx)
@@ -405,7 +407,17 @@ class WorkbenchPanel(foo.Panel):
         """Changes the workbench and shows it here (and in the other panels with ``siblings``)."""
         workbench = read_workbench(ctx)
         workbench.update(changes)
+        if "message" in changes:
+            workbench["message_by"] = self.config.name
         self.publish(ctx, workbench, siblings)
+
+    def says(self, message):
+        """The workbench keys of ``message`` answered by this panel (for ``workbench.update``)."""
+        return {"message": message, "message_by": self.config.name}
+
+    def message(self, workbench):
+        """The workbench's message if it is this panel's to show: its own answer, or one for every panel."""
+        return (workbench["message"] or "") if workbench["message_by"] in (None, self.config.name) else ""
 
     def publish(self, ctx, workbench, siblings=True):
         write_workbench(ctx, workbench)
@@ -450,9 +462,10 @@ class TuningPanel(WorkbenchPanel):
 
 
 def select_concept(panel, ctx, concept):
-    """Shows ``concept`` in the concept detail panel (opening it when it is closed) and says so."""
-    panel.change(ctx, siblings=True, concept=concept, message=f"Concept detail: '{concept}'")
-    ctx.ops.open_panel(DETAIL, layout="horizontal", is_active=True)
+    """Shows ``concept`` in the concept detail panel (its tab activated, or opened as a tab when it
+    is closed) and says so."""
+    panel.change(ctx, siblings=True, concept=concept, message=f"'{concept}' is open in Concept detail")
+    ctx.ops.open_panel(DETAIL, is_active=True)  # its tab, or a new tab of the first space: never a new split
 
 
 def choices(names, width=180):
@@ -598,12 +611,7 @@ def fine_tune(panel, ctx):
         return
     settings = tuning_settings(ctx, workbench)
     entry = run.tune(instructions=workbench["pending"], **settings, user=ctx.user_id)
-    workbench.update(
-        pending=[],
-        note="",
-        revision=entry["revision"],
-        message=_tuned_message(entry, workbench["split"]),
-    )
+    workbench.update(pending=[], note="", revision=entry["revision"], **panel.says(_tuned_message(entry, workbench["split"])))
     panel.publish(ctx, workbench)
 
 

@@ -1,8 +1,8 @@
 """Concept detail: one concept of the selected class, before deciding to 👍 or 👎 it.
 
 Four what-if charts (accuracy, F1, recall and precision against the teacher as the concept's
-weight varies, the current weight marked), the concept's presence among the teacher's positives
-and negatives, and **Show in grid**: the samples where the concept is most present, in the
+weight varies, the current weight marked), the concept's presence among the teacher's predicted
+positives and negatives, and **Show in grid**: the samples where the concept is most present, in the
 native grid, each with the concept's heatmap (one reused label field) so the user sees *where*
 it is. 👍/👎 here are the same pending instructions as the knowledge panel's.
 """
@@ -96,13 +96,14 @@ class ConceptPanel(TuningPanel):
             "header": (
                 f"**{concept}** for **{cls}** · weight {weight:+.3f} ({standing}) · "
                 f"mean presence {_mean(presence['positives'])} among the teacher's {len(presence['positives'])} "
-                f"positives, {_mean(presence['negatives'])} among its {len(presence['negatives'])} negatives "
+                f"predicted positives, {_mean(presence['negatives'])} among its {len(presence['negatives'])} "
+                f"predicted negatives "
                 f"({SPLITS[split]})"
             ),
             "pending_here": sorted(pending),
             "pending": pending_text(workbench, run),
             "has_pending": bool(workbench["pending"]),
-            "message": workbench["message"] or "",
+            "message": self.message(workbench),
         })
         set_chart(ctx, "whatif", _what_if_traces(curves, concept))
         set_chart(ctx, "presence", _presence_traces(presence))
@@ -176,7 +177,7 @@ def _presence_traces(presence):
         counts, _ = np.histogram(presence[group], edges)
         share = counts / max(len(presence[group]), 1)
         traces.append({
-            "type": "bar", "name": f"teacher's {group}", "x": ((edges[:-1] + edges[1:]) / 2).round(4).tolist(),
+            "type": "bar", "name": f"teacher's predicted {group}", "x": ((edges[:-1] + edges[1:]) / 2).round(4).tolist(),
             "y": share.round(4).tolist(), "marker": {"color": colour}, "opacity": 0.6, "customdata": counts.tolist(),
             "hovertemplate": f"presence %{{x:.2f}}: %{{customdata}} of the teacher's {group}<extra></extra>",
         })

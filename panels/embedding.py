@@ -124,7 +124,7 @@ class EmbeddingPanel(WorkbenchPanel):
                 f"{THUMBS['up']} ▲ up-tuned, {THUMBS['down']} ▼ down-tuned"
                 + (" · green rings: found by the search" if found["choices"] else "")
             ),
-            "message": workbench["message"] or "",
+            "message": self.message(workbench),
             "found": found["choices"],
             "found_note": found["text"],
             "can_add": found["can_add"],

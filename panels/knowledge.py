@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from fiftyone_inficond.locate import can_locate, concepts_patches, patch_crops
 from fiftyone_inficond.students.budget import PATH
 
-from ..operators.ui import dropdown
+from ..operators.ui import caveats, dropdown
 from .common import (
     CHART_CONFIG,
     KNOWLEDGE,
@@ -41,8 +41,8 @@ from .common import (
 
 RANKINGS = {
     "weight": "influence (weight)",
-    "positives": "discrepancy among the teacher's positives",
-    "negatives": "discrepancy among the teacher's negatives",
+    "positives": "discrepancy among the teacher's predicted positives",
+    "negatives": "discrepancy among the teacher's predicted negatives",
 }
 COUNTS = (5, 10, 15, 20, 30, 40, PATH[0])  # how many concepts the ranking shows: up to the largest budget
 NOTE_HINT = "why, e.g. removed the cloud shortcut"  # the note box's placeholder
@@ -155,10 +155,11 @@ class KnowledgePanel(TuningPanel):
                 + (f" · only the {_concepts(len(focus))} selected on the concept map" if focus else "")
                 + ("" if located else f"  \nNo image patches: '{field}' was not computed from these images "
                                       "by this version (compute concepts again to see them)")
+                + "".join(f"  \n{caveat}" for caveat in caveats(run.facts()))
             ),
             "pending": pending_text(workbench, run),
             "has_pending": bool(workbench["pending"]),
-            "message": (workbench["message"] or "") if names else _nothing_ranked(by, focus),
+            "message": self.message(workbench) if names else _nothing_ranked(by, focus),
             "n_rows": len(names),
             "mosaic": [N_PATCHES * CELL_PX, len(names) * ROW_PX],
         })

@@ -1,7 +1,8 @@
 """Student performance: one row per class, teacher vs student, and the four agreement subsets.
 
-Each row shows the class's teacher and student AP and two stacked bars (the teacher's positives
-and negatives) split into the agreement subsets. Clicking a subset shows exactly its samples in
+Each row shows the class's teacher and student AP and two stacked bars (the ground-truth positives
+and negatives, or the teacher's predicted ones for a run without ground truth) split into the
+agreement subsets. Clicking a subset shows exactly its samples in
 the grid; clicking a score selects the class for the other panels.
 """
 
@@ -14,7 +15,7 @@ from fiftyone_inficond.students.evaluation import SPLITS
 from fiftyone_inficond.students.metrics import GROUPS, SORT_KEYS, SUBSETS
 from fiftyone_inficond.students.registry import list_student_runs
 
-from ..operators.ui import dropdown
+from ..operators.ui import caveats, dropdown, group_name
 from .common import (
     CHART_CONFIG,
     PERFORMANCE,
@@ -58,7 +59,8 @@ class PerformancePanel(WorkbenchPanel):
             icon="insights",
             help_markdown=(
                 "One row per class: the teacher's and the student's AP against the ground truth, and "
-                "the teacher's positives and negatives split by who is right. **Click a bar segment** "
+                "the ground-truth positives and negatives (the teacher's predicted ones without ground truth) "
+                "split by who is right. **Click a bar segment** "
                 "to see those samples in the grid; **click a score** to select the class."
             ),
         )
@@ -91,9 +93,9 @@ class PerformancePanel(WorkbenchPanel):
             run = open_run(ctx, workbench)
             view = run.agreement_view(cls, group, subset, workbench["split"])
             ctx.ops.set_view(view)
-            workbench.update(cls=cls, message=(
-                f"Grid: the {len(view)} {SPLITS[workbench['split']]} of '{cls}' among the teacher's "
-                f"{group} where {SUBSET_LABELS[subset]}"
+            workbench.update(cls=cls, **self.says(
+                f"Grid: the {len(view)} {SPLITS[workbench['split']]} of '{cls}' among the "
+                f"{group_name(group, run)} where {SUBSET_LABELS[subset]}"
             ))
             self.publish(ctx, workbench)
 
@@ -106,11 +108,12 @@ class PerformancePanel(WorkbenchPanel):
             "splits": run.splits,
             "controls": {key: workbench[key] for key in ("run", "split", "sort", "order")},
             "header": _header(run.facts(), workbench, performance["summary"]),
-            "message": workbench["message"] or "",
+            "message": self.message(workbench),
             "height": 90 + ROW_PX * len(rows),
             "ap_from": ap_axis_start(rows),
+            "groups": [group_name(group, run) for group in GROUPS],
         })
-        set_chart(ctx, "chart", _traces(rows, run.agreement_counts(workbench["split"]), workbench["cls"]))
+        set_chart(ctx, "chart", _traces(rows, run.agreement_counts(workbench["split"]), workbench["cls"], run))
 
     def draw(self, panel, state, charts):
         controls = panel.h_stack("controls", align_x="left", gap=2)
@@ -128,7 +131,7 @@ class PerformancePanel(WorkbenchPanel):
         panel.plot(
             "chart",
             data=charts["chart"],
-            layout=_layout(state.height, state.ap_from),
+            layout=_layout(state.height, state.ap_from, state.groups),
             config=CHART_CONFIG,
             on_click=self.on_click_chart,
             height=state.height,
@@ -141,13 +144,14 @@ def _header(facts, workbench, summary):
         f"**{facts['key']}**, revision {facts['revision']} · {facts['samples']:,} samples "
         f"({facts['train_samples']:,} trained on) · {facts['classes']} classes · {facts['concepts']:,} concepts "
         f"from {facts['concept_model']} · teacher '{facts['teacher_field']}' · {gt}  \n"
+        + "".join(f"{caveat}  \n" for caveat in caveats(facts)) +
         f"Mean AP on {SPLITS[workbench['split']]}: teacher {pct(summary['teacher_ap'])}, "
         f"student {pct(summary['student_ap'])}, student vs teacher (agreement AP) {pct(summary['agreement_ap'])}. "
         f"Selected class: **{workbench['cls']}**"
     )
 
 
-def _traces(rows, counts, selected):
+def _traces(rows, counts, selected, run):
     """Plotly traces: scores (x axis 1), positives (x2) and negatives (x3) stacked by subset."""
     classes = [row["class"] for row in rows]
     labels = [f"▶ {c}" if c == selected else c for c in classes]
@@ -161,7 +165,7 @@ def _traces(rows, counts, selected):
             traces.append({
                 "type": "bar",
                 "orientation": "h",
-                "name": f"{group}: {SUBSET_LABELS[subset]}",
+                "name": f"{group_name(group, run)}: {SUBSET_LABELS[subset]}",
                 "x": values,
                 "y": labels,
                 "xaxis": axis,
@@ -171,7 +175,7 @@ def _traces(rows, counts, selected):
                 "text": [str(v) if v else "" for v in values],
                 "textposition": "inside",
                 "insidetextanchor": "middle",
-                "hovertemplate": (f"%{{y}}: %{{x}} {group} where {SUBSET_LABELS[subset]}<br>"
+                "hovertemplate": (f"%{{y}}: %{{x}} {group_name(group, run)} where {SUBSET_LABELS[subset]}<br>"
                                   "click to show them<extra></extra>"),
             })
     return traces
@@ -197,7 +201,7 @@ def ap_axis_start(rows):
     return max(0.0, math.floor(10 * min(scores, default=0.0) - 0.5) / 10)
 
 
-def _layout(height, ap_from):
+def _layout(height, ap_from, groups):
     axis = {"showgrid": True, "zeroline": False, "fixedrange": True}
     return {
         "barmode": "stack",
@@ -206,8 +210,8 @@ def _layout(height, ap_from):
         "showlegend": False,
         "xaxis": {**axis, "domain": [0, 0.26], "range": [ap_from, 1.01],
                   "title": {"text": "AP" if ap_from == 0 else f"AP (from {ap_from:.1f})"}, "side": "top"},
-        "xaxis2": {**axis, "domain": [0.3, 0.64], "title": {"text": "positives"}, "side": "top"},
-        "xaxis3": {**axis, "domain": [0.68, 1], "title": {"text": "negatives"}, "side": "top"},
+        "xaxis2": {**axis, "domain": [0.3, 0.64], "title": {"text": groups[0]}, "side": "top"},
+        "xaxis3": {**axis, "domain": [0.68, 1], "title": {"text": groups[1]}, "side": "top"},
         "yaxis": {"autorange": "reversed", "fixedrange": True, "automargin": True, "type": "category"},
         "hovermode": "closest",
         "bargap": 0.25,

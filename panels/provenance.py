@@ -42,7 +42,7 @@ class ProvenancePanel(WorkbenchPanel):
             return
         entry = run.revert(int(target), user=ctx.user_id)
         metrics = entry_metrics(entry, workbench["split"])
-        workbench.update(revision=entry["revision"], message=(
+        workbench.update(revision=entry["revision"], **self.says(
             f"✅ Revision {entry['revision']} saved: reverted to revision {target} · mean student AP "
             f"{pct(metrics['before']['student_ap'])} → {pct(metrics['after']['student_ap'])} "
             f"({SPLITS[workbench['split']]})"
@@ -65,7 +65,7 @@ class ProvenancePanel(WorkbenchPanel):
         ctx.panel.state.set({
             "ready": True,
             "summary": _cumulative(run.key, history, split),
-            "message": workbench["message"] or "",
+            "message": self.message(workbench),
             "revisions": _earlier(history)[::-1],
             "compare_row": {"compare": compare},
             "comparison": _comparison(history, compare, split),

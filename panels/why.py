@@ -88,7 +88,7 @@ class WhyPanel(TuningPanel):
             "controls": {"cls": cls},
             "pending": pending_text(workbench, run),
             "has_pending": bool(workbench["pending"]),
-            "message": workbench["message"] or "",
+            "message": self.message(workbench),
             "rows": 0,
         }
         if sample_id is None:

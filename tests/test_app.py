@@ -11,8 +11,9 @@ import pytest
 from app_server import app_server
 from conftest import REPO, unique_name
 
-from fiftyone_inficond.demo import build_world, save_workspace
-from fiftyone_inficond.students.registry import delete_students, list_student_runs, student_history
+from fiftyone_inficond.demo import build_world
+from fiftyone_inficond.workspace import save_workspace
+from fiftyone_inficond.students.registry import delete_students, list_student_runs, load_students, student_history
 
 ARTIFACTS = os.path.join(REPO, "tests", "artifacts", "app")
 
@@ -102,8 +103,9 @@ def test_a_whole_tuning_loop_in_the_app(app):
     assert lassoed >= 1 and f"only the {lassoed} concept{'s' if lassoed != 1 else ''} selected on the concept map" in (
         seen["knowledgeFiltered"])
     # Clicking a concept opens its detail; Show in grid sorts by its presence and draws its heatmap.
-    concept = seen["detailMessage"].split("'")[1]
-    assert seen["detailHeader"].startswith(f"{concept} for {cls} · weight")
+    # its detail opens as a tab of the panels' space, on the selected class
+    concept = seen["detailHeader"].split(f" for {cls} · weight")[0]
+    assert concept in load_students(dataset, "students").concepts
     assert seen["shownInGrid"].startswith("Grid: the ") and f"where '{concept}' is most present" in seen["shownInGrid"]
     count = int(seen["shownInGrid"].split("Grid: the ")[1].split(" ")[0])
     assert seen["gridWithOverlay"] == f"{count} samples" and seen["overlayActive"] is True

@@ -11,7 +11,7 @@ import pytest
 from fiftyone.operators.store import ExecutionStore
 from panel_driver import PanelDriver, charts, find, named, ranked
 
-from fiftyone_inficond.demo import workspace
+from fiftyone_inficond.workspace import workspace
 from fiftyone_inficond.students.evaluation import SPLITS
 from fiftyone_inficond.students.registry import load_students, train_students
 
@@ -36,7 +36,10 @@ def test_clicking_a_subset_shows_exactly_its_samples_and_selects_the_class(tuned
     performance.event("on_load")
     assert performance.state["ready"] and performance.state["controls"]["split"] == "validation"
     chart = performance.data["chart"]
-    assert {t["name"] for t in chart} >= {"teacher AP", "student AP", "positives: student wrong, teacher right"}
+    # the run has ground truth: its agreement groups are named by it, never as the teacher's
+    assert run.config["gt_field"]
+    assert {t["name"] for t in chart} >= {"teacher AP", "student AP",
+                                          "ground-truth positives: student wrong, teacher right"}
 
     counts = run.agreement_counts("validation")
     cls = max(run.classes, key=lambda c: counts[c]["positives"]["student_wrong"])
@@ -45,7 +48,8 @@ def test_clicking_a_subset_shows_exactly_its_samples_and_selects_the_class(tuned
     requests = performance.event("on_click_chart", id=f"subset|positives|student_wrong|{cls}")
     (view,) = find(requests, "set_view")
     assert sorted(_selected_ids(view)) == sorted(expected)
-    assert f"the {len(expected)} held-out samples of '{cls}'" in performance.state["message"]
+    assert (f"the {len(expected)} held-out samples of '{cls}' among the ground-truth positives where student "
+            f"wrong") in performance.state["message"]
     # The other panels shown show the selected class, in the same answer; a hidden tab is left to
     # its on_load (the App stops applying an answer at a patch for a hidden panel).
     assert {p["panel_id"] for p in find(requests, "show_panel_output")} == {performance.id, knowledge.id}

@@ -99,3 +99,21 @@ def test_choosing_none_trains_without_ground_truth_on_every_sample(distilled):
     _execute("train_students", distilled, key="plain", gt_field="(none)", train_tag="(none)", epochs=1, budget=8)
     config = distilled.get_run_info("plain").config
     assert config.gt_field is None and config.train_tag is None and config.n_train == 128
+
+
+def test_one_action_opens_the_workspace_on_a_raw_dataset_and_saves_it_for_the_workspace_menu():
+    from fiftyone.operators.executor import Executor
+
+    dataset = fo.Dataset()  # a user's own: no workspace yet
+    try:
+        executor = Executor()
+        ctx = ExecutionContext(request_params={"dataset_name": dataset.name, "params": {}}, executor=executor)
+        answer = foo.get_operator(f"{PLUGIN}/open_workspace").execute(ctx)
+        assert dataset.list_workspaces() == ["inficond"] and "saved on **" in answer["message"]
+        (shown,) = [r["params"]["spaces"] for r in executor.to_json()["requests"] if r["operator_uri"] == "set_spaces"]
+        tabs = [panel["type"] for panel in shown["children"][0]["children"]]
+        assert tabs[0] == "inficond_performance" and "inficond_concept" in tabs  # the detail is a tab there
+        # the train form offers it, on by default
+        assert _form("train_students", dataset)["open_workspace"].default is True
+    finally:
+        dataset.delete()

@@ -173,6 +173,8 @@ class StudentRun(Evaluation, ConceptAnalyses):
             "concepts": len(self.concepts),
             "concepts_field": self.config["concepts_field"],
             "concept_model": concept_run.get("model"),
+            # concepts of a model without weights mean nothing (runs of early versions did not record it)
+            "random_concepts": "pretrained" in concept_run and not concept_run["pretrained"],
             "teacher_field": self.config["teacher_field"],
             "gt_field": self.config["gt_field"],
             "threshold": self.threshold,

@@ -72,7 +72,7 @@ try {
   result.browser_select_class_s = median(changes);
 
   // ranking change: the knowledge tab's ranking dropdown, until the answer is drawn
-  const rankings = ["discrepancy among the teacher's positives", "discrepancy among the teacher's negatives",
+  const rankings = ["discrepancy among the teacher's predicted positives", "discrepancy among the teacher's predicted negatives",
     "influence (weight)"];
   const ranks = [];
   let current = "influence (weight)";
