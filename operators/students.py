@@ -199,6 +199,34 @@ class RevertStudents(foo.Operator):
         return message_output("Reverted")
 
 
+class NoteRevision(foo.Operator):
+    @property
+    def config(self):
+        return operator_config("note_revision", "write a note on a revision",
+                               "Why a revision was made, written on it at any time (blank removes it)")
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        key = run_key_input(ctx, inputs)
+        if key is not None:
+            revision_input(ctx, inputs, key, "Revision")
+        inputs.str("note", label="Note", description="Why, in a line (kept in the run's history)")
+        return form(inputs, "Write a note")
+
+    def execute(self, ctx):
+        p = ctx.params
+        run = open_students(ctx.dataset, p["key"])
+        revision = run.revision if p.get("revision") is None else p["revision"]
+        run.annotate(revision, p.get("note"), user=ctx.user_id)
+        note = " ".join((p.get("note") or "").split())
+        message = (f"Note on revision **{revision}** of **{p['key']}** saved: “{note}”" if note
+                   else f"Note on revision **{revision}** of **{p['key']}** removed")
+        return {"revision": revision, "note": note, "message": message}
+
+    def resolve_output(self, ctx):
+        return message_output("Noted")
+
+
 class ListStudentRuns(foo.Operator):
     @property
     def config(self):

@@ -84,6 +84,7 @@ DEFAULTS = {
     "by": "weight",  # knowledge: how concepts are ranked
     "n": 10,  # knowledge: how many concepts
     "compare": None,  # provenance: the revision compared with the current one
+    "note_on": None,  # provenance: the revision whose note is edited; the current one by default
     "concept": None,  # concept name: the concept detail's
     "focus": [],  # concept names selected on the concept map: the knowledge panel ranks only these
     "method": "tsne",  # concept map projection
@@ -616,6 +617,7 @@ def fine_tune(panel, ctx):
 
 
 TYPED = ("factor", "epochs", "note")  # the boxes beside Fine-tune
+NOTE_HINT = "why, e.g. removed the cloud shortcut"  # a note box's placeholder
 
 
 def note_box(revision):

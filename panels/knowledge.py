@@ -19,6 +19,7 @@ from ..operators.ui import caveats, dropdown
 from .common import (
     CHART_CONFIG,
     KNOWLEDGE,
+    NOTE_HINT,
     THUMBS,
     TuningPanel,
     answers,
@@ -45,7 +46,6 @@ RANKINGS = {
     "negatives": "discrepancy among the teacher's predicted negatives",
 }
 COUNTS = (5, 10, 15, 20, 30, 40, PATH[0])  # how many concepts the ranking shows: up to the largest budget
-NOTE_HINT = "why, e.g. removed the cloud shortcut"  # the note box's placeholder
 N_PATCHES = 4
 ROW_PX = 72  # one concept's row, in the chart and in the patch mosaic
 CROP_PX = 60

@@ -1,5 +1,6 @@
 """Provenance: every iteration of the student run (train, tune, revert), who and when, what was
-tuned and what it changed; compare any entry with the current one, and revert to it."""
+tuned and what it changed; compare any entry with the current one, per class, and revert to it;
+write a note on any entry, at any time."""
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
@@ -7,13 +8,26 @@ import fiftyone.operators.types as types
 from fiftyone_inficond.students.evaluation import SPLITS, entry_metrics
 
 from ..operators.ui import PLUGIN, dropdown
-from .common import PROVENANCE, THUMBS, WorkbenchPanel, answers, draw_text, pct, read_workbench, signed_pct
+from .common import (
+    NOTE_HINT,
+    PROVENANCE,
+    THUMBS,
+    WorkbenchPanel,
+    answers,
+    draw_text,
+    note_box,
+    open_run,
+    pct,
+    read_workbench,
+    signed_pct,
+)
 
 METRICS = {"student_ap": "student AP", "agreement_ap": "agreement AP", "f1": "F1 vs teacher"}
+PER_CLASS = 10  # the classes whose student AP changed most, listed under a comparison
 
 
 class ProvenancePanel(WorkbenchPanel):
-    shows = frozenset({"run", "revision", "compare", "split"})
+    shows = frozenset({"run", "revision", "compare", "split", "note_on"})
 
     @property
     def config(self):
@@ -23,7 +37,8 @@ class ProvenancePanel(WorkbenchPanel):
             icon="history",
             help_markdown=(
                 "Every iteration of the student run, newest first. Pick an entry to compare it with the "
-                "current one; **Revert** restores its weights exactly, as a new entry (nothing is lost). "
+                "current one, per class; **Revert** restores its weights exactly, as a new entry (nothing is "
+                "lost). **Save note** writes why on any entry, at any time. "
                 "**Export** saves a revision as a model that predicts without FiftyOne; **Predict with an "
                 "export** writes its labels on samples."
             ),
@@ -50,6 +65,24 @@ class ProvenancePanel(WorkbenchPanel):
         self.publish(ctx, workbench)
 
     @answers
+    def on_change_note_on(self, ctx):
+        self.change(ctx, note_on=ctx.params["value"])
+
+    @answers
+    def on_save_note(self, ctx):
+        """The note typed in the note row, written on the revision chosen there."""
+        workbench = read_workbench(ctx)
+        run = open_run(ctx, workbench)
+        typed = dict(ctx.panel.state.get("note_row") or {})
+        revision = _noted(workbench, run.history)
+        note = typed.get(note_box(revision))
+        run.annotate(int(revision), note, user=ctx.user_id)
+        said = f"📝 Note on revision {revision} saved: “{' '.join(note.split())}”" if note and note.strip() else (
+            f"📝 Note on revision {revision} removed")
+        workbench.update(**self.says(said))
+        self.publish(ctx, workbench, siblings=False)
+
+    @answers
     def on_export(self, ctx):
         """The export form, on this run at its current revision (both can be changed there)."""
         workbench = read_workbench(ctx)
@@ -61,17 +94,20 @@ class ProvenancePanel(WorkbenchPanel):
 
     def fill(self, ctx, workbench, run):
         history, split = run.history, workbench["split"]
-        compare = _compared(workbench, history)
+        compare, noted = _compared(workbench, history), _noted(workbench, history)
         ctx.panel.state.set({
             "ready": True,
             "summary": _cumulative(run.key, history, split),
             "message": self.message(workbench),
             "revisions": _earlier(history)[::-1],
+            "all_revisions": [str(entry["revision"]) for entry in history][::-1],
             "compare_row": {"compare": compare},
             "comparison": _comparison(history, compare, split),
+            "note_row": {"note_on": noted, note_box(noted): _entry(history, noted).get("note") or ""},
             "change_label": f"Δ mean student AP ({SPLITS[split].removesuffix(' samples')})",
         })
         ctx.panel.set_data("entries", _rows(history, split))
+        ctx.panel.set_data("per_class", [] if compare is None else _per_class(run, int(compare), split))
 
     def draw(self, panel, state, charts):
         draw_text(panel, state, "summary")
@@ -88,6 +124,16 @@ class ProvenancePanel(WorkbenchPanel):
                          view=dropdown({r: f"revision {r}" for r in state.revisions}), on_change=self.on_change_compare)
             compare.btn("revert", label="Revert to it", variant="outlined", on_click=self.on_revert)
             draw_text(panel, state, "comparison")
+            per_class = types.TableView()
+            for key, label in (("class", "Class"), ("then", "Student AP then"), ("now", "now"), ("change", "Δ pts")):
+                per_class.add_column(key, label=label)
+            panel.list("per_class", types.Object(), view=per_class)
+        noted = state.note_row["note_on"]
+        note_row = panel.h_stack("note_row", align_x="left", align_y="center", gap=2)
+        note_row.enum("note_on", state.all_revisions, label="Note on",
+                      view=dropdown({r: f"revision {r}" for r in state.all_revisions}), on_change=self.on_change_note_on)
+        note_row.str(note_box(noted), label="Note", view=types.TextFieldView(placeholder=NOTE_HINT))
+        note_row.btn("save_note", label="Save note", icon="edit_note", variant="outlined", on_click=self.on_save_note)
         deploy = panel.h_stack("deploy_row", align_x="left", align_y="center", gap=2)
         deploy.btn("export", label="Export this run…", icon="save_alt", variant="outlined", on_click=self.on_export)
         deploy.btn("apply_export", label="Predict with an export…", icon="model_training", variant="outlined",
@@ -104,6 +150,23 @@ def _compared(workbench, history):
     if workbench["compare"] in earlier:
         return workbench["compare"]
     return earlier[-1] if earlier else None
+
+
+def _noted(workbench, history):
+    """The revision whose note the note row edits: the user's choice, else the current one."""
+    revisions = [str(entry["revision"]) for entry in history]
+    return workbench["note_on"] if workbench["note_on"] in revisions else revisions[-1]
+
+
+def _entry(history, revision):
+    return next(entry for entry in history if str(entry["revision"]) == revision)
+
+
+def _per_class(run, revision, split):
+    """The :data:`PER_CLASS` classes whose student AP changed most since ``revision``, as table rows."""
+    return [{"class": row["class"], "then": pct(row["then"]), "now": pct(row["now"]),
+             "change": "–" if row["change"] is None else signed_pct(row["change"])}
+            for row in run.compare_classes(revision, split)[:PER_CLASS]]
 
 
 def _rows(history, split):
@@ -152,8 +215,8 @@ def _cumulative(key, history, split):
 def _comparison(history, revision, split):
     if revision is None:
         return ""
-    then = entry_metrics(next(e for e in history if str(e["revision"]) == revision), split).get("after", {})
+    then = entry_metrics(_entry(history, revision), split).get("after", {})
     now = entry_metrics(history[-1], split).get("after", {})
     parts = [f"{label} {pct(then.get(m))} then, {pct(now.get(m))} now" for m, label in METRICS.items()]
     return (f"Revision {revision} vs current (revision {history[-1]['revision']}), {SPLITS[split]}: "
-            + " · ".join(parts))
+            + " · ".join(parts) + f". The {PER_CLASS} classes that changed most:")

@@ -126,6 +126,39 @@ def test_revert_restores_the_earlier_weights(tuned_world):
     assert provenance.state["message"].startswith("✅ Revision 2 saved: reverted to revision 0")
 
 
+def test_compare_lists_the_classes_that_changed_most_with_their_figures_then_and_now(tuned_world):
+    dataset, run = tuned_world
+    tuned = next(row["class"] for row in run.performance("validation")["classes"] if row["student_ap"] is not None)
+    run.tune(down={tuned: [run.top_concepts(tuned, 1)[0][0]]}, factor=4, epochs=2)
+    provenance = PanelDriver(dataset, "inficond_provenance")
+    provenance.event("on_load")
+    rows = provenance.data["per_class"]
+    then, now = run.revision_metrics(0, "validation").rows(run.classes), run.performance("validation")["classes"]
+    expected = {a["class"]: (a["student_ap"], b["student_ap"]) for a, b in zip(then, now)}
+    shown = lambda value: "–" if value is None else f"{100 * value:.1f}"  # noqa: E731
+    assert rows[0]["class"] == tuned and rows[0]["change"] != "+0.00"  # only its student was retrained
+    assert all((row["then"], row["now"]) == tuple(map(shown, expected[row["class"]])) for row in rows)
+    assert len(rows) == min(10, len(run.classes))
+    assert rows[0]["change"] == f"{100 * (expected[tuned][1] - expected[tuned][0]):+.2f}"
+
+
+def test_a_note_is_written_on_an_earlier_revision_at_any_time_and_kept_by_the_history(tuned_world):
+    dataset, run = tuned_world
+    run.tune(up={run.classes[0]: [run.concepts[0]]}, epochs=1, note="first try")
+    provenance = PanelDriver(dataset, "inficond_provenance")
+    provenance.event("on_load")
+    assert provenance.state["note_row"] == {"note_on": "1", "note_1": "first try"}  # the current one's, to edit
+    provenance.event("on_change_note_on", value="0")
+    assert provenance.state["note_row"] == {"note_on": "0", "note_0": ""}
+    provenance.state["note_row"]["note_0"] = "  baseline  before the cloud fix "  # as typed in the box
+    provenance.event("on_save_note")
+    assert provenance.state["message"] == "📝 Note on revision 0 saved: “baseline before the cloud fix”"
+    assert [row["note"] for row in provenance.data["entries"]] == ["first try", "baseline before the cloud fix"]
+    entry = load_students(dataset, "panel").history[0]
+    assert entry["note"] == "baseline before the cloud fix" and entry["note_by"] and entry["note_time"]
+    np.testing.assert_array_equal(load_students(dataset, "panel").weight, run.weight)  # nothing else changed
+
+
 def test_export_and_predict_open_their_forms_on_the_run_and_revision_shown(tuned_world):
     dataset, run = tuned_world
     run.tune(up={run.classes[0]: [run.concepts[0]]}, epochs=1)

@@ -1,6 +1,6 @@
 """A student run: its students' predictions, and its tuning and reverting, each saved as a
-revision; its evaluation (:mod:`.evaluation`) and its concepts' rankings, presence and what-ifs
-(:mod:`.analyses`) are parts of it. Runs are trained, loaded and listed by
+revision; its evaluation (:mod:`.evaluation`), its concepts' rankings, presence and what-ifs
+(:mod:`.analyses`) and its history and notes (:mod:`.provenance`) are parts of it. Runs are trained, loaded and listed by
 :mod:`fiftyone_inficond.students.registry`; tune instructions are read by :mod:`.instructions`.
 
 Every write validates all of its inputs first and then writes in an order where a crash at
@@ -24,6 +24,7 @@ from fiftyone_inficond.students.evaluation import Evaluation, split_record, stor
 from fiftyone_inficond.students.instructions import change, describe, rose, triples_of
 from fiftyone_inficond.students.instructions import parse as parse_instructions
 from fiftyone_inficond.students.progress import fitting_progress
+from fiftyone_inficond.students.provenance import Provenance
 from fiftyone_inficond.students.training import (
     CHUNK_ROWS,
     MAX_EPOCHS,
@@ -37,7 +38,7 @@ from fiftyone_inficond.validation import number, whole_number
 DEFAULT_TUNING_EPOCHS = 3
 
 
-class StudentRun(Evaluation, ConceptAnalyses):
+class StudentRun(Evaluation, ConceptAnalyses, Provenance):
     """A student run with its data in memory: metrics, rankings, what-ifs, tuning, history.
 
     Attributes:
@@ -314,18 +315,6 @@ class StudentRun(Evaluation, ConceptAnalyses):
         except Exception:
             self.state = previous
             raise
-
-    @property
-    def history(self):
-        """Every iteration, oldest first: kind, who, when, instructions, change and metrics: each
-        split's in ``splits`` (read one with :func:`~fiftyone_inficond.students.evaluation.entry_metrics`),
-        all samples' also as ``metrics_before``, ``metrics_after`` and the tuned ``class_metrics``."""
-        return store.list_entries(self.samples, self.uid)
-
-    def newest_revision(self):
-        """The newest stored revision (one small read): larger than :attr:`revision` when
-        someone saved since this run was loaded."""
-        return store.newest_revision(self.samples, self.uid)
 
     def reload(self):
         """Moves to the newest stored revision (e.g. after a :class:`StaleRunError`)."""

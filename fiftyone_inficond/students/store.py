@@ -208,6 +208,27 @@ def load_revision(samples, key, uid, revision=None):
     return doc["revision"], StudentState(**{name: decode(doc[name]) for name in _ARRAYS}), doc.get(METRICS)
 
 
+def load_metrics(samples, key, uid, revision):
+    """What iteration ``revision`` stored of its per-class metrics (as :func:`load_revision`'s), in
+    one small read: ``None`` for one saved without them."""
+    doc = _history().find_one({**_run_filter(samples, uid), "revision": revision}, {METRICS: True})
+    if doc is None:
+        raise UnknownName(f"Student run '{key}' has no revision {revision}: pick one from its history")
+    return doc.get(METRICS)
+
+
+def set_note(samples, key, uid, revision, note, user=None):
+    """Writes ``note`` on iteration ``revision`` (any, at any time: the only change a stored
+    iteration takes), with who wrote it and when; its weights and metrics stay as saved."""
+    written = _history().update_one({**_run_filter(samples, uid), "revision": revision}, {"$set": {
+        "note": note,
+        "note_by": user or current_user(),
+        "note_time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }})
+    if not written.matched_count:
+        raise UnknownName(f"Student run '{key}' has no revision {revision}: pick one from its history")
+
+
 def _no_history(samples, key):
     return UnknownName(
         f"Student run '{key}' has no stored iterations on dataset '{fiftyone_api.dataset_of(samples).name}', "
