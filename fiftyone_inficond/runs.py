@@ -78,24 +78,30 @@ def delete_run(samples, field):
 
 
 def claim_field(samples, field, method, overwrite, what):
-    """Frees ``field`` for a new ``method`` run, refusing to destroy anything unasked.
+    """Frees ``field`` for a new ``method`` run, refusing to destroy anything unasked (see
+    :func:`require_free_field`)."""
+    if require_free_field(samples, field, method, overwrite, what):
+        delete_run(samples, field)
 
-    Raises when ``field`` holds data no ``method`` run wrote; unless ``overwrite``, data an
-    earlier ``method`` run wrote; and even then, data of samples outside ``samples`` (a
-    field belongs to one run, so overwriting part of it would delete the rest).
-    """
+
+def require_free_field(samples, field, method, overwrite, what):
+    """Whether ``field`` holds an earlier ``method`` run that a new one would replace; refused,
+    writing nothing (a form checks it before Execute), when ``field`` holds data no ``method`` run
+    wrote; unless ``overwrite``, data an earlier ``method`` run wrote; and even then, data of
+    samples outside ``samples`` (a field belongs to one run, so overwriting part of it would
+    delete the rest)."""
     dataset = fresh_dataset(samples)
     occupied = field in dataset.list_runs() or any(
         dataset.has_sample_field(name) for name in _written_fields(field)
     )
     if not occupied:
-        return
+        return False
     if run_config(samples, field, method) is None:
         raise InvalidRequest(f"Field '{field}' holds data that is not {what}: choose another field")
     if not overwrite:
         raise InvalidRequest(
             f"Field '{field}' already holds {what} of another run. Choose another field, "
-            f"or pass overwrite=True to replace them"
+            f"or overwrite them (overwrite=True)"
         )
     if dataset.has_sample_field(field):
         outside = exact_count(dataset.exists(field)) - exact_count(samples.exists(field))
@@ -104,7 +110,7 @@ def claim_field(samples, field, method, overwrite, what):
                 f"Field '{field}' also holds {what} of {outside} samples outside this view, which "
                 f"overwriting would delete: run it on the whole dataset, or choose another field"
             )
-    delete_run(samples, field)
+    return True
 
 
 def _written_fields(field):

@@ -34,9 +34,12 @@ from .ui import caveats
 from .workspace import open_workspace
 
 
+SUMMARY_NAMES = {"teacher_ap": "teacher AP", "student_ap": "student AP", "agreement_ap": "agreement AP",
+                 "f1": "F1 vs teacher", "precision": "precision vs teacher", "recall": "recall vs teacher"}
+
+
 def _summary(summary):
-    return ", ".join(f"{name.replace('_', ' ').replace('ap', 'AP')} {value:.3f}"
-                     for name, value in summary.items() if value is not None)
+    return ", ".join(f"{SUMMARY_NAMES.get(name, name)} {value:.3f}" for name, value in summary.items() if value is not None)
 
 
 class TrainStudents(foo.Operator):

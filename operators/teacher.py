@@ -10,6 +10,7 @@ import fiftyone.operators.types as types
 
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.extraction import DEFAULT_MODEL
+from fiftyone_inficond.runs import TEACHER_METHOD, require_free_field
 from fiftyone_inficond.teacher import teacher_from_clip, teacher_from_file, teacher_from_labels, teacher_from_model
 
 from .common import (
@@ -23,6 +24,7 @@ from .common import (
     model_input,
     operator_config,
     pretrained_param,
+    refusal,
     setting,
     weights_input,
 )
@@ -42,7 +44,7 @@ class ImportTeacherScores(foo.Operator):
     def config(self):
         return operator_config(
             "import_teacher_scores",
-            "teacher scores",
+            "import teacher scores",
             "Per-class teacher probabilities from a file, a label field or a model",
             True,
         )
@@ -71,7 +73,9 @@ class ImportTeacherScores(foo.Operator):
             weights_input(ctx, inputs, ctx.params.get("model") or DEFAULT_MODEL)
         if source != "file":
             inputs.list("classes", types.String(), label="Classes", required=source == "clip")
-        inputs.str("field", default="teacher", label="Field")
+        field, overwrite = ctx.params.get("field", "teacher"), bool(ctx.params.get("overwrite"))
+        inputs.str("field", default="teacher", label="Field", **refusal(
+            field, require_free_field, ctx.target_view(), field, TEACHER_METHOD, overwrite, "teacher scores"))
         inputs.bool("overwrite", default=False, label="Overwrite an earlier teacher in this field")
         return form(inputs, "Teacher scores")
 

@@ -85,6 +85,7 @@ DEFAULTS = {
     "n": 10,  # knowledge: how many concepts
     "compare": None,  # provenance: the revision compared with the current one
     "note_on": None,  # provenance: the revision whose note is edited; the current one by default
+    "revision_note": None,  # provenance: {"revision", "text"}: the note being typed for that revision
     "concept": None,  # concept name: the concept detail's
     "focus": [],  # concept names selected on the concept map: the knowledge panel ranks only these
     "method": "tsne",  # concept map projection

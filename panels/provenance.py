@@ -20,6 +20,7 @@ from .common import (
     pct,
     read_workbench,
     signed_pct,
+    write_workbench,
 )
 
 METRICS = {"student_ap": "student AP", "agreement_ap": "agreement AP", "f1": "F1 vs teacher"}
@@ -66,20 +67,33 @@ class ProvenancePanel(WorkbenchPanel):
 
     @answers
     def on_change_note_on(self, ctx):
-        self.change(ctx, note_on=ctx.params["value"])
+        self.change(ctx, note_on=ctx.params["value"], revision_note=None)
+
+    @answers
+    def on_change_revision_note(self, ctx):
+        """The note as it is being typed: kept in the workbench for Save note, never sent back to its
+        box (as the knowledge panel's tuning boxes, see its ``_setting``); only the box of the
+        revision chosen counts (the App sends a box's text again when it is drawn anew)."""
+        shown = (ctx.panel.state.get("note_row") or {}).get("note_on")
+        if ctx.params.get("path") == f"note_row.{note_box(shown)}":
+            workbench = read_workbench(ctx)
+            workbench["revision_note"] = {"revision": shown, "text": str(ctx.params.get("value") or "")}
+            write_workbench(ctx, workbench)
 
     @answers
     def on_save_note(self, ctx):
         """The note typed in the note row, written on the revision chosen there."""
         workbench = read_workbench(ctx)
         run = open_run(ctx, workbench)
-        typed = dict(ctx.panel.state.get("note_row") or {})
         revision = _noted(workbench, run.history)
-        note = typed.get(note_box(revision))
+        typed = workbench["revision_note"] or {}
+        if typed.get("revision") != revision:
+            return self.change(ctx, **self.says(f"Type the note on revision {revision} first, then Save note"))
+        note = typed["text"]
         run.annotate(int(revision), note, user=ctx.user_id)
         said = f"📝 Note on revision {revision} saved: “{' '.join(note.split())}”" if note and note.strip() else (
             f"📝 Note on revision {revision} removed")
-        workbench.update(**self.says(said))
+        workbench.update(revision_note=None, **self.says(said))
         self.publish(ctx, workbench, siblings=False)
 
     @answers
@@ -132,7 +146,8 @@ class ProvenancePanel(WorkbenchPanel):
         note_row = panel.h_stack("note_row", align_x="left", align_y="center", gap=2)
         note_row.enum("note_on", state.all_revisions, label="Note on",
                       view=dropdown({r: f"revision {r}" for r in state.all_revisions}), on_change=self.on_change_note_on)
-        note_row.str(note_box(noted), label="Note", view=types.TextFieldView(placeholder=NOTE_HINT))
+        note_row.str(note_box(noted), label="Note", view=types.TextFieldView(placeholder=NOTE_HINT),
+                     on_change=self.on_change_revision_note)
         note_row.btn("save_note", label="Save note", icon="edit_note", variant="outlined", on_click=self.on_save_note)
         deploy = panel.h_stack("deploy_row", align_x="left", align_y="center", gap=2)
         deploy.btn("export", label="Export this run…", icon="save_alt", variant="outlined", on_click=self.on_export)

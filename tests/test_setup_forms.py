@@ -8,6 +8,8 @@ import pytest
 from conftest import COCO128, TINY_MODEL
 from fiftyone.operators.executor import ExecutionContext
 
+from fiftyone_inficond.runs import delete_run
+
 PLUGIN = "@inficond/inficond"
 
 
@@ -117,3 +119,18 @@ def test_one_action_opens_the_workspace_on_a_raw_dataset_and_saves_it_for_the_wo
         assert _form("train_students", dataset)["open_workspace"].default is True
     finally:
         dataset.delete()
+
+
+def test_a_teacher_field_that_holds_scores_is_refused_in_the_form_until_overwrite_is_ticked(coco128):
+    field = "form_teacher"
+    _execute("import_teacher_scores", coco128, source="file", path=f"{COCO128}/teacher_yolox_nano.json",
+             field=field)
+    try:
+        refused = _form("import_teacher_scores", coco128, source="labels", field=field)["field"]
+        assert refused.invalid and f"Field '{field}' already holds teacher scores" in refused.error_message
+        assert not _form("import_teacher_scores", coco128, source="labels", field=field,
+                         overwrite=True)["field"].invalid
+        taken = _form("import_teacher_scores", coco128, source="labels", field="filepath")["field"]
+        assert taken.invalid and "holds data that is not teacher scores" in taken.error_message
+    finally:
+        delete_run(coco128, field)
