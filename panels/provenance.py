@@ -15,7 +15,6 @@ from .common import (
     WorkbenchPanel,
     answers,
     draw_text,
-    note_box,
     open_run,
     pct,
     read_workbench,
@@ -25,6 +24,7 @@ from .common import (
 
 METRICS = {"student_ap": "student AP", "agreement_ap": "agreement AP", "f1": "F1 vs teacher"}
 PER_CLASS = 10  # the classes whose student AP changed most, listed under a comparison
+NOTE_BOX = "note_text"  # the note row's box
 
 
 class ProvenancePanel(WorkbenchPanel):
@@ -67,17 +67,16 @@ class ProvenancePanel(WorkbenchPanel):
 
     @answers
     def on_change_note_on(self, ctx):
-        self.change(ctx, note_on=ctx.params["value"], revision_note=None)
+        self.change(ctx, note_on=ctx.params["value"])
 
     @answers
     def on_change_revision_note(self, ctx):
         """The note as it is being typed: kept in the workbench for Save note, never sent back to its
-        box (as the knowledge panel's tuning boxes, see its ``_setting``); only the box of the
-        revision chosen counts (the App sends a box's text again when it is drawn anew)."""
-        shown = (ctx.panel.state.get("note_row") or {}).get("note_on")
-        if ctx.params.get("path") == f"note_row.{note_box(shown)}":
+        box (as the knowledge panel's tuning boxes, see its ``_setting``). One box for every revision:
+        the App kept drawing a box renamed for the revision picked under its old name."""
+        if ctx.params.get("path") == f"note_row.{NOTE_BOX}":
             workbench = read_workbench(ctx)
-            workbench["revision_note"] = {"revision": shown, "text": str(ctx.params.get("value") or "")}
+            workbench["revision_note"] = str(ctx.params.get("value") or "")
             write_workbench(ctx, workbench)
 
     @answers
@@ -86,15 +85,16 @@ class ProvenancePanel(WorkbenchPanel):
         workbench = read_workbench(ctx)
         run = open_run(ctx, workbench)
         revision = _noted(workbench, run.history)
-        typed = workbench["revision_note"] or {}
-        if typed.get("revision") != revision:
-            return self.change(ctx, **self.says(f"Type the note on revision {revision} first, then Save note"))
-        note = typed["text"]
+        # the box as the App holds it now (its panel state comes with the press), else as typed: the last
+        # keystroke's change can arrive after the press, or an older one after a newer
+        note = (ctx.panel.state.get("note_row") or {}).get(NOTE_BOX)
+        note = workbench["revision_note"] if note is None else str(note)
+        if note is None:
+            return self.change(ctx, message=f"Type the note on revision {revision} first, then Save note")
         run.annotate(int(revision), note, user=ctx.user_id)
-        said = f"📝 Note on revision {revision} saved: “{' '.join(note.split())}”" if note and note.strip() else (
+        said = f"📝 Note on revision {revision} saved: “{' '.join(note.split())}”" if note.strip() else (
             f"📝 Note on revision {revision} removed")
-        workbench.update(revision_note=None, **self.says(said))
-        self.publish(ctx, workbench, siblings=False)
+        self.change(ctx, message=said)
 
     @answers
     def on_export(self, ctx):
@@ -117,43 +117,44 @@ class ProvenancePanel(WorkbenchPanel):
             "all_revisions": [str(entry["revision"]) for entry in history][::-1],
             "compare_row": {"compare": compare},
             "comparison": _comparison(history, compare, split),
-            "note_row": {"note_on": noted, note_box(noted): _entry(history, noted).get("note") or ""},
+            "note_row": {"note_on": noted},
             "change_label": f"Δ mean student AP ({SPLITS[split].removesuffix(' samples')})",
         })
         ctx.panel.set_data("entries", _rows(history, split))
         ctx.panel.set_data("per_class", [] if compare is None else _per_class(run, int(compare), split))
 
     def draw(self, panel, state, charts):
+        """The summary, the answer and the controls first (an answer shows beside what was pressed,
+        not below two tables), then the history and the comparison."""
         draw_text(panel, state, "summary")
         if state.message:
             draw_text(panel, state, "message")
+        if state.revisions:
+            compare = panel.h_stack("compare_row", align_x="left", align_y="center", gap=2)
+            compare.enum("compare", state.revisions, label="Compare with",
+                         view=dropdown({r: f"revision {r}" for r in state.revisions}), on_change=self.on_change_compare)
+            compare.btn("revert", label="Revert to it", variant="outlined", on_click=self.on_revert)
+        note_row = panel.h_stack("note_row", align_x="left", align_y="center", gap=2)
+        note_row.enum("note_on", state.all_revisions, label="Note on",
+                      view=dropdown({r: f"revision {r}" for r in state.all_revisions}), on_change=self.on_change_note_on)
+        note_row.str(NOTE_BOX, label="Note", view=types.TextFieldView(placeholder=NOTE_HINT),
+                     on_change=self.on_change_revision_note)
+        note_row.btn("save_note", label="Save note", icon="edit_note", variant="outlined", on_click=self.on_save_note)
         table = types.TableView()
         for key, label in (("revision", "Rev."), ("kind", "What"), ("user", "Who"), ("time", "When (UTC)"),
                            ("instructions", "Tuned"), ("note", "Note"), ("change", state.change_label)):
             table.add_column(key, label=label)
         panel.list("entries", types.Object(), view=table)
         if state.revisions:
-            compare = panel.h_stack("compare_row", align_x="left", align_y="center", gap=2)
-            compare.enum("compare", state.revisions, label="Compare with",
-                         view=dropdown({r: f"revision {r}" for r in state.revisions}), on_change=self.on_change_compare)
-            compare.btn("revert", label="Revert to it", variant="outlined", on_click=self.on_revert)
             draw_text(panel, state, "comparison")
             per_class = types.TableView()
             for key, label in (("class", "Class"), ("then", "Student AP then"), ("now", "now"), ("change", "Δ pts")):
                 per_class.add_column(key, label=label)
             panel.list("per_class", types.Object(), view=per_class)
-        noted = state.note_row["note_on"]
-        note_row = panel.h_stack("note_row", align_x="left", align_y="center", gap=2)
-        note_row.enum("note_on", state.all_revisions, label="Note on",
-                      view=dropdown({r: f"revision {r}" for r in state.all_revisions}), on_change=self.on_change_note_on)
-        note_row.str(note_box(noted), label="Note", view=types.TextFieldView(placeholder=NOTE_HINT),
-                     on_change=self.on_change_revision_note)
-        note_row.btn("save_note", label="Save note", icon="edit_note", variant="outlined", on_click=self.on_save_note)
         deploy = panel.h_stack("deploy_row", align_x="left", align_y="center", gap=2)
         deploy.btn("export", label="Export this run…", icon="save_alt", variant="outlined", on_click=self.on_export)
         deploy.btn("apply_export", label="Predict with an export…", icon="model_training", variant="outlined",
                    on_click=self.on_apply_export)
-
 
 def _earlier(history):
     return [str(entry["revision"]) for entry in history][:-1]

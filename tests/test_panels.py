@@ -147,15 +147,16 @@ def test_a_note_is_written_on_an_earlier_revision_at_any_time_and_kept_by_the_hi
     run.tune(up={run.classes[0]: [run.concepts[0]]}, epochs=1, note="first try")
     provenance = PanelDriver(dataset, "inficond_provenance")
     provenance.event("on_load")
-    assert provenance.state["note_row"] == {"note_on": "1", "note_1": "first try"}  # the current one's, to edit
+    assert provenance.state["note_row"] == {"note_on": "1"}  # the current one by default
     provenance.event("on_change_note_on", value="0")
-    assert provenance.state["note_row"] == {"note_on": "0", "note_0": ""}
+    assert provenance.state["note_row"] == {"note_on": "0"}
     provenance.event("on_save_note")  # nothing typed yet
     assert provenance.state["message"] == "Type the note on revision 0 first, then Save note"
     # as typed in the box, key by key (the App sends each change, with the box's path)
     for typed in ("  baseline", "  baseline  before the cloud fix "):
-        provenance.event("on_change_revision_note", path="note_row.note_0", value=typed)
-    provenance.event("on_change_revision_note", path="note_row.note_1", value="stale")  # another box's, drawn anew
+        provenance.event("on_change_revision_note", path="note_row.note_text", value=typed)
+    provenance.event("on_change_revision_note", path="note_row.note_text", value="  baseline")  # late, older
+    provenance.state["note_row"]["note_text"] = "  baseline  before the cloud fix "  # the box, sent with the press
     provenance.event("on_save_note")
     assert provenance.state["message"] == "📝 Note on revision 0 saved: “baseline before the cloud fix”"
     assert [row["note"] for row in provenance.data["entries"]] == ["first try", "baseline before the cloud fix"]

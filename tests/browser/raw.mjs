@@ -60,6 +60,16 @@ const fit = async (name, controls = []) => {
   }
   seen.fit[name] = { wide, outside };
 };
+// Whether a locator's element is wholly on screen: inside the viewport and every scrolling box around it.
+const inView = (locator) => locator.evaluate((element) => {
+  const box = element.getBoundingClientRect();
+  for (let parent = element.parentElement; parent; parent = parent.parentElement) {
+    if (!/(auto|scroll|hidden)/.test(getComputedStyle(parent).overflowY)) continue;
+    const frame = parent.getBoundingClientRect();
+    if (box.top < frame.top - 1 || box.bottom > frame.bottom + 1) return false;
+  }
+  return box.top >= 0 && box.bottom <= window.innerHeight;
+});
 const button = (name) => page.getByRole("button", { name, exact: true });
 
 try {
@@ -69,7 +79,6 @@ try {
   seen.spacesBefore = await page.locator("[data-cy=new-panel-btn]").count();
   await shot("1-raw");
 
-  if (!process.env.SKIP_CONCEPTS) {
   // 1. Concepts: the model and the corpus from dropdowns, the checkpoint opened with FiftyOne's file explorer.
   await operator("compute concepts", "open_clip model");
   seen.corpora = await (async () => {
@@ -95,7 +104,6 @@ try {
   await pick("Concept corpus", /synthetic world/);
   await shot("2-concepts-form");
   await execute("concepts", /^Concept vectors of \d+ samples written to /);
-  }
 
   // 2. The teacher: the model's predictions, a label field picked from those the dataset has.
   await operator("import teacher scores", "Source");
@@ -127,8 +135,8 @@ try {
   await settle();
   seen.knowledgeHeader = await text(/^airplane · student AP /).innerText();
   const chart = page.locator(".js-plotly-plot").filter({ has: page.locator(".textpoint text", { hasText: "👍" }) }).first();
-  const rows = await chart.locator(".ytick text").allInnerTexts();
-  const cloud = Math.max(0, rows.findIndex((row) => /^\d+\. clouds?$/.test(row)));
+  const rows = await chart.locator("text").filter({ hasText: /^\d+\. / }).evaluateAll((all) => all.map((t) => t.textContent));
+  const cloud = Math.max(0, Number((rows.find((row) => /^\d+\. clouds?$/.test(row)) ?? "1.").split(".")[0]) - 1);
   seen.ranked = rows;
   const before = await chart.boundingBox();
   await clickCentre(thumb("👎", cloud));
@@ -139,7 +147,7 @@ try {
   await clickCentre(thumb("👍", cloud === 0 ? 1 : 0));
   await text(/^Pending .*👎.*👍|^Pending .*👍.*👎/).waitFor({ timeout: 30000 });
   seen.pending = await text(/^Pending /).innerText();
-  await fit("knowledge", [["Fine-tune", button("Fine-tune")], ["Clear", button("Clear")]]);
+  await fit("knowledge", [["Fine-tune", button("Fine-tune")], ["Clear", button("Clear").last()]]);
   await shot("6-thumbs");
   await button("Fine-tune").click();
   await text(/Revision 1 saved/).waitFor({ timeout: 90000 });
@@ -161,12 +169,14 @@ try {
   await button("Save note").click();
   await text(/^📝 Note on revision 0 saved/).waitFor({ timeout: 30000 });
   seen.noted = await text(/^📝 Note on revision 0 saved/).innerText();
+  seen.notedInView = await inView(text(/^📝 Note on revision 0 saved/));
   seen.perClass = await page.getByText(/classes that changed most/).first().innerText();
   await fit("provenance", [["Save note", button("Save note")], ["Revert to it", button("Revert to it")]]);
   await shot("8-noted");
   await button("Revert to it").click();
   await text(/Revision 2 saved: reverted to revision 0/).waitFor({ timeout: 60000 });
   seen.reverted = await text(/Revision 2 saved: reverted to revision 0/).innerText();
+  seen.revertedInView = await inView(text(/Revision 2 saved: reverted to revision 0/));
   seen.provenanceRows = await page.getByRole("row").allInnerTexts();
   await noTraceback("revert");
   await shot("9-reverted");
