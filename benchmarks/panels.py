@@ -46,13 +46,13 @@ from timing import median_ms, timed  # noqa: E402
 
 from fiftyone_inficond.corpus import load_corpus, make_corpus  # noqa: E402
 from fiftyone_inficond.demo import build_world
-from fiftyone_inficond.workspace import save_workspace  # noqa: E402
 from fiftyone_inficond.projection import concept_projection, project  # noqa: E402
 from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config  # noqa: E402
 from fiftyone_inficond.students import registry as runs  # noqa: E402
 from fiftyone_inficond.students.registry import delete_students, list_student_runs, train_students  # noqa: E402
 from fiftyone_inficond.teacher import teacher_from_labels  # noqa: E402
 from fiftyone_inficond.text_cache import run_text_embeddings  # noqa: E402
+from fiftyone_inficond.workspace import save_workspace  # noqa: E402
 
 
 def median_s(fn):

@@ -96,7 +96,8 @@ def launch(name, port=5151):
     saved = WORKSPACE in dataset.list_workspaces()  # a user's own dataset has none until they open it
     session = fo.launch_app(dataset, spaces=dataset.load_workspace(WORKSPACE) if saved else None, address="127.0.0.1",
                             port=port, auto=False, remote=True, config=config)
-    print(f"The App: http://127.0.0.1:{port}/datasets/{name}" + (f"?workspace={WORKSPACE}" if saved else ""), flush=True)
+    opened = f"?workspace={WORKSPACE}" if saved else ""
+    print(f"The App: http://127.0.0.1:{port}/datasets/{name}{opened}", flush=True)
     session.wait(-1)
 
 

@@ -215,14 +215,14 @@ def refusal(value, check, *args):
     return {}
 
 
-def choice_input(ctx, inputs, name, values, label, default=None, none=None, description=None):
+def choice_input(ctx, inputs, name, values, label, default=None, none=None, description=None, missing=None):
     """A dropdown of ``values`` the dataset knows (fields, tags, runs) where a user would otherwise type;
     ``none``, when given, labels choosing none (the value :data:`NONE`, read by :func:`chosen`). Without
-    values and without ``none``, the form says what is missing instead. Not required: a Python caller
-    may leave the default."""
+    values and without ``none``, the form says what is missing instead, and ``missing``: what to do.
+    Not required: a Python caller may leave the default."""
     choices = with_given(ctx, name, {**({NONE: none} if none else {}), **{value: value for value in values}})
     if not choices:
-        inputs.view(f"{name}_missing", types.Warning(label=f"{label}: none yet", description=description))
+        inputs.view(f"{name}_missing", types.Warning(label=f"{label}: none yet", description=missing or description))
         return
     default = default if default in choices else next(iter(choices))
     inputs.enum(name, list(choices), default=default, label=label, description=description, view=dropdown(choices))

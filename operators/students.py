@@ -33,13 +33,13 @@ from .common import (
 from .ui import caveats
 from .workspace import open_workspace
 
-
 SUMMARY_NAMES = {"teacher_ap": "teacher AP", "student_ap": "student AP", "agreement_ap": "agreement AP",
                  "f1": "F1 vs teacher", "precision": "precision vs teacher", "recall": "recall vs teacher"}
 
 
 def _summary(summary):
-    return ", ".join(f"{SUMMARY_NAMES.get(name, name)} {value:.3f}" for name, value in summary.items() if value is not None)
+    return ", ".join(f"{SUMMARY_NAMES.get(name, name)} {value:.3f}"
+                     for name, value in summary.items() if value is not None)
 
 
 class TrainStudents(foo.Operator):
@@ -53,9 +53,9 @@ class TrainStudents(foo.Operator):
         inputs.str("key", default="students", label="Run key")
         dataset = ctx.dataset
         choice_input(ctx, inputs, "concepts_field", run_keys(dataset, CONCEPTS_METHOD), "Concepts field", "concepts",
-                     description="Compute concepts first")
+                     missing="Compute concepts first")
         choice_input(ctx, inputs, "teacher_field", run_keys(dataset, TEACHER_METHOD), "Teacher field", "teacher",
-                     description="Import teacher scores first")
+                     missing="Import teacher scores first")
         choice_input(ctx, inputs, "gt_field", label_fields(dataset), "Ground truth", "ground_truth",
                      none="None: compare with the teacher only")
         choice_input(ctx, inputs, "train_tag", dataset.distinct("tags"), "Train on samples tagged", none="All samples",

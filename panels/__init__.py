@@ -1,5 +1,5 @@
 """Panels beside FiftyOne's sample grid: thin adapters that read the workbench, call the library
-and set their state and data (see :mod:`panels.common`)."""
+and set their state and data (see :mod:`panels.base` and :mod:`panels.workbench`)."""
 
 from .detail import ConceptPanel
 from .embedding import EmbeddingPanel

@@ -13,20 +13,11 @@ import numpy as np
 from fiftyone_inficond.students.evaluation import SPLITS
 
 from ..operators.ui import heatmap_legend, share_of, show_overlay
-from .common import (
-    CHART_CONFIG,
-    DETAIL,
-    THUMBS,
-    TuningPanel,
-    answers,
-    choices,
-    draw_text,
-    open_run,
-    pending_text,
-    read_workbench,
-    set_chart,
-    toggle_pending,
-)
+from .base import TuningPanel, answers
+from .display import CHART_CONFIG, THUMBS, choices
+from .fine_tune import pending_text, toggle_pending
+from .workarounds import draw_text, set_chart
+from .workbench import DETAIL, open_run, read_workbench
 
 METRICS = {"accuracy": "accuracy", "f1": "F1", "recall": "recall", "precision": "precision"}
 BINS = 20
@@ -177,7 +168,8 @@ def _presence_traces(presence):
         counts, _ = np.histogram(presence[group], edges)
         share = counts / max(len(presence[group]), 1)
         traces.append({
-            "type": "bar", "name": f"teacher's predicted {group}", "x": ((edges[:-1] + edges[1:]) / 2).round(4).tolist(),
+            "type": "bar", "name": f"teacher's predicted {group}",
+            "x": ((edges[:-1] + edges[1:]) / 2).round(4).tolist(),
             "y": share.round(4).tolist(), "marker": {"color": colour}, "opacity": 0.6, "customdata": counts.tolist(),
             "hovertemplate": f"presence %{{x:.2f}}: %{{customdata}} of the teacher's {group}<extra></extra>",
         })

@@ -18,18 +18,10 @@ from fiftyone_inficond.projection import METHODS, concept_projection
 from fiftyone_inficond.students.registry import extend_students
 
 from ..operators.ui import dropdown
-from .common import (
-    EMBEDDING,
-    THUMBS,
-    WorkbenchPanel,
-    answers,
-    draw_text,
-    open_run,
-    pct,
-    read_workbench,
-    select_concept,
-    set_chart,
-)
+from .base import WorkbenchPanel, answers, select_concept
+from .display import THUMBS, pct
+from .workarounds import draw_text, set_chart
+from .workbench import EMBEDDING, open_run, read_workbench
 
 N_LABELLED = 10
 N_FOUND = 8

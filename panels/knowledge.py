@@ -16,29 +16,11 @@ from fiftyone_inficond.locate import can_locate, concepts_patches, patch_crops
 from fiftyone_inficond.students.budget import PATH
 
 from ..operators.ui import caveats, dropdown
-from .common import (
-    CHART_CONFIG,
-    KNOWLEDGE,
-    NOTE_HINT,
-    THUMBS,
-    TuningPanel,
-    answers,
-    choices,
-    draw_text,
-    image_uri,
-    note_box,
-    open_run,
-    pct,
-    pending_text,
-    read_workbench,
-    save_workbench_now,
-    select_concept,
-    set_chart,
-    toggle_pending,
-    tuning_boxes,
-    usage_text,
-    write_workbench,
-)
+from .base import TuningPanel, answers, select_concept
+from .display import CHART_CONFIG, THUMBS, choices, image_uri, pct
+from .fine_tune import NOTE_HINT, note_box, pending_text, toggle_pending, tuning_boxes, usage_text
+from .workarounds import draw_text, set_chart
+from .workbench import KNOWLEDGE, open_run, read_workbench, save_workbench_now, write_workbench
 
 RANKINGS = {
     "weight": "influence (weight)",

@@ -16,17 +16,10 @@ from fiftyone_inficond.students.metrics import GROUPS, SORT_KEYS, SUBSETS
 from fiftyone_inficond.students.registry import list_student_runs
 
 from ..operators.ui import caveats, dropdown, group_name
-from .common import (
-    CHART_CONFIG,
-    PERFORMANCE,
-    WorkbenchPanel,
-    answers,
-    draw_text,
-    open_run,
-    pct,
-    read_workbench,
-    set_chart,
-)
+from .base import WorkbenchPanel, answers
+from .display import CHART_CONFIG, pct
+from .workarounds import draw_text, set_chart
+from .workbench import PERFORMANCE, open_run, read_workbench
 
 SUBSET_LABELS = {
     "both_right": "both right",

@@ -8,19 +8,11 @@ import fiftyone.operators.types as types
 from fiftyone_inficond.students.evaluation import SPLITS, entry_metrics
 
 from ..operators.ui import PLUGIN, dropdown
-from .common import (
-    NOTE_HINT,
-    PROVENANCE,
-    THUMBS,
-    WorkbenchPanel,
-    answers,
-    draw_text,
-    open_run,
-    pct,
-    read_workbench,
-    signed_pct,
-    write_workbench,
-)
+from .base import WorkbenchPanel, answers
+from .display import THUMBS, pct, signed_pct
+from .fine_tune import NOTE_HINT
+from .workarounds import draw_text
+from .workbench import PROVENANCE, open_run, read_workbench, write_workbench
 
 METRICS = {"student_ap": "student AP", "agreement_ap": "agreement AP", "f1": "F1 vs teacher"}
 PER_CLASS = 10  # the classes whose student AP changed most, listed under a comparison
@@ -135,8 +127,8 @@ class ProvenancePanel(WorkbenchPanel):
                          view=dropdown({r: f"revision {r}" for r in state.revisions}), on_change=self.on_change_compare)
             compare.btn("revert", label="Revert to it", variant="outlined", on_click=self.on_revert)
         note_row = panel.h_stack("note_row", align_x="left", align_y="center", gap=2)
-        note_row.enum("note_on", state.all_revisions, label="Note on",
-                      view=dropdown({r: f"revision {r}" for r in state.all_revisions}), on_change=self.on_change_note_on)
+        revisions = dropdown({r: f"revision {r}" for r in state.all_revisions})
+        note_row.enum("note_on", state.all_revisions, label="Note on", view=revisions, on_change=self.on_change_note_on)
         note_row.str(NOTE_BOX, label="Note", view=types.TextFieldView(placeholder=NOTE_HINT),
                      on_change=self.on_change_revision_note)
         note_row.btn("save_note", label="Save note", icon="edit_note", variant="outlined", on_click=self.on_save_note)

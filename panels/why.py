@@ -17,21 +17,12 @@ from fiftyone_inficond.errors import UnknownName
 from fiftyone_inficond.students.explain import explain_sample
 
 from ..operators.ui import heatmap_legend, show_overlay
-from .common import (
-    CHART_CONFIG,
-    THUMBS,
-    WHY,
-    TuningPanel,
-    answers,
-    choices,
-    draw_text,
-    open_run,
-    pending_text,
-    read_workbench,
-    set_chart,
-    toggle_pending,
-)
+from .base import TuningPanel, answers
+from .display import CHART_CONFIG, THUMBS, choices
+from .fine_tune import pending_text, toggle_pending
 from .knowledge import thumbs_trace
+from .workarounds import draw_text, set_chart
+from .workbench import WHY, open_run, read_workbench
 
 ROW_PX = 30
 HOW_TO = ("Open an image (click it), select one (its checkbox), or click a patch in the knowledge panel: "

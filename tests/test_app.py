@@ -12,8 +12,8 @@ from app_server import app_server
 from conftest import REPO, unique_name
 
 from fiftyone_inficond.demo import build_world
-from fiftyone_inficond.workspace import save_workspace
 from fiftyone_inficond.students.registry import delete_students, list_student_runs, load_students, student_history
+from fiftyone_inficond.workspace import save_workspace
 
 ARTIFACTS = os.path.join(REPO, "tests", "artifacts", "app")
 

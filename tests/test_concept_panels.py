@@ -86,7 +86,8 @@ def test_thumbs_up_in_the_detail_is_pending_in_the_knowledge_panel_and_fine_tune
     cls, concept = detail.state["controls"]["cls"], detail.state["controls"]["concept"]
     assert (len(detail.data["whatif"]) == 8
             and {t["name"] for t in detail.data["whatif"]} >= {"accuracy", "F1", "recall", "precision"})
-    assert [t["name"] for t in detail.data["presence"]] == ["teacher's predicted positives", "teacher's predicted negatives"]
+    assert [t["name"] for t in detail.data["presence"]] == ["teacher's predicted positives",
+                                                            "teacher's predicted negatives"]
     detail.event("on_up")
     assert detail.state["pending_here"] == ["up"]
     knowledge.event("on_load")

@@ -11,9 +11,9 @@ import pytest
 from fiftyone.operators.store import ExecutionStore
 from panel_driver import PanelDriver, charts, find, named, ranked
 
-from fiftyone_inficond.workspace import workspace
 from fiftyone_inficond.students.evaluation import SPLITS
 from fiftyone_inficond.students.registry import load_students, train_students
+from fiftyone_inficond.workspace import workspace
 
 
 def _selected_ids(set_view):
@@ -428,7 +428,7 @@ def test_a_click_reads_the_workbench_once_writes_it_once_and_redraws_only_the_pa
     knowledge.event("on_load")
     performance.event("on_load")
     common = sys.modules[type(foo.get_operator("@inficond/inficond/inficond_knowledge")).__module__.rsplit(".", 1)[0]
-                         + ".common"]
+                         + ".workbench"]
     calls = []
     for name in ("get", "set", "compare_and_set", "set_if_absent"):
         original = getattr(ExecutionStore, name)
@@ -462,7 +462,7 @@ def test_a_server_failure_is_one_sentence_naming_the_file_that_holds_its_traceba
     knowledge = PanelDriver(dataset, "inficond_knowledge")
     knowledge.event("on_load")
     common = sys.modules[type(foo.get_operator("@inficond/inficond/inficond_knowledge")).__module__.rsplit(".", 1)[0]
-                         + ".common"]
+                         + ".base"]
     monkeypatch.setattr(common, "ERROR_LOG", str(tmp_path / "logs" / "inficond.log"))
     before = knowledge.state["controls"]["by"]
 
@@ -503,7 +503,7 @@ def test_a_chart_travels_in_the_layout_and_is_computed_again_where_the_server_ha
     (shown,) = [p for p in find(requests, "show_panel_output") if p["panel_id"] == knowledge.id]
     assert ranked(charts(shown["output"])["chart"]) and not find(requests, "patch_panel_data")
     common = sys.modules[type(foo.get_operator("@inficond/inficond/inficond_knowledge")).__module__.rsplit(".", 1)[0]
-                         + ".common"]
+                         + ".workarounds"]
     drawn = ranked(knowledge.data["chart"])
     common._CHARTS = type(common._CHARTS)()  # as in a server that has not shown the panel
     requests = knowledge.event("on_change_factor", value=2.5)  # an event that shows nothing new

@@ -1,7 +1,8 @@
 """A student run: its students' predictions, and its tuning and reverting, each saved as a
 revision; its evaluation (:mod:`.evaluation`), its concepts' rankings, presence and what-ifs
-(:mod:`.analyses`) and its history and notes (:mod:`.provenance`) are parts of it. Runs are trained, loaded and listed by
-:mod:`fiftyone_inficond.students.registry`; tune instructions are read by :mod:`.instructions`.
+(:mod:`.analyses`) and its history and notes (:mod:`.provenance`) are parts of it. Runs are
+trained, loaded and listed by :mod:`fiftyone_inficond.students.registry`; tune instructions are
+read by :mod:`.instructions`.
 
 Every write validates all of its inputs first and then writes in an order where a crash at
 any point leaves the old state or the new one (see :mod:`fiftyone_inficond.students.store`).

@@ -1,0 +1,151 @@
+"""The pending 👍/👎 and Fine-tune, shared by the knowledge, concept detail and why-this-image
+panels: the pending line, the tuning boxes beside Fine-tune, and the two-step press (an answer at
+once, then the tuning) with the answer that says what changed."""
+
+from fiftyone_inficond.students.evaluation import SPLITS, entry_metrics
+
+from .display import COLOURS, THUMBS, pct, signed_pct
+from .workbench import read_workbench
+
+
+def usage_text(run, cls):
+    """"its student uses 14 of 1,153 concepts (budget 16)": how much of the corpus decides a class."""
+    budget = run.budget_of(cls)
+    limit = "" if budget is None else f" (budget {budget})"
+    return f"its student uses {len(run.uses(cls))} of {len(run.concepts):,} concepts{limit}"
+
+
+def toggle_pending(workbench, concept, direction):
+    """The pending instructions with ``direction`` on ``concept`` for the workbench's class added,
+    or removed when it was there (one instruction per class and concept: the newest wins)."""
+    item = {"class": workbench["cls"], "concept": concept, "direction": direction}
+    others = [p for p in workbench["pending"] if (p["class"], p["concept"]) != (item["class"], concept)]
+    return others if item in workbench["pending"] else others + [item]
+
+
+def pending_text(workbench, run):
+    pending = workbench["pending"]
+    if not pending:
+        return "No pending instructions: click 👍 or 👎 beside a concept."
+    blocks = " ".join(
+        f"{COLOURS[p['direction']]} {THUMBS[p['direction']]} *{p['concept']}*{_synonyms(run, p['concept'])} "
+        f"for {p['class']}" for p in pending
+    )
+    return f"**Pending** {blocks} · factor {workbench['factor']}, {workbench['epochs']} epochs"
+
+
+def _synonyms(run, concept):
+    """`` (+ clouds)``: the synonyms a 👍/👎 on ``concept`` also tunes."""
+    others = run.synonyms_of(concept) if concept in run.concepts else []
+    return f" (+ {', '.join(others)})" if others else ""
+
+
+def start_fine_tune(panel, ctx):
+    """Fine-tune's first answer, drawn at once: what is being tuned, the buttons off. The tuning
+    itself is the panel's ``on_fine_tune_now``, which the App runs as soon as it has drawn this
+    (a panel event answers once, at its end: without this the user saw nothing for seconds)."""
+    workbench = read_workbench(ctx)
+    if _nothing_pending(panel, ctx, workbench):
+        return
+    settings = tuning_settings(ctx, workbench)
+    classes = sorted({item["class"] for item in workbench["pending"]})
+    count = len(workbench["pending"])
+    ctx.panel.state.set({"has_pending": False, "message": (
+        f"⏳ Fine-tuning {', '.join(classes)}: {count} instruction{'s' if count != 1 else ''}, "
+        f"{settings['epochs']} epochs; the answer follows in a few seconds")})
+    # the method in the params: the App looks up a triggered URI as it is, "#method" and all
+    ctx.trigger(panel.uri, {"__method__": "on_fine_tune_now", "panel_id": ctx.panel_id, "panel_state": ctx.panel_state})
+
+
+def _nothing_pending(panel, ctx, workbench):
+    """True, and the user told so, when there is nothing to fine-tune (pressed with nothing
+    pending, or cleared in the App's other browser meanwhile)."""
+    if workbench["pending"]:
+        return False
+    panel.change(ctx, message="Nothing to fine-tune: 👍 or 👎 a concept first")
+    return True
+
+
+def fine_tune(panel, ctx):
+    """Applies every pending instruction in one tuning iteration and says what it changed."""
+    workbench = read_workbench(ctx)
+    if _nothing_pending(panel, ctx, workbench):
+        return
+    run = panel.run_to_save_on(ctx, workbench)
+    if run is None:
+        return
+    settings = tuning_settings(ctx, workbench)
+    entry = run.tune(instructions=workbench["pending"], **settings, user=ctx.user_id)
+    said = panel.says(_tuned_message(entry, workbench["split"]))
+    workbench.update(pending=[], note="", revision=entry["revision"], **said)
+    panel.publish(ctx, workbench)
+
+
+TYPED = ("factor", "epochs", "note")  # the boxes beside Fine-tune
+
+
+NOTE_HINT = "why, e.g. removed the cloud shortcut"  # a note box's placeholder
+
+
+def note_box(revision):
+    """The note box's name: a new box for each revision, so it starts empty after a fine-tune (the
+    App's text box keeps what was typed in it whatever the state says)."""
+    return f"note_{revision}"
+
+
+def tuning_boxes(workbench, revision):
+    """The tuning row's state: what its boxes show."""
+    return {"factor": workbench["factor"], "epochs": workbench["epochs"], note_box(revision): workbench["note"]}
+
+
+def tuning_settings(ctx, workbench):
+    """The tuning factor, epochs and note a fine-tune uses: as the acting panel's boxes hold them
+    now (the App sends its panel state with every event), else the workbench's. What the user
+    sees is what a fine-tune uses, whichever of the typing's intermediate values reached the
+    workbench last."""
+    state = ctx.panel.state
+    typed = dict(state.get("tuning") or {})
+    typed["note"] = typed.get(note_box(state.get("revision")))
+    return {name: workbench[name] if typed.get(name) is None else typed[name] for name in TYPED}
+
+
+def _tuned_message(entry, split):
+    """What a fine-tune changed on ``split``, in the figures its history entry keeps (those
+    provenance shows)."""
+    metrics = entry_metrics(entry, split)
+    changes = [
+        f"{cls}: student AP {pct(rows['before']['student_ap'])} → {pct(rows['after']['student_ap'])} "
+        f"({_points(rows['before']['student_ap'], rows['after']['student_ap'])}), F1 vs teacher "
+        f"{pct(rows['before']['f1'])} → {pct(rows['after']['f1'])}"
+        for cls, rows in metrics["classes"].items()
+    ]
+    mean = _points(metrics["before"]["student_ap"], metrics["after"]["student_ap"])
+    note = f" “{entry['note']}”" if entry.get("note") else ""
+    return (f"✅ Revision {entry['revision']} saved{note} ({SPLITS[split]}) · " + "; ".join(changes)
+            + f" · mean student AP {mean}  \n" + weights_text(entry))
+
+
+def weights_text(entry):
+    """What the tuning did to the weights: each named concept's (with the synonyms it took
+    along) and those that rose in its place, for the user to 👎 next if they stand in for it."""
+    via = {}
+    for item in entry["change"]:
+        via.setdefault((item["class"], item.get("via", item["concept"])), []).append(item)
+    tuned = []
+    for (cls, named), items in via.items():
+        items.sort(key=lambda item: item["concept"] != named)
+        also = [item["concept"] for item in items[1:]]
+        weights = ", ".join(f"{item['weight_before']:.3f} → {item['weight_after']:.3f}" for item in items)
+        tuned.append(f"{THUMBS[items[0]['direction']]} *{named}*" + (f" (+ {', '.join(also)})" if also else "")
+                     + f" for {cls}: {weights}")
+    rose = [
+        f"for {cls}: " + ", ".join(f"*{r['concept']}* {r['weight_after'] - r['weight_before']:+.3f}" for r in rows)
+        for cls, rows in (entry.get("rose") or {}).items() if rows
+    ]
+    return "; ".join(tuned) + (f" · rose in their place {'; '.join(rose)}" if rose else "")
+
+
+def _points(before, after):
+    if before is None or after is None:
+        return "–"
+    return f"{signed_pct(after - before)} pts"
