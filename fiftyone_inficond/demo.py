@@ -19,6 +19,7 @@ from fiftyone_inficond.corpus import packaged_corpus
 from fiftyone_inficond.datasets import load_yolo_multilabel
 from fiftyone_inficond.errors import RunInputsChanged, UnknownName
 from fiftyone_inficond.extraction import DEFAULT_MODEL, compute_concepts
+from fiftyone_inficond.projection import concept_projection
 from fiftyone_inficond.students.registry import delete_students, list_student_runs, load_students, train_students
 from fiftyone_inficond.teacher import teacher_from_file, teacher_from_model
 from fiftyone_inficond.workspace import WORKSPACE, save_workspace
@@ -58,6 +59,7 @@ def build_world(name, n=300, seed=1, images=WORLD_IMAGES, teacher=None):
     clip = load_clip(WORLD_MODEL, WORLD_CHECKPOINT)
     # overwrite: the same run resumes; one made by an older version of this package is redone
     result = compute_concepts(dataset, clip, corpus=packaged_corpus("world"), overwrite=True, progress=True)
+    concept_projection(dataset)  # the concept map's first projection, read by the panel instead of computed
     ensure_students(dataset, train_tag="train")
     return dataset, result
 
@@ -71,6 +73,7 @@ def build_coco128(data, name, model, pretrained):
     if not dataset.has_field("teacher"):
         teacher_from_file(dataset, os.path.join(data, "teacher_yolox_nano.json"))
     result = compute_concepts(dataset, model=model, pretrained=pretrained, overwrite=True, progress=True)
+    concept_projection(dataset)
     ensure_students(dataset)
     return dataset, result
 

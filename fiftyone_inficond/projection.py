@@ -114,6 +114,18 @@ def concept_projection(samples, field="concepts", method="tsne"):
     return {"concepts": list(corpus.names), "points": points, "text_model": config["text_model"]}
 
 
+def is_projected(samples, field="concepts", method="tsne"):
+    """Whether :func:`concept_projection` of ``field`` by ``method`` reads a kept map (milliseconds)
+    rather than computing one (for Broden's 1,153 concepts, up to a minute): a map of the corpus, or
+    of a prefix of it that the added concepts are placed on."""
+    config = require_embeddings(samples, field)
+    texts = make_corpus(config["concepts"]).texts(config["template"])
+    if len(texts) < 4:
+        return True  # nothing to compute
+    keys = _prefix_keys(config["text_model"], method, texts)
+    return fiftyone_api.database()[COLLECTION].count_documents({"_id": {"$in": keys[3:]}}, limit=1) > 0
+
+
 def _points(doc, n):
     return np.frombuffer(doc["points"], dtype=np.float32).reshape(n, 2)
 

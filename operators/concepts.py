@@ -6,6 +6,7 @@ import fiftyone.operators.types as types
 from fiftyone_inficond.corpus import packaged_corpus
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.extraction import DEFAULT_MODEL, compute_concepts, prepare_concepts, shard
+from fiftyone_inficond.projection import concept_projection
 
 from .common import (
     add_target_view,
@@ -75,6 +76,9 @@ class ComputeConcepts(foo.Operator):
             overwrite=params.get("overwrite", False),
             progress=progress_reporter(ctx, "concepts"),
         )
+        if num_shards == 1:  # the concept map's first projection, kept in the database for the panel to read
+            ctx.set_progress(progress=1.0, label="drawing the concept map")
+            concept_projection(view, field)
         return {"computed": result.computed, "already_done": result.already_done, "failed": result.failed,
                 "message": _answer(result, field, pretrained)}
 

@@ -58,6 +58,8 @@ class ExportStudents(foo.Operator):
 
     def execute(self, ctx):
         p, root = ctx.params, export_folder(ctx)
+        ctx.set_progress(progress=0.0, label=f"exporting {p['key']}: the concept model and the students, checked "
+                                             "against the run on its samples")
         manifest = export_students(ctx.dataset, p.get("name") or "", key=p["key"], revision=p.get("revision"),
                                    prune=p.get("prune", 0.0), root=root, overwrite=p.get("overwrite", False),
                                    user=ctx.user_id)

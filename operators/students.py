@@ -30,7 +30,7 @@ from .common import (
     revision_input,
     run_key_input,
 )
-from .ui import caveats
+from .ui import caveats, tuned_message
 from .workspace import open_workspace
 
 SUMMARY_NAMES = {"teacher_ap": "teacher AP", "student_ap": "student AP", "agreement_ap": "agreement AP",
@@ -166,11 +166,8 @@ class TuneStudents(foo.Operator):
         entry = run.tune(up=up, down=down, factor=p.get("factor", 1.5), epochs=p.get("epochs", 3), user=ctx.user_id,
                          note=p.get("note"), erase=p.get("erase") or False,  # a form may send no value
                          progress=progress_reporter(ctx, "retraining epochs"))
-        changes = "; ".join(
-            f"{cls}: student AP {m['before']['student_ap'] or 0:.3f} → {m['after']['student_ap'] or 0:.3f}"
-            for cls, m in entry["class_metrics"].items()
-        )
-        message = f"Revision **{entry['revision']}** of **{p['key']}** saved. {changes}"
+        # the Fine-tune button's answer, on the split the panels show first
+        message = tuned_message(entry, run.default_split())
         return {"revision": entry["revision"], "change": entry["change"], "metrics_after": entry["metrics_after"],
                 "message": message}
 

@@ -1,13 +1,16 @@
 """What the operators and the panels both show: the plugin's name (operator URIs), dropdowns,
-the App steps that draw a concept's heatmap and the words that go with it. One module, beside the operators whose
-URIs it names; the panels import it from here."""
+the App steps that draw a concept's heatmap, and the words and figures of their answers (a
+fine-tune's, the caveats of a run's figures, the names of sample groups). One module, beside the
+operators whose URIs it names; the panels import it from here, so that the tune operator and the
+Fine-tune button say the same thing."""
 
 import fiftyone.operators.types as types
 
 from fiftyone_inficond.overlay import show_concept_overlay
-from fiftyone_inficond.students.evaluation import SPLITS
+from fiftyone_inficond.students.evaluation import SPLITS, entry_metrics
 
 PLUGIN = "@inficond/inficond"
+THUMBS = {"up": "👍", "down": "👎"}
 
 
 def show_overlay(ctx, samples, concept, field, set_view=False):
@@ -68,3 +71,53 @@ def dropdown(labels, placeholder=None):
 def entry_minute(time):
     """"2026-12-02 16:05" of a history entry's ISO time (UTC), to the minute."""
     return time[:16].replace("T", " ")
+
+
+def pct(value):
+    return "–" if value is None else f"{100 * value:.1f}"
+
+
+def signed_pct(value):
+    return "–" if value is None else f"{100 * value:+.2f}"
+
+
+def tuned_message(entry, split):
+    """What a fine-tune changed on ``split``, in the figures its history entry keeps (those
+    provenance shows): the Fine-tune button's answer and the tune operator's."""
+    metrics = entry_metrics(entry, split)
+    changes = [
+        f"{cls}: student AP {pct(rows['before']['student_ap'])} → {pct(rows['after']['student_ap'])} "
+        f"({_points(rows['before']['student_ap'], rows['after']['student_ap'])}), F1 vs teacher "
+        f"{pct(rows['before']['f1'])} → {pct(rows['after']['f1'])}"
+        for cls, rows in metrics["classes"].items()
+    ]
+    mean = _points(metrics["before"]["student_ap"], metrics["after"]["student_ap"])
+    note = f" “{entry['note']}”" if entry.get("note") else ""
+    return (f"✅ Revision {entry['revision']} saved{note} ({SPLITS[split]}) · " + "; ".join(changes)
+            + f" · mean student AP {mean}  \n" + weights_text(entry))
+
+
+def weights_text(entry):
+    """What the tuning did to the weights: each named concept's (with the synonyms it took
+    along) and those that rose in its place, for the user to 👎 next if they stand in for it."""
+    via = {}
+    for item in entry["change"]:
+        via.setdefault((item["class"], item.get("via", item["concept"])), []).append(item)
+    tuned = []
+    for (cls, named), items in via.items():
+        items.sort(key=lambda item: item["concept"] != named)
+        also = [item["concept"] for item in items[1:]]
+        weights = ", ".join(f"{item['weight_before']:.3f} → {item['weight_after']:.3f}" for item in items)
+        tuned.append(f"{THUMBS[items[0]['direction']]} *{named}*" + (f" (+ {', '.join(also)})" if also else "")
+                     + f" for {cls}: {weights}")
+    rose = [
+        f"for {cls}: " + ", ".join(f"*{r['concept']}* {r['weight_after'] - r['weight_before']:+.3f}" for r in rows)
+        for cls, rows in (entry.get("rose") or {}).items() if rows
+    ]
+    return "; ".join(tuned) + (f" · rose in their place {'; '.join(rose)}" if rose else "")
+
+
+def _points(before, after):
+    if before is None or after is None:
+        return "–"
+    return f"{signed_pct(after - before)} pts"

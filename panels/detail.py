@@ -12,9 +12,9 @@ import numpy as np
 
 from fiftyone_inficond.students.evaluation import SPLITS
 
-from ..operators.ui import heatmap_legend, share_of, show_overlay
+from ..operators.ui import THUMBS, heatmap_legend, share_of, show_overlay
 from .base import TuningPanel, answers
-from .display import CHART_CONFIG, THUMBS, choices
+from .display import CHART_CONFIG, choices
 from .fine_tune import pending_text, toggle_pending
 from .workarounds import draw_text, set_chart
 from .workbench import DETAIL, open_run, read_workbench

@@ -1,5 +1,5 @@
-"""How the panels show things: figures in points, the thumbs and their colours, lists to pick
-from, images as URIs, plotly's configuration."""
+"""How the panels show things: the thumbs' colours, lists to pick from, images as URIs, plotly's
+configuration (figures and words shared with the operators are in ``operators/ui.py``)."""
 
 import base64
 import io
@@ -10,9 +10,6 @@ CHART_CONFIG = {"displayModeBar": False, "responsive": True}  # a chart without 
 
 
 COLOURS = {"up": "🟦", "down": "🟧"}  # the paper's blue up, orange down
-
-
-THUMBS = {"up": "👍", "down": "👎"}
 
 
 def choices(names, width=180):
@@ -28,11 +25,3 @@ def image_uri(image, quality=80):
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
-
-
-def pct(value):
-    return "–" if value is None else f"{100 * value:.1f}"
-
-
-def signed_pct(value):
-    return "–" if value is None else f"{100 * value:+.2f}"

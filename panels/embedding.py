@@ -14,12 +14,11 @@ import fiftyone.operators as foo
 import numpy as np
 
 from fiftyone_inficond.new_concepts import add_concepts, search_concepts
-from fiftyone_inficond.projection import METHODS, concept_projection
+from fiftyone_inficond.projection import METHODS, concept_projection, is_projected
 from fiftyone_inficond.students.registry import extend_students
 
-from ..operators.ui import dropdown
+from ..operators.ui import THUMBS, dropdown, pct
 from .base import WorkbenchPanel, answers, select_concept
-from .display import THUMBS, pct
 from .workarounds import draw_text, set_chart
 from .workbench import EMBEDDING, open_run, read_workbench
 
@@ -47,6 +46,20 @@ class EmbeddingPanel(WorkbenchPanel):
 
     @answers
     def on_change_method(self, ctx):
+        """A projection kept already is shown at once; one to compute is said first (the App draws
+        an answer only when the event ends: the old map stood for up to a minute, unexplained), then
+        computed by :meth:`on_change_method_now`, which the App runs as soon as it drew this."""
+        method = ctx.params["value"]
+        field = open_run(ctx, read_workbench(ctx)).config["concepts_field"]
+        if method not in METHODS or is_projected(ctx.dataset, field, method):
+            return self.change(ctx, method=method)
+        ctx.panel.state.message = (f"⏳ Projecting the concepts of '{field}' with {METHODS[method]}: the map follows "
+                                   "when it is computed (once for this corpus, then kept for everyone)")
+        ctx.trigger(self.uri, {"__method__": "on_change_method_now", "panel_id": ctx.panel_id,
+                               "panel_state": ctx.panel_state, "value": method})
+
+    @answers
+    def on_change_method_now(self, ctx):
         self.change(ctx, method=ctx.params["value"])
 
     @answers

@@ -2,9 +2,8 @@
 panels: the pending line, the tuning boxes beside Fine-tune, and the two-step press (an answer at
 once, then the tuning) with the answer that says what changed."""
 
-from fiftyone_inficond.students.evaluation import SPLITS, entry_metrics
-
-from .display import COLOURS, THUMBS, pct, signed_pct
+from ..operators.ui import THUMBS, tuned_message
+from .display import COLOURS
 from .workbench import read_workbench
 
 
@@ -76,7 +75,7 @@ def fine_tune(panel, ctx):
         return
     settings = tuning_settings(ctx, workbench)
     entry = run.tune(instructions=workbench["pending"], **settings, user=ctx.user_id)
-    said = panel.says(_tuned_message(entry, workbench["split"]))
+    said = panel.says(tuned_message(entry, workbench["split"]))
     workbench.update(pending=[], note="", revision=entry["revision"], **said)
     panel.publish(ctx, workbench)
 
@@ -107,45 +106,3 @@ def tuning_settings(ctx, workbench):
     typed = dict(state.get("tuning") or {})
     typed["note"] = typed.get(note_box(state.get("revision")))
     return {name: workbench[name] if typed.get(name) is None else typed[name] for name in TYPED}
-
-
-def _tuned_message(entry, split):
-    """What a fine-tune changed on ``split``, in the figures its history entry keeps (those
-    provenance shows)."""
-    metrics = entry_metrics(entry, split)
-    changes = [
-        f"{cls}: student AP {pct(rows['before']['student_ap'])} → {pct(rows['after']['student_ap'])} "
-        f"({_points(rows['before']['student_ap'], rows['after']['student_ap'])}), F1 vs teacher "
-        f"{pct(rows['before']['f1'])} → {pct(rows['after']['f1'])}"
-        for cls, rows in metrics["classes"].items()
-    ]
-    mean = _points(metrics["before"]["student_ap"], metrics["after"]["student_ap"])
-    note = f" “{entry['note']}”" if entry.get("note") else ""
-    return (f"✅ Revision {entry['revision']} saved{note} ({SPLITS[split]}) · " + "; ".join(changes)
-            + f" · mean student AP {mean}  \n" + weights_text(entry))
-
-
-def weights_text(entry):
-    """What the tuning did to the weights: each named concept's (with the synonyms it took
-    along) and those that rose in its place, for the user to 👎 next if they stand in for it."""
-    via = {}
-    for item in entry["change"]:
-        via.setdefault((item["class"], item.get("via", item["concept"])), []).append(item)
-    tuned = []
-    for (cls, named), items in via.items():
-        items.sort(key=lambda item: item["concept"] != named)
-        also = [item["concept"] for item in items[1:]]
-        weights = ", ".join(f"{item['weight_before']:.3f} → {item['weight_after']:.3f}" for item in items)
-        tuned.append(f"{THUMBS[items[0]['direction']]} *{named}*" + (f" (+ {', '.join(also)})" if also else "")
-                     + f" for {cls}: {weights}")
-    rose = [
-        f"for {cls}: " + ", ".join(f"*{r['concept']}* {r['weight_after'] - r['weight_before']:+.3f}" for r in rows)
-        for cls, rows in (entry.get("rose") or {}).items() if rows
-    ]
-    return "; ".join(tuned) + (f" · rose in their place {'; '.join(rose)}" if rose else "")
-
-
-def _points(before, after):
-    if before is None or after is None:
-        return "–"
-    return f"{signed_pct(after - before)} pts"

@@ -15,9 +15,9 @@ from PIL import Image, ImageDraw
 from fiftyone_inficond.locate import can_locate, concepts_patches, patch_crops
 from fiftyone_inficond.students.budget import PATH
 
-from ..operators.ui import caveats, dropdown
+from ..operators.ui import THUMBS, caveats, dropdown, pct
 from .base import TuningPanel, answers, select_concept
-from .display import CHART_CONFIG, THUMBS, choices, image_uri, pct
+from .display import CHART_CONFIG, choices, image_uri
 from .fine_tune import NOTE_HINT, note_box, pending_text, toggle_pending, tuning_boxes, usage_text
 from .workarounds import draw_text, set_chart
 from .workbench import KNOWLEDGE, open_run, read_workbench, save_workbench_now, write_workbench

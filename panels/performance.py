@@ -15,9 +15,9 @@ from fiftyone_inficond.students.evaluation import SPLITS
 from fiftyone_inficond.students.metrics import GROUPS, SORT_KEYS, SUBSETS
 from fiftyone_inficond.students.registry import list_student_runs
 
-from ..operators.ui import caveats, dropdown, group_name
+from ..operators.ui import caveats, dropdown, group_name, pct
 from .base import WorkbenchPanel, answers
-from .display import CHART_CONFIG, pct
+from .display import CHART_CONFIG
 from .workarounds import draw_text, set_chart
 from .workbench import PERFORMANCE, open_run, read_workbench
 

@@ -7,9 +7,8 @@ import fiftyone.operators.types as types
 
 from fiftyone_inficond.students.evaluation import SPLITS, entry_metrics
 
-from ..operators.ui import PLUGIN, dropdown
+from ..operators.ui import PLUGIN, THUMBS, dropdown, pct, signed_pct
 from .base import WorkbenchPanel, answers
-from .display import THUMBS, pct, signed_pct
 from .fine_tune import NOTE_HINT
 from .workarounds import draw_text
 from .workbench import PROVENANCE, open_run, read_workbench, write_workbench

@@ -16,9 +16,9 @@ from scipy.special import expit
 from fiftyone_inficond.errors import UnknownName
 from fiftyone_inficond.students.explain import explain_sample
 
-from ..operators.ui import heatmap_legend, show_overlay
+from ..operators.ui import THUMBS, heatmap_legend, show_overlay
 from .base import TuningPanel, answers
-from .display import CHART_CONFIG, THUMBS, choices
+from .display import CHART_CONFIG, choices
 from .fine_tune import pending_text, toggle_pending
 from .knowledge import thumbs_trace
 from .workarounds import draw_text, set_chart

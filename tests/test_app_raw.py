@@ -1,4 +1,5 @@
-"""A user's own raw dataset to a tuned student in the App alone, in a real browser at 1280x800: images,
+"""A user's own raw dataset to a tuned student in the App alone, in a real browser at 1280x800 (each tab
+then at 1600x1000 too): images,
 ground truth and a team model's predictions, nothing of InFiConD. Concepts (a checkpoint opened with
 FiftyOne's file explorer, the corpus by name), the teacher from the predictions field, students with
 every field and tag from dropdowns, the workspace opened by training, a 👎/👍 Fine-tune, a note written
@@ -22,7 +23,8 @@ from fiftyone_inficond.world.teacher_model import as_fiftyone_model
 
 ARTIFACTS = os.path.join(REPO, "tests", "artifacts", "app")
 TABS = ("performance", "knowledge", "provenance", "Concept map", "Concept detail", "Why this image?",
-        "Student performance")
+        "Student performance", *(f"{tab}@1600" for tab in ("Student performance", "Student knowledge", "Concept map",
+                                                           "Concept detail", "Why this image?", "Provenance")))
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +75,7 @@ def test_a_raw_dataset_reaches_a_noted_and_reverted_revision_through_the_app_alo
     assert {"Broden (1,153 concepts)", "The synthetic world's 40 concepts"} <= set(seen["corpora"])
     assert set(dataset.list_runs()) >= {"concepts", "students", "teacher"}
     assert "Compute concepts first" not in seen["trainForm"]  # said only where there are none
-    # Training opened the workspace, saved on the dataset; every tab fits 1280x800.
+    # Training opened the workspace, saved on the dataset; every tab fits 1280x800 and 1600x1000.
     assert dataset.list_workspaces() == ["inficond"] and "Selected class: " in seen["header"]
     assert set(seen["fit"]) == set(TABS) and all(place == {"wide": [], "outside": []} for place in seen["fit"].values())
     # The biased class, 👎 and 👍 pending; the chart did not move under the pointer.

@@ -141,7 +141,7 @@ def test_a_fine_tune_with_erasure_leaves_no_stand_in_for_a_thumbs_down_concept(s
     assert abs(np.corrcoef(logits, run.inputs[train, cloud])[0, 1]) < 0.05  # white no longer says cloud
     assert entry["erase"] is True and run.history[-1]["erase"] is True
     assert (run.state.lower <= run.weight).all() and (run.weight <= run.state.upper).all()
-    assert run.tuned("class_0")["down"] == ["cloud"]  # still 👎'd
+    assert run.tuned("class_0") == {"up": [], "down": ["cloud"]}  # still 👎'd, and only that (the map's ▼ alone)
     run.revert(0)
     assert "cloud" in dict(run.uses("class_0"))
     with pytest.raises(InvalidRequest, match="Erase is True or False"):

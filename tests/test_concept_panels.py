@@ -10,6 +10,8 @@ import numpy as np
 import pytest
 from panel_driver import PanelDriver, charts, find, named, ranked
 
+from fiftyone_inficond.fiftyone_api import database
+from fiftyone_inficond.projection import COLLECTION, is_projected
 from fiftyone_inficond.students.registry import load_students, train_students
 
 APP_STEPS = ("reload_dataset", "set_view", "set_active_fields")  # the order the browser needs
@@ -106,7 +108,7 @@ def test_clicking_a_concept_opens_its_detail(world):
     embedding.event("on_load")
     requests = embedding.event("on_click_chart", id="concept|sky", trace="concepts")
     (opened,) = find(requests, "open_panel")
-    assert opened["name"] == "inficond_concept"
+    assert opened["name"] == "inficond_concept" and opened.get("layout") is None  # a tab, never a new split
     detail.event("on_load")
     assert detail.state["controls"]["concept"] == "sky" and detail.state["header"].startswith("**sky** for")
 
@@ -173,7 +175,13 @@ def test_a_projection_method_is_a_choice_and_kept(world):
     embedding = panels["embedding"]
     embedding.event("on_load")
     before = {t["name"]: t for t in embedding.data["chart"]}["concepts"]
-    embedding.event("on_change_method", value="pca")
+    field = embedding.state["header"].split("of '")[1].split("'")[0]
+    database()[COLLECTION].delete_many({"method": "pca"})  # as where no one has projected with PCA yet
+    assert not is_projected(dataset, field, "pca")
+    requests = embedding.event("on_change_method", value="pca")
+    # said at once, before the map is computed: the first answer's state, then the triggered computation
+    (first, *_) = [r["params"]["state"] for r in requests if r["operator_uri"].endswith("patch_panel_state")]
+    assert first["message"].startswith("⏳ Projecting the concepts of ") and " with PCA: " in first["message"]
     after = {t["name"]: t for t in embedding.data["chart"]}["concepts"]
     assert after["ids"] == before["ids"] and not np.allclose(after["x"], before["x"])
     assert "by PCA" in embedding.state["header"]

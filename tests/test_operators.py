@@ -83,7 +83,10 @@ def test_student_operators(coco128, tiny_checkpoint, coco128_dir):
     dog_uses, person_uses = (load_students(coco128, "s").uses(c)[0][0] for c in ("dog", "person"))  # used: 👎-able
     tuned = execute("tune_students", coco128, key="s", up={"person": ["sky"]}, down={"dog": [dog_uses]}, factor=2.0)
     assert tuned["revision"] == 1 and {c["direction"] for c in tuned["change"]} == {"up", "down"}
-    assert tuned["message"].startswith("Revision **1** of **s** saved. ") and "person: student AP" in tuned["message"]
+    # the Fine-tune button's answer: on the split the panels show first (all samples: none is held out)
+    assert tuned["message"].startswith("✅ Revision 1 saved (all samples) · ")
+    assert "person: student AP" in tuned["message"]
+    assert "👍 *sky* for person: " in tuned["message"] and f"👎 *{dog_uses}* for dog: " in tuned["message"]
     form = execute("tune_students", coco128, key="s", erase=True, **{"class": "person", "down_concepts": [person_uses]})
     assert [entry.get("erase") for entry in load_students(coco128, "s").history[1:]] == [False, True]
     assert form["change"][0] == {**form["change"][0], "class": "person", "concept": person_uses, "direction": "down"}

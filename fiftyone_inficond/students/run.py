@@ -197,10 +197,13 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
         return [self.concepts[i] for i in group_of(self.synonym_groups, j) if i != j]
 
     def tuned(self, cls):
-        """The concepts of a class held by a bound: ``{"up": names, "down": names}``."""
+        """The concepts of a class held by a bound: ``{"up": names, "down": names}``. An up-tune
+        bounds a weight from below only; a down-tune holds it between 0 and its kept value, so its
+        lower bound is finite too and must not count it as up-tuned."""
         column = self._class_index(cls)
-        up = np.flatnonzero(np.isfinite(self.state.lower[column]))
-        down = np.flatnonzero(np.isfinite(self.state.upper[column]))
+        down_tuned = np.isfinite(self.state.upper[column])
+        up = np.flatnonzero(np.isfinite(self.state.lower[column]) & ~down_tuned)
+        down = np.flatnonzero(down_tuned)
         return {"up": [self.concepts[j] for j in up], "down": [self.concepts[j] for j in down]}
 
     # --- tuning and history -----------------------------------------------------------

@@ -181,7 +181,7 @@ try {
   await noTraceback("revert");
   await shot("9-reverted");
 
-  // Every other tab fits the laptop too.
+  // Every other tab fits the laptop too, and every tab a larger screen.
   for (const label of ["Concept map", "Concept detail", "Why this image?", "Student performance"]) {
     await tab(label).click();
     await settle(1000);
@@ -189,6 +189,13 @@ try {
     await noTraceback(label);
   }
   await shot("10-end");
+  await page.setViewportSize({ width: 1600, height: 1000 });
+  for (const label of ["Student performance", "Student knowledge", "Concept map", "Concept detail", "Why this image?",
+    "Provenance"]) {
+    await tab(label).click();
+    await settle(1000);
+    await fit(`${label}@1600`);
+  }
 } catch (error) {
   seen.error = String(error).slice(0, 800);
   await shot("failed");
