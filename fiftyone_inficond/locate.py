@@ -155,11 +155,19 @@ def open_index(samples, field="concepts"):
 def concept_text_embedding(samples, concept, field="concepts"):
     """The ``(embed_dim,)`` unit text embedding of a concept of the run in ``field``: from the
     shared text cache, or (if it was purged) encoded again with the run's model."""
+    return concept_text_embeddings(samples, [concept], field)[0]
+
+
+def concept_text_embeddings(samples, concepts, field="concepts"):
+    """``(m, embed_dim)`` :func:`concept_text_embedding` of several concepts, with one read of the
+    run and of the text cache (a knowledge view's rows: one each for 1,153 concepts cost 60 ms)."""
     config = require_embeddings(samples, field)
     corpus = make_corpus(config["concepts"])
-    if not isinstance(concept, str) or concept not in corpus.names:
-        raise UnknownName(f"Concept {concept!r} is not in the corpus of '{field}': pick one of its concepts")
-    return run_text_embeddings(config, [corpus.texts(config["template"])[corpus.index(concept)]])[0]
+    texts, known = corpus.texts(config["template"]), set(corpus.names)
+    for concept in concepts:
+        if not isinstance(concept, str) or concept not in known:
+            raise UnknownName(f"Concept {concept!r} is not in the corpus of '{field}': pick one of its concepts")
+    return run_text_embeddings(config, [texts[corpus.index(concept)] for concept in concepts])
 
 
 def top_patches(samples, concept, n=20, field="concepts"):
@@ -177,7 +185,7 @@ def concepts_patches(samples, concepts, n=4, field="concepts"):
     n = whole_number(n, "the number of patches", 1, 10_000)
     if not concepts:  # e.g. a ranking with no rows
         return {}
-    texts = np.stack([concept_text_embedding(samples, concept, field) for concept in concepts])
+    texts = np.asarray(concept_text_embeddings(samples, concepts, field))
     index = open_index(samples, field)
     similarity = index.similarities(texts)  # (m, c)
     return {concept: index.patches(similarity[:, j], n) for j, concept in enumerate(concepts)}
