@@ -50,7 +50,7 @@ const fit = async (name, controls = []) => {
   const wide = await page.evaluate(() => [...document.querySelectorAll("*")].filter((e) =>
     e.scrollWidth > e.clientWidth + 2 && ["auto", "scroll"].includes(getComputedStyle(e).overflowX)
     && e.getBoundingClientRect().top > 80)
-    .map((e) => `${e.tagName} ${e.scrollWidth}>${e.clientWidth}`));
+    .map((e) => `${e.tagName} ${e.scrollWidth}>${e.clientWidth} ${String(e.className).slice(0, 60)} ${e.innerText.slice(0, 40)}`));
   const viewport = page.viewportSize();
   const outside = [];
   for (const [label, locator] of controls) {
