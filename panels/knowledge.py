@@ -8,10 +8,13 @@ the grid). Pending instructions are the workbench's, so they survive reloads, cl
 and a colleague's save; **Fine-tune** applies them all (several classes at once is fine).
 """
 
+import numbers
+
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 from PIL import Image, ImageDraw
 
+from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.locate import can_locate, concepts_patches, patch_crops
 from fiftyone_inficond.students.budget import PATH
 
@@ -20,13 +23,14 @@ from .base import TuningPanel, answers, select_concept
 from .display import CHART_CONFIG, choices, image_uri
 from .fine_tune import NOTE_HINT, note_box, pending_text, toggle_pending, tuning_boxes, usage_text
 from .workarounds import draw_text, set_chart
-from .workbench import KNOWLEDGE, open_run, read_workbench, save_workbench_now, write_workbench
+from .workbench import DEFAULTS, KNOWLEDGE, open_run, read_workbench, save_workbench_now, write_workbench
 
 RANKINGS = {
     "weight": "influence (weight)",
     "positives": "discrepancy among the teacher's predicted positives",
     "negatives": "discrepancy among the teacher's predicted negatives",
 }
+TUNING_WORDS = {"factor": "tuning factor", "epochs": "number of retraining epochs"}
 COUNTS = (5, 10, 15, 20, 30, 40, PATH[0])  # how many concepts the ranking shows: up to the largest budget
 N_PATCHES = 4
 ROW_PX = 72  # one concept's row, in the chart and in the patch mosaic
@@ -94,7 +98,7 @@ class KnowledgePanel(TuningPanel):
         sent back to its box (an answer that set the box while the user typed restarted the exchange,
         1 <-> 1.5 for as long as the panel was open)."""
         workbench = read_workbench(ctx)
-        workbench[name] = ctx.params.get("value")
+        workbench[name] = _typed_number(ctx.params.get("value"), name)
         write_workbench(ctx, workbench)
         ctx.panel.state.pending = pending_text(workbench, open_run(ctx, workbench))
 
@@ -179,6 +183,16 @@ class KnowledgePanel(TuningPanel):
             config=CHART_CONFIG,
             on_click=self.on_click_chart,
         )
+
+
+def _typed_number(value, name):
+    """A tuning box's value as typed: ``None`` (emptied while typing) or a finite number of a size a
+    database keeps; anything else (FiftyOne's server takes NaN, infinities and 400-digit integers
+    in an event) is refused with what to type, before it reaches the workbench."""
+    # NaN and infinities fail the comparison too; a huge integer would overflow math.isfinite
+    if value is None or (isinstance(value, numbers.Real) and not isinstance(value, bool) and abs(value) < 2**53):
+        return value
+    raise InvalidRequest(f"The {TUNING_WORDS[name]} is a number like {DEFAULTS[name]}: type it again")
 
 
 def _nothing_ranked(by, focus):

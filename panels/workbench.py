@@ -108,6 +108,9 @@ def write_workbench(ctx, workbench):
     _event(ctx).workbench = copy.deepcopy(workbench)
 
 
+SAVE_TRIES = 50  # compare-and-sets an event tries before it writes its workbench over whatever is stored
+
+
 def save_workbench(ctx):
     """The event's end: the keys it changed written over the workbench as stored, in one atomic
     compare-and-set. The App runs events at the same moment (a box's late change while a 👍 is
@@ -120,12 +123,14 @@ def save_workbench(ctx):
     if not changed:
         return
     store = ctx.store(STORE)
-    while True:
+    for _ in range(SAVE_TRIES):
         value = {**DEFAULTS, **(event.raw or {}), **copy.deepcopy(changed)}
         if (store.set_if_absent(event.key, value) if event.raw is None
                 else store.compare_and_set(event.key, event.raw, value)):
             break
         event.raw = store.get(event.key)  # saved meanwhile by another event
+    else:  # a workbench no comparison matches (a NaN kept by an earlier version never equals itself)
+        store.set(event.key, value)
     event.raw, event.stored = value, copy.deepcopy(value)
 
 

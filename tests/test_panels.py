@@ -2,6 +2,7 @@
 Executor, panel id and state in its params), on the real embedded MongoDB: what the App would
 receive is asserted, not the handlers' internals."""
 
+import socket
 import sys
 
 import fiftyone as fo
@@ -11,8 +12,10 @@ import pytest
 from fiftyone.operators.store import ExecutionStore
 from panel_driver import PanelDriver, charts, find, named, ranked
 
+from fiftyone_inficond.fiftyone_api import dataset_id
 from fiftyone_inficond.students.evaluation import SPLITS
 from fiftyone_inficond.students.registry import load_students, train_students
+from fiftyone_inficond.students.store import current_user
 from fiftyone_inficond.workspace import workspace
 
 
@@ -276,6 +279,28 @@ def test_a_typed_factor_and_epochs_are_what_the_fine_tune_records_and_the_box_is
     entry = load_students(dataset, run.key).history[-1]
     assert (entry["kind"], entry["factor"], entry["epochs"]) == ("tune", 3.0, 2)
     assert knowledge.state["message"].startswith(f"✅ Revision {entry['revision']} saved")
+
+
+@pytest.mark.parametrize("typed", [float("nan"), float("inf"), 10**400, "1.5"])
+def test_a_number_box_that_sends_no_usable_number_is_refused_and_the_workbench_keeps_its_value(tuned_world, typed):
+    dataset, _ = tuned_world
+    knowledge = PanelDriver(dataset, "inficond_knowledge")
+    knowledge.event("on_load")
+    knowledge.event("on_change_factor", value=typed)  # FiftyOne's server takes NaN and 400-digit integers
+    assert knowledge.state["message"] == "⚠️ The tuning factor is a number like 1.5: type it again"
+    knowledge.event("on_change_epochs", value=2)  # the next event is answered (a NaN stored looped forever)
+    assert "factor 1.5, 2 epochs" in knowledge.state["pending"] or knowledge.state["pending"].startswith("No pending")
+
+
+def test_a_workbench_no_comparison_matches_is_written_over_instead_of_looping(tuned_world):
+    dataset, _ = tuned_world
+    store = ExecutionStore.create("inficond", dataset_id(dataset))
+    key = f"workbench:local:{current_user()}@{socket.gethostname()}"
+    store.set(key, {"factor": float("nan"), "epochs": 3})  # as an earlier version could keep it
+    knowledge = PanelDriver(dataset, "inficond_knowledge")
+    knowledge.event("on_load")
+    knowledge.event("on_change_epochs", value=4)
+    assert store.get(key)["epochs"] == 4
 
 
 def test_a_tab_opened_again_shows_what_changed_while_it_was_hidden_and_only_then(tuned_world):
