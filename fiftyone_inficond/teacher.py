@@ -91,23 +91,28 @@ def _check_scores(scores, n_rows, classes):
     return scores
 
 
+ROUNDING = 1e-4  # how far outside [0, 1] a probability may be and still be one (float32, JSON round trips)
+
+
 def to_probabilities(scores, scores_are="auto"):
     """Probabilities from scores; logits go through a sigmoid (multi-label teachers).
 
-    ``"auto"`` takes scores within [0, 1] as probabilities and anything else as logits.
+    ``"auto"`` takes scores within [0, 1] as probabilities and anything else as logits; a
+    probability a rounding error (:data:`ROUNDING`) outside [0, 1], like 1.0000001, is clipped to it:
+    read as logits, one such score turned 142 positives of 630 into 578.
     """
     if scores_are not in SCORE_KINDS:
         raise InvalidRequest(f"scores_are must be one of {SCORE_KINDS}; got '{scores_are}'")
+    in_unit_range = scores.min() >= -ROUNDING and scores.max() <= 1 + ROUNDING
     if scores_are == "auto":
-        in_unit_range = scores.min() >= 0 and scores.max() <= 1
         scores_are = "probabilities" if in_unit_range else "logits"
     if scores_are == "logits":
         return expit(scores), scores_are
-    if scores.min() < 0 or scores.max() > 1:
+    if not in_unit_range:
         raise InvalidRequest(
             "Scores said to be probabilities fall outside [0, 1]: pass scores_are='logits'"
         )
-    return scores, scores_are
+    return np.clip(scores, 0, 1), scores_are
 
 
 def _match_keys(samples, keys, key_field):
@@ -263,17 +268,23 @@ def scores_from_labels(labels, classes):
 
 
 def teacher_from_labels(samples, label_field, classes=None, field="teacher", overwrite=False):
-    """Teacher scores from the confidences of an existing label field."""
+    """Teacher scores from the confidences of an existing label field, for the samples the field
+    labels: a sample whose field is empty has no prediction, not a confident "no class" (its
+    scores would be zeros), so it gets no teacher scores, like a sample missing from a score file."""
     _require_samples(samples)
     require_label_field(samples, label_field, "teacher")
     if classes is None:
         classes = samples.distinct(label_path(samples, label_field))
-    labels = samples.values(label_field)
+    ids, labels = samples.exists(label_field).values(["id", label_field])
+    if not ids:
+        raise InvalidRequest(f"No sample of the view has a label in '{label_field}': choose the field that holds "
+                             "the model's predictions")
     return set_teacher_scores(
         samples,
         scores_from_labels(labels, _check_classes(classes)),
         classes,
         field=field,
+        keys=ids,
         scores_are="probabilities",
         source=f"labels:{label_field}",
         overwrite=overwrite,

@@ -11,6 +11,7 @@ import torchvision
 from conftest import TINY_MODEL, assert_nothing_written, run_python
 
 import fiftyone_inficond.teacher as teacher_module
+from fiftyone_inficond.runs import delete_run
 from fiftyone_inficond.teacher import (
     read_score_file,
     set_teacher_scores,
@@ -19,6 +20,7 @@ from fiftyone_inficond.teacher import (
     teacher_from_labels,
     teacher_from_model,
     teacher_scores,
+    to_probabilities,
 )
 
 
@@ -55,6 +57,15 @@ def test_subset_view_takes_only_its_rows(coco128, score_file):
     view = coco128.limit(10)
     assert teacher_from_file(view, score_file) == 10
     assert coco128.exists("teacher").count() == 10
+
+
+@pytest.mark.parametrize("off", [1.0000001, -1e-9])
+def test_a_probability_a_rounding_error_outside_zero_one_is_clipped_not_read_as_logits(off):
+    scores = np.random.default_rng(0).uniform(0, 1, size=(630, 3)).astype(np.float32)
+    scores[0, 0] = off
+    probabilities, kind = to_probabilities(scores)
+    assert kind == "probabilities" and probabilities.min() >= 0 and probabilities.max() <= 1
+    assert (probabilities >= 0.5).sum() == (scores >= 0.5).sum()  # the positives as they were
 
 
 def test_logits_are_detected_and_stored_as_probabilities(coco_subset):
@@ -145,6 +156,24 @@ def test_classifications_confidences(coco_subset):
     for row, truth in zip(scores, coco_subset.values("ground_truth.classifications.label")):
         expected = np.array([0.9 if c in truth else 0.0 for c in classes], dtype=np.float32)
         np.testing.assert_allclose(row, expected)
+
+
+def test_a_sample_without_a_prediction_gets_no_teacher_scores_not_confident_zeros(coco_subset):
+    unlabelled = coco_subset.limit(3).values("id")
+    for sample in coco_subset:
+        labels = [fo.Classification(label=c.label, confidence=0.9) for c in sample.ground_truth.classifications]
+        sample["predictions"] = fo.Classifications(classifications=labels)
+        sample.save()
+    for sample in coco_subset.select(unlabelled):  # the model predicted nothing for these
+        sample["predictions"] = None
+        sample.save()
+    classes = coco_subset.distinct("ground_truth.classifications.label")
+    written = teacher_from_labels(coco_subset, "predictions", classes=classes, field="teacher_some", overwrite=True)
+    try:
+        assert written == len(coco_subset) - 3
+        assert set(coco_subset.exists("teacher_some", False).values("id")) == set(unlabelled)
+    finally:
+        delete_run(coco_subset, "teacher_some")
 
 
 def test_any_fiftyone_model(coco_subset):
