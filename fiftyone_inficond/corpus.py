@@ -7,6 +7,7 @@ stable id (a hash of its names) that runs record and later stages check.
 import hashlib
 import importlib.resources
 import os
+import re
 import string
 from dataclasses import dataclass
 
@@ -98,13 +99,18 @@ def make_corpus(names):
     return Corpus(names=tuple(unique), prompts=tuple(prompts), id=corpus_id(unique))
 
 
+_COMMENT = re.compile(r"(?:^|\s)#")
+
+
 def read_corpus_file(path):
-    """Reads a corpus file: one concept per line; blank lines and ``#`` comments ignored."""
+    """Reads a corpus file: one concept per line; blank lines and comments (from a ``#`` that
+    starts a line or follows a space) ignored. A ``#`` inside a word is part of the name ("C#
+    code"); a byte-order mark (as some editors save UTF-8) is not part of the first concept."""
     if not os.path.isfile(path):
         raise MissingFile(f"Corpus file '{path}' does not exist")
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = [line.split("#", 1)[0] for line in f]
+        with open(path, encoding="utf-8-sig") as f:
+            lines = [_COMMENT.split(line, maxsplit=1)[0] for line in f]
     except UnicodeDecodeError:
         raise InvalidRequest(f"Corpus file '{path}' is not UTF-8 text: give one concept name per line") from None
     return make_corpus(lines)

@@ -229,6 +229,11 @@ def read_score_file(path):
             data = json.load(f)
         except json.JSONDecodeError as e:
             raise InvalidRequest(f"Teacher score file '{path}' is not valid JSON: {e}") from e
+        except UnicodeDecodeError:
+            raise InvalidRequest(f"Teacher score file '{path}' is not UTF-8 text: save it as UTF-8 JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest(f"Teacher score file '{path}' holds {type(data).__name__} JSON, not an object with the "
+                             'keys "classes", "files" and "scores"')
     missing = {"classes", "files", "scores"} - set(data)
     if missing:
         raise InvalidRequest(f"Teacher score file '{path}' lacks the key(s) {sorted(missing)}")

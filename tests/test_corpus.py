@@ -40,7 +40,13 @@ def test_id_is_stable_and_depends_on_order():
 
 def test_corpus_file_with_comments(tmp_path):
     path = tmp_path / "corpus.txt"
-    path.write_text("wheel\n# parts\n\nwindow  # glass\nwheel\n")
+    path.write_text("wheel\n# parts\n\nwindow  # glass\nwheel\nC# code\n")
+    assert load_corpus(str(path)).names == ("wheel", "window", "C# code")  # a # inside a word is the name's
+
+
+def test_a_byte_order_mark_is_not_part_of_the_first_concept(tmp_path):
+    path = tmp_path / "corpus.txt"
+    path.write_bytes("wheel\nwindow\n".encode("utf-8-sig"))
     assert load_corpus(str(path)).names == ("wheel", "window")
 
 

@@ -176,6 +176,18 @@ def test_a_sample_without_a_prediction_gets_no_teacher_scores_not_confident_zero
         delete_run(coco_subset, "teacher_some")
 
 
+@pytest.mark.parametrize("content, refused", [
+    (b"null", "holds NoneType JSON, not an object"),
+    (b"5", "holds int JSON, not an object"),
+    ('{"classes": []}'.encode("utf-16"), "is not UTF-8 text"),
+])
+def test_a_score_file_that_is_not_a_json_object_in_utf8_is_refused_in_words(tmp_path, content, refused):
+    path = tmp_path / "scores.json"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=refused):
+        read_score_file(str(path))
+
+
 def test_any_fiftyone_model(coco_subset):
     classes = ["car", "boat", "tree"]
     config = fout.TorchImageModelConfig(
