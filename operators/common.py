@@ -107,16 +107,31 @@ def file_path(value):
     return value.get("absolute_path") if isinstance(value, dict) else value
 
 
-def pretrained_param(ctx, value, checkpoint=None):
-    """What ``pretrained=`` takes from a form: ``None`` (no weights), a pretrained tag, or a checkpoint
-    file confined like :func:`server_file` (typed as ``value``, or chosen as ``checkpoint`` when the
-    form's weights say :data:`CHECKPOINT`)."""
+def model_param(ctx, value):
+    """The open_clip model a form names: one open_clip knows (:func:`model_names`), or a local
+    folder (``local-dir:``) confined like :func:`server_file`; never ``hf-hub:``, a download the App
+    server would start for whoever typed it."""
+    if value.startswith("hf-hub:"):
+        raise InvalidRequest("This App's server does not download models: choose one of open_clip's models and "
+                             "give its weights as a checkpoint file")
+    if value.startswith("local-dir:"):
+        return "local-dir:" + server_file(ctx, value.removeprefix("local-dir:"), "model folder")
+    if value not in model_names():
+        raise InvalidRequest(f"'{value}' is not one of open_clip's models: choose one from the list")
+    return value
+
+
+def pretrained_param(ctx, value, model, checkpoint=None):
+    """What ``pretrained=`` takes from a form for open_clip ``model``: ``None`` (no weights), one of
+    its pretrained tags, or a checkpoint file confined like :func:`server_file` (anything else names a
+    file, typed as ``value``, or chosen as ``checkpoint`` when the form's weights say
+    :data:`CHECKPOINT`): open_clip itself would open a name it does not know as a file, from the App
+    server's working directory."""
     if value == CHECKPOINT:
         return checkpoint_file(ctx, checkpoint)
     if value in (None, "", NONE):
         return None
-    looks_like_path = os.sep in value or value.endswith(_CHECKPOINT_SUFFIXES)
-    return checkpoint_file(ctx, value) if looks_like_path else value
+    return value if value in pretrained_tags(model) else checkpoint_file(ctx, value)
 
 
 def existing_file(ctx, value, what):
@@ -130,7 +145,7 @@ def existing_file(ctx, value, what):
 def checkpoint_file(ctx, value, what="checkpoint file"):
     """A checkpoint file this App may read, refused unless it exists with a checkpoint's suffix."""
     real = existing_file(ctx, value, what)
-    if not real.endswith(_CHECKPOINT_SUFFIXES):
+    if not real.lower().endswith(_CHECKPOINT_SUFFIXES):
         raise InvalidRequest(f"'{file_path(value)}' is not a checkpoint ({', '.join(_CHECKPOINT_SUFFIXES)}): "
                              "choose the model's weights file")
     return real

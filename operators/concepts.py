@@ -15,6 +15,7 @@ from .common import (
     form,
     message_output,
     model_input,
+    model_param,
     operator_config,
     pretrained_param,
     progress_reporter,
@@ -64,11 +65,12 @@ class ComputeConcepts(foo.Operator):
         view = ctx.target_view()
         if num_shards > 1:
             view = shard(view, params["shard_index"], num_shards)
-        pretrained = pretrained_param(ctx, params.get("pretrained"), params.get("checkpoint"))
+        model = model_param(ctx, params.get("model") or DEFAULT_MODEL)
+        pretrained = pretrained_param(ctx, params.get("pretrained"), model, params.get("checkpoint"))
         field = params.get("field", "concepts")
         result = compute_concepts(
             view,
-            model=params.get("model") or DEFAULT_MODEL,
+            model=model,
             pretrained=pretrained,
             corpus=_corpus(ctx, params),
             field=field,
@@ -119,10 +121,11 @@ def queue_shards(ctx, num_shards):
     """
     params = ctx.params
     view = ctx.target_view()
+    model = model_param(ctx, params.get("model") or DEFAULT_MODEL)
     prepare_concepts(
         view,
-        model=params.get("model") or DEFAULT_MODEL,
-        pretrained=pretrained_param(ctx, params.get("pretrained"), params.get("checkpoint")),
+        model=model,
+        pretrained=pretrained_param(ctx, params.get("pretrained"), model, params.get("checkpoint")),
         corpus=_corpus(ctx, params),
         field=params.get("field", "concepts"),
         overwrite=params.get("overwrite", False),

@@ -22,6 +22,7 @@ from .common import (
     label_fields,
     message_output,
     model_input,
+    model_param,
     operator_config,
     pretrained_param,
     refusal,
@@ -92,11 +93,12 @@ class ImportTeacherScores(foo.Operator):
             model = load_allowed_zoo_model(ctx, params.get("model_name"))
             written = teacher_from_model(view, model, classes=params.get("classes"), **common)
         elif source == "clip":
+            model = model_param(ctx, params.get("model") or DEFAULT_MODEL)
             written = teacher_from_clip(
                 view,
                 params["classes"],
-                model=params.get("model") or DEFAULT_MODEL,
-                pretrained=pretrained_param(ctx, params.get("pretrained"), params.get("checkpoint")),
+                model=model,
+                pretrained=pretrained_param(ctx, params.get("pretrained"), model, params.get("checkpoint")),
                 **common,
             )
         else:

@@ -55,7 +55,7 @@ def test_concepts_and_teacher_operators(coco_subset, tiny_checkpoint, coco128_di
 @pytest.mark.parametrize(
     "name, params, message",
     [
-        ("compute_concepts", dict(model="ViT-Nope"), "Unknown open_clip model 'ViT-Nope'"),
+        ("compute_concepts", dict(model="ViT-Nope"), "'ViT-Nope' is not one of open_clip's models"),
         ("compute_concepts", dict(model=TINY_MODEL, corpus_source="list", corpus=[" "]), "corpus is empty"),
         ("import_teacher_scores", dict(source="file", path=os.path.join(COCO128, "nowhere.json")),
          "There is no file .*nowhere.json' on the server: choose an existing teacher score file"),

@@ -2,11 +2,13 @@
 every check in the form before Execute, and a checkpoint opened without configuring anything in an
 App of one person, but only from the listed folders in an App whose database is shared."""
 
+import re
+
 import fiftyone as fo
 import fiftyone.operators as foo
 import pytest
 from conftest import COCO128, TINY_MODEL
-from fiftyone.operators.executor import ExecutionContext
+from fiftyone.operators.executor import ExecutionContext, ExecutionError
 
 from fiftyone_inficond.runs import delete_run
 
@@ -134,3 +136,15 @@ def test_a_teacher_field_that_holds_scores_is_refused_in_the_form_until_overwrit
         assert taken.invalid and "holds data that is not teacher scores" in taken.error_message
     finally:
         delete_run(coco128, field)
+
+
+@pytest.mark.parametrize("params, refused", [
+    (dict(model="hf-hub:timm/ViT-B-16-SigLIP"), "does not download models"),
+    (dict(model="local-dir:/etc"), "outside the folders this App may read"),
+    (dict(model="no-such-model"), "is not one of open_clip's models"),
+    (dict(model=TINY_MODEL, pretrained="secret.PT"), "'secret.PT' is outside the folders"),  # not a tag: a file
+])
+def test_an_app_user_cannot_name_a_model_or_weights_the_server_would_fetch_or_read_unconfined(coco_subset, params,
+                                                                                               refused):
+    with pytest.raises(ExecutionError, match=re.escape(refused)):  # refused before anything is loaded
+        foo.execute_operator(f"{PLUGIN}/compute_concepts", ctx=dict(view=coco_subset.view(), params=params))
