@@ -128,9 +128,19 @@ try {
   await text(/^Pending /).waitFor();
   seen.pending = await text(/^Pending /).innerText();
   await shot("3-thumbs-up");
+  // Said at once, while it runs: the first answer's line is caught as the page draws it (a quick
+  // tuning replaces it before a polling wait looks).
+  await page.evaluate(() => {
+    window.tuningSaid = null;
+    const observer = new MutationObserver(() => {
+      const said = document.body.innerText.match(/⏳ Fine-tuning [^\n]*/);
+      if (said) { window.tuningSaid = said[0]; observer.disconnect(); }
+    });
+    observer.observe(document.body, { subtree: true, childList: true, characterData: true });
+  });
   await page.getByRole("button", { name: "Fine-tune" }).click();
-  await text(/^⏳ Fine-tuning /).waitFor({ timeout: 30000 });  // said at once, while it runs
-  seen.tuning = await text(/^⏳ Fine-tuning /).innerText();
+  await page.waitForFunction(() => window.tuningSaid, null, { timeout: 30000 });
+  seen.tuning = await page.evaluate(() => window.tuningSaid);
   await text(/Revision 1 saved/).waitFor({ timeout: 60000 });
   seen.saved = await text(/Revision 1 saved/).innerText();
   await shot("4-fine-tuned");
