@@ -200,6 +200,11 @@ def message_output(label="Result"):
     return types.Property(outputs)
 
 
+def note_input(inputs):
+    """The note a tune, a revert or a note of its own keeps in the run's history."""
+    inputs.str("note", label="Note", description="Why, in a line (kept in the run's history)")
+
+
 def run_key_input(ctx, inputs):
     """A dropdown of the dataset's student runs; the chosen key, or ``None`` before a choice."""
     keys = list_student_runs(ctx.dataset)

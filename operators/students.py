@@ -25,6 +25,7 @@ from .common import (
     form,
     label_fields,
     message_output,
+    note_input,
     operator_config,
     progress_reporter,
     revision_input,
@@ -152,7 +153,7 @@ class TuneStudents(foo.Operator):
         inputs.bool("erase", default=False, label="Erase the 👎'd concepts from the others",
                     description="Retrain on concept vectors that no longer tell the 👎'd concepts, so no "
                                 "correlate takes their place")
-        inputs.str("note", label="Note", description="Why, in a line (kept in the run's history)")
+        note_input(inputs)
         return form(inputs, "Tune students")
 
     def execute(self, ctx):
@@ -185,7 +186,7 @@ class RevertStudents(foo.Operator):
         key = run_key_input(ctx, inputs)
         if key is not None:
             revision_input(ctx, inputs, key, "Revision to restore")
-        inputs.str("note", label="Note", description="Why, in a line (kept in the run's history)")
+        note_input(inputs)
         return form(inputs, "Revert students")
 
     def execute(self, ctx):
@@ -210,7 +211,7 @@ class NoteRevision(foo.Operator):
         key = run_key_input(ctx, inputs)
         if key is not None:
             revision_input(ctx, inputs, key, "Revision")
-        inputs.str("note", label="Note", description="Why, in a line (kept in the run's history)")
+        note_input(inputs)
         return form(inputs, "Write a note")
 
     def execute(self, ctx):

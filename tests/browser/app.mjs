@@ -27,6 +27,24 @@ export const on = (page) => ({
   thumb: (which, k) => page.locator(".textpoint text", { hasText: which }).nth(k),
 });
 
+// What of the open tab does not fit the window: ``{wide, outside}``, the elements under the App's
+// header that scroll sideways (each named by its tag, widths, class and first words), and the labels of
+// ``controls`` (``[label, () => bounding box]``) not wholly inside the viewport.
+export const misfits = async (page, controls = []) => {
+  const wide = await page.evaluate(() => [...document.querySelectorAll("*")].filter((e) =>
+    e.scrollWidth > e.clientWidth + 2 && ["auto", "scroll"].includes(getComputedStyle(e).overflowX)
+    && e.getBoundingClientRect().top > 80)
+    .map((e) => `${e.tagName} ${e.scrollWidth}>${e.clientWidth} ${String(e.className).slice(0, 60)} ${e.innerText.slice(0, 40)}`));
+  const viewport = page.viewportSize();
+  const outside = [];
+  for (const [label, where] of controls) {
+    const box = await where();
+    if (!box || box.x < 0 || box.y < 0 || box.x + box.width > viewport.width + 1 || box.y + box.height > viewport.height + 1)
+      outside.push(label);
+  }
+  return { wide, outside };
+};
+
 // A wait until the page has answered: no operator call (panel event, operator, form) in flight and
 // none started or ended for ``quiet`` ms, then two frames drawn. Made once per page, before use.
 export const settler = (page) => {

@@ -1,7 +1,7 @@
 // One no-code tuning loop in the real App: node loop.mjs <url> <screenshot folder>.
 // Driven at 1280x800 (a laptop); every tab is then checked again at 1600x1000. Prints one JSON line
 // of what the page showed at each step; the pytest test asserts on it.
-import { freshPage, launch, on, settler } from "./app.mjs";
+import { freshPage, launch, misfits, on, settler } from "./app.mjs";
 
 const [url, out] = process.argv.slice(2);
 const seen = { fit: {}, noteChanges: [] };
@@ -28,21 +28,9 @@ const gridShows = (n) => page.getByText(`${n} sample${n === 1 ? "" : "s"}`, { ex
   .waitFor({ timeout: 30000 });
 const countIn = (message) => Number(message.split("Grid: the ")[1].split(" ")[0]);
 
-// What of the open tab does not fit the window: elements under the App's header that scroll
-// sideways, and the named controls not wholly inside the viewport.
+// What of the open tab does not fit the window (see app.mjs), by tab and window width.
 const fit = async (name, controls = []) => {
-  const wide = await page.evaluate(() => [...document.querySelectorAll("*")].filter((e) =>
-    e.scrollWidth > e.clientWidth + 2 && ["auto", "scroll"].includes(getComputedStyle(e).overflowX)
-    && e.getBoundingClientRect().top > 80)
-    .map((e) => `${e.tagName} ${e.scrollWidth}>${e.clientWidth}`));
-  const viewport = page.viewportSize();
-  const outside = [];
-  for (const [label, where] of controls) {
-    const box = await where();
-    if (!box || box.x < 0 || box.y < 0 || box.x + box.width > viewport.width + 1 || box.y + box.height > viewport.height + 1)
-      outside.push(label);
-  }
-  seen.fit[`${name}@${viewport.width}`] = { wide, outside };
+  seen.fit[`${name}@${page.viewportSize().width}`] = await misfits(page, controls);
 };
 const boxOf = (locator) => () => locator.boundingBox();
 const mosaic = page.locator(".js-plotly-plot .imagelayer image").first();  // every ranked concept's patches

@@ -3,7 +3,7 @@
 // nothing of InFiConD (no concepts, teacher, students or workspace). Every known choice is picked from a
 // dropdown; the only boxes typed into are FiftyOne's file explorer (where the checkpoint is) and the notes.
 // Prints one JSON line of what the page showed at each step; tests/test_app_raw.py asserts on it.
-import { freshPage, launch, on, settler } from "./app.mjs";
+import { freshPage, launch, misfits, on, settler } from "./app.mjs";
 
 const [url, out, checkpoint] = process.argv.slice(2);
 const seen = { fit: {}, answers: {}, typedInto: [], tracebacks: [] };
@@ -44,21 +44,9 @@ const execute = async (name, pattern, timeout = 240000) => {
   await dialog.getByRole("button", { name: "Close" }).click();
   await settle();
 };
-// What of the page does not fit the window (as loop.mjs measures it): elements under the App's header
-// that scroll sideways, and controls not wholly inside the viewport.
+// What of the page does not fit the window (see app.mjs); ``controls``: ``[label, locator]``.
 const fit = async (name, controls = []) => {
-  const wide = await page.evaluate(() => [...document.querySelectorAll("*")].filter((e) =>
-    e.scrollWidth > e.clientWidth + 2 && ["auto", "scroll"].includes(getComputedStyle(e).overflowX)
-    && e.getBoundingClientRect().top > 80)
-    .map((e) => `${e.tagName} ${e.scrollWidth}>${e.clientWidth} ${String(e.className).slice(0, 60)} ${e.innerText.slice(0, 40)}`));
-  const viewport = page.viewportSize();
-  const outside = [];
-  for (const [label, locator] of controls) {
-    const box = await locator.boundingBox();
-    if (!box || box.x < 0 || box.y < 0 || box.x + box.width > viewport.width + 1 || box.y + box.height > viewport.height + 1)
-      outside.push(label);
-  }
-  seen.fit[name] = { wide, outside };
+  seen.fit[name] = await misfits(page, controls.map(([label, locator]) => [label, () => locator.boundingBox()]));
 };
 // Whether a locator's element is wholly on screen: inside the viewport and every scrolling box around it.
 const inView = (locator) => locator.evaluate((element) => {
