@@ -96,12 +96,7 @@ def concept_projection(samples, field="concepts", method="tsne"):
     """The concepts of the concept run in ``field`` projected with ``method``: ``{"concepts":
     names, "points": (n, 2) float32, "text_model": the id of the model that embedded them}`` in
     corpus column order; cached in the database."""
-    if method not in METHODS:
-        raise InvalidRequest(f"Project concepts with one of {', '.join(METHODS.values())}; got {method!r}")
-    config = require_embeddings(samples, field)
-    corpus = make_corpus(config["concepts"])
-    texts = corpus.texts(config["template"])
-    keys = _prefix_keys(config["text_model"], method, texts)
+    config, corpus, texts, keys = _map_of(samples, field, method)
     collection = fiftyone_api.database()[COLLECTION]
     doc = collection.find_one({"_id": keys[-1]})
     if doc is not None:
@@ -118,12 +113,20 @@ def is_projected(samples, field="concepts", method="tsne"):
     """Whether :func:`concept_projection` of ``field`` by ``method`` reads a kept map (milliseconds)
     rather than computing one (for Broden's 1,153 concepts, up to a minute): a map of the corpus, or
     of a prefix of it that the added concepts are placed on."""
-    config = require_embeddings(samples, field)
-    texts = make_corpus(config["concepts"]).texts(config["template"])
+    _, _, texts, keys = _map_of(samples, field, method)
     if len(texts) < 4:
         return True  # nothing to compute
-    keys = _prefix_keys(config["text_model"], method, texts)
     return fiftyone_api.database()[COLLECTION].count_documents({"_id": {"$in": keys[3:]}}, limit=1) > 0
+
+
+def _map_of(samples, field, method):
+    """``(config, corpus, prompts, cache keys of every prefix)`` of the map of ``field`` by ``method``."""
+    if method not in METHODS:
+        raise InvalidRequest(f"Project concepts with one of {', '.join(METHODS.values())}; got {method!r}")
+    config = require_embeddings(samples, field)
+    corpus = make_corpus(config["concepts"])
+    texts = corpus.texts(config["template"])
+    return config, corpus, texts, _prefix_keys(config["text_model"], method, texts)
 
 
 def _points(doc, n):
