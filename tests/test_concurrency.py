@@ -3,6 +3,7 @@ other is told, and nothing is lost or mixed."""
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -140,3 +141,38 @@ def test_an_extraction_started_while_concepts_are_added_is_refused_and_writes_no
         with pytest.raises(InficondError, match="Concepts are being added to 'c'.*once that finishes"):
             compute_concepts(coco128, model=TINY_MODEL, pretrained=tiny_checkpoint, corpus=["dog", "sky"], field="c")
     assert coco128.exists("c").count() == 4 and np.array_equal(np.stack(coco128.limit(4).values("c")), before)
+
+
+PURGE = """
+from fiftyone_inficond.students import store
+store.purge_orphans()
+"""
+
+
+def _wait_until_stopped(process, timeout=60):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        assert process.poll() is None, process.stderr.read()
+        with open(f"/proc/{process.pid}/stat") as stat:
+            if stat.read().rsplit(")", 1)[1].split()[0] == "T":
+                return
+        time.sleep(0.05)
+    raise AssertionError("the purging client never reached its pause point")
+
+
+def test_a_colleagues_dataset_created_and_trained_during_a_purge_keeps_its_history(distilled):
+    env = {**os.environ, "INFICOND_PAUSEPOINT": "purge:listed"}
+    purger = subprocess.Popen([sys.executable, "-c", PURGE], env=env, stderr=subprocess.PIPE, text=True)
+    colleague = None
+    try:
+        _wait_until_stopped(purger)  # between its reads of the history and of the datasets
+        colleague = distilled.clone(f"{distilled.name}-colleague", persistent=True)
+        train_students(colleague, key="theirs", epochs=1, budget=None)
+        purger.send_signal(signal.SIGCONT)
+        assert purger.wait(timeout=60) == 0, purger.stderr.read()
+        assert len(student_history(colleague, "theirs")) == 1
+        assert load_students(colleague, "theirs").revision == 0
+    finally:
+        purger.kill()
+        if colleague is not None:
+            colleague.delete()

@@ -33,6 +33,7 @@ from pymongo import ASCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from fiftyone_inficond import fiftyone_api
+from fiftyone_inficond.crashpoints import crashpoint
 from fiftyone_inficond.errors import StaleRunError, UnknownName
 
 STUDENTS_METHOD = "inficond_students"
@@ -290,13 +291,16 @@ def purge_orphans(grace=ORPHAN_GRACE):
         the disk caches of the purged runs that no run reads any more (a clone's run reads its
         original's), for the caller to remove
     """
-    datasets = fiftyone_api.dataset_ids()
-    live = fiftyone_api.run_uids(STUDENTS_METHOD)
     cutoff = datetime.now(timezone.utc) - grace
-    groups = _history().aggregate(
+    # Listed before the datasets and runs are read: any history listed belongs to a dataset that
+    # exists by then, so a colleague's dataset created meanwhile is never taken for a deleted one.
+    groups = list(_history().aggregate(
         [{"$group": {"_id": {"dataset_id": "$dataset_id", "run_uid": "$run_uid"}, "newest": {"$max": "$time"},
                      "cache": {"$max": "$cache"}}}]
-    )
+    ))
+    crashpoint("purge:listed")
+    datasets = fiftyone_api.dataset_ids()
+    live = fiftyone_api.run_uids(STUDENTS_METHOD)
     live_uids = {uid for _, uid in live}
     caches = []
     for group in groups:
