@@ -16,7 +16,7 @@ from conftest import COCO128, TINY_MODEL, assert_nothing_written, run_python, un
 
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.corpus import load_corpus
-from fiftyone_inficond.errors import InficondError, RunInputsChanged, StaleRunError, UnknownName
+from fiftyone_inficond.errors import InficondError, InvalidRequest, RunInputsChanged, StaleRunError, UnknownName
 from fiftyone_inficond.extraction import compute_concepts
 from fiftyone_inficond.students import data, store
 from fiftyone_inficond.students.registry import (
@@ -315,6 +315,15 @@ def test_nonsense_training_parameters_are_refused_before_any_write(distilled, pa
     with pytest.raises(InficondError, match=message):
         train_students(distilled, **{"key": "s", "epochs": 1, **params})
     assert snapshot(distilled) == before
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_a_training_split_of_one_sample_is_refused_in_memory_and_streamed(distilled, streamed, tmp_path):
+    distilled.take(1, seed=0).tag_samples("lonely")
+    before = snapshot(distilled)
+    with pytest.raises(InvalidRequest, match="The training split has 1 sample, too few to learn from: tag at least 10"):
+        train_students(distilled, key="s", epochs=1, train_tag="lonely", streamed=streamed, cache_dir=str(tmp_path))
+    assert snapshot(distilled) == before and not os.listdir(tmp_path)
 
 
 def test_the_train_operator_refuses_a_negative_epoch_count(distilled):

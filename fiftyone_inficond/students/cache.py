@@ -25,7 +25,7 @@ from torch.utils.data import IterableDataset
 
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.errors import InficondError, InvalidRequest, WriteFailed
-from fiftyone_inficond.students.data import read_inputs
+from fiftyone_inficond.students.data import check_training_split, read_inputs
 from fiftyone_inficond.students.training import CHUNK_ROWS
 
 _FILES = {"concepts": "concepts.bin", "teacher": "teacher.bin"}
@@ -234,8 +234,7 @@ def cache_inputs(samples, directory, concepts_field="concepts", teacher_field="t
             yield _chunk(buffer, concepts_field, teacher_field, train_of)
 
     cache = write_cache(directory, chunks(), dtype)
-    if not cache.train.any():
-        raise InvalidRequest("The training split is empty: tag some samples for training")
+    check_training_split(cache.train)
     return cache
 
 

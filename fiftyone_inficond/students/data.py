@@ -132,6 +132,23 @@ def train_mask(samples, train_tag=None, split_field=None):
     return np.ones(exact_count(samples), dtype=bool)
 
 
+MIN_TRAINING_SAMPLES = 10
+
+
+def check_training_split(train):
+    """``train`` (a ``(n,)`` bool mask) if it holds enough samples to fit a student to: with one,
+    every concept's spread is 0, and the students' logits on other samples ran to ±10,000."""
+    count = int(np.count_nonzero(train))
+    if count == 0:
+        raise InvalidRequest("The training split is empty: tag some samples for training")
+    if count < MIN_TRAINING_SAMPLES:
+        raise InvalidRequest(
+            f"The training split has {count} sample{'s' * (count != 1)}, too few to learn from: tag at least "
+            f"{MIN_TRAINING_SAMPLES} samples for training"
+        )
+    return train
+
+
 def training_data(samples, inputs, concepts_field, teacher_field, gt_field=None, train_tag=None, split_field=None):
     """Reads concept vectors, teacher scores and ground truth of the samples that have both."""
     if gt_field is not None:
@@ -143,9 +160,7 @@ def training_data(samples, inputs, concepts_field, teacher_field, gt_field=None,
             f"and teacher scores for the same samples first"
         )
     ids, *truth = usable.values(["id"] + ([gt_field] if gt_field else []))
-    train = train_mask(usable, train_tag, split_field)
-    if not train.any():
-        raise InvalidRequest("The training split is empty: tag some samples for training")
+    train = check_training_split(train_mask(usable, train_tag, split_field))
     n_concepts, n_classes = len(inputs.concept_names), len(inputs.classes)
     concepts, teacher, found = _matrices(usable, ids, concepts_field, teacher_field, (n_concepts, n_concepts),
                                          n_classes)
