@@ -117,7 +117,7 @@ def load_clip(model_name, pretrained=None, device=None, resize_mode="squash"):
     return ClipModel(
         model=model,
         preprocess=preprocess,
-        tokenizer=open_clip.get_tokenizer(model_name),
+        tokenizer=tokenizer_of(model_name),
         name=model_name,
         pretrained=pretrained,
     )
@@ -147,6 +147,36 @@ def _can_truncate(model):
         and model.text_pool_type == "argmax"
         and isinstance(model.text_projection, torch.nn.Parameter)
     )
+
+
+def require_distinct_prompts(tokenizer, names, texts, model_name):
+    """Refuses concepts whose prompts (``texts``, one per name) the tokenizer makes the same: it reads
+    only the first ``context_length`` tokens (77 for CLIP), so two long concepts that differ after
+    them would be identical columns under two names."""
+    first_of = {}
+    for start in range(0, len(texts), _TOKENIZED_AT_ONCE):
+        tokens = tokenizer(list(texts[start : start + _TOKENIZED_AT_ONCE])).numpy()
+        for j, row in enumerate(tokens, start):
+            first = first_of.setdefault(row.tobytes(), j)
+            if first != j:
+                length = getattr(tokenizer, "context_length", len(row))
+                raise InvalidRequest(
+                    f"Concepts '{_shortened(names[first])}' and '{_shortened(names[j])}' read the same to "
+                    f"{model_name}, which reads only the first {length} tokens of a prompt: shorten them so "
+                    f"that they differ early"
+                )
+
+
+_TOKENIZED_AT_ONCE = 1024
+
+
+def tokenizer_of(model_name):
+    """The tokenizer of open_clip model ``model_name``, without loading the model."""
+    return open_clip.get_tokenizer(model_name)
+
+
+def _shortened(name, length=40):
+    return name if len(name) <= length else name[: length - 1] + "…"
 
 
 @torch.no_grad()

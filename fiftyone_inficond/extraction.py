@@ -9,7 +9,7 @@ import fiftyone as fo
 import fiftyone.core.utils as fou
 
 from fiftyone_inficond import leases
-from fiftyone_inficond.clip import ClipModel, load_clip
+from fiftyone_inficond.clip import ClipModel, load_clip, require_distinct_prompts
 from fiftyone_inficond.concepts import ConceptExtractor, concept_map
 from fiftyone_inficond.corpus import DEFAULT_TEMPLATE, check_template, load_corpus
 from fiftyone_inficond.dense import patch_grid
@@ -191,6 +191,7 @@ def prepare_concepts(
     if len(corpus.names) > MAX_CONCEPTS:
         raise InvalidRequest(f"A corpus has at most {MAX_CONCEPTS:,} concepts; this one has {len(corpus.names):,}")
     clip = model if isinstance(model, ClipModel) else load_clip(model, pretrained, device=device)
+    require_distinct_prompts(clip.tokenizer, corpus.names, corpus.texts(template), clip.name)
     config = dict(
         model=clip.name,
         pretrained=clip.pretrained,

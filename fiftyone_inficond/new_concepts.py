@@ -16,6 +16,7 @@ old width meanwhile.
 import numpy as np
 
 from fiftyone_inficond import leases
+from fiftyone_inficond.clip import require_distinct_prompts, tokenizer_of
 from fiftyone_inficond.concepts import concept_map
 from fiftyone_inficond.corpus import concept_prompt, make_corpus
 from fiftyone_inficond.crashpoints import crashpoint
@@ -47,7 +48,9 @@ def add_concepts(samples, names, field="concepts"):
                 f"{MAX_CONCEPTS - width:,} more can be added, not {len(names):,}"
             )
         corpus = make_corpus(list(config["concepts"][:width]) + names)
-        columns = _columns(dataset, field, config, corpus.texts(config["template"])[width:])  # (n, c)
+        texts = corpus.texts(config["template"])
+        require_distinct_prompts(tokenizer_of(config["model"]), corpus.names, texts, config["model"])
+        columns = _columns(dataset, field, config, texts[width:])  # (n, c)
         if config.get("complete") is not False:
             _record_extension(dataset, field, corpus, width)
         crashpoint("add:run-extending")

@@ -1,6 +1,7 @@
 """Inputs that cannot silently corrupt a run: one regression test per way a user's own field, a
 generated view, a file that never answers, duplicate or odd keys, or an App user's typing broke
-one (issue "Runs that cannot be silently corrupted, round 2", items 6, 7, 10, 11, 12 and 13).
+one (issue "Runs that cannot be silently corrupted, round 2", items 6, 7, 10, 11, 12 and 13; round 3,
+item 10).
 
 Real embedded MongoDB, real coco128 images, a real FIFO (``os.mkfifo``) and real 16-bit PNGs."""
 
@@ -23,7 +24,9 @@ from PIL import Image
 from fiftyone_inficond import images
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.extraction import compute_concepts
+from fiftyone_inficond.new_concepts import add_concepts
 from fiftyone_inficond.overlay import show_concept_overlay
+from fiftyone_inficond.students.registry import list_student_runs, train_students
 from fiftyone_inficond.teacher import set_teacher_scores, teacher_from_file, teacher_scores
 
 PLUGIN = "@inficond/inficond"
@@ -266,3 +269,36 @@ def test_app_users_may_load_only_the_zoo_models_the_server_lists(coco_subset, mo
 
     assert execute("import_teacher_scores", coco_subset, source="zoo", model_name="tiny-b")["written"] == 12
     assert loaded == ["tiny-b"] and teacher_scores(coco_subset)[1] == ["cat", "dog"]
+
+
+# Round 3, item 10: what CLIP cannot tell apart, and names that differ only in case -----------------
+
+
+def test_two_long_concepts_that_differ_after_the_models_77_tokens_are_refused_before_any_write(coco_subset,
+                                                                                              tiny_checkpoint):
+    long = "a very long description of a scene " * 60
+    corpus = ["dog", long + "with a cat", long + "with a horse"]
+    with pytest.raises(InvalidRequest, match=r"Concepts 'a very long .*…' and 'a very long .*…' read the same to "
+                                             r"inficond-tiny-vit, which reads only the first 77 tokens"):
+        compute_concepts(coco_subset, model=TINY_MODEL, pretrained=tiny_checkpoint, corpus=corpus, field="c")
+    assert_nothing_written(coco_subset._dataset, "c")
+    _compute(coco_subset, tiny_checkpoint, field="c")
+    with pytest.raises(InvalidRequest, match="read the same to"):
+        add_concepts(coco_subset, ["🐶" * 90 + " one", "🐶" * 90 + " two"], field="c")  # 2+ tokens an emoji
+    assert len(coco_subset.first()["c"]) == len(CORPUS)
+
+
+def test_a_teacher_class_spelled_in_another_case_than_the_ground_truth_is_refused_at_training(coco_subset,
+                                                                                             tiny_checkpoint):
+    _compute(coco_subset, tiny_checkpoint)
+    set_teacher_scores(coco_subset, np.random.default_rng(0).random((12, 2)), ["Person", "dog"])
+    with pytest.raises(InvalidRequest, match="The teacher's class 'Person' is 'person' in 'ground_truth': import "
+                                             "the teacher again with the ground truth's spelling"):
+        train_students(coco_subset, key="s", epochs=1, budget=None)
+    set_teacher_scores(coco_subset, np.random.default_rng(0).random((12, 2)), ["Cat", "Dog"], overwrite=True)
+    with pytest.raises(InvalidRequest, match="is 'cat' in 'ground_truth'|is 'dog' in 'ground_truth'"):
+        train_students(coco_subset, key="s", epochs=1, budget=None)
+    set_teacher_scores(coco_subset, np.random.default_rng(0).random((12, 2)), ["zebu", "yak"], overwrite=True)
+    with pytest.raises(InvalidRequest, match="None of the teacher's 2 classes is a label in 'ground_truth'"):
+        train_students(coco_subset, key="s", epochs=1, budget=None)
+    assert list_student_runs(coco_subset) == []

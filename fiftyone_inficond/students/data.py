@@ -11,7 +11,7 @@ import numpy as np
 
 from fiftyone_inficond.corpus import corpus_id
 from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged
-from fiftyone_inficond.fiftyone_api import dataset_of, decode_array, exact_count, stream_documents
+from fiftyone_inficond.fiftyone_api import dataset_of, decode_array, exact_count, label_path, stream_documents
 from fiftyone_inficond.labels import label_items, require_label_field
 from fiftyone_inficond.runs import CONCEPTS_METHOD, CORPUS_ATTRIBUTES, TEACHER_METHOD, fingerprint, require_run
 from fiftyone_inficond.students.training import CHUNK_ROWS
@@ -149,10 +149,31 @@ def check_training_split(train):
     return train
 
 
+def require_truth_for(samples, gt_field, classes):
+    """Refuses ground truth whose labels are not the teacher's ``classes``: spelled in another case
+    ('Car' against 'car'), or none of them at all, either of which left every class without a
+    measure against the truth, without a word. A field with no labels yet is accepted."""
+    require_label_field(samples, gt_field, "ground truth")
+    labels = set(samples.distinct(label_path(samples, gt_field)))
+    folded = {label.casefold(): label for label in labels}
+    for cls in classes:
+        if cls not in labels and cls.casefold() in folded:
+            raise InvalidRequest(
+                f"The teacher's class '{cls}' is '{folded[cls.casefold()]}' in '{gt_field}': import the teacher "
+                f"again with the ground truth's spelling of its classes, or train without ground truth"
+            )
+    if labels and not labels.intersection(classes):
+        shown = ", ".join(f"'{label}'" for label in sorted(labels)[:3])
+        raise InvalidRequest(
+            f"None of the teacher's {len(classes)} classes is a label in '{gt_field}' (it holds {shown}, ...): "
+            f"pick the ground truth field whose labels are the teacher's classes, or train without ground truth"
+        )
+
+
 def training_data(samples, inputs, concepts_field, teacher_field, gt_field=None, train_tag=None, split_field=None):
     """Reads concept vectors, teacher scores and ground truth of the samples that have both."""
     if gt_field is not None:
-        require_label_field(samples, gt_field, "ground truth")
+        require_truth_for(samples, gt_field, inputs.classes)
     usable = samples.exists(concepts_field).exists(teacher_field)
     if exact_count(usable) == 0:
         raise InvalidRequest(

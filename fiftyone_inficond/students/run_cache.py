@@ -23,9 +23,8 @@ import psutil
 
 from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged
 from fiftyone_inficond.fiftyone_api import dataset_id, dataset_of, exact_count, run_uids
-from fiftyone_inficond.labels import require_label_field
 from fiftyone_inficond.students.cache import InputsCache, cache_inputs
-from fiftyone_inficond.students.data import DistillationData, labels_in_order, truth_matrix
+from fiftyone_inficond.students.data import DistillationData, labels_in_order, require_truth_for, truth_matrix
 from fiftyone_inficond.students.store import STUDENTS_METHOD
 
 MEMORY_SHARE = 4  # a run streams when its float32 vectors would take more than 1/4 of the free memory
@@ -53,7 +52,7 @@ def cached_training_data(samples, inputs, concepts_field, teacher_field, gt_fiel
     """:func:`fiftyone_inficond.students.data.training_data` with the concept vectors written to a
     cache in ``directory`` instead of memory (``concepts`` is the :class:`InputsCache`)."""
     if gt_field is not None:
-        require_label_field(samples, gt_field, "ground truth")
+        require_truth_for(samples, gt_field, inputs.classes)
     cache = cache_inputs(samples, directory, concepts_field, teacher_field, train_tag, split_field)
     try:
         _check_widths(cache, len(inputs.concept_names), len(inputs.classes), concepts_field, teacher_field)
