@@ -209,6 +209,17 @@ def prepare_concepts(
     return clip, corpus
 
 
+MAX_SHARDS = 64
+
+
+def shard_count(count, samples):
+    """``count`` shards for ``samples``, checked: from 1 to the number of samples (at most
+    :data:`MAX_SHARDS`), so that no shard is empty and no flood of delegated operations is queued
+    (a million shards of 90 samples kept queueing)."""
+    allowed = max(1, min(exact_count(samples), MAX_SHARDS))
+    return whole_number(count, f"the number of shards for these {exact_count(samples):,} samples", 1, allowed)
+
+
 def shard(samples, index, count):
     """Shard ``index`` of ``count`` disjoint shards of ``samples``, by sample id.
 

@@ -20,6 +20,7 @@ from pymongo.errors import BulkWriteError
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.clip import encode_texts, load_clip
 from fiftyone_inficond.corpus import DEFAULT_TEMPLATE
+from fiftyone_inficond.errors import RunInputsChanged
 
 COLLECTION = "inficond_text_embeddings"
 _DUPLICATE_KEY = 11000
@@ -100,9 +101,21 @@ def run_text_embeddings(config, texts):
     (its config): from the cache, else encoded (and cached) with the run's model, loaded here."""
     found = cached_embeddings(config["text_model"], texts)
     if len(found) < len(set(texts)):
-        clip = load_clip(config["model"], config["pretrained"], device="cpu")
-        return text_embeddings(clip, texts).cpu().numpy()
+        return text_embeddings(run_clip(config), texts).cpu().numpy()
     return np.stack([found[text] for text in texts])
+
+
+def run_clip(config):
+    """The model of a stored concept run (its config), loaded on the CPU: refused when its weights
+    are no longer those the run was computed with (a checkpoint rewritten at the same path), which
+    would give text embeddings and exports that silently disagree with the stored vectors."""
+    clip = load_clip(config["model"], config["pretrained"], device="cpu")
+    if model_id(clip) != config["text_model"]:
+        raise RunInputsChanged(
+            f"Checkpoint '{config['pretrained']}' was rewritten since these concepts were computed with it: put "
+            f"the original file back, or compute the concepts again"
+        )
+    return clip
 
 
 def concept_embeddings(clip, corpus, template=DEFAULT_TEMPLATE):

@@ -1,7 +1,7 @@
 """Inputs that cannot silently corrupt a run: one regression test per way a user's own field, a
 generated view, a file that never answers, duplicate or odd keys, or an App user's typing broke
 one (issue "Runs that cannot be silently corrupted, round 2", items 6, 7, 10, 11, 12 and 13; round 3,
-item 10).
+items 7 and 10).
 
 Real embedded MongoDB, real coco128 images, a real FIFO (``os.mkfifo``) and real 16-bit PNGs."""
 
@@ -17,12 +17,14 @@ import fiftyone.operators as foo
 import fiftyone.utils.torch as fout
 import numpy as np
 import pytest
+import torch
 import torchvision
 from conftest import COCO128, TINY_MODEL, assert_nothing_written, unique_name
 from PIL import Image
 
 from fiftyone_inficond import images
-from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.deploy.export import export_students
+from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged
 from fiftyone_inficond.extraction import compute_concepts
 from fiftyone_inficond.new_concepts import add_concepts
 from fiftyone_inficond.overlay import show_concept_overlay
@@ -302,3 +304,25 @@ def test_a_teacher_class_spelled_in_another_case_than_the_ground_truth_is_refuse
     with pytest.raises(InvalidRequest, match="None of the teacher's 2 classes is a label in 'ground_truth'"):
         train_students(coco_subset, key="s", epochs=1, budget=None)
     assert list_student_runs(coco_subset) == []
+
+
+# Round 3, item 7: a checkpoint rewritten at the same path after extraction -------------------------
+
+
+def test_a_checkpoint_rewritten_after_extraction_stops_export_and_added_concepts(coco_subset, tiny_checkpoint,
+                                                                                tmp_path):
+    checkpoint = tmp_path / "ours.pt"
+    shutil.copy(tiny_checkpoint, checkpoint)
+    _compute(coco_subset, str(checkpoint))
+    set_teacher_scores(coco_subset, np.random.default_rng(0).random((12, 2)), ["person", "dog"])
+    train_students(coco_subset, key="s", epochs=1, budget=None)
+    weights = torch.load(checkpoint)
+    torch.save({name: value + 0.05 if value.is_floating_point() else value for name, value in weights.items()},
+               checkpoint)  # someone retrained it
+    rewritten = f"Checkpoint '{checkpoint}' was rewritten since these concepts were computed with it"
+    with pytest.raises(RunInputsChanged, match=re.escape(rewritten)):
+        add_concepts(coco_subset, [f"zebra crossing {unique_name()}"])  # not in the shared text cache
+    assert len(coco_subset.first()["concepts"]) == len(CORPUS)
+    with pytest.raises(RunInputsChanged, match=re.escape(rewritten)):
+        export_students(coco_subset, str(tmp_path / "export"), key="s")
+    assert not (tmp_path / "export").exists()
