@@ -5,7 +5,7 @@ import fiftyone.operators.types as types
 
 from fiftyone_inficond.corpus import packaged_corpus
 from fiftyone_inficond.errors import InvalidRequest
-from fiftyone_inficond.extraction import DEFAULT_MODEL, compute_concepts, prepare_concepts, shard
+from fiftyone_inficond.extraction import DEFAULT_MODEL, compute_concepts, prepare_concepts, shard, shard_count
 from fiftyone_inficond.projection import concept_projection
 
 from .common import (
@@ -19,6 +19,7 @@ from .common import (
     operator_config,
     pretrained_param,
     progress_reporter,
+    refusal,
     weights_input,
     with_given,
 )
@@ -53,15 +54,19 @@ class ComputeConcepts(foo.Operator):
         inputs.str("field", default="concepts", label="Field")
         inputs.int("batch_size", default=32, label="Batch size")
         inputs.int("num_shards", default=1, label="Shards",
-                   description="Split the work into this many delegated operations for parallel workers")
+                   description="Split the work into this many delegated operations for parallel workers",
+                   **refusal(ctx.params.get("num_shards"), shard_count, ctx.params.get("num_shards"),
+                             ctx.target_view()))
         inputs.bool("overwrite", default=False, label="Overwrite another run in this field")
         return form(inputs, "Compute concepts")
 
     def execute(self, ctx):
         params = ctx.params
         num_shards = params.get("num_shards", 1) or 1
-        if num_shards > 1 and params.get("shard_index") is None:
-            return {"queued": queue_shards(ctx, num_shards)}
+        if params.get("shard_index") is None:
+            num_shards = shard_count(num_shards, ctx.target_view())
+            if num_shards > 1:
+                return {"queued": queue_shards(ctx, num_shards)}
         view = ctx.target_view()
         if num_shards > 1:
             view = shard(view, params["shard_index"], num_shards)

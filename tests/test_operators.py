@@ -204,6 +204,16 @@ def test_shards_run_by_two_workers_equal_one_direct_run(coco128, coco128_base, t
         direct.delete()
 
 
+def test_more_shards_than_samples_are_refused_and_queue_nothing(coco_subset, tiny_checkpoint):
+    delegated = food.DelegatedOperationService()
+    before = len(delegated.list_operations())
+    params = _concept_params(tiny_checkpoint, num_shards=10**6)
+    refusal = "The number of shards for these 12 samples must be a whole number from 1 to 12; got 1000000"
+    with pytest.raises(Exception, match=refusal):
+        execute("compute_concepts", coco_subset, **params)
+    assert len(delegated.list_operations()) == before and coco_subset.exists("concepts").count() == 0
+
+
 def test_a_killed_worker_loses_nothing_and_the_rerun_computes_nothing_twice(coco128):
     params = dict(model="ViT-B-32", corpus_source="list", corpus=CORPUS, batch_size=4)
     operation = queue("compute_concepts", coco128, **params).result["id"]

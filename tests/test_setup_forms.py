@@ -73,6 +73,13 @@ def test_concepts_without_weights_say_they_mean_nothing_in_the_answer(coco_subse
                                         "these concepts mean nothing")
 
 
+def test_more_shards_than_samples_are_refused_in_the_form(coco128):
+    shards = _form("compute_concepts", coco128, num_shards=129)["num_shards"]
+    assert shards.invalid and shards.error_message == ("The number of shards for these 128 samples must be a whole "
+                                                       "number from 1 to 64; got 129")
+    assert not _form("compute_concepts", coco128, num_shards=64)["num_shards"].invalid
+
+
 def test_the_teacher_form_offers_the_label_fields_and_answers_what_it_wrote(coco128):
     coco128.clone_sample_field("ground_truth", "predictions")
     coco128.add_sample_field("notes", fo.StringField)
