@@ -22,6 +22,7 @@ from fiftyone_inficond.validation import field_name
 
 LABEL_TYPES = (fo.Classification, fo.Classifications, fo.Detections)
 PREDICTIONS_MARK = "inficond_predictions"  # key of the field info marking a field of student predictions
+APPLYING = "inficond_applying"  # key of the field info naming the export whose write has not finished
 
 
 def label_items(label):
@@ -71,6 +72,30 @@ def declare_prediction_field(samples, field):
     if not (declared.info or {}).get(PREDICTIONS_MARK):
         declared.info = {**(declared.info or {}), PREDICTIONS_MARK: True}
         declared.save()
+
+
+def begin_predictions(samples, field, export):
+    """Marks ``field`` (declared) as being written by export ``export`` (its manifest digest) until
+    :func:`end_predictions`: a process killed in between leaves the mark, so the mix of old and new
+    labels it leaves is recorded (each label names its export too). Returns the export an earlier,
+    unfinished write was writing, or ``None``."""
+    declared = fresh_dataset(samples).get_field(field)
+    unfinished = (declared.info or {}).get(APPLYING)
+    declared.info = {**(declared.info or {}), APPLYING: export}
+    declared.save()
+    return unfinished
+
+
+def end_predictions(samples, field):
+    """Clears the mark of :func:`begin_predictions`: every sample of the write has its labels."""
+    declared = fresh_dataset(samples).get_field(field)
+    declared.info = {name: value for name, value in (declared.info or {}).items() if name != APPLYING}
+    declared.save()
+
+
+def unfinished_predictions(samples, field):
+    """The export (manifest digest) whose write into ``field`` did not finish, or ``None``."""
+    return (fresh_dataset(samples).get_field(field).info or {}).get(APPLYING)
 
 
 def _held_in(samples, field):

@@ -1,6 +1,6 @@
 """Exports and their predictions cannot silently corrupt anything: one regression test per way a
 careless name or a hand-edited file broke them (issue "Runs that cannot be silently corrupted,
-round 2", items 4, 5 and the export parts of 12).
+round 2", items 4, 5 and the export parts of 12; round 3, items 2 and 9).
 
 Real embedded MongoDB, real coco128 images, one student run exported once for the module."""
 
@@ -9,6 +9,8 @@ import json
 import logging
 import os
 import re
+import subprocess
+import sys
 
 import fiftyone.operators as foo
 import numpy as np
@@ -21,6 +23,7 @@ from fiftyone_inficond.deploy.export import EXPORT_DIR_ENV, MANIFEST, export_stu
 from fiftyone_inficond.deploy.loading import list_exports, load_export
 from fiftyone_inficond.deploy.model import apply_export
 from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.labels import unfinished_predictions
 from fiftyone_inficond.students.registry import delete_students, list_student_runs, train_students
 
 PLUGIN = "@inficond/inficond"
@@ -198,6 +201,26 @@ def test_an_unreadable_image_leaves_its_sample_unlabelled_and_the_others_labelle
     assert "1 sample was left unlabelled: its image could not be read" in applied["message"]
 
 
+def test_a_write_of_predictions_killed_midway_is_recorded_and_the_next_one_finishes_it(trained, colleague,
+                                                                                     coco128, tmp_path):
+    coco128.persistent = True
+    view = coco128.limit(6)
+    apply_export(view, colleague, "student")
+    first = load_export(colleague).manifest["digest"]
+    second = export_students(trained, tmp_path / "pruned", prune=0.05)["digest"]  # another export of the run
+    child = (f"import fiftyone as fo\nfrom fiftyone_inficond.deploy.model import apply_export\n"
+             f"apply_export(fo.load_dataset({coco128.name!r}).limit(6), {str(tmp_path / 'pruned')!r}, 'student', "
+             f"batch_size=2)\n")
+    env = {**os.environ, "INFICOND_CRASHPOINT": "apply:batch-written"}
+    killed = subprocess.run([sys.executable, "-c", child], env=env, capture_output=True, text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    assert unfinished_predictions(coco128, "student") == second
+    assert view.count_values("student.export") == {first: 4, second: 2}  # which sample has which, recorded
+    apply_export(view, tmp_path / "pruned", "student")
+    assert unfinished_predictions(coco128, "student") is None
+    assert view.count_values("student.export") == {second: 6}
+
+
 def _reversed(manifest):
     manifest["classes"] = manifest["classes"][::-1]
 
@@ -220,7 +243,9 @@ EDITS = {  # name: (edit, reseal the digest as a careful forger would, the refus
                                         "no preprocessing open_clip can apply"),
     "resealed, one concept more kept": (lambda m: m.update(concepts_kept=m["concepts_kept"] + 1), True,
                                         "do not fit its manifest"),
-    "resealed, older version": (lambda m: m.update(format_version=1), True, "is not a version-2 student export"),
+    "resealed, classes relabelled": (_reversed, True, "was edited .its classes, threshold or concepts are not"),
+    "resealed, threshold changed": (lambda m: m.update(threshold=0.9), True, "was edited .its classes"),
+    "resealed, older version": (lambda m: m.update(format_version=2), True, "is not a version-3 student export"),
 }
 
 
@@ -243,8 +268,24 @@ def test_a_hand_edited_manifest_is_refused_in_the_librarys_words_and_nothing_is_
     assert files(folder) == before
 
 
+def test_concept_names_swapped_with_every_digest_recomputed_are_refused(coco128, colleague, tmp_path):
+    folder = copy_export(colleague, tmp_path / "edited")
+    names = (folder / "corpus.txt").read_text().split("\n")
+    names[0], names[1] = names[1], names[0]
+    (folder / "corpus.txt").write_text("\n".join(names))
+    manifest = json.loads((folder / MANIFEST).read_text())
+    manifest["files"]["corpus.txt"] = hashlib.sha256((folder / "corpus.txt").read_bytes()).hexdigest()
+    manifest["digest"] = manifest_digest(manifest)
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
+    with pytest.raises(InvalidRequest, match="was edited .its classes, threshold or concepts are not those"):
+        load_export(folder)
+    with pytest.raises(InvalidRequest, match="was edited"):
+        apply_export(coco128.limit(4), folder, "student")
+    assert_nothing_written(coco128, "student")
+
+
 def test_a_manifest_that_is_not_an_object_is_refused(colleague, tmp_path):
     folder = copy_export(colleague, tmp_path / "edited")
     (folder / MANIFEST).write_text("[]")
-    with pytest.raises(InvalidRequest, match="is not a version-2 student export"):
+    with pytest.raises(InvalidRequest, match="is not a version-3 student export"):
         load_export(folder)

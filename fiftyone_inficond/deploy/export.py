@@ -9,12 +9,16 @@ An export is a folder of four files, listed with their SHA-256 in ``manifest.jso
   ``(probabilities, concept_vectors)`` for ``(batch, 3, H, W)`` images preprocessed as the
   manifest's ``preprocess`` says;
 - ``students.safetensors``: the students over every concept of the run (weight, bias,
-  standardization), the concepts' text embeddings and which concepts the program keeps;
+  standardization), the concepts' text embeddings and which concepts the program keeps, and as
+  its metadata the classes, threshold and corpus digest again (:func:`sealed_entries`);
 - ``corpus.txt``: the run's concept names, one per line, in column order;
 - ``manifest.json``: the run and revision, who exported it and when, the classes, the concept
   extractor (open_clip model, weights, template, grid, segments), the preprocessing, versions,
   and ``digest``, the SHA-256 of all of that: an edited manifest (classes relabelled or cut
-  short) is noticed like an edited file, instead of silently renaming the students' classes.
+  short) is noticed like an edited file, instead of silently renaming the students' classes; one
+  edited with its digests recomputed no longer agrees with the tensors' metadata. This guards
+  against edits and corruption, not forgery: whoever rewrites every file consistently writes
+  another export (keep exports where only their owners can write).
 
 Writes go to a hidden temporary folder beside the target, renamed into place when complete, so a
 crash, a full disk or a refused write leaves the old export or none, never half of one. A write
@@ -40,7 +44,6 @@ import safetensors.torch
 import torch
 from scipy.special import expit
 
-from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.corpus import make_corpus
 from fiftyone_inficond.deploy.path import StudentPath, save_program, script
 from fiftyone_inficond.errors import InvalidRequest
@@ -48,10 +51,10 @@ from fiftyone_inficond.fiftyone_api import dataset_of
 from fiftyone_inficond.runs import CONCEPTS_METHOD, require_run
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.registry import load_students
-from fiftyone_inficond.text_cache import file_digest, run_text_embeddings, weights_id
+from fiftyone_inficond.text_cache import file_digest, run_clip, run_text_embeddings, weights_id
 from fiftyone_inficond.validation import number, whole_number
 
-FORMAT, FORMAT_VERSION = "inficond-students", 2  # 2: the manifest carries its own digest
+FORMAT, FORMAT_VERSION = "inficond-students", 3  # 2: the manifest carries its own digest; 3: the tensors seal it
 PROGRAM, TENSORS, CORPUS, MANIFEST = "students.pt", "students.safetensors", "corpus.txt", "manifest.json"
 # An export's folder name, in bytes: the staging folder beside it (``.<name>.partial-<8 hex>``) must
 # stay within the 255 bytes a file name may have.
@@ -97,7 +100,7 @@ def export_students(samples, directory, key="students", revision=None, prune=0.0
     run = load_students(samples, key)
     revision, state = _state_at(run, revision)
     concepts_run = require_run(samples, run.config["concepts_field"], CONCEPTS_METHOD, "concepts")
-    clip = load_clip(concepts_run["model"], concepts_run["pretrained"], device="cpu")
+    clip = run_clip(concepts_run)
     texts = make_corpus(concepts_run["concepts"]).texts(concepts_run["template"])[: len(run.concepts)]
     embeddings = run_text_embeddings(concepts_run, texts)
     kept = np.flatnonzero(np.abs(state.weight).max(axis=0) > prune)
@@ -129,11 +132,12 @@ def export_students(samples, directory, key="students", revision=None, prune=0.0
         preprocess={**preprocess, "size": list(preprocess["size"])},
         versions={name: _version(name) for name in ("fiftyone-inficond", "torch", "open_clip_torch", "fiftyone")},
     )
+    corpus = "".join(f"{name}\n" for name in run.concepts)
     with _staging(target, overwrite) as folder:
         save_program(program, folder / PROGRAM)
         safetensors.torch.save_file({k: torch.as_tensor(np.asarray(v)).contiguous() for k, v in tensors.items()},
-                                    folder / TENSORS)
-        (folder / CORPUS).write_text("".join(f"{name}\n" for name in run.concepts), encoding="utf-8")
+                                    folder / TENSORS, metadata=sealed_entries(run.classes, run.threshold, corpus))
+        (folder / CORPUS).write_text(corpus, encoding="utf-8")
         manifest["files"] = {name: file_digest(folder / name) for name in (PROGRAM, TENSORS, CORPUS)}
         manifest["digest"] = manifest_digest(manifest)
         (folder / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
@@ -155,6 +159,14 @@ def _state_at(run, revision):
         return run.revision, run.state
     revision = whole_number(revision, "the revision to export", 0)
     return store.load_state(run.samples, run.key, run.uid, revision)
+
+
+def sealed_entries(classes, threshold, corpus):
+    """What the students mean, kept again inside ``students.safetensors`` (as its metadata) beside
+    the manifest: a manifest or corpus edited by hand, its digests recomputed, no longer agrees with
+    the tensors file the manifest's own digest list pins (classes swapped, concepts renamed)."""
+    return {"classes": json.dumps(list(classes)), "threshold": repr(float(threshold)),
+            "corpus": hashlib.sha256(corpus.encode("utf-8")).hexdigest()}
 
 
 def manifest_digest(manifest):

@@ -25,6 +25,7 @@ from fiftyone_inficond.deploy.export import (
     is_export,
     manifest_digest,
     path_text,
+    sealed_entries,
 )
 from fiftyone_inficond.deploy.path import load_program
 from fiftyone_inficond.errors import InvalidRequest, MissingFile
@@ -88,7 +89,7 @@ def load_export(directory):
             raise InvalidRequest(f"'{name}' of export '{directory}' differs from its manifest (altered or "
                                  f"corrupted): export the run again")
     try:
-        tensors = safetensors.torch.load_file(directory / TENSORS)
+        tensors, seal = safetensors.torch.load_file(directory / TENSORS), _seal(directory / TENSORS)
         program = load_program(directory / PROGRAM)
         text = (directory / CORPUS).read_text(encoding="utf-8")
     except Exception as e:  # any unreadable file: the message names the export to redo
@@ -98,7 +99,15 @@ def load_export(directory):
     if not _fits(manifest, tensors, concepts):
         raise InvalidRequest(f"The files of export '{directory}' do not fit its manifest (other classes or "
                              f"concepts): export the run again")
+    if seal != sealed_entries(manifest["classes"], manifest["threshold"], text):
+        raise InvalidRequest(f"The manifest or corpus of export '{directory}' was edited (its classes, threshold or "
+                             f"concepts are not those its students were exported with): export the run again")
     return StudentExport(directory, manifest, tensors, program, concepts)
+
+
+def _seal(path):
+    with safetensors.safe_open(path, framework="pt") as tensors:
+        return tensors.metadata()
 
 
 def _fits(manifest, tensors, concepts):

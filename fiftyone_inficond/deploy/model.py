@@ -18,11 +18,17 @@ import open_clip
 import torch
 from PIL import Image
 
+from fiftyone_inficond.crashpoints import crashpoint
 from fiftyone_inficond.deploy.loading import load_export
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.fiftyone_api import dataset_of, exact_count, require_own_samples
 from fiftyone_inficond.images import image_batches
-from fiftyone_inficond.labels import declare_prediction_field, require_prediction_field
+from fiftyone_inficond.labels import (
+    begin_predictions,
+    declare_prediction_field,
+    end_predictions,
+    require_prediction_field,
+)
 from fiftyone_inficond.validation import whole_number
 
 logger = logging.getLogger(__name__)
@@ -106,6 +112,13 @@ class StudentModel(fom.Model):
         return fo.Classifications(classifications=labels)
 
 
+def _marked(labels, export):
+    """``labels`` naming the export (manifest digest) that wrote them; ``None`` stays ``None``."""
+    if labels is not None:
+        labels["export"] = export
+    return labels
+
+
 def _pil(image):
     return image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image)).convert("RGB")
 
@@ -122,7 +135,10 @@ def apply_export(samples, directory, label_field="student", explain=3, positives
     a new field, or one that earlier predictions wrote; returns how many samples it labelled.
 
     A sample whose image cannot be read is left unlabelled (``None``, also where an earlier call
-    labelled it), and a warning says how many were; the others are labelled all the same.
+    labelled it), and a warning says how many were; the others are labelled all the same. Each
+    ``Classifications`` names the export that wrote it (``export``: its manifest digest), and while
+    a write lasts the field's info names it too, so a process killed midway leaves a recorded mix
+    (:func:`fiftyone_inficond.labels.unfinished_predictions`), which applying again finishes.
 
     Raises:
         InvalidRequest: ``label_field`` holds something else (the refusal names a field to use),
@@ -135,6 +151,11 @@ def apply_export(samples, directory, label_field="student", explain=3, positives
     if exact_count(samples) == 0:
         raise InvalidRequest("The view is empty: select at least one sample to predict")
     declare_prediction_field(samples, label_field)
+    export = model.export.manifest["digest"]
+    unfinished = begin_predictions(samples, label_field, export)
+    if unfinished is not None:
+        logger.warning("An earlier write of predictions into '%s' did not finish (export %s): every sample of "
+                       "this view is written now", label_field, unfinished[:12])
     ids, paths = samples.values(["id", "filepath"])
     dataset, unreadable = dataset_of(samples), {}
     with fou.ProgressBar(total=len(ids), progress=progress) as pb:
@@ -144,8 +165,10 @@ def apply_export(samples, directory, label_field="student", explain=3, positives
             batch = sorted([*indices, *failures])
             # On the dataset: a view's label filters would write only the labels they let through.
             batch_view = dataset.select([ids[i] for i in batch], ordered=True)
-            batch_view.set_values(label_field, [labels.get(i) for i in batch])
+            batch_view.set_values(label_field, [_marked(labels.get(i), export) for i in batch])
+            crashpoint("apply:batch-written")
             pb.update(count=len(batch))
+    end_predictions(samples, label_field)
     if unreadable:
         logger.warning("%d of %d images could not be read, so their samples were left unlabelled in '%s'; "
                        "the first: %s", len(unreadable), len(ids), label_field, next(iter(unreadable.values())))
