@@ -12,6 +12,7 @@ so FiftyOne reads what is written here and the other way round.
 
 import contextlib
 import copy
+import functools
 import io
 import zlib
 from datetime import datetime
@@ -139,6 +140,18 @@ def database_errors(message):
         yield
     except ConnectionFailure as error:
         raise DatabaseUnavailable(f"{message()} ({type(error).__name__}: {str(error)[:200]})") from error
+
+
+def speaks_for_database(describe):
+    """Decorates a function so that the database not answering inside it is a :class:`DatabaseUnavailable`
+    whose message is ``describe(*args, **kwargs)`` of the call: one sentence, not pymongo's error."""
+    def decorate(function):
+        @functools.wraps(function)
+        def wrapped(*args, **kwargs):
+            with database_errors(lambda: describe(*args, **kwargs)):
+                return function(*args, **kwargs)
+        return wrapped
+    return decorate
 
 
 def stream_documents(samples, fields, batch_size=1000):

@@ -11,25 +11,32 @@ only by single-document conditional updates, which MongoDB applies one at a time
   never with an exclusive one: a worker renews its lease before each batch it writes and stops
   when it cannot.
 
-A lease is released on the way out, exceptions and interrupts included. One whose holder was
+A lease is released on the way out, exceptions and interrupts included; when the database does not
+answer then, within a few seconds, the process releases it on its next take. One whose holder was
 killed is dropped at once when that process ran on this machine (its pid is gone), and lapses
 ``GRACE`` after it was last taken or renewed otherwise.
 """
 
 import contextlib
+import logging
 import os
 import socket
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import pymongo
 from pymongo import ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.students.store import current_user
 
 COLLECTION = "inficond_leases"
 GRACE = timedelta(minutes=30)
+RELEASE_WAIT = 5  # seconds a release on the way out waits for the database
+_UNRELEASED = []  # this process's leases whose release failed, released on its next take
+
+logger = logging.getLogger(__name__)
 
 
 class LeaseHeld(Exception):
@@ -66,6 +73,18 @@ class Lease:
         else:
             self._collection.update_one({"_id": self._id}, {"$pull": {"shared": {"token": self.token}}})
 
+    def _release_or_remember(self):
+        """Releases the lease on the way out, waiting at most :data:`RELEASE_WAIT` s for the database:
+        one that stopped answering must not turn the caller's error into this one, nor hold this
+        process's own next take of the resource for ``GRACE``. A release that fails is retried then."""
+        try:
+            with pymongo.timeout(RELEASE_WAIT):
+                self._release()
+        except PyMongoError as error:
+            logger.warning("Could not release the lease on '%s' (%s): it is released on this process's next "
+                           "lease", self._id, type(error).__name__)
+            _UNRELEASED.append(self)
+
 
 @contextlib.contextmanager
 def exclusive(samples, resource):
@@ -80,7 +99,7 @@ def exclusive(samples, resource):
     try:
         yield lease
     finally:
-        lease._release()
+        lease._release_or_remember()
 
 
 @contextlib.contextmanager
@@ -97,7 +116,7 @@ def shared(samples, resource):
     try:
         yield lease
     finally:
-        lease._release()
+        lease._release_or_remember()
 
 
 @contextlib.contextmanager
@@ -114,7 +133,12 @@ def held(samples, resource, refusal, mode="exclusive"):
 
 def _take(collection, lease_id, attempt):
     """``attempt()``'s answer; when it fails (the conditional upsert meets the existing document),
-    the leases of killed processes on this machine are dropped and it is tried once more."""
+    the leases of killed processes on this machine are dropped and it is tried once more. Leases
+    this process could not release while the database was away are released first."""
+    for unreleased in list(_UNRELEASED):
+        unreleased._release()
+        with contextlib.suppress(ValueError):  # another thread of this process released it meanwhile
+            _UNRELEASED.remove(unreleased)
     for last in (False, True):
         try:
             return attempt()

@@ -10,7 +10,9 @@ test runs in child processes pointed at it with ``FIFTYONE_DATABASE_URI``.
 """
 
 import errno
+import itertools
 import os
+import signal
 import subprocess
 import sys
 
@@ -217,3 +219,85 @@ def test_a_cache_directory_that_cannot_be_created_is_refused_clearly(small, tmp_
     with pytest.raises(WriteFailed, match=r"Cannot write the training cache to .*a file/cache' \(Not a directory\)"):
         streaming_cache.cache_inputs(small, str(tmp_path / "a file" / "cache"))
     assert os.listdir(tmp_path) == ["a file"]
+
+
+# Round 3, item 15: a database that stops, or freezes, while a run is trained or tuned -----------------
+
+OUTAGE = """
+import os, signal, sys, time
+import numpy as np
+import fiftyone as fo
+from fiftyone_inficond.corpus import corpus_id
+from fiftyone_inficond.errors import DatabaseUnavailable
+from fiftyone_inficond.runs import CONCEPTS_METHOD, record_run
+from fiftyone_inficond.students import registry
+from fiftyone_inficond.teacher import set_teacher_scores
+fo.config.show_progress_bars = False
+rng = np.random.default_rng(0)
+concepts = rng.random((100, 8)).astype(np.float32)
+ds = fo.Dataset('outage', persistent=True, overwrite=True)
+ds.add_samples([fo.Sample(filepath=f'/x/{i}.jpg', concepts=v) for i, v in enumerate(concepts)])
+names = [f'c{j}' for j in range(8)]
+record_run(ds, 'concepts', CONCEPTS_METHOD, corpus_id=corpus_id(names), concepts=names)
+set_teacher_scores(ds, 1 / (1 + np.exp(-10 * (concepts[:, :2] - 0.5))), ['a', 'b'])
+server, signal_name = int(sys.argv[1]), sys.argv[2]
+fit = registry.fit_students
+
+def fit_then_lose_the_database(*args, **kwargs):  # the database goes away while the students fit
+    os.kill(server, getattr(signal, signal_name))
+    return fit(*args, **kwargs)
+
+def answer(what, action):
+    start = time.time()
+    try:
+        action()
+        print("RESULT", what, "done", flush=True)
+    except DatabaseUnavailable as error:
+        cause = f" ({type(error.__cause__).__name__}"  # the sentence, without pymongo's words after it
+        print("RESULT", what, round(time.time() - start), str(error).split(cause)[0], flush=True)
+
+registry.fit_students = fit_then_lose_the_database
+answer("train", lambda: registry.train_students(ds, key='s', gt_field=None, epochs=1, budget=None))
+registry.fit_students = fit
+server = int(sys.stdin.readline())  # the database is back, a new server
+answer("again", lambda: registry.train_students(ds, key='s', gt_field=None, epochs=1, budget=None))
+run = registry.load_students(ds, 's')
+import fiftyone_inficond.students.run as run_module
+fit_tuned = run_module.fit_tuned
+
+def tune_then_freeze(*args, **kwargs):
+    os.kill(server, signal.SIGSTOP)
+    return fit_tuned(*args, **kwargs)
+
+run_module.fit_tuned = tune_then_freeze
+answer("tune", lambda: run.tune(up={'a': ['c3']}, epochs=1))
+"""
+
+
+def test_a_database_that_stops_or_freezes_ends_training_and_tuning_in_one_sentence_and_holds_nothing(own_mongod):
+    uri, start, kill = own_mongod
+    pid = server_pid(uri)
+    waits = "serverSelectionTimeoutMS=2000&connectTimeoutMS=2000&heartbeatFrequencyMS=500"
+    env = {**os.environ, "FIFTYONE_DATABASE_URI": f"{uri}/?{waits}"}
+    child = subprocess.Popen([sys.executable, "-c", OUTAGE, str(pid), "SIGKILL"], env=env, text=True,
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        results = (line.rstrip("\n").split(" ", 3)[1:] for line in child.stdout if line.startswith("RESULT"))
+        answers = itertools.chain(results, iter(lambda: pytest.fail(child.stderr.read()[-3000:]), None))
+        what, seconds, message = next(answers)
+        assert what == "train" and int(seconds) <= 30, (seconds, message)
+        assert message == ("The database stopped answering while student run 's' was saved: it was not saved "
+                           "(nothing of it is kept); train again once the database is back")
+        kill()
+        start()
+        child.stdin.write(f"{server_pid(uri)}\n")
+        child.stdin.flush()
+        assert next(answers) == ["again", "done"]  # the same key, in the same process: not held for 30 minutes
+        what, seconds, message = next(answers)
+        assert what == "tune" and int(seconds) <= 60, (seconds, message)
+        assert message.startswith("The database stopped answering while student run 's' was tuned: once it is "
+                                  "back, reload the run")
+        assert child.wait(timeout=60) == 0, child.stderr.read()[-3000:]
+    finally:
+        os.kill(server_pid(uri), signal.SIGCONT)
+        child.kill()

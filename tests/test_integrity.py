@@ -18,7 +18,7 @@ from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.corpus import load_corpus
 from fiftyone_inficond.errors import InficondError, InvalidRequest, RunInputsChanged, StaleRunError, UnknownName
 from fiftyone_inficond.extraction import compute_concepts
-from fiftyone_inficond.students import data, store
+from fiftyone_inficond.students import data, run_cache, store
 from fiftyone_inficond.students.registry import (
     delete_students,
     list_student_runs,
@@ -262,6 +262,18 @@ def test_a_kill_after_overwriting_leaves_the_new_run_whole(distilled):
     assert new.uid != old.uid and [e["kind"] for e in new.history] == ["train"]
     store.purge_orphans(grace=store.timedelta(0))
     assert store.list_entries(distilled, old.uid) == []
+
+
+def test_the_cache_of_a_streamed_training_killed_midway_is_removed_by_the_next_training(distilled, tmp_path):
+    distilled.persistent = True
+    code = f"train_students(ds, key='s', epochs=1, budget=None, streamed=True, cache_dir={str(tmp_path)!r})\n"
+    run_killed(_child(distilled, code), "train:fitting")
+    (left,) = os.listdir(tmp_path)  # the killed run's whole cache
+    assert run_cache._writers().count_documents({"_id": left}) == 1
+    kept = train_students(distilled, key="kept", epochs=1, budget=None, streamed=True, cache_dir=str(tmp_path))
+    assert os.listdir(tmp_path) == [kept.uid]  # the next training's, on this machine, swept it
+    assert run_cache._writers().count_documents({}) == 0
+    assert load_students(distilled, "kept").revision == 0
 
 
 def test_a_valid_overwrite_replaces_the_run_and_drops_its_old_history(distilled):

@@ -8,12 +8,14 @@ any point leaves the old state or the new one (see :mod:`fiftyone_inficond.stude
 
 import contextlib
 import itertools
+import logging
 import os
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 
 from fiftyone.core.collections import SampleCollection
+from pymongo.errors import PyMongoError
 
 from fiftyone_inficond import fiftyone_api, leases
 from fiftyone_inficond.corpus import make_corpus
@@ -45,6 +47,8 @@ from fiftyone_inficond.students.tuning import no_bounds
 from fiftyone_inficond.synonyms import check_threshold, synonym_groups
 from fiftyone_inficond.text_cache import run_text_embeddings
 from fiftyone_inficond.validation import name, number, run_key
+
+logger = logging.getLogger(__name__)
 
 
 def train_students(
@@ -146,6 +150,9 @@ def _free_key(samples, stem):
     return next(k for k in (stem if i == 1 else f"{stem}_{i}" for i in itertools.count(1)) if k not in taken)
 
 
+@fiftyone_api.speaks_for_database(lambda samples, key, *args, **kwargs: (
+    f"The database stopped answering while student run '{key}' was trained: it was not saved; train it "
+    f"again once the database is back"))
 def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, split_field, training, threshold,
            user, overwrite, bounds=None, synonym_threshold=None, streamed=False, cache_dir=None, view=None,
            progress=None, **info):
@@ -167,6 +174,8 @@ def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, spl
                       gt_field=gt_field, train_tag=train_tag, split_field=split_field, training=asdict(training),
                       threshold=threshold, synonyms=synonyms, **inputs.record())
         try:
+            if cache is not None:
+                run_cache.claim_cache(uid, cache)  # found by a later sweep if this process is killed
             data = _training_arrays(samples, inputs, config)
             run = StudentRun(samples, key, config, data, inputs.concept_names)
             lower, upper = no_bounds((data.teacher.shape[1], run.inputs.shape[1])) if bounds is None else bounds
@@ -180,6 +189,9 @@ def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, spl
         except BaseException:
             run_cache.remove_cache(config["cache"])
             raise
+        finally:
+            if cache is not None:
+                run_cache.release_cache(uid)
         return run
 
 
@@ -348,6 +360,12 @@ def delete_students(samples: SampleCollection, key: str) -> None:
 
 
 def _purge_orphans():
-    """History no run reaches, and the disk caches of its runs (e.g. those of a deleted dataset)."""
-    for cache in store.purge_orphans():
-        run_cache.remove_cache(cache)
+    """History no run reaches, and the disk caches of its runs (e.g. those of a deleted dataset); then
+    the caches of trainings killed on this machine."""
+    try:
+        for cache in store.purge_orphans():
+            run_cache.remove_cache(cache)
+        run_cache.sweep_caches(lambda: store.history_uids() | {uid for _, uid in fiftyone_api.run_uids(
+            store.STUDENTS_METHOD)})
+    except PyMongoError as error:  # housekeeping: the next train or delete does it
+        logger.warning("Old student history and caches were not cleaned up (%s)", type(error).__name__)

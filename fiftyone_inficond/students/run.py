@@ -208,6 +208,9 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
 
     # --- tuning and history -----------------------------------------------------------
 
+    @fiftyone_api.speaks_for_database(lambda run, *args, **kwargs: (
+        f"The database stopped answering while student run '{run.key}' was tuned: once it is back, reload the "
+        f"run to see whether a revision after {run.revision} was saved, and tune again if not"))
     def tune(self, up=None, down=None, factor=1.5, epochs=DEFAULT_TUNING_EPOCHS, user=None, note=None, erase=False,
              instructions=None, progress=None):
         """Up-tunes and down-tunes concepts, retrains the tuned classes and saves the iteration.
@@ -289,6 +292,9 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
             move_back()
             raise
 
+    @fiftyone_api.speaks_for_database(lambda run, *args, **kwargs: (
+        f"The database stopped answering while student run '{run.key}' was reverted: once it is back, reload the "
+        f"run to see whether a revision after {run.revision} was saved, and revert again if not"))
     def revert(self, revision, user=None, note=None):
         """Restores exactly the weights and bounds of history entry ``revision``, as a new entry
         (``note``: why, as for :meth:`tune`)."""

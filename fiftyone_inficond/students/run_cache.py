@@ -14,15 +14,17 @@ run (``config["cache"]``), is removed with the run, and a later edit of the data
 does not reach it (a run in memory would refuse to load; this one describes what it was trained on).
 """
 
+import glob
 import os
 import shutil
+import socket
 
 import fiftyone as fo
 import numpy as np
 import psutil
 
 from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged
-from fiftyone_inficond.fiftyone_api import dataset_id, dataset_of, exact_count, run_uids
+from fiftyone_inficond.fiftyone_api import database, dataset_id, dataset_of, exact_count, run_uids
 from fiftyone_inficond.students.cache import InputsCache, cache_inputs
 from fiftyone_inficond.students.data import DistillationData, labels_in_order, require_truth_for, truth_matrix
 from fiftyone_inficond.students.store import STUDENTS_METHOD
@@ -45,6 +47,49 @@ def cache_directory(uid, cache_dir=None):
     """Where run ``uid``'s cache lies: under ``cache_dir``, by default FiftyOne's dataset directory."""
     return os.path.join(os.path.abspath(cache_dir or os.path.join(fo.config.default_dataset_dir, "inficond-caches")),
                         uid)
+
+
+WRITERS_COLLECTION = "inficond_cache_writers"
+
+
+def claim_cache(uid, path):
+    """Records, before run ``uid``'s cache is written to ``path``, the process that writes it (host,
+    pid, start time), so that a later :func:`sweep_caches` finds the cache if that process is killed."""
+    process = psutil.Process()
+    _writers().insert_one({"_id": uid, "path": path, "host": socket.gethostname(), "pid": process.pid,
+                           "started": process.create_time()})
+
+
+def release_cache(uid):
+    """Forgets the writer of run ``uid``'s cache: the run was saved, or its cache removed."""
+    _writers().delete_one({"_id": uid})
+
+
+def sweep_caches(known_uids):
+    """Removes the caches (finished or half-written) of trainings killed on this machine: their
+    process is gone and their uid is not among ``known_uids()`` (run records and history), read only
+    after that check, so that a run saved meanwhile is never taken for a dead one. Returns how many."""
+    dead = [doc for doc in _writers().find({"host": socket.gethostname()}) if not _running(doc)]
+    known = known_uids() if dead else set()
+    removed = 0
+    for doc in dead:
+        if doc["_id"] not in known:
+            for path in [doc["path"], *glob.glob(f"{glob.escape(doc['path'])}.partial-*")]:
+                remove_cache(path)
+            removed += 1
+        release_cache(doc["_id"])
+    return removed
+
+
+def _running(writer):
+    try:
+        return psutil.Process(writer["pid"]).create_time() == writer["started"]
+    except psutil.Error:
+        return False
+
+
+def _writers():
+    return database()[WRITERS_COLLECTION]
 
 
 def cached_training_data(samples, inputs, concepts_field, teacher_field, gt_field, train_tag, split_field,

@@ -283,6 +283,11 @@ def delete_history(samples, uid):
     _history().delete_many(_run_filter(samples, uid))
 
 
+def history_uids():
+    """The uids of every run with history, in every dataset."""
+    return set(_history().distinct("run_uid"))
+
+
 def purge_orphans(grace=ORPHAN_GRACE):
     """Deletes history no run can reach: its dataset deleted, or its run deleted (or never
     registered, after a crash) longer than ``grace`` ago.
