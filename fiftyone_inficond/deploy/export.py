@@ -135,8 +135,10 @@ def export_students(samples, directory, key="students", revision=None, prune=0.0
     corpus = "".join(f"{name}\n" for name in run.concepts)
     with _staging(target, overwrite) as folder:
         save_program(program, folder / PROGRAM)
-        safetensors.torch.save_file({k: torch.as_tensor(np.asarray(v)).contiguous() for k, v in tensors.items()},
-                                    folder / TENSORS, metadata=sealed_entries(run.classes, run.threshold, corpus))
+        # Serialized here, written by Python: a full disk is an OSError, not a library's own failure.
+        (folder / TENSORS).write_bytes(safetensors.torch.save(
+            {k: torch.as_tensor(np.asarray(v)).contiguous() for k, v in tensors.items()},
+            metadata=sealed_entries(run.classes, run.threshold, corpus)))
         (folder / CORPUS).write_text(corpus, encoding="utf-8")
         manifest["files"] = {name: file_digest(folder / name) for name in (PROGRAM, TENSORS, CORPUS)}
         manifest["digest"] = manifest_digest(manifest)

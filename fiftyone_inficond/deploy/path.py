@@ -8,6 +8,7 @@ nothing but torch: no open_clip, FiftyOne, MongoDB or this package. TorchScript 
 arbitrary objects, which an export read from elsewhere must never do.
 """
 
+import io
 import warnings
 
 import torch
@@ -58,9 +59,14 @@ def script(path, image_size):
 
 
 def save_program(program, file):
+    """Writes ``program`` to ``file`` through Python: TorchScript's own writer aborts the whole process
+    (an App server with it) when the disk fills up; a Python write raises ``OSError`` instead."""
+    buffer = io.BytesIO()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        torch.jit.save(program, file)
+        torch.jit.save(program, buffer)
+    with open(file, "wb") as out:
+        out.write(buffer.getbuffer())
 
 
 def load_program(file):
