@@ -17,7 +17,7 @@ import sys
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from fiftyone_inficond.errors import InficondError, UnknownName
+from fiftyone_inficond.errors import InficondError, InvalidRequest, UnknownName
 
 from .fine_tune import fine_tune, start_fine_tune
 from .workarounds import _TWINS, charts_of, refresh_siblings, start_charts
@@ -113,7 +113,23 @@ class WorkbenchPanel(foo.Panel):
     @answers
     def on_change_cls(self, ctx):
         """A class picked in this panel's class control: every panel shows it."""
-        self.change(ctx, siblings=True, cls=ctx.params["value"], message=None)
+        self.choose(ctx, "cls", lambda run: run.classes, siblings=True, message=None)
+
+    def choose(self, ctx, key, choices, siblings=False, **also):
+        """The dropdown ``key`` changed: its value goes into the workbench only if it is one of
+        ``choices`` (a list, or a function of the run giving it), checked before the workbench is
+        touched; a value sent by anything but the dropdown is refused in a sentence, and a cleared
+        dropdown (``None``) just shows its choice again."""
+        value = ctx.params.get("value")
+        if value is None:
+            self.show(ctx)
+            return
+        if callable(choices):
+            run = open_run(ctx, read_workbench(ctx))
+            choices = [] if run is None else choices(run)
+        if isinstance(value, (list, dict)) or value not in choices:
+            raise InvalidRequest(f"'{str(value)[:40]}' is not one of this list's choices: pick one from the list")
+        self.change(ctx, siblings=siblings, **{key: value}, **also)
 
     def show(self, ctx):
         workbench = read_workbench(ctx)

@@ -41,7 +41,7 @@ class ConceptPanel(TuningPanel):
 
     @answers
     def on_change_concept(self, ctx):
-        self.change(ctx, siblings=True, concept=ctx.params["value"], message=None)
+        self.choose(ctx, "concept", lambda run: run.concepts, siblings=True, message=None)
 
     @answers
     def on_up(self, ctx):

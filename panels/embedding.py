@@ -52,7 +52,7 @@ class EmbeddingPanel(WorkbenchPanel):
         method = ctx.params["value"]
         field = open_run(ctx, read_workbench(ctx)).config["concepts_field"]
         if method not in METHODS or is_projected(ctx.dataset, field, method):
-            return self.change(ctx, method=method)
+            return self.choose(ctx, "method", list(METHODS))
         ctx.panel.state.message = (f"⏳ Projecting the concepts of '{field}' with {METHODS[method]}: the map follows "
                                    "when it is computed (once for this corpus, then kept for everyone)")
         ctx.trigger(self.uri, {"__method__": "on_change_method_now", "panel_id": ctx.panel_id,
@@ -60,7 +60,7 @@ class EmbeddingPanel(WorkbenchPanel):
 
     @answers
     def on_change_method_now(self, ctx):
-        self.change(ctx, method=ctx.params["value"])
+        self.choose(ctx, "method", list(METHODS))
 
     @answers
     def on_select_chart(self, ctx):

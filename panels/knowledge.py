@@ -59,11 +59,11 @@ class KnowledgePanel(TuningPanel):
 
     @answers
     def on_change_by(self, ctx):
-        self.change(ctx, by=ctx.params["value"])
+        self.choose(ctx, "by", list(RANKINGS))
 
     @answers
     def on_change_n(self, ctx):
-        self.change(ctx, n=int(ctx.params["value"]))
+        self.choose(ctx, "n", sorted({*COUNTS, read_workbench(ctx)["n"]}))
 
     @answers
     def on_change_factor(self, ctx):

@@ -60,28 +60,29 @@ class PerformancePanel(WorkbenchPanel):
 
     @answers
     def on_change_run(self, ctx):
-        self.change(ctx, siblings=True, run=ctx.params["value"], revision=None, cls=None, split=None, message=None)
+        self.choose(ctx, "run", list_student_runs(ctx.dataset), siblings=True, revision=None, cls=None, split=None,
+                    message=None)
 
     @answers
     def on_change_split(self, ctx):
-        self.change(ctx, siblings=True, split=ctx.params["value"], message=None)
+        self.choose(ctx, "split", lambda run: run.splits, siblings=True, message=None)
 
     @answers
     def on_change_sort(self, ctx):
-        self.change(ctx, sort=ctx.params["value"])
+        self.choose(ctx, "sort", list(SORT_KEYS))
 
     @answers
     def on_change_order(self, ctx):
-        self.change(ctx, order=ctx.params["value"])
+        self.choose(ctx, "order", ORDERS)
 
     @answers
     def on_click_chart(self, ctx):
         """A subset segment shows its samples; a score selects its class."""
-        kind, *rest = str(ctx.params.get("id", "")).split("|")
+        kind, _, rest = str(ctx.params.get("id", "")).partition("|")
         if kind == "class":
-            self.change(ctx, siblings=True, cls=rest[0], message=None)
-        elif kind == "subset":
-            group, subset, cls = rest
+            self.change(ctx, siblings=True, cls=rest, message=None)
+        elif kind == "subset" and rest.count("|") >= 2:
+            group, subset, cls = rest.split("|", 2)  # a class name may hold a "|" itself
             workbench = read_workbench(ctx)
             run = open_run(ctx, workbench)
             view = run.agreement_view(cls, group, subset, workbench["split"])

@@ -17,6 +17,7 @@ from fiftyone_inficond.fiftyone_api import dataset_id
 from fiftyone_inficond.students.evaluation import SPLITS
 from fiftyone_inficond.students.registry import load_students, train_students
 from fiftyone_inficond.students.store import current_user
+from fiftyone_inficond.teacher import set_teacher_scores, teacher_scores
 from fiftyone_inficond.workspace import workspace
 
 
@@ -60,6 +61,49 @@ def test_clicking_a_subset_shows_exactly_its_samples_and_selects_the_class(tuned
     (shown,) = [p["state"] for p in find(requests, "patch_panel_state")
                 if p["panel_id"] == knowledge.id and "controls" in p["state"]]
     assert shown["controls"]["cls"] == cls
+
+
+def test_a_class_whose_name_holds_a_bar_is_clickable_in_the_performance_panel(distilled):
+    scores, classes = teacher_scores(distilled)
+    piped = ["car|truck" if name == "car" else name for name in classes]
+    set_teacher_scores(distilled, scores, piped, keys=distilled.values("id"), overwrite=True)
+    distilled.take(80, seed=0).tag_samples("train")
+    run = train_students(distilled, key="piped", train_tag="train", epochs=1, budget=None)
+    performance = PanelDriver(distilled, "inficond_performance")
+    performance.event("on_load")
+    performance.event("on_click_chart", id="class|car|truck")
+    assert "Selected class: **car|truck**" in performance.state["header"]
+    requests = performance.event("on_click_chart", id="subset|negatives|both_right|car|truck")
+    (view,) = find(requests, "set_view")
+    assert sorted(_selected_ids(view)) == sorted(run.agreement("car|truck", "validation")["negatives"]["both_right"])
+    assert "⚠️" not in (performance.state["message"] or "")
+
+
+GARBAGE = ["bogus", 10**400, ["validation"], {"value": 1}, ""]
+
+
+def test_a_cleared_dropdown_or_a_value_no_dropdown_offers_changes_nothing_and_is_refused_in_a_sentence(tuned_world):
+    dataset, run = tuned_world
+    performance = PanelDriver(dataset, "inficond_performance")
+    knowledge = PanelDriver(dataset, "inficond_knowledge", performance.spaces)
+    performance.event("on_load")
+    knowledge.event("on_load")
+    shown = (dict(performance.state["controls"]), dict(knowledge.state["controls"]))
+    for panel, control in [(performance, "split"), (performance, "sort"), (performance, "order"),
+                           (performance, "run"), (performance, "cls"), (knowledge, "by"), (knowledge, "n"),
+                           (knowledge, "cls")]:
+        panel.event(f"on_change_{control}", value=None)  # cleared: shows its choice again
+        assert "could not do this" not in (panel.state["message"] or ""), (control, panel.state["message"])
+        for value in GARBAGE:
+            panel.event(f"on_change_{control}", value=value)
+            message = panel.state["message"] or ""
+            assert "is not one of this list's choices: pick one from the list" in message, (control, value, message)
+    performance.event("on_load")
+    knowledge.event("on_load")
+    assert (dict(performance.state["controls"]), dict(knowledge.state["controls"])) == shown  # nothing stored
+    assert "could not do this" not in (performance.state["message"] or "") + (knowledge.state["message"] or "")
+    knowledge.event("on_change_n", value=20)  # and the next real choice works
+    assert knowledge.state["controls"]["n"] == 20 and len(ranked(knowledge.data["chart"])) <= 20
 
 
 def test_thumbs_up_then_fine_tune_says_at_once_what_it_tunes_saves_one_entry_and_changes_the_ranking(tuned_world):
