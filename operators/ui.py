@@ -42,11 +42,15 @@ def heatmap_legend(shown):
 
 def caveats(facts):
     """What a run's figures and explanations must be read with, as warnings (its :meth:`facts`):
-    concepts of a model without weights, and figures on the training samples when none are held out."""
+    concepts of a model without weights, samples deleted since training, and figures on the training samples
+    when none are held out."""
     warnings = []
     if facts["random_concepts"]:
         warnings.append("⚠️ These concepts come from a model without weights: they mean nothing. Compute concepts "
                         "again with the model's weights before trusting an explanation")
+    if facts.get("samples_deleted"):
+        warnings.append(f"⚠️ {facts['samples_deleted']:,} of the samples these students were trained on were deleted "
+                        f"since: every figure is on the {facts['samples']:,} left")
     if facts["train_samples"] == facts["samples"]:
         warnings.append("⚠️ No sample is held out: every figure is on samples the students were trained on. Tag a "
                         "training split and train again to measure them fairly")

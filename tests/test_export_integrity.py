@@ -1,6 +1,6 @@
 """Exports and their predictions cannot silently corrupt anything: one regression test per way a
 careless name or a hand-edited file broke them (issue "Runs that cannot be silently corrupted,
-round 2", items 4, 5 and the export parts of 12; round 3, items 2 and 9).
+round 2", items 4, 5 and the export parts of 12; round 3, items 2, 9 and 14).
 
 Real embedded MongoDB, real coco128 images, one student run exported once for the module."""
 
@@ -219,6 +219,32 @@ def test_a_write_of_predictions_killed_midway_is_recorded_and_the_next_one_finis
     apply_export(view, tmp_path / "pruned", "student")
     assert unfinished_predictions(coco128, "student") is None
     assert view.count_values("student.export") == {second: 6}
+
+
+FULL_DISK = """
+import resource, signal, sys
+import fiftyone as fo
+from fiftyone_inficond.deploy.export import export_students
+from fiftyone_inficond.errors import InvalidRequest
+dataset = fo.load_dataset(sys.argv[1])
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails as on a full disk (EFBIG)
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[3]), int(sys.argv[3])))
+try:
+    export_students(dataset, sys.argv[2])
+except InvalidRequest as refused:
+    print("REFUSED", refused)
+"""
+
+
+def test_a_disk_that_fills_up_during_an_export_is_refused_in_words_and_leaves_no_folder(trained, tmp_path):
+    trained.persistent = True
+    target = tmp_path / "exports" / "full"
+    done = subprocess.run([sys.executable, "-c", FULL_DISK, trained.name, str(target), str(64 * 1024)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]  # the process (an App server) lives on
+    assert done.stdout.startswith(f"REFUSED Could not write the export to '{target.parent}'"), done.stdout
+    assert "free some space or choose a folder you can write to" in done.stdout
+    assert os.listdir(target.parent) == []  # no partial folder
 
 
 def _reversed(manifest):

@@ -13,6 +13,7 @@ keeps resident every page (on recent kernels, every file folio) it was read thro
 with the file rather than with the batch.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -49,9 +50,16 @@ class InputsCache:
     n_concepts: int
     n_classes: int
     dtype: str = "float16"
+    file_rows: np.ndarray = None  # the rows of the files this cache presents, in order (None: all)
 
     def __len__(self):
         return len(self.ids)
+
+    def subset(self, rows):
+        """The same files presenting only ``rows`` (indices or a bool mask), e.g. the samples of a
+        run that still exist: nothing is copied or written."""
+        file_rows = np.arange(len(self)) if self.file_rows is None else self.file_rows
+        return dataclasses.replace(self, ids=self.ids[rows], train=self.train[rows], file_rows=file_rows[rows])
 
     def _shape(self, name):
         return (len(self), self.n_concepts if name == "concepts" else self.n_classes)
@@ -66,6 +74,8 @@ class InputsCache:
         per row otherwise): a memory map would map a whole file folio into the process for every
         row it touches, up to hundreds of MB per batch of random rows."""
         index = np.asarray(index, dtype=np.int64)
+        if self.file_rows is not None:
+            index = self.file_rows[index]
         width, dtype = self._shape(name)[1], self._dtype(name)
         out = np.empty((len(index), width), dtype=dtype)
         if len(index) == 0:

@@ -100,7 +100,10 @@ def check_inputs(key, config, inputs):
             f"The concepts in '{concepts_field}' were recomputed with other settings (model, template or "
             f"segments) since run '{key}' was trained: retrain it, or recompute them as before"
         )
-    if now["teacher_digest"] != then["teacher_digest"]:
+    # A run that checks its own samples' scores when it loads (or keeps its own copy of them, streamed) goes
+    # on after a new import that left them as they were, e.g. one that scored the week's new samples too.
+    checks_own_rows = "values" in then or bool(then.get("cache"))
+    if now["teacher_digest"] != then["teacher_digest"] and not checks_own_rows:
         raise RunInputsChanged(
             f"The teacher scores in '{teacher_field}' were replaced by other scores since run '{key}' was "
             f"trained: retrain it, or import the scores it was trained on again"
@@ -213,24 +216,49 @@ def check_values(concepts, teacher, concepts_field, teacher_field):
         )
 
 
-def values_fingerprint(concepts, teacher):
+VALUE_BUCKETS = 1024  # rows checked together once samples were deleted (row index modulo this)
+
+
+def values_fingerprint(concepts, teacher, rows=None):
     """Sums that change when any of a run's concept vectors or teacher scores is edited: per
-    class the teacher scores' sum, the concept vectors' sum and sum of squares (float64). Cheap
-    beside the read that gives the matrices, and the same for the same values in the same order."""
+    class the teacher scores' sum, the concept vectors' sum and sum of squares (float64), and the
+    same three per bucket of rows (``rows``: each row's index in the run, by default its position;
+    bucket = index modulo :data:`VALUE_BUCKETS`), which still check the rows of the buckets no deleted
+    sample was in. Cheap beside the read that gives the matrices, and the same for the same values
+    in the same order."""
     concepts64 = concepts.astype(np.float64, copy=False)
+    rows = np.arange(len(concepts)) if rows is None else np.asarray(rows)
+    per_row = (concepts64.sum(axis=1), np.square(concepts64).sum(axis=1), teacher.sum(axis=1, dtype=np.float64))
     return {
-        "concepts": [float(concepts64.sum()), float(np.square(concepts64).sum())],
+        "concepts": [float(per_row[0].sum()), float(per_row[1].sum())],
         "teacher": teacher.sum(axis=0, dtype=np.float64).tolist(),
+        "buckets": [np.bincount(rows % VALUE_BUCKETS, weights=sums, minlength=VALUE_BUCKETS).tolist()
+                    for sums in per_row],
     }
 
 
-def _same_values(recorded, now):
-    return all(np.allclose(recorded[name], now[name], rtol=1e-12, atol=0) for name in ("concepts", "teacher"))
+def _same_values(recorded, now, missing):
+    """Whether the values ``now`` (of the rows present) are those ``recorded`` at training, ``missing``
+    the indices of the run's rows deleted since. ``None``: a run recorded before buckets, with rows
+    missing, cannot tell."""
+    if len(missing) == 0:
+        return all(np.allclose(recorded[name], now[name], rtol=1e-12, atol=0) for name in ("concepts", "teacher"))
+    if "buckets" not in recorded:
+        return None
+    whole = np.ones(VALUE_BUCKETS, dtype=bool)
+    whole[np.asarray(missing) % VALUE_BUCKETS] = False
+    return all(np.allclose(np.asarray(then)[whole], np.asarray(sums)[whole], rtol=1e-12, atol=1e-12)
+               for then, sums in zip(recorded["buckets"], now["buckets"]))
 
 
 def run_data(samples, key, sample_ids, train, config, n_concepts):
-    """Reads the arrays of exactly the samples run ``key`` was trained on, in its row order
-    (vectors at most ``n_concepts`` long: its concept run's number of concepts now)."""
+    """Reads the arrays of the samples run ``key`` was trained on that still exist, in its row order
+    (vectors at most ``n_concepts`` long: its concept run's number of concepts now).
+
+    Returns:
+        ``(data, deleted)``: the :class:`DistillationData` of the samples left, and how many of the
+        run's samples were deleted (or lost their concepts or teacher scores) since
+    """
     concepts_field, teacher_field, gt_field = config["concepts_field"], config["teacher_field"], config["gt_field"]
     dataset = dataset_of(samples)
     if 2 * len(sample_ids) < exact_count(dataset):  # a small part of the dataset: the database picks it
@@ -248,18 +276,27 @@ def run_data(samples, key, sample_ids, train, config, n_concepts):
     if gt_field:  # a second read: a sample deleted since the first is missing here too
         labels, labelled = labels_in_order(view, sample_ids, gt_field)
         truth, found = [labels], found & labelled
-    if not found.all():
-        raise RunInputsChanged(
-            f"{int((~found).sum())} of the {len(sample_ids)} samples run '{key}' was trained on were deleted or "
-            f"lost their '{concepts_field}' or '{teacher_field}' values since: retrain it"
-        )
-    if "values" in config and not _same_values(config["values"], values_fingerprint(concepts, teacher)):
-        raise RunInputsChanged(
-            f"The concept vectors in '{concepts_field}' or the teacher scores in '{teacher_field}' of the samples "
-            f"run '{key}' was trained on were changed since (by hand, or by another tool): retrain it, or "
-            f"compute or import them again as they were"
-        )
-    return _data(list(sample_ids), concepts, teacher, truth, config["classes"], train)
+    rows = np.flatnonzero(found)
+    if len(rows) < len(found):
+        concepts, teacher = concepts[rows], teacher[rows]
+        truth = [[truth[0][i] for i in rows]] if truth else []
+    if len(rows) == 0:
+        raise RunInputsChanged(f"Every sample run '{key}' was trained on was deleted since: train it again")
+    if "values" in config:
+        same = _same_values(config["values"], values_fingerprint(concepts, teacher, rows), np.flatnonzero(~found))
+        if same is None:
+            raise RunInputsChanged(
+                f"{int((~found).sum())} of the {len(sample_ids)} samples run '{key}' was trained on were deleted "
+                f"since, and it was trained by an earlier version that cannot check the others: retrain it"
+            )
+        if not same:
+            raise RunInputsChanged(
+                f"The concept vectors in '{concepts_field}' or the teacher scores in '{teacher_field}' of the "
+                f"samples run '{key}' was trained on were changed since (by hand, by another tool, or by importing "
+                f"other scores): retrain it, or compute or import them again as they were"
+            )
+    ids = [sample_ids[i] for i in rows]
+    return _data(ids, concepts, teacher, truth, config["classes"], np.asarray(train)[rows]), int((~found).sum())
 
 
 def labels_in_order(view, sample_ids, field):

@@ -43,7 +43,10 @@ class Evaluation:
 
     def _restore_metrics(self, stored):
         """Takes the metrics a history entry stored for the run's state (:func:`stored_metrics`;
-        ``None`` from an entry saved without them) instead of computing them again."""
+        ``None`` from an entry saved without them) instead of computing them again; not once samples
+        it was measured on were deleted."""
+        if self.samples_deleted:
+            return
         for split, values in (stored or {}).items():
             if split in self.splits:
                 metrics = ClassMetrics(**{name: np.asarray(v, dtype=float) for name, v in values.items()})

@@ -272,10 +272,12 @@ def _claim_key(samples, key, overwrite):
 
 
 def load_students(samples: SampleCollection, key: str = "students") -> StudentRun:
-    """Loads student run ``key`` (its newest revision) with exactly the samples it was trained on.
+    """Loads student run ``key`` (its newest revision) with the samples it was trained on that still
+    exist: its figures are on those (``run.samples_deleted`` says how many are gone), the samples added
+    since are not its own, and its teacher may have been imported again for them.
 
     Raises:
-        RunInputsChanged: its concepts, teacher or samples changed since it was trained
+        RunInputsChanged: its concepts, or the teacher scores of its samples, changed since it was trained
     """
     config = student_record(samples, key)
     own_history(samples, key, config["uid"])
@@ -283,10 +285,11 @@ def load_students(samples: SampleCollection, key: str = "students") -> StudentRu
     config = {**arrays, **config}  # a run of an earlier version kept them in its record
     inputs = _unchanged_inputs(samples, key, config)
     if config.get("cache"):
-        data = run_cache.cached_run_data(samples, key, sample_ids, train, config)
+        data, deleted = run_cache.cached_run_data(samples, key, sample_ids, train, config)
     else:
-        data = run_data(samples, key, sample_ids, train, config, len(inputs.concept_names))
-    run = StudentRun(samples, key, config, data, inputs.concept_names[: len(config["concept_mean"])])
+        data, deleted = run_data(samples, key, sample_ids, train, config, len(inputs.concept_names))
+    run = StudentRun(samples, key, config, data, inputs.concept_names[: len(config["concept_mean"])],
+                     samples_deleted=deleted, teacher_digest=inputs.record()["teacher_digest"])
     run._load_revision()
     return run
 
@@ -317,7 +320,10 @@ def open_students(samples: SampleCollection, key: str = "students") -> StudentRu
     if run is None or store.run_uid(samples, key) != run.uid:
         run = _OPEN_RUNS[cache_key] = load_students(samples, key)
         return run
-    _unchanged_inputs(samples, key, run.config)
+    inputs = _unchanged_inputs(samples, key, run.config)
+    if inputs.record()["teacher_digest"] != run.teacher_digest:  # scores imported again: its own checked anew
+        run = _OPEN_RUNS[cache_key] = load_students(samples, key)
+        return run
     if run.newest_revision() != run.revision:
         run.reload()
     return run

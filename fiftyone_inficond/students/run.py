@@ -19,7 +19,7 @@ from fiftyone_inficond.students import store
 from fiftyone_inficond.students.analyses import ConceptAnalyses
 from fiftyone_inficond.students.budget import usage
 from fiftyone_inficond.students.cache import CachedInputs, InputsCache
-from fiftyone_inficond.students.data import Destandardized, standardize
+from fiftyone_inficond.students.data import Destandardized, check_training_split, standardize
 from fiftyone_inficond.students.erasure import fit_tuned
 from fiftyone_inficond.students.evaluation import Evaluation, split_record, stored_metrics
 from fiftyone_inficond.students.instructions import change, describe, rose, triples_of
@@ -49,8 +49,10 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
         revision: the stored revision ``state`` belongs to
     """
 
-    def __init__(self, samples, key, config, data, concepts):
+    def __init__(self, samples, key, config, data, concepts, samples_deleted=0, teacher_digest=None):
         self.samples = samples
+        self.samples_deleted = samples_deleted  # of those it was trained on, deleted since: its figures are on the rest
+        self.teacher_digest = teacher_digest or config.get("teacher_digest")  # of the teacher run it was loaded with
         self.key = key
         self.uid = config["uid"]
         self.config = config
@@ -170,6 +172,7 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
             "key": self.key,
             "revision": self.revision,
             "samples": len(self.ids),
+            "samples_deleted": self.samples_deleted,
             "train_samples": int(self.data.train.sum()),
             "classes": len(self.classes),
             "concepts": len(self.concepts),
@@ -239,6 +242,7 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
         note = validation.note(note)
         erase = validation.flag(erase, "erase")
         parsed = parse_instructions(self, triples_of(up, down, instructions))
+        check_training_split(self.data.train)  # what is left of it, after samples were deleted
         store.require_fresh(self.samples, self.key, self.uid, self.revision)  # before retraining, not only at the save
         before = self._split_metrics()
         lower, upper, start = apply_instructions(

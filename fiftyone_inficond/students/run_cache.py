@@ -110,7 +110,8 @@ def cached_training_data(samples, inputs, concepts_field, teacher_field, gt_fiel
 
 
 def cached_run_data(samples, key, sample_ids, train, config):
-    """The arrays of streamed run ``key``, its concept vectors left in its cache."""
+    """The arrays of streamed run ``key``, its concept vectors left in its cache, of its samples that
+    still exist, and how many were deleted since (as :func:`fiftyone_inficond.students.data.run_data`)."""
     try:
         cache = InputsCache.open(config["cache"])
     except FileNotFoundError:
@@ -121,8 +122,15 @@ def cached_run_data(samples, key, sample_ids, train, config):
     if [sample_id.decode() for sample_id in cache.ids] != list(sample_ids) or not (cache.train == train).all():
         raise RunInputsChanged(f"The cache of student run '{key}' in '{config['cache']}' is not the one it was trained "
                                f"on: train it again")
-    # the whole dataset's labels, kept for the run's samples: a select by a million ids is too long a query
-    return _data(cache, list(sample_ids), dataset_of(samples), config["gt_field"], config["classes"])
+    # the run's samples that still exist, from the ids of the whole dataset: a select by a million ids is too
+    # long a query; their cached rows stay as they were trained on
+    dataset = dataset_of(samples)
+    found = np.isin(np.asarray(sample_ids), np.asarray(dataset.values("id")))
+    if not found.any():
+        raise RunInputsChanged(f"Every sample run '{key}' was trained on was deleted since: train it again")
+    if not found.all():
+        cache, sample_ids = cache.subset(found), [i for i, kept in zip(sample_ids, found) if kept]
+    return _data(cache, list(sample_ids), dataset, config["gt_field"], config["classes"]), int((~found).sum())
 
 
 def remove_cache(path):
