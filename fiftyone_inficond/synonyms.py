@@ -33,6 +33,14 @@ def spelling_key(name):
     return key[:-1] if key.endswith("s") and not key.endswith("ss") else key
 
 
+def class_concepts(names, classes):
+    """``{column: class}``: the concepts that name a class, by :func:`spelling_key` ("Car", "cars"
+    and "car" all name class ``car``). A student that may use them explains its class by its own
+    name, true and useless (Label-free CBM and VLG-CBM drop such concepts too)."""
+    by_key = {spelling_key(cls): cls for cls in classes}
+    return {j: by_key[spelling_key(name)] for j, name in enumerate(names) if spelling_key(name) in by_key}
+
+
 def check_threshold(threshold):
     """``threshold`` if it is ``None`` (spelling only) or a cosine in (0, 1]."""
     if threshold is None:

@@ -66,6 +66,9 @@ class TrainStudents(foo.Operator):
         inputs.int("epochs", default=10, label="Epochs")
         inputs.float("l1", default=1e-4, label="L1 weight (λ)")
         inputs.int("seed", default=0, label="Seed")
+        inputs.bool("keep_class_concepts", default=False, label="Keep concepts that name a class",
+                    description="Off: a concept such as 'car' is left out of every student, so that none is "
+                                "explained by its own class name")
         inputs.bool("overwrite", default=False, label="Replace an existing run with this key")
         inputs.bool("open_workspace", default=True, label="Open the InFiConD panels when trained",
                     description="Saves the InFiConD workspace on this dataset and shows it")
@@ -87,6 +90,7 @@ class TrainStudents(foo.Operator):
             user=ctx.user_id,
             overwrite=p.get("overwrite", False),
             progress=progress_reporter(ctx, "training epochs"),
+            keep_class_concepts=p.get("keep_class_concepts", False),
         )
         split = run.default_split()
         summary = run.performance(split)["summary"]

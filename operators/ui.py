@@ -42,12 +42,17 @@ def heatmap_legend(shown):
 
 def caveats(facts):
     """What a run's figures and explanations must be read with, as warnings (its :meth:`facts`):
-    concepts of a model without weights, samples deleted since training, and figures on the training samples
-    when none are held out."""
+    concepts of a model without weights, the concepts left out because they name a class, samples
+    deleted since training, and figures on the training samples when none are held out."""
     warnings = []
     if facts["random_concepts"]:
         warnings.append("⚠️ These concepts come from a model without weights: they mean nothing. Compute concepts "
                         "again with the model's weights before trusting an explanation")
+    if facts.get("left_out"):
+        names = sorted(facts["left_out"])
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        warnings.append(f"ℹ️ Left out because they name a class: {shown} (a student explained by its own class "
+                        f"name explains nothing; train with “Keep concepts that name a class” to use them)")
     if facts.get("samples_deleted"):
         warnings.append(f"⚠️ {facts['samples_deleted']:,} of the samples these students were trained on were deleted "
                         f"since: every figure is on the {facts['samples']:,} left")

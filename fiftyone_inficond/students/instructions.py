@@ -43,6 +43,11 @@ def parse(run, triples):
     instructions = {}
     for cls, concept, direction in triples:
         named = Instruction(run._class_index(cls), run._concept_index(concept), direction)
+        if direction == "up" and concept in run.left_out:
+            raise InvalidRequest(
+                f"'{concept}' names the class '{run.left_out[concept]}', so student run '{run.key}' leaves it out: "
+                f"train with keep_class_concepts to let the students use it"
+            )
         group = group_of(run.synonym_groups, named.concept)
         if direction == "down" and not run.weight[named.cls, group].any():
             raise InvalidRequest(

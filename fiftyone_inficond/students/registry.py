@@ -44,9 +44,9 @@ from fiftyone_inficond.students.training import (
     training_config,
 )
 from fiftyone_inficond.students.tuning import no_bounds
-from fiftyone_inficond.synonyms import check_threshold, synonym_groups
+from fiftyone_inficond.synonyms import check_threshold, class_concepts, synonym_groups
 from fiftyone_inficond.text_cache import run_text_embeddings
-from fiftyone_inficond.validation import name, number, run_key
+from fiftyone_inficond.validation import flag, name, number, run_key
 
 logger = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ def train_students(
     streamed: bool | None = None,
     cache_dir: str | None = None,
     progress: bool | Callable | None = None,
+    keep_class_concepts: bool = False,
 ) -> StudentRun:
     """Trains one linear student per teacher class and saves them as student run ``key``.
 
@@ -100,6 +101,9 @@ def train_students(
         cache_dir: where a streamed run's cache goes (FiftyOne's dataset directory by default)
         progress: a progress bar per stage of fitting, as FiftyOne's own ``progress`` arguments: ``None``
             (``fo.config.show_progress_bars`` decides), ``True``/``False``, or a callable given the bar
+        keep_class_concepts: let the students use concepts that name a class ("car" for class car,
+            see :func:`fiftyone_inficond.synonyms.class_concepts`); left out by default, and the run
+            records which (``run.left_out``)
 
     Returns:
         a :class:`StudentRun`
@@ -107,7 +111,7 @@ def train_students(
     return _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, split_field,
                   training_config(epochs, l1, lr, batch_size, seed, budget), threshold, user, overwrite,
                   synonym_threshold=check_threshold(synonym_threshold), streamed=streamed, cache_dir=cache_dir,
-                  progress=progress)
+                  progress=progress, keep_class_concepts=flag(keep_class_concepts, "keep_class_concepts"))
 
 
 def extend_students(samples: SampleCollection, key: str, new_key: str | None = None,
@@ -139,6 +143,7 @@ def extend_students(samples: SampleCollection, key: str, new_key: str | None = N
         TrainingConfig(**config["training"]), config["threshold"], user, overwrite=False,
         bounds=(lower, upper), synonym_threshold=config.get("synonyms", {}).get("threshold"),
         cache_dir=None if config.get("cache") is None else os.path.dirname(config["cache"]),
+        keep_class_concepts=not config.get("left_out", True),
         view=dataset.load_run_view(key),  # its samples, recorded as compactly as the run it extends did
         extends={"key": key, "revision": old.revision, "added": added},
     )
@@ -155,7 +160,7 @@ def _free_key(samples, stem):
     f"again once the database is back"))
 def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, split_field, training, threshold,
            user, overwrite, bounds=None, synonym_threshold=None, streamed=False, cache_dir=None, view=None,
-           progress=None, **info):
+           progress=None, keep_class_concepts=False, **info):
     """Trains and saves run ``key`` on ``samples``, recorded on ``view`` (``samples`` by default: the
     collection FiftyOne's ``load_run_view`` gives back)."""
     key = run_key(key)
@@ -170,15 +175,18 @@ def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, spl
         replaced = _claim_key(samples, key, overwrite)
         if gt_field is not None and not samples.has_field(gt_field):
             gt_field = None
+        left_out = {} if keep_class_concepts else class_concepts(inputs.concept_names, inputs.classes)
         config = dict(uid=uid, cache=cache, concepts_field=concepts_field, teacher_field=teacher_field,
                       gt_field=gt_field, train_tag=train_tag, split_field=split_field, training=asdict(training),
-                      threshold=threshold, synonyms=synonyms, **inputs.record())
+                      threshold=threshold, synonyms=synonyms, **inputs.record(),
+                      left_out=[{"concept": inputs.concept_names[j], "class": cls} for j, cls in left_out.items()])
         try:
             if cache is not None:
                 run_cache.claim_cache(uid, cache)  # found by a later sweep if this process is killed
             data = _training_arrays(samples, inputs, config)
             run = StudentRun(samples, key, config, data, inputs.concept_names)
             lower, upper = no_bounds((data.teacher.shape[1], run.inputs.shape[1])) if bounds is None else bounds
+            lower[:, list(left_out)] = upper[:, list(left_out)] = 0.0  # no student may use them
             crashpoint("train:fitting")
             with fitting_progress(progress):
                 weight, bias, budgets, path = fit_students(run.inputs, data.teacher, lower, upper, training,

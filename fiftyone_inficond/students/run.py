@@ -185,9 +185,15 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
             "threshold": self.threshold,
             "budget": self.training.budget,
             "concepts_used": usage(self.weight).tolist() if self.state is not None else None,
+            "left_out": self.left_out,
         }
 
     # --- concepts ----------------------------------------------------------------------
+
+    @property
+    def left_out(self):
+        """``{concept: class}``: the concepts no student may use because they name a class."""
+        return {item["concept"]: item["class"] for item in self.config.get("left_out", [])}
 
     def budget_of(self, cls):
         """How many concepts a class's student may use (``None``: every concept)."""
