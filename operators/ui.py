@@ -103,7 +103,38 @@ def tuned_message(entry, split):
     mean = _points(metrics["before"]["student_ap"], metrics["after"]["student_ap"])
     note = f" “{entry['note']}”" if entry.get("note") else ""
     return (f"✅ Revision {entry['revision']} saved{note} ({SPLITS[split]}) · " + "; ".join(changes)
-            + f" · mean student AP {mean}  \n" + weights_text(entry))
+            + f" · mean student AP {mean}  \n" + weights_text(entry)
+            + "".join(f"  \n{groups_text(item)}" for item in entry.get("worst_groups", [])))
+
+
+def groups_text(item):
+    """The group a 👎'd concept's shortcut hurt most, before and after (an entry's ``worst_groups``
+    item): "Worst group of car × cloud on the held-out samples: cars without cloud, 12 samples,
+    student 42% → 58% right (teacher 40%)"."""
+    after = item["after"]
+    hardest = min((row for row in after if row["student"] is not None), key=lambda row: row["student"], default=None)
+    if hardest is None:
+        return ""
+    before = next(row for row in item["before"] if (row["class"], row["concept"]) == (hardest["class"],
+                                                                                    hardest["concept"]))
+    who = item["class"] if hardest["class"] else f"not {item['class']}"
+    return (f"Worst group of {item['class']} × {item['concept']} on {SPLITS[item['split']]}: {who} "
+            f"{'with' if hardest['concept'] else 'without'} {item['concept']}, {hardest['samples']} samples, student "
+            f"{share(before['student'])} → {share(hardest['student'])} right (teacher {share(hardest['teacher'])})")
+
+
+def groups_line(result, concept):
+    """The four groups of a class and ``concept`` (:meth:`worst_groups`), each as "student / teacher
+    right (samples)", for the concept detail's header."""
+    cls = result["class"]
+    parts = [f"{cls if row['class'] else 'not ' + cls} {'with' if row['concept'] else 'without'} {concept}: "
+             f"{share(row['student'])} / {share(row['teacher'])} ({row['samples']})" for row in result["groups"]]
+    return f"Right in each group, student / teacher (samples): {' · '.join(parts)}"
+
+
+def share(value):
+    """A share in whole percent: "42%" ("–" for none)."""
+    return "–" if value is None else f"{100 * value:.0f}%"
 
 
 def weights_text(entry):

@@ -12,7 +12,7 @@ import numpy as np
 
 from fiftyone_inficond.students.evaluation import SPLITS
 
-from ..operators.ui import THUMBS, heatmap_legend, share_of, show_overlay
+from ..operators.ui import THUMBS, groups_line, heatmap_legend, share_of, show_overlay
 from .base import TuningPanel, answers
 from .display import CHART_CONFIG, choices
 from .fine_tune import pending_text, toggle_pending
@@ -90,6 +90,8 @@ class ConceptPanel(TuningPanel):
                 f"predicted positives, {_mean(presence['negatives'])} among its {len(presence['negatives'])} "
                 f"predicted negatives "
                 f"({SPLITS[split]})"
+                + (f"  \n{groups_line(run.worst_groups(cls, concept, split), concept)}"
+                   if run.data.truth is not None else "")
             ),
             "pending_here": sorted(pending),
             "pending": pending_text(workbench, run),

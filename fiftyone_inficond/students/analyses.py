@@ -10,10 +10,11 @@ the pure array functions of :mod:`fiftyone_inficond.students.ranking` and
 """
 
 import numpy as np
-from scipy.special import logit
+from scipy.special import expit, logit
 
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.students.groups import group_accuracies, presence_threshold, worst
 from fiftyone_inficond.students.metrics import GROUPS
 from fiftyone_inficond.students.ranking import presence_discrepancy, top_by_discrepancy, top_by_weight
 from fiftyone_inficond.students.whatif import weight_range, what_if
@@ -73,6 +74,28 @@ class ConceptAnalyses:
         present = self.data.concepts[rows, j]
         teacher_says = self.data.teacher[rows, column] >= self.threshold
         return {"positives": present[teacher_says], "negatives": present[~teacher_says]}
+
+    def worst_groups(self, cls, concept, split=None):
+        """How student and teacher do on the four groups ``cls`` and ``concept`` define on ``split``
+        (the held-out one by default): ``{"split", "threshold", "groups", "worst"}``, ``groups`` as
+        :func:`fiftyone_inficond.students.groups.group_accuracies`, ``worst`` each one's lowest group
+        accuracy; the concept is present from ``threshold`` on (see :mod:`.groups`).
+
+        Raises:
+            InvalidRequest: the run has no ground truth to say where the class is
+        """
+        column, j = self._class_index(cls), self._concept_index(concept)
+        if self.data.truth is None:
+            raise InvalidRequest(f"Student run '{self.key}' has no ground truth, so its groups cannot be told apart: "
+                                 f"train it with a ground-truth field")
+        split = self.default_split() if split is None else split
+        rows = np.arange(len(self.ids))[self._rows(split)]
+        values = self.data.concepts[rows, j]
+        threshold = presence_threshold(values)
+        rows_of = group_accuracies(self.data.truth[rows, column], self.data.teacher[rows, column] >= self.threshold,
+                                   expit(self._class_logits(column)[rows]) >= self.threshold, values >= threshold)
+        return {"class": cls, "concept": concept, "split": split, "threshold": threshold, "groups": rows_of,
+                "worst": {who: worst(rows_of, who) for who in ("teacher", "student")}}
 
     def presence_view(self, concept, split="all", n=None):
         """The run's samples of ``split`` where ``concept`` is most present, most first, as a

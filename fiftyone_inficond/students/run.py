@@ -271,6 +271,9 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
                 budgets=None if budgets is None else np.asarray(budgets)[tuned_classes],
                 erase=erase,
             )
+        downs = [(self.classes[item.cls], self.concepts[item.concept]) for item in parsed
+                 if item.direction == "down" and item.via is None]
+        groups_before = self._worst_groups_of(downs)
         previous = self.state
         self.state = store.StudentState(weight, bias, lower, upper)
         move_back = self._move_logits(previous, tuned_classes)  # only the tuned classes' logits changed
@@ -296,11 +299,19 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
                 per_class_metrics=stored_metrics(after),
                 change=change(self, previous, parsed),
                 rose=rose(self, previous, parsed, tuned_classes),
+                worst_groups=[{"class": before["class"], "concept": before["concept"], "split": before["split"],
+                               "threshold": before["threshold"], "before": before["groups"], "after": after["groups"],
+                               "worst_before": before["worst"], "worst_after": after["worst"]}
+                              for before, after in zip(groups_before, self._worst_groups_of(downs))],
             )
         except Exception:
             self.state = previous
             move_back()
             raise
+
+    def _worst_groups_of(self, pairs):
+        """:meth:`worst_groups` of each ``(class, concept)``, none without ground truth."""
+        return [] if self.data.truth is None else [self.worst_groups(cls, concept) for cls, concept in pairs]
 
     @fiftyone_api.speaks_for_database(lambda run, *args, **kwargs: (
         f"The database stopped answering while student run '{run.key}' was reverted: once it is back, reload the "
