@@ -152,6 +152,10 @@ class TuneStudents(foo.Operator):
                         view=types.AutocompleteView(choices=concepts, allow_user_input=False))
             inputs.list("down_concepts", types.String(), label="👎 Down-tune concepts",
                         view=types.AutocompleteView(choices=concepts, allow_user_input=False))
+            chosen_class = ctx.params.get("class")
+            budget = run.budget_of(chosen_class) if chosen_class in run.classes else None
+            inputs.int("budget", label="Concepts the class may use (optional)", min=1, max=len(run.concepts),
+                       description=f"Now {budget or 'every concept'}: more lets its student take in more concepts")
         inputs.float("factor", default=1.5, label="Factor (> 1)")
         inputs.int("epochs", default=3, label="Retraining epochs")
         inputs.bool("erase", default=False, label="Erase the 👎'd concepts from the others",
@@ -163,14 +167,15 @@ class TuneStudents(foo.Operator):
     def execute(self, ctx):
         p = ctx.params
         # Python callers give {class: [concepts]}; the App form gives one class at a time.
-        up, down = p.get("up") or {}, p.get("down") or {}
+        up, down, budgets = p.get("up") or {}, p.get("down") or {}, p.get("budgets")
         if p.get("class"):
             up = {p["class"]: p.get("up_concepts") or []}
             down = {p["class"]: p.get("down_concepts") or []}
+            budgets = None if p.get("budget") is None else {p["class"]: p["budget"]}
         run = load_students(ctx.dataset, p["key"])
         entry = run.tune(up=up, down=down, factor=p.get("factor", 1.5), epochs=p.get("epochs", 3), user=ctx.user_id,
                          note=p.get("note"), erase=p.get("erase") or False,  # a form may send no value
-                         progress=progress_reporter(ctx, "retraining epochs"))
+                         progress=progress_reporter(ctx, "retraining epochs"), budgets=budgets)
         # the Fine-tune button's answer, on the split the panels show first
         message = tuned_message(entry, run.default_split())
         return {"revision": entry["revision"], "change": entry["change"], "metrics_after": entry["metrics_after"],

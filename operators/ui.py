@@ -104,7 +104,10 @@ def tuned_message(entry, split):
     note = f" “{entry['note']}”" if entry.get("note") else ""
     return (f"✅ Revision {entry['revision']} saved{note} ({SPLITS[split]}) · " + "; ".join(changes)
             + f" · mean student AP {mean}  \n" + weights_text(entry)
-            + "".join(f"  \n{groups_text(item)}" for item in entry.get("worst_groups", [])))
+            + "".join(f"  \n{groups_text(item)}" for item in entry.get("worst_groups", []))
+            + "".join(f"  \n{item['class']} may now use {item['after']} concepts (budget was "
+                      f"{item['before'] or 'every concept'}); its student uses {item['uses']}"
+                      for item in entry.get("budget_changes", [])))
 
 
 def groups_text(item):

@@ -15,7 +15,7 @@ from fiftyone_inficond.students.evaluation import SPLITS
 from ..operators.ui import THUMBS, groups_line, heatmap_legend, share_of, show_overlay
 from .base import TuningPanel, answers
 from .display import CHART_CONFIG, choices
-from .fine_tune import pending_text, toggle_pending
+from .fine_tune import has_pending, pending_text, toggle_pending
 from .workarounds import draw_text, set_chart
 from .workbench import DETAIL, open_run, read_workbench
 
@@ -95,7 +95,7 @@ class ConceptPanel(TuningPanel):
             ),
             "pending_here": sorted(pending),
             "pending": pending_text(workbench, run),
-            "has_pending": bool(workbench["pending"]),
+            "has_pending": has_pending(workbench),
             "message": self.message(workbench),
         })
         set_chart(ctx, "whatif", _what_if_traces(curves, concept))

@@ -22,15 +22,25 @@ def toggle_pending(workbench, concept, direction):
     return others if item in workbench["pending"] else others + [item]
 
 
+def has_pending(workbench):
+    """Whether Fine-tune has something to apply: a 👍/👎 or a class's new budget."""
+    return bool(workbench["pending"] or workbench.get("budgets"))
+
+
 def pending_text(workbench, run):
-    pending = workbench["pending"]
-    if not pending:
+    pending, budgets = workbench["pending"], workbench.get("budgets") or {}
+    if not has_pending(workbench):
         return "No pending instructions: click 👍 or 👎 beside a concept."
-    blocks = " ".join(
+    blocks = [
         f"{COLOURS[p['direction']]} {THUMBS[p['direction']]} *{p['concept']}*{_synonyms(run, p['concept'])} "
         f"for {p['class']}" for p in pending
-    )
-    return f"**Pending** {blocks} · factor {workbench['factor']}, {workbench['epochs']} epochs"
+    ] + [f"{cls} may use {n} concepts (budget {_budget(run, cls)} now)" for cls, n in budgets.items()]
+    return f"**Pending** {' '.join(blocks)} · factor {workbench['factor']}, {workbench['epochs']} epochs"
+
+
+def _budget(run, cls):
+    budget = run.budget_of(cls) if cls in run.classes else None
+    return f"{len(run.concepts):,}, every concept" if budget is None else budget
 
 
 def _synonyms(run, concept):
@@ -47,8 +57,8 @@ def start_fine_tune(panel, ctx):
     if _nothing_pending(panel, ctx, workbench):
         return
     settings = tuning_settings(ctx, workbench)
-    classes = sorted({item["class"] for item in workbench["pending"]})
-    count = len(workbench["pending"])
+    classes = sorted({item["class"] for item in workbench["pending"]} | set(workbench.get("budgets") or {}))
+    count = len(workbench["pending"]) + len(workbench.get("budgets") or {})
     ctx.panel.state.set({"has_pending": False, "message": (
         f"⏳ Fine-tuning {', '.join(classes)}: {count} instruction{'s' if count != 1 else ''}, "
         f"{settings['epochs']} epochs; the answer follows in a few seconds")})
@@ -59,9 +69,10 @@ def start_fine_tune(panel, ctx):
 def _nothing_pending(panel, ctx, workbench):
     """True, and the user told so, when there is nothing to fine-tune (pressed with nothing
     pending, or cleared in the App's other browser meanwhile)."""
-    if workbench["pending"]:
+    if has_pending(workbench):
         return False
-    panel.change(ctx, message="Nothing to fine-tune: 👍 or 👎 a concept first")
+    panel.change(ctx, message="Nothing to fine-tune: 👍 or 👎 a concept (or change how many concepts a class may "
+                              "use) first")
     return True
 
 
@@ -74,9 +85,10 @@ def fine_tune(panel, ctx):
     if run is None:
         return
     settings = tuning_settings(ctx, workbench)
-    entry = run.tune(instructions=workbench["pending"], **settings, user=ctx.user_id)
+    entry = run.tune(instructions=workbench["pending"], budgets=workbench.get("budgets") or None, **settings,
+                     user=ctx.user_id)
     said = panel.says(tuned_message(entry, workbench["split"]))
-    workbench.update(pending=[], note="", revision=entry["revision"], **said)
+    workbench.update(pending=[], budgets={}, note="", revision=entry["revision"], **said)
     panel.publish(ctx, workbench)
 
 

@@ -17,11 +17,12 @@ from PIL import Image, ImageDraw
 from fiftyone_inficond.errors import InvalidRequest
 from fiftyone_inficond.locate import can_locate, concepts_patches, patch_crops
 from fiftyone_inficond.students.budget import PATH
+from fiftyone_inficond.validation import whole_number
 
 from ..operators.ui import THUMBS, caveats, dropdown, pct
 from .base import TuningPanel, answers, select_concept
 from .display import CHART_CONFIG, choices, image_uri
-from .fine_tune import NOTE_HINT, note_box, pending_text, toggle_pending, tuning_boxes, usage_text
+from .fine_tune import NOTE_HINT, has_pending, note_box, pending_text, toggle_pending, tuning_boxes, usage_text
 from .workarounds import draw_text, set_chart
 from .workbench import DEFAULTS, KNOWLEDGE, open_run, read_workbench, save_workbench_now, write_workbench
 
@@ -40,7 +41,8 @@ BAR_PX = 5
 
 
 class KnowledgePanel(TuningPanel):
-    shows = frozenset({"run", "revision", "cls", "split", "by", "n", "focus", "pending", "factor", "epochs", "note"})
+    shows = frozenset({"run", "revision", "cls", "split", "by", "n", "focus", "pending", "budgets", "factor", "epochs",
+                       "note"})
 
     @property
     def config(self):
@@ -63,7 +65,27 @@ class KnowledgePanel(TuningPanel):
 
     @answers
     def on_change_n(self, ctx):
-        self.choose(ctx, "n", sorted({*COUNTS, read_workbench(ctx)["n"]}))
+        workbench = read_workbench(ctx)
+        run = open_run(ctx, workbench)
+        used = len(run.uses(workbench["cls"])) if run and workbench["cls"] in run.classes else COUNTS[0]
+        self.choose(ctx, "n", sorted({*COUNTS, workbench["n"], used}))
+
+    @answers
+    def on_change_budget(self, ctx):
+        """How many concepts the class's student may use, as it is being typed: a pending change that the
+        next Fine-tune applies (kept and shown in the pending line, never sent back to its box)."""
+        workbench = read_workbench(ctx)
+        run = open_run(ctx, workbench)
+        value = ctx.params.get("value")
+        if value is None:  # emptied while typing
+            return
+        n = whole_number(value, f"the number of concepts {workbench['cls']} may use", 1, len(run.concepts))
+        budgets = {cls: b for cls, b in workbench["budgets"].items() if cls != workbench["cls"]}
+        if n != (run.budget_of(workbench["cls"]) or len(run.concepts)):
+            budgets[workbench["cls"]] = n
+        workbench["budgets"] = budgets
+        write_workbench(ctx, workbench)
+        ctx.panel.state.set({"pending": pending_text(workbench, run), "has_pending": has_pending(workbench)})
 
     @answers
     def on_change_factor(self, ctx):
@@ -91,7 +113,7 @@ class KnowledgePanel(TuningPanel):
         # panel state: with such a patch, a fresh clone's browser test saw the App send the box's
         # older text after the newer ("more whee" after "more wheel"), and save it as the note.
         saved = save_workbench_now(ctx)
-        ctx.panel_state.update(has_pending=bool(saved["pending"]), pending=pending_text(saved, open_run(ctx, saved)))
+        ctx.panel_state.update(has_pending=has_pending(saved), pending=pending_text(saved, open_run(ctx, saved)))
 
     def _setting(self, ctx, name):
         """A tuning setting as it is being typed: kept in the workbench and in the pending line, never
@@ -115,7 +137,7 @@ class KnowledgePanel(TuningPanel):
 
     @answers
     def on_clear(self, ctx):
-        self.change(ctx, pending=[], message="Pending instructions cleared")
+        self.change(ctx, pending=[], budgets={}, message="Pending instructions cleared")
 
     def fill(self, ctx, workbench, run):
         cls, n, by = workbench["cls"], workbench["n"], workbench["by"]
@@ -131,8 +153,10 @@ class KnowledgePanel(TuningPanel):
         ctx.panel.state.set({
             "ready": True,
             "classes": run.classes,
-            "controls": {"cls": cls, "by": by, "n": n},
-            "counts": sorted({*COUNTS, n}),
+            "controls": {"cls": cls, "by": by, "n": n,
+                         "budget": workbench["budgets"].get(cls, run.budget_of(cls) or len(run.concepts))},
+            "n_concepts": len(run.concepts),
+            "counts": sorted({*COUNTS, n, len(run.uses(cls))}),  # one count shows every concept it uses
             "tuning": tuning_boxes(workbench, run.revision),  # the boxes in the tuning row
             "revision": run.revision,
             "header": (
@@ -144,7 +168,7 @@ class KnowledgePanel(TuningPanel):
                 + "".join(f"  \n{caveat}" for caveat in caveats(run.facts()))
             ),
             "pending": pending_text(workbench, run),
-            "has_pending": bool(workbench["pending"]),
+            "has_pending": has_pending(workbench),
             "message": self.message(workbench) if names else _nothing_ranked(by, focus),
             "n_rows": len(names),
             "mosaic": [N_PATCHES * CELL_PX, len(names) * ROW_PX],
@@ -162,6 +186,8 @@ class KnowledgePanel(TuningPanel):
                       on_change=self.on_change_by)
         controls.enum("n", state.counts, label="Concepts shown", view=dropdown({n: str(n) for n in state.counts}),
                       on_change=self.on_change_n)
+        controls.int("budget", label="Concepts it may use", min=1, max=state.n_concepts,
+                     on_change=self.on_change_budget)
         draw_text(panel, state, "header")
         if state.message:
             draw_text(panel, state, "message")

@@ -19,7 +19,7 @@ from fiftyone_inficond.students.explain import explain_sample
 from ..operators.ui import THUMBS, heatmap_legend, show_overlay
 from .base import TuningPanel, answers
 from .display import CHART_CONFIG, choices
-from .fine_tune import pending_text, toggle_pending
+from .fine_tune import has_pending, pending_text, toggle_pending
 from .knowledge import thumbs_trace
 from .workarounds import draw_text, set_chart
 from .workbench import WHY, open_run, read_workbench
@@ -78,7 +78,7 @@ class WhyPanel(TuningPanel):
             "classes": run.classes,
             "controls": {"cls": cls},
             "pending": pending_text(workbench, run),
-            "has_pending": bool(workbench["pending"]),
+            "has_pending": has_pending(workbench),
             "message": self.message(workbench),
             "rows": 0,
         }

@@ -41,6 +41,7 @@ DEFAULTS = {
     "cls": None,  # class name
     "split": None,  # metrics split; the run's held-out split by default
     "pending": [],  # [{"class", "concept", "direction"}], not yet applied
+    "budgets": {},  # {class: n}: how many concepts a class may use from the next fine-tune on, not yet applied
     "factor": 1.5,
     "epochs": DEFAULT_TUNING_EPOCHS,
     "note": "",  # why the next fine-tune is made, as typed beside Fine-tune

@@ -13,7 +13,7 @@ import numpy as np
 from scipy.special import expit
 
 from fiftyone_inficond import fiftyone_api, validation
-from fiftyone_inficond.errors import StaleRunError, UnknownName
+from fiftyone_inficond.errors import InvalidRequest, StaleRunError, UnknownName
 from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.analyses import ConceptAnalyses
@@ -197,8 +197,33 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
 
     def budget_of(self, cls):
         """How many concepts a class's student may use (``None``: every concept)."""
-        budgets = self.config.get("class_budgets")
+        budgets = self._budgets()
         return None if budgets is None else int(budgets[self._class_index(cls)])
+
+    def _budgets(self):
+        """``(k,)`` each class's budget now: as tuned (:meth:`tune` ``budgets=``), else as trained."""
+        if self.state is not None and self.state.budgets is not None:
+            return self.state.budgets
+        budgets = self.config.get("class_budgets")
+        return None if budgets is None else np.asarray(budgets, dtype=np.int64)
+
+    def _budget_changes(self, budgets):
+        """``(k,)`` budgets after ``budgets`` (``{class: n}``) and the classes whose budget changed;
+        a run trained with every concept allowed starts from that number."""
+        now = self._budgets()
+        now = np.full(len(self.classes), len(self.concepts), dtype=np.int64) if now is None else now.copy()
+        if budgets is None:
+            return None, []
+        if not isinstance(budgets, dict):
+            raise InvalidRequest(f"Give budgets as {{class: number of concepts}}; got {budgets!r}")
+        changed = []
+        for cls, n in budgets.items():
+            column = self._class_index(cls)
+            n = whole_number(n, f"the budget of {cls}", 1, len(self.concepts))
+            if n != now[column]:
+                now[column] = n
+                changed.append(column)
+        return now, changed
 
     def synonyms_of(self, concept):
         """The other concepts of ``concept``'s synonym group, which a 👍/👎 on it also tunes."""
@@ -221,7 +246,7 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
         f"The database stopped answering while student run '{run.key}' was tuned: once it is back, reload the "
         f"run to see whether a revision after {run.revision} was saved, and tune again if not"))
     def tune(self, up=None, down=None, factor=1.5, epochs=DEFAULT_TUNING_EPOCHS, user=None, note=None, erase=False,
-             instructions=None, progress=None):
+             instructions=None, progress=None, budgets=None):
         """Up-tunes and down-tunes concepts, retrains the tuned classes and saves the iteration.
 
         Args:
@@ -236,6 +261,9 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
                 and earlier ones) are erased, so that no correlate takes their place (see
                 :mod:`fiftyone_inficond.students.erasure`)
             progress: a progress bar of the retraining, as FiftyOne's ``progress`` arguments
+            budgets: ``{class name: n}``: let a class's student use at most ``n`` concepts from now on
+                (more than it was trained to, or fewer); its class is retrained, alone or with the
+                instructions, and the budget is kept with the revision (a revert takes it back)
 
         Returns:
             the new history entry
@@ -247,15 +275,17 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
         epochs = whole_number(epochs, "retraining epochs", 1, MAX_EPOCHS)
         note = validation.note(note)
         erase = validation.flag(erase, "erase")
-        parsed = parse_instructions(self, triples_of(up, down, instructions))
+        new_budgets, rebudgeted = self._budget_changes(budgets)
+        triples = triples_of(up, down, instructions)
+        parsed = parse_instructions(self, triples) if triples or not rebudgeted else []
         check_training_split(self.data.train)  # what is left of it, after samples were deleted
         store.require_fresh(self.samples, self.key, self.uid, self.revision)  # before retraining, not only at the save
         before = self._split_metrics()
         lower, upper, start = apply_instructions(
             self.weight, self.state.lower, self.state.upper, parsed, factor
         )
-        tuned_classes = sorted({item.cls for item in parsed})
-        budgets = self.config.get("class_budgets")
+        tuned_classes = sorted({item.cls for item in parsed} | set(rebudgeted))
+        budgets = self._budgets() if new_budgets is None else new_budgets
         weight, bias = self.weight.copy(), self.bias.copy()
         fits = len(tuned_classes) if erase else 1  # an erased retraining fits one class at a time
         with fitting_progress(progress), stage("retraining", epochs * fits):
@@ -274,8 +304,10 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
         downs = [(self.classes[item.cls], self.concepts[item.concept]) for item in parsed
                  if item.direction == "down" and item.via is None]
         groups_before = self._worst_groups_of(downs)
+        budgets_before = self._budgets()
         previous = self.state
-        self.state = store.StudentState(weight, bias, lower, upper)
+        self.state = store.StudentState(weight, bias, lower, upper,
+                                        budgets=previous.budgets if new_budgets is None else new_budgets)
         move_back = self._move_logits(previous, tuned_classes)  # only the tuned classes' logits changed
         # Students are independent: only the tuned classes' metrics can have changed.
         for split, metrics in before.items():
@@ -303,6 +335,9 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
                                "threshold": before["threshold"], "before": before["groups"], "after": after["groups"],
                                "worst_before": before["worst"], "worst_after": after["worst"]}
                               for before, after in zip(groups_before, self._worst_groups_of(downs))],
+                budget_changes=[{"class": self.classes[c], "after": int(new_budgets[c]),
+                                 "before": None if budgets_before is None else int(budgets_before[c]),
+                                 "uses": int(usage(self.weight)[c])} for c in rebudgeted],
             )
         except Exception:
             self.state = previous

@@ -60,6 +60,7 @@ class StudentState:
     bias: np.ndarray  # (k,) float32
     lower: np.ndarray  # (k, n_concepts) float32, -inf where unbounded
     upper: np.ndarray  # (k, n_concepts) float32, +inf where unbounded
+    budgets: np.ndarray = None  # (k,) ints: how many concepts each class may use, once changed by hand; None: the run's
 
 
 def current_user():
@@ -165,6 +166,7 @@ def _entry(samples, uid, revision, state, info):
         "time": datetime.now(timezone.utc),
         **info,
         **{name: _encode(getattr(state, name)) for name in _ARRAYS},
+        **({} if state.budgets is None else {"budgets": [int(b) for b in state.budgets]}),
     }
 
 
@@ -206,7 +208,9 @@ def load_revision(samples, key, uid, revision=None):
         if revision is not None:
             raise UnknownName(f"Student run '{key}' has no revision {revision}: pick one from its history")
         raise _no_history(samples, key)
-    return doc["revision"], StudentState(**{name: decode(doc[name]) for name in _ARRAYS}), doc.get(METRICS)
+    budgets = None if doc.get("budgets") is None else np.asarray(doc["budgets"], dtype=np.int64)
+    return doc["revision"], StudentState(**{name: decode(doc[name]) for name in _ARRAYS}, budgets=budgets), \
+        doc.get(METRICS)
 
 
 def load_metrics(samples, key, uid, revision):
