@@ -30,6 +30,7 @@ from sklearn.metrics import average_precision_score
 from fiftyone_inficond.clip import load_clip
 from fiftyone_inficond.corpus import packaged_corpus
 from fiftyone_inficond.extraction import compute_concepts
+from fiftyone_inficond.students.groups import group_accuracies, worst
 from fiftyone_inficond.students.registry import delete_students, train_students
 from fiftyone_inficond.teacher import teacher_from_model, teacher_scores
 from fiftyone_inficond.world.clip_training import WORLD_CHECKPOINT, WORLD_MODEL
@@ -55,7 +56,17 @@ def ap_by_class(values, truth_labels, classes):
             for j, c in enumerate(classes)}
 
 
-def regime(dataset, test, seed, bias, log, erase=False):
+def worst_group(run, test, cls, thing):
+    """The student's lowest accuracy on test over the four groups ``cls`` (ground truth) and ``thing``
+    (present in the scene, by the world's truth) define, and the groups."""
+    truth = np.array([cls in labels for labels in test.values("ground_truth.classifications.label")])
+    present = np.array([thing in names for names in test.values("world_concepts")])
+    student = run.predict(test)[1][:, run.classes.index(cls)] >= run.threshold
+    rows = group_accuracies(truth, student, student, present)
+    return worst(rows, "student"), rows
+
+
+def regime(dataset, test, seed, bias, log, erase=False, rebalance=False):
     """Trains the teacher and students of one regime, lets the expert tune, judges on test."""
     name = "biased" if bias else "clean"
     teacher = as_fiftyone_model(train_world_teacher(teacher_scenes(TRAINING_SCENES, seed + 2, bias)))
@@ -71,9 +82,10 @@ def regime(dataset, test, seed, bias, log, erase=False):
         targets = [bias[0]]
     else:
         targets = [r["class"] for r in validation["classes"] if r["student_ap"] < r["teacher_ap"]]
+    groups_before = worst_group(run, test, *bias)[0] if bias else None
     rows = []
     for cls in targets:
-        result = tune_class(run, cls, "validation", MAX_ITERATIONS, log=log, erase=erase)
+        result = tune_class(run, cls, "validation", MAX_ITERATIONS, log=log, erase=erase, rebalance=rebalance)
         rows.append({**result, "test_before": before_ap[cls]})
     after_ap = ap_by_class(run.predict(test)[1], truth, classes)
     for row in rows:
@@ -85,8 +97,10 @@ def regime(dataset, test, seed, bias, log, erase=False):
         group = [thing, *run.synonyms_of(thing)] if thing in run.concepts else []
         row = run.weight[classes.index(cls)]
         spurious = max((float(row[run.concepts.index(name)]) for name in group), default=None)
+    worst_gain = None if bias is None else worst_group(run, test, *bias)[0] - groups_before
     delete_students(dataset, name)
-    return {"rows": rows, "summary": validation["summary"], "spurious_weight": spurious}
+    return {"rows": rows, "summary": validation["summary"], "spurious_weight": spurious, "worst_group_gain": worst_gain,
+            "worst_group_before": groups_before}
 
 
 def tag_test_split(dataset, n, seed):
@@ -100,7 +114,7 @@ def tag_test_split(dataset, n, seed):
     dataset.select([ids[j] for j in chosen]).tag_samples("test")
 
 
-def study_world(seed, cls, thing, n_train, n_heldout, clip, corpus, log, erase=False):
+def study_world(seed, cls, thing, n_train, n_heldout, clip, corpus, log, erase=False, rebalance=False):
     with tempfile.TemporaryDirectory() as root:
         name = f"inficond-study-{uuid.uuid4().hex[:8]}"
         dataset = load_world_splits(name, root, n_train, n_heldout, seed,
@@ -112,8 +126,8 @@ def study_world(seed, cls, thing, n_train, n_heldout, clip, corpus, log, erase=F
             heldout = dataset.match_tags("heldout")
             auroc = presence_auroc(np.stack(heldout.values("concepts")), heldout.values("world_concepts"), corpus.names)
             test = dataset.match_tags("test")
-            clean = regime(dataset, test, seed, None, log, erase)
-            biased = regime(dataset, test, seed, (cls, thing), log, erase)
+            clean = regime(dataset, test, seed, None, log, erase, rebalance)
+            biased = regime(dataset, test, seed, (cls, thing), log, erase, rebalance)
             return {"seed": seed, "class": cls, "thing": thing, "auroc_min": min(auroc.values()),
                     "clean": clean, "biased": biased}
         finally:
@@ -149,6 +163,9 @@ def main():
     parser.add_argument("--erase", action="store_true",
                         help="every fine-tune with erasure: the tuned class retrained on concept vectors from which "
                              "its 👎'd concepts are linearly unpredictable")
+    parser.add_argument("--rebalance", action="store_true",
+                        help="every fine-tune with a 👎 rebalanced: the tuned class retrained on rows where the four "
+                             "groups its class and the 👎'd concepts define weigh alike, towards teacher and truth")
     parser.add_argument("--log", action="store_true", help="print every decision")
     args = parser.parse_args()
     logging.getLogger("fiftyone").setLevel(logging.WARNING)
@@ -157,10 +174,10 @@ def main():
     clip = load_clip(WORLD_MODEL, WORLD_CHECKPOINT, device="cpu")
     log = print if args.log else None
     worlds = [study_world(seed + args.seed_offset, cls, thing, args.train, args.heldout, clip, args.corpus, log,
-                          args.erase)
+                          args.erase, args.rebalance)
               for seed, cls, thing in WORLDS[: args.worlds]]
 
-    erasing = ", erasing" if args.erase else ""
+    erasing = (", erasing" if args.erase else "") + (", rebalancing" if args.rebalance else "")
     print(f"{len(worlds)} worlds, {args.corpus} corpus{erasing}, {args.train} training scenes (correlated) and "
           f"{args.heldout} held-out (half validation for the expert, half test); {time.time() - started:.0f} s")
     print("world            regime  class     iterations  student AP on validation  test: student before → after, "
@@ -184,7 +201,9 @@ def main():
         f"auroc_min={min(w['auroc_min'] for w in worlds):.3f} "
         f"map_ratio_min={min(s['student_ap'] / s['teacher_ap'] for s in summaries):.3f} "
         f"agreement_ap_min={min(s['agreement_ap'] for s in summaries):.3f} "
-        f"biased_margin_goal=0.05 auroc_goal=0.95 map_ratio_goal=0.95 agreement_ap_goal=0.90"
+        f"worst_group_gain_min={min(w['biased']['worst_group_gain'] for w in worlds):+.3f} "
+        f"worst_group_before_min={min(w['biased']['worst_group_before'] for w in worlds):.3f} "
+        f"biased_margin_goal=0.05 auroc_goal=0.95 map_ratio_goal=0.95 agreement_ap_goal=0.90 worst_group_gain_goal=0.05"
     )
 
 

@@ -4,9 +4,11 @@ said in its answer (issue "No class left behind")."""
 
 import fiftyone.operators as foo
 import numpy as np
+import pytest
 from scipy.special import expit
 
-from fiftyone_inficond.students.groups import group_accuracies, presence_threshold, worst
+from fiftyone_inficond.errors import InvalidRequest
+from fiftyone_inficond.students.groups import GROUPS, balanced_rows, group_accuracies, presence_threshold, worst
 from fiftyone_inficond.students.registry import load_students, train_students
 
 
@@ -56,3 +58,24 @@ def test_the_sdks_groups_match_a_hand_count_and_a_thumbs_down_keeps_them_before_
     (kept,) = tuned.history[-1]["worst_groups"]
     assert (kept["class"], kept["concept"], kept["before"]) == (cls, concept, result["groups"])
     assert kept["after"] == tuned.worst_groups(cls, concept)["groups"]
+
+
+def test_rebalanced_rows_weigh_the_four_groups_alike():
+    rows = np.arange(20)
+    truth = np.array([1] * 10 + [0] * 10, bool)
+    present = np.array([1] * 9 + [0] * 1 + [1] * 2 + [0] * 8, bool)  # the class nearly always with the concept
+    picked = balanced_rows(rows, truth, present)
+    sizes = [int(((truth[picked] == c) & (present[picked] == p)).sum()) for c, p in GROUPS]
+    assert sizes == [9, 9, 9, 9] and sorted(picked[:9]) == list(range(9))  # the largest group kept whole
+
+
+def test_a_rebalanced_thumbs_down_is_recorded_and_needs_ground_truth(distilled):
+    distilled.take(80, seed=0).tag_samples("train")
+    run = train_students(distilled, key="r", train_tag="train", epochs=1, budget=None)
+    concept, weight = run.uses("person")[0]
+    entry = run.tune(down={"person": [concept]}, epochs=1, rebalance=True)
+    after = run.weight[run.classes.index("person"), run.concepts.index(concept)]
+    assert entry["rebalance"] and abs(after) < abs(weight)  # the 👎 holds on rebalanced rows too
+    blind = train_students(distilled, key="blind", train_tag="train", gt_field=None, epochs=1, budget=None)
+    with pytest.raises(InvalidRequest, match="has no ground truth to rebalance by"):
+        blind.tune(down={"person": [blind.uses("person")[0][0]]}, rebalance=True)

@@ -67,3 +67,16 @@ def worst(rows, who):
     """The lowest accuracy of ``who`` (``"teacher"``/``"student"``) over the non-empty groups."""
     shares = [row[who] for row in rows if row[who] is not None]
     return min(shares) if shares else None
+
+
+def balanced_rows(rows, truth, present, seed=0):
+    """Training ``rows`` (``(m,)`` indices, ``truth`` and ``present`` ``(m,)`` bool beside them)
+    resampled so that the four groups weigh alike: each non-empty group drawn, with replacement, up
+    to the size of the largest. A retraining on them no longer learns that the class comes with the
+    concept from the groups where it mostly did (CBDebug's reweighting, by resampling)."""
+    rows, truth, present = np.asarray(rows), np.asarray(truth, dtype=bool), np.asarray(present, dtype=bool)
+    groups = [rows[(truth == has_class) & (present == has_concept)] for has_class, has_concept in GROUPS]
+    size = max(len(group) for group in groups)
+    rng = np.random.default_rng(seed)
+    return np.concatenate([group if len(group) == size else rng.choice(group, size)
+                           for group in groups if len(group)])

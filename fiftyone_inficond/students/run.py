@@ -22,6 +22,7 @@ from fiftyone_inficond.students.cache import CachedInputs, InputsCache
 from fiftyone_inficond.students.data import Destandardized, check_training_split, standardize
 from fiftyone_inficond.students.erasure import fit_tuned
 from fiftyone_inficond.students.evaluation import Evaluation, split_record, stored_metrics
+from fiftyone_inficond.students.groups import balanced_rows, presence_threshold
 from fiftyone_inficond.students.instructions import change, describe, rose, triples_of
 from fiftyone_inficond.students.instructions import parse as parse_instructions
 from fiftyone_inficond.students.progress import fitting_progress
@@ -246,7 +247,7 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
         f"The database stopped answering while student run '{run.key}' was tuned: once it is back, reload the "
         f"run to see whether a revision after {run.revision} was saved, and tune again if not"))
     def tune(self, up=None, down=None, factor=1.5, epochs=DEFAULT_TUNING_EPOCHS, user=None, note=None, erase=False,
-             instructions=None, progress=None, budgets=None):
+             instructions=None, progress=None, budgets=None, rebalance=False):
         """Up-tunes and down-tunes concepts, retrains the tuned classes and saves the iteration.
 
         Args:
@@ -264,6 +265,10 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
             budgets: ``{class name: n}``: let a class's student use at most ``n`` concepts from now on
                 (more than it was trained to, or fewer); its class is retrained, alone or with the
                 instructions, and the budget is kept with the revision (a revert takes it back)
+            rebalance: retrain each class with a 👎 on training rows where the four groups its class
+                and the 👎'd concepts define weigh alike, towards the mean of the teacher's scores and
+                the ground truth (CBDebug's idea): for the group a shortcut hurt, e.g. cars without
+                clouds (needs ground truth; see :mod:`fiftyone_inficond.students.groups`)
 
         Returns:
             the new history entry
@@ -275,6 +280,10 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
         epochs = whole_number(epochs, "retraining epochs", 1, MAX_EPOCHS)
         note = validation.note(note)
         erase = validation.flag(erase, "erase")
+        rebalance = validation.flag(rebalance, "rebalance")
+        if rebalance and self.data.truth is None:
+            raise InvalidRequest(f"Student run '{self.key}' has no ground truth to rebalance by: tune without "
+                                 f"rebalance, or train it with a ground-truth field")
         new_budgets, rebudgeted = self._budget_changes(budgets)
         triples = triples_of(up, down, instructions)
         parsed = parse_instructions(self, triples) if triples or not rebudgeted else []
@@ -287,20 +296,22 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
         tuned_classes = sorted({item.cls for item in parsed} | set(rebudgeted))
         budgets = self._budgets() if new_budgets is None else new_budgets
         weight, bias = self.weight.copy(), self.bias.copy()
-        fits = len(tuned_classes) if erase else 1  # an erased retraining fits one class at a time
+        downed = {item.cls: [] for item in parsed if item.direction == "down"} if rebalance else {}
+        for item in parsed:
+            if item.cls in downed and item.direction == "down":
+                downed[item.cls].append(item.concept)
+        together = [c for c in tuned_classes if c not in downed]  # fit as one; each rebalanced class apart
+        fits = (len(tuned_classes) if erase else len(downed) + bool(together))  # erased: one class at a time
+        config = TrainingConfig(**{**self.config["training"], "epochs": epochs})
+        retrainings = [(together, self._train_rows(), self.data.teacher[:, together])] if together else []
+        retrainings += [([c], *self._rebalanced(c, downed[c])) for c in downed]
         with fitting_progress(progress), stage("retraining", epochs * fits):
-            weight[tuned_classes], bias[tuned_classes], lower[tuned_classes], upper[tuned_classes] = fit_tuned(
-                self.inputs,
-                self.data.teacher[:, tuned_classes],
-                start[tuned_classes],
-                self.bias[tuned_classes],
-                lower[tuned_classes],
-                upper[tuned_classes],
-                TrainingConfig(**{**self.config["training"], "epochs": epochs}),
-                rows=self._train_rows(),
-                budgets=None if budgets is None else np.asarray(budgets)[tuned_classes],
-                erase=erase,
-            )
+            for classes, rows, targets in retrainings:
+                weight[classes], bias[classes], lower[classes], upper[classes] = fit_tuned(
+                    self.inputs, targets, start[classes], self.bias[classes], lower[classes], upper[classes],
+                    config, rows=rows, budgets=None if budgets is None else np.asarray(budgets)[classes],
+                    erase=erase,
+                )
         downs = [(self.classes[item.cls], self.concepts[item.concept]) for item in parsed
                  if item.direction == "down" and item.via is None]
         groups_before = self._worst_groups_of(downs)
@@ -324,6 +335,7 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
                 factor=factor,
                 epochs=epochs,
                 erase=erase,
+                rebalance=rebalance,
                 metrics_before=splits["all"]["before"],
                 metrics_after=splits["all"]["after"],
                 class_metrics=splits["all"]["classes"],
@@ -343,6 +355,18 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
             self.state = previous
             move_back()
             raise
+
+    def _rebalanced(self, column, concepts):
+        """Class ``column``'s training rows resampled over the groups its class and ``concepts`` (any of
+        them present) define, and ``(n, 1)`` targets: the mean of the teacher's scores and the truth."""
+        rows = np.flatnonzero(self.data.train)
+        present = np.zeros(len(rows), dtype=bool)
+        for j in concepts:
+            values = self.data.concepts[rows, j]
+            present |= values >= presence_threshold(values)
+        truth = self.data.truth[:, column]
+        targets = ((self.data.teacher[:, column] + truth) / 2).astype(np.float32)[:, None]
+        return balanced_rows(rows, truth[rows], present, seed=self.training.seed), targets
 
     def _worst_groups_of(self, pairs):
         """:meth:`worst_groups` of each ``(class, concept)``, none without ground truth."""

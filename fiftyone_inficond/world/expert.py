@@ -137,10 +137,12 @@ def decide(run, cls, tried=()):
     return (downs + ups)[:MAX_DECISIONS]
 
 
-def tune_class(run, cls, split, max_iterations=10, epochs=3, factor=EXPERT_FACTOR, log=None, erase=False):
+def tune_class(run, cls, split, max_iterations=10, epochs=3, factor=EXPERT_FACTOR, log=None, erase=False,
+               rebalance=False):
     """Tunes ``cls`` as the expert would until its student reaches the teacher's AP on ``split``
     and relies on no context it is shown, or nothing is left it would change (``erase``: every
-    fine-tune with erasure, see :meth:`fiftyone_inficond.students.run.StudentRun.tune`).
+    fine-tune with erasure; ``rebalance``: with the groups a 👎 defines rebalanced, see
+    :meth:`fiftyone_inficond.students.run.StudentRun.tune`).
 
     Returns:
         ``{"class", "iterations", "before", "after", "teacher", "decisions": [[str, ...], ...],
@@ -163,7 +165,7 @@ def tune_class(run, cls, split, max_iterations=10, epochs=3, factor=EXPERT_FACTO
         revision = run.revision
         run.tune(up={cls: [d.concept for d in chosen if d.direction == "up"]},
                  down={cls: [d.concept for d in chosen if d.direction == "down"]}, factor=factor, epochs=epochs,
-                 user=EXPERT, erase=erase)
+                 user=EXPERT, erase=erase, rebalance=rebalance and any(d.direction == "down" for d in chosen))
         tuned = row()
         if tuned["student_ap"] < now["student_ap"] - TOLERATED_DROP:  # a clear drop: go back, do not try those again
             lines.append(f"↩ revert to revision {revision}: "
