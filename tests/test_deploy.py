@@ -4,6 +4,7 @@ and an export that escapes its folder, exists already, was altered or pickles co
 import errno
 import json
 import os
+import pathlib
 import pickle
 import subprocess
 import sys
@@ -157,10 +158,14 @@ def test_a_target_that_cannot_be_created_fails_clearly_and_leaves_nothing(tuned,
 def test_a_full_disk_midway_keeps_the_old_export_and_leaves_no_partial_one(tuned, distilled, tmp_path, monkeypatch):
     export_students(distilled, tmp_path / "export", revision=0)
 
-    def full_disk(*args, **kwargs):
-        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    write_bytes = pathlib.Path.write_bytes
 
-    monkeypatch.setattr("safetensors.torch.save_file", full_disk)  # the program is written already
+    def full_disk(path, data):
+        if path.name == TENSORS:  # the program is written already
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return write_bytes(path, data)
+
+    monkeypatch.setattr(pathlib.Path, "write_bytes", full_disk)
     with pytest.raises(InvalidRequest, match="No space left on device.*free some space"):
         export_students(distilled, tmp_path / "export", overwrite=True)
     assert os.listdir(tmp_path) == ["export"]

@@ -14,7 +14,7 @@ from scipy.special import expit, logit
 
 from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.errors import InvalidRequest
-from fiftyone_inficond.students.groups import group_accuracies, presence_threshold, worst
+from fiftyone_inficond.students.groups import balanced_rows, group_accuracies, presence_threshold, worst
 from fiftyone_inficond.students.metrics import GROUPS
 from fiftyone_inficond.students.ranking import presence_discrepancy, top_by_discrepancy, top_by_weight
 from fiftyone_inficond.students.whatif import weight_range, what_if
@@ -96,6 +96,22 @@ class ConceptAnalyses:
                                    expit(self._class_logits(column)[rows]) >= self.threshold, values >= threshold)
         return {"class": cls, "concept": concept, "split": split, "threshold": threshold, "groups": rows_of,
                 "worst": {who: worst(rows_of, who) for who in ("teacher", "student")}}
+
+    def _rebalanced(self, column, concepts):
+        """Class ``column``'s training rows resampled over the groups its class and ``concepts`` (any of
+        them present) define, and ``(n, 1)`` targets: the mean of the teacher's scores and the truth."""
+        rows = np.flatnonzero(self.data.train)
+        present = np.zeros(len(rows), dtype=bool)
+        for j in concepts:
+            values = self.data.concepts[rows, j]
+            present |= values >= presence_threshold(values)
+        truth = self.data.truth[:, column]
+        targets = ((self.data.teacher[:, column] + truth) / 2).astype(np.float32)[:, None]
+        return balanced_rows(rows, truth[rows], present, seed=self.training.seed), targets
+
+    def _worst_groups_of(self, pairs):
+        """:meth:`worst_groups` of each ``(class, concept)``, none without ground truth."""
+        return [] if self.data.truth is None else [self.worst_groups(cls, concept) for cls, concept in pairs]
 
     def presence_view(self, concept, split="all", n=None):
         """The run's samples of ``split`` where ``concept`` is most present, most first, as a

@@ -14,7 +14,7 @@ from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged
 from fiftyone_inficond.fiftyone_api import dataset_of, decode_array, exact_count, label_path, stream_documents
 from fiftyone_inficond.labels import label_items, require_label_field
 from fiftyone_inficond.runs import CONCEPTS_METHOD, CORPUS_ATTRIBUTES, TEACHER_METHOD, fingerprint, require_run
-from fiftyone_inficond.students.training import CHUNK_ROWS
+from fiftyone_inficond.students.fingerprint import same_values, values_fingerprint
 
 
 @dataclass
@@ -216,41 +216,6 @@ def check_values(concepts, teacher, concepts_field, teacher_field):
         )
 
 
-VALUE_BUCKETS = 1024  # rows checked together once samples were deleted (row index modulo this)
-
-
-def values_fingerprint(concepts, teacher, rows=None):
-    """Sums that change when any of a run's concept vectors or teacher scores is edited: per
-    class the teacher scores' sum, the concept vectors' sum and sum of squares (float64), and the
-    same three per bucket of rows (``rows``: each row's index in the run, by default its position;
-    bucket = index modulo :data:`VALUE_BUCKETS`), which still check the rows of the buckets no deleted
-    sample was in. Cheap beside the read that gives the matrices, and the same for the same values
-    in the same order."""
-    concepts64 = concepts.astype(np.float64, copy=False)
-    rows = np.arange(len(concepts)) if rows is None else np.asarray(rows)
-    per_row = (concepts64.sum(axis=1), np.square(concepts64).sum(axis=1), teacher.sum(axis=1, dtype=np.float64))
-    return {
-        "concepts": [float(per_row[0].sum()), float(per_row[1].sum())],
-        "teacher": teacher.sum(axis=0, dtype=np.float64).tolist(),
-        "buckets": [np.bincount(rows % VALUE_BUCKETS, weights=sums, minlength=VALUE_BUCKETS).tolist()
-                    for sums in per_row],
-    }
-
-
-def _same_values(recorded, now, missing):
-    """Whether the values ``now`` (of the rows present) are those ``recorded`` at training, ``missing``
-    the indices of the run's rows deleted since. ``None``: a run recorded before buckets, with rows
-    missing, cannot tell."""
-    if len(missing) == 0:
-        return all(np.allclose(recorded[name], now[name], rtol=1e-12, atol=0) for name in ("concepts", "teacher"))
-    if "buckets" not in recorded:
-        return None
-    whole = np.ones(VALUE_BUCKETS, dtype=bool)
-    whole[np.asarray(missing) % VALUE_BUCKETS] = False
-    return all(np.allclose(np.asarray(then)[whole], np.asarray(sums)[whole], rtol=1e-12, atol=1e-12)
-               for then, sums in zip(recorded["buckets"], now["buckets"]))
-
-
 def run_data(samples, key, sample_ids, train, config, n_concepts):
     """Reads the arrays of the samples run ``key`` was trained on that still exist, in its row order
     (vectors at most ``n_concepts`` long: its concept run's number of concepts now).
@@ -283,7 +248,7 @@ def run_data(samples, key, sample_ids, train, config, n_concepts):
     if len(rows) == 0:
         raise RunInputsChanged(f"Every sample run '{key}' was trained on was deleted since: train it again")
     if "values" in config:
-        same = _same_values(config["values"], values_fingerprint(concepts, teacher, rows), np.flatnonzero(~found))
+        same = same_values(config["values"], values_fingerprint(concepts, teacher, rows), np.flatnonzero(~found))
         if same is None:
             raise RunInputsChanged(
                 f"{int((~found).sum())} of the {len(sample_ids)} samples run '{key}' was trained on were deleted "
@@ -374,37 +339,3 @@ def _data(ids, concepts, teacher, truth, classes, train):
         truth=truth_matrix(truth[0], classes) if truth else None,
         train=np.asarray(train, dtype=bool),
     )
-
-
-def standardize(concepts, mean, std, out=None):
-    """``(n, n_concepts)`` concept vectors standardized as ``(concepts - mean) / std``, chunk by chunk
-    into a new float32 matrix (no full-size temporary) or into ``out`` (``concepts`` itself: in place)."""
-    out = np.empty(concepts.shape, dtype=np.float32) if out is None else out
-    for start in range(0, len(concepts), CHUNK_ROWS):
-        out[start : start + CHUNK_ROWS] = (concepts[start : start + CHUNK_ROWS] - mean) / std
-    return out
-
-
-class Destandardized:
-    """The concept vectors of a run read back from its standardized inputs (``inputs * std +
-    mean``, float32; within a few float32 ulps of the stored values), so that a run holds one
-    matrix, not two: indexed like the ``(n, n_concepts)`` array, rows and columns, with only the
-    selected part computed."""
-
-    def __init__(self, inputs, mean, std):
-        self.inputs, self.mean, self.std = inputs, mean, std
-        self.shape, self.dtype = inputs.shape, inputs.dtype
-
-    def __len__(self):
-        return len(self.inputs)
-
-    def __getitem__(self, key):
-        if isinstance(key, tuple):
-            rows, columns = key
-            return self.inputs[rows, columns] * self.std[columns] + self.mean[columns]
-        return self.inputs[key] * self.std + self.mean
-
-    def __array__(self, dtype=None, copy=None):
-        array = self[:]
-        return array if dtype is None else array.astype(dtype)
-

@@ -11,13 +11,15 @@ import numpy as np
 from scipy.special import expit
 
 from fiftyone_inficond import validation
+from fiftyone_inficond.errors import StaleRunError
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.metrics import ClassMetrics, class_metrics
 from fiftyone_inficond.validation import whole_number
 
 
 class Provenance:
-    """The history part of a :class:`~fiftyone_inficond.students.run.StudentRun`."""
+    """The history part of a :class:`~fiftyone_inficond.students.run.StudentRun`: moving to the newest
+    revision, saving the next one, reading and annotating them all."""
 
     @property
     def history(self):
@@ -25,6 +27,25 @@ class Provenance:
         split's in ``splits`` (read one with :func:`~fiftyone_inficond.students.evaluation.entry_metrics`),
         all samples' also as ``metrics_before``, ``metrics_after`` and the tuned ``class_metrics``."""
         return store.list_entries(self.samples, self.uid)
+
+    def reload(self):
+        """Moves to the newest stored revision (e.g. after a :class:`StaleRunError`)."""
+        if store.run_uid(self.samples, self.key) != self.uid:
+            raise StaleRunError(
+                f"Student run '{self.key}' was deleted, renamed or trained again since you loaded it: load it again"
+            )
+        self._load_revision()
+        return self
+
+    def _load_revision(self):
+        """The newest stored state, with the metrics stored with it."""
+        self.revision, self.state, stored = store.load_revision(self.samples, self.key, self.uid)
+        self._restore_metrics(stored)
+
+    def _save(self, **info):
+        entry = store.append_entry(self.samples, self.key, self.uid, self.revision + 1, self.state, **info)
+        self.revision += 1
+        return entry
 
     def newest_revision(self):
         """The newest stored revision (one small read): larger than :attr:`revision` when

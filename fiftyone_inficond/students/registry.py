@@ -7,24 +7,21 @@ any point leaves the old state or the new one (see :mod:`fiftyone_inficond.stude
 """
 
 import contextlib
-import itertools
-import logging
 import os
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict
 
 from fiftyone.core.collections import SampleCollection
-from pymongo.errors import PyMongoError
 
-from fiftyone_inficond import fiftyone_api, leases
+from fiftyone_inficond import fiftyone_api
 from fiftyone_inficond.corpus import make_corpus
 from fiftyone_inficond.crashpoints import crashpoint
-from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged, StaleRunError
+from fiftyone_inficond.errors import InvalidRequest, RunInputsChanged
 from fiftyone_inficond.locate import require_embeddings
-from fiftyone_inficond.students import run_cache, store
+from fiftyone_inficond.students import housekeeping, keys, run_cache, store
 from fiftyone_inficond.students.budget import check_budget
-from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data, training_data, values_fingerprint
+from fiftyone_inficond.students.data import check_inputs, read_inputs, run_data, training_data
 from fiftyone_inficond.students.estimator import fit_students
 from fiftyone_inficond.students.evaluation import split_record, stored_metrics
 from fiftyone_inficond.students.fiftyone_run import (
@@ -35,6 +32,7 @@ from fiftyone_inficond.students.fiftyone_run import (
     stored_kind,
     student_record,
 )
+from fiftyone_inficond.students.fingerprint import values_fingerprint
 from fiftyone_inficond.students.progress import fitting_progress
 from fiftyone_inficond.students.run import StudentRun
 from fiftyone_inficond.students.streaming import standardization as cache_standardization
@@ -47,8 +45,6 @@ from fiftyone_inficond.students.tuning import no_bounds
 from fiftyone_inficond.synonyms import check_threshold, class_concepts, synonym_groups
 from fiftyone_inficond.text_cache import run_text_embeddings
 from fiftyone_inficond.validation import flag, name, number, run_key
-
-logger = logging.getLogger(__name__)
 
 
 def train_students(
@@ -137,7 +133,7 @@ def extend_students(samples: SampleCollection, key: str, new_key: str | None = N
     lower[:, : len(old.concepts)], upper[:, : len(old.concepts)] = old.state.lower, old.state.upper
     dataset = fiftyone_api.dataset_of(samples)
     return _train(
-        dataset.select(old.ids), new_key or _free_key(samples, f"{key}_extended"),
+        dataset.select(old.ids), new_key or keys.free_key(samples, f"{key}_extended"),
         config["concepts_field"],
         config["teacher_field"], config["gt_field"], config["train_tag"], config["split_field"],
         TrainingConfig(**config["training"]), config["threshold"], user, overwrite=False,
@@ -147,12 +143,6 @@ def extend_students(samples: SampleCollection, key: str, new_key: str | None = N
         view=dataset.load_run_view(key),  # its samples, recorded as compactly as the run it extends did
         extends={"key": key, "revision": old.revision, "added": added},
     )
-
-
-def _free_key(samples, stem):
-    """``stem``, or ``stem_2``, ``stem_3``, ... : the first that is not a student run yet."""
-    taken = set(list_student_runs(samples))
-    return next(k for k in (stem if i == 1 else f"{stem}_{i}" for i in itertools.count(1)) if k not in taken)
 
 
 @fiftyone_api.speaks_for_database(lambda samples, key, *args, **kwargs: (
@@ -171,8 +161,8 @@ def _train(samples, key, concepts_field, teacher_field, gt_field, train_tag, spl
     uid = uuid.uuid4().hex
     streams = run_cache.streams(samples, concepts_field, teacher_field, len(inputs.concept_names), streamed)
     cache = run_cache.cache_directory(uid, cache_dir) if streams else None
-    with _key_lease(samples, key) as lease:
-        replaced = _claim_key(samples, key, overwrite)
+    with keys.key_lease(samples, key) as lease:
+        replaced = keys.claim_key(samples, key, overwrite)
         if gt_field is not None and not samples.has_field(gt_field):
             gt_field = None
         left_out = {} if keep_class_concepts else class_concepts(inputs.concept_names, inputs.classes)
@@ -255,28 +245,7 @@ def _save_trained(run, view, replaced, user, lease, **info):
     if replaced is not None:
         store.delete_history(samples, replaced.get("uid"))
         run_cache.drop_cache(samples, replaced)
-    _purge_orphans()
-
-
-def _key_lease(samples, key):
-    """Holds run key ``key`` from the check that it is free to its registration, so that of two
-    clients creating (or renaming to) one key at the same moment exactly one goes on."""
-    return leases.held(samples, f"students/{key}", lambda holder: StaleRunError(
-        f"Someone else ({leases.describe(holder)}) is training or renaming a student run '{key}' right now: "
-        f"choose another key, or try again once theirs is saved"
-    ))
-
-
-def _claim_key(samples, key, overwrite):
-    """The stored config of the student run ``key`` replaces (``None``: a new key); refuses other runs."""
-    kind, config = stored_kind(samples, key)
-    if kind is None:
-        return None
-    if kind != "students":
-        raise InvalidRequest(f"'{key}' is {kind}, not a student run: choose another key")
-    if not overwrite:
-        raise InvalidRequest(f"A student run '{key}' already exists: choose another key or pass overwrite=True")
-    return config
+    housekeeping.purge_orphans()
 
 
 def load_students(samples: SampleCollection, key: str = "students") -> StudentRun:
@@ -354,7 +323,7 @@ def student_history(samples: SampleCollection, key: str) -> list[dict]:
 def rename_students(samples: SampleCollection, key: str, new_key: str) -> None:
     """Renames student run ``key`` to ``new_key``; its history follows (it is keyed by run uid)."""
     new_key = run_key(new_key)
-    with _key_lease(samples, new_key):
+    with keys.key_lease(samples, new_key):
         student_record(samples, key, require_uid=False)
         if stored_kind(samples, new_key)[0] is not None:
             raise InvalidRequest(f"A run '{new_key}' already exists: choose another key")
@@ -370,16 +339,4 @@ def delete_students(samples: SampleCollection, key: str) -> None:
     crashpoint("delete:run-deleted")
     store.delete_history(samples, config.get("uid"))
     run_cache.drop_cache(samples, config)
-    _purge_orphans()
-
-
-def _purge_orphans():
-    """History no run reaches, and the disk caches of its runs (e.g. those of a deleted dataset); then
-    the caches of trainings killed on this machine."""
-    try:
-        for cache in store.purge_orphans():
-            run_cache.remove_cache(cache)
-        run_cache.sweep_caches(lambda: store.history_uids() | {uid for _, uid in fiftyone_api.run_uids(
-            store.STUDENTS_METHOD)})
-    except PyMongoError as error:  # housekeeping: the next train or delete does it
-        logger.warning("Old student history and caches were not cleaned up (%s)", type(error).__name__)
+    housekeeping.purge_orphans()

@@ -13,20 +13,21 @@ import numpy as np
 from scipy.special import expit
 
 from fiftyone_inficond import fiftyone_api, validation
-from fiftyone_inficond.errors import InvalidRequest, StaleRunError, UnknownName
+from fiftyone_inficond.errors import InvalidRequest, UnknownName
 from fiftyone_inficond.runs import CONCEPTS_METHOD, run_config
 from fiftyone_inficond.students import store
 from fiftyone_inficond.students.analyses import ConceptAnalyses
 from fiftyone_inficond.students.budget import usage
 from fiftyone_inficond.students.cache import CachedInputs, InputsCache
-from fiftyone_inficond.students.data import Destandardized, check_training_split, standardize
+from fiftyone_inficond.students.constraints import Constraints
+from fiftyone_inficond.students.data import check_training_split
 from fiftyone_inficond.students.erasure import fit_tuned
 from fiftyone_inficond.students.evaluation import Evaluation, split_record, stored_metrics
-from fiftyone_inficond.students.groups import balanced_rows, presence_threshold
 from fiftyone_inficond.students.instructions import change, describe, rose, triples_of
 from fiftyone_inficond.students.instructions import parse as parse_instructions
 from fiftyone_inficond.students.progress import fitting_progress
 from fiftyone_inficond.students.provenance import Provenance
+from fiftyone_inficond.students.standardized import Destandardized, standardize
 from fiftyone_inficond.students.training import (
     CHUNK_ROWS,
     MAX_EPOCHS,
@@ -34,13 +35,12 @@ from fiftyone_inficond.students.training import (
     stage,
 )
 from fiftyone_inficond.students.tuning import MAX_FACTOR, apply_instructions
-from fiftyone_inficond.synonyms import group_of
 from fiftyone_inficond.validation import number, whole_number
 
 DEFAULT_TUNING_EPOCHS = 3
 
 
-class StudentRun(Evaluation, ConceptAnalyses, Provenance):
+class StudentRun(Evaluation, ConceptAnalyses, Constraints, Provenance):
     """A student run with its data in memory: metrics, rankings, what-ifs, tuning, history.
 
     Attributes:
@@ -189,58 +189,6 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
             "left_out": self.left_out,
         }
 
-    # --- concepts ----------------------------------------------------------------------
-
-    @property
-    def left_out(self):
-        """``{concept: class}``: the concepts no student may use because they name a class."""
-        return {item["concept"]: item["class"] for item in self.config.get("left_out", [])}
-
-    def budget_of(self, cls):
-        """How many concepts a class's student may use (``None``: every concept)."""
-        budgets = self._budgets()
-        return None if budgets is None else int(budgets[self._class_index(cls)])
-
-    def _budgets(self):
-        """``(k,)`` each class's budget now: as tuned (:meth:`tune` ``budgets=``), else as trained."""
-        if self.state is not None and self.state.budgets is not None:
-            return self.state.budgets
-        budgets = self.config.get("class_budgets")
-        return None if budgets is None else np.asarray(budgets, dtype=np.int64)
-
-    def _budget_changes(self, budgets):
-        """``(k,)`` budgets after ``budgets`` (``{class: n}``) and the classes whose budget changed;
-        a run trained with every concept allowed starts from that number."""
-        now = self._budgets()
-        now = np.full(len(self.classes), len(self.concepts), dtype=np.int64) if now is None else now.copy()
-        if budgets is None:
-            return None, []
-        if not isinstance(budgets, dict):
-            raise InvalidRequest(f"Give budgets as {{class: number of concepts}}; got {budgets!r}")
-        changed = []
-        for cls, n in budgets.items():
-            column = self._class_index(cls)
-            n = whole_number(n, f"the budget of {cls}", 1, len(self.concepts))
-            if n != now[column]:
-                now[column] = n
-                changed.append(column)
-        return now, changed
-
-    def synonyms_of(self, concept):
-        """The other concepts of ``concept``'s synonym group, which a 👍/👎 on it also tunes."""
-        j = self._concept_index(concept)
-        return [self.concepts[i] for i in group_of(self.synonym_groups, j) if i != j]
-
-    def tuned(self, cls):
-        """The concepts of a class held by a bound: ``{"up": names, "down": names}``. An up-tune
-        bounds a weight from below only; a down-tune holds it between 0 and its kept value, so its
-        lower bound is finite too and must not count it as up-tuned."""
-        column = self._class_index(cls)
-        down_tuned = np.isfinite(self.state.upper[column])
-        up = np.flatnonzero(np.isfinite(self.state.lower[column]) & ~down_tuned)
-        down = np.flatnonzero(down_tuned)
-        return {"up": [self.concepts[j] for j in up], "down": [self.concepts[j] for j in down]}
-
     # --- tuning and history -----------------------------------------------------------
 
     @fiftyone_api.speaks_for_database(lambda run, *args, **kwargs: (
@@ -356,22 +304,6 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
             move_back()
             raise
 
-    def _rebalanced(self, column, concepts):
-        """Class ``column``'s training rows resampled over the groups its class and ``concepts`` (any of
-        them present) define, and ``(n, 1)`` targets: the mean of the teacher's scores and the truth."""
-        rows = np.flatnonzero(self.data.train)
-        present = np.zeros(len(rows), dtype=bool)
-        for j in concepts:
-            values = self.data.concepts[rows, j]
-            present |= values >= presence_threshold(values)
-        truth = self.data.truth[:, column]
-        targets = ((self.data.teacher[:, column] + truth) / 2).astype(np.float32)[:, None]
-        return balanced_rows(rows, truth[rows], present, seed=self.training.seed), targets
-
-    def _worst_groups_of(self, pairs):
-        """:meth:`worst_groups` of each ``(class, concept)``, none without ground truth."""
-        return [] if self.data.truth is None else [self.worst_groups(cls, concept) for cls, concept in pairs]
-
     @fiftyone_api.speaks_for_database(lambda run, *args, **kwargs: (
         f"The database stopped answering while student run '{run.key}' was reverted: once it is back, reload the "
         f"run to see whether a revision after {run.revision} was saved, and revert again if not"))
@@ -405,25 +337,6 @@ class StudentRun(Evaluation, ConceptAnalyses, Provenance):
         except Exception:
             self.state = previous
             raise
-
-    def reload(self):
-        """Moves to the newest stored revision (e.g. after a :class:`StaleRunError`)."""
-        if store.run_uid(self.samples, self.key) != self.uid:
-            raise StaleRunError(
-                f"Student run '{self.key}' was deleted, renamed or trained again since you loaded it: load it again"
-            )
-        self._load_revision()
-        return self
-
-    def _load_revision(self):
-        """The newest stored state, with the metrics stored with it."""
-        self.revision, self.state, stored = store.load_revision(self.samples, self.key, self.uid)
-        self._restore_metrics(stored)
-
-    def _save(self, **info):
-        entry = store.append_entry(self.samples, self.key, self.uid, self.revision + 1, self.state, **info)
-        self.revision += 1
-        return entry
 
     def _class_index(self, cls):
         if isinstance(cls, str) and cls in self.classes:
