@@ -85,8 +85,8 @@ def fine_tune(panel, ctx):
     if run is None:
         return
     settings = tuning_settings(ctx, workbench)
-    entry = run.tune(instructions=workbench["pending"], budgets=workbench.get("budgets") or None, **settings,
-                     user=ctx.user_id)
+    entry = run.tune(instructions=workbench["pending"], budgets=typed_budgets(ctx, workbench, run) or None,
+                     **settings, user=ctx.user_id)
     said = panel.says(tuned_message(entry, workbench["split"]))
     workbench.update(pending=[], budgets={}, note="", revision=entry["revision"], **said)
     panel.publish(ctx, workbench)
@@ -107,6 +107,18 @@ def note_box(revision):
 def tuning_boxes(workbench, revision):
     """The tuning row's state: what its boxes show."""
     return {"factor": workbench["factor"], "epochs": workbench["epochs"], note_box(revision): workbench["note"]}
+
+
+def typed_budgets(ctx, workbench, run):
+    """The pending budgets with the class's budget box as the acting panel holds it now: typing "48"
+    sends "4" then "48", and the last may reach the server after the press of Fine-tune."""
+    budgets = dict(workbench.get("budgets") or {})
+    typed, cls = (ctx.panel.state.get("controls") or {}).get("budget"), workbench["cls"]
+    if isinstance(typed, int) and not isinstance(typed, bool) and cls in run.classes:
+        budgets.pop(cls, None)
+        if typed != (run.budget_of(cls) or len(run.concepts)):
+            budgets[cls] = typed
+    return budgets
 
 
 def tuning_settings(ctx, workbench):

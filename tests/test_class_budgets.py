@@ -39,6 +39,7 @@ def test_the_knowledge_panel_raises_a_classs_budget_at_the_next_fine_tune(budget
     knowledge.event("on_load")
     knowledge.event("on_change_cls", value="person")
     assert knowledge.state["controls"]["budget"] == 4 and "(budget 4)" in knowledge.state["header"]
+    knowledge.state["controls"]["budget"] = 10  # the box holds what was typed, as the App's panel state does
     knowledge.event("on_change_budget", value=10)
     assert "person may use 10 concepts (budget 4 now)" in knowledge.state["pending"]
     assert knowledge.state["has_pending"]
@@ -46,5 +47,9 @@ def test_the_knowledge_panel_raises_a_classs_budget_at_the_next_fine_tune(budget
     assert "person may now use 10 concepts (budget was 4); its student uses" in knowledge.state["message"]
     assert "(budget 10)" in knowledge.state["header"] and knowledge.state["controls"]["budget"] == 10
     assert load_students(dataset, "b").budget_of("person") == 10
+    knowledge.event("on_change_budget", value=1)  # "12" typed: its "1" reached the server, its "12" not yet
+    knowledge.state["controls"]["budget"] = 12
+    knowledge.event("on_fine_tune_now")  # Fine-tune takes what the box holds
+    assert load_students(dataset, "b").budget_of("person") == 12
     knowledge.event("on_change_budget", value=10**6)
     assert "must be a whole number from 1 to" in knowledge.state["message"]

@@ -43,8 +43,9 @@ const knowledgeControls = () => [
     return box && { ...box, height: box.height / await ranked() };
   }],
 ];
-// the tuning factor and epochs: the panel's only number boxes (FiftyOne ties no label to them)
-const numberBox = (k) => page.locator("input[type=number]").nth(k);
+// a number box by the label written above it (FiftyOne ties no label to its input)
+const numberBox = (label) => page.getByText(label, { exact: true }).locator("xpath=following::input[1]");
+const TUNING_BOXES = ["Tuning factor (> 1)", "Retraining epochs"];
 const TABS = ["Student performance", "Student knowledge", "Concept map", "Concept detail", "Why this image?",
   "Provenance"];
 
@@ -91,8 +92,8 @@ try {
   // The tuning factor and epochs typed key by key, as a user does: each keystroke may be a server
   // call, and none may answer by setting the box (that started an endless exchange).
   const callsBeforeTyping = serverCalls;
-  for (const [k, value] of [[0, "2.5"], [1, "4"]]) {
-    const box = numberBox(k);
+  for (const [label, value] of [[TUNING_BOXES[0], "2.5"], [TUNING_BOXES[1], "4"]]) {
+    const box = numberBox(label);
     await box.click({ clickCount: 3 });
     await box.press("Backspace");
     await box.pressSequentially(value, { delay: 150 });
@@ -103,7 +104,7 @@ try {
   seen.typingCalls = callsTyped - callsBeforeTyping;
   seen.callsAfterTyping = serverCalls - callsTyped;
   seen.typingMethods = methods.slice(callsBeforeTyping);
-  seen.typed = [await numberBox(0).inputValue(), await numberBox(1).inputValue()];
+  seen.typed = [await numberBox(TUNING_BOXES[0]).inputValue(), await numberBox(TUNING_BOXES[1]).inputValue()];
   // and why, in the note box beside them
   const callsBeforeNote = serverCalls;
   await page.getByPlaceholder(/^why, e\.g\. /).pressSequentially("more wheel", { delay: 120 });
