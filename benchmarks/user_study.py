@@ -163,9 +163,9 @@ def main():
     parser.add_argument("--erase", action="store_true",
                         help="every fine-tune with erasure: the tuned class retrained on concept vectors from which "
                              "its 👎'd concepts are linearly unpredictable")
-    parser.add_argument("--rebalance", action="store_true",
-                        help="every fine-tune with a 👎 rebalanced: the tuned class retrained on rows where the four "
-                             "groups its class and the 👎'd concepts define weigh alike, towards teacher and truth")
+    parser.add_argument("--bounds-only", action="store_true",
+                        help="fine-tunes as before rebalancing was the default: a 👎 only bounds the weight, the class "
+                             "retrained towards the teacher on its training rows as they are")
     parser.add_argument("--log", action="store_true", help="print every decision")
     args = parser.parse_args()
     logging.getLogger("fiftyone").setLevel(logging.WARNING)
@@ -174,10 +174,10 @@ def main():
     clip = load_clip(WORLD_MODEL, WORLD_CHECKPOINT, device="cpu")
     log = print if args.log else None
     worlds = [study_world(seed + args.seed_offset, cls, thing, args.train, args.heldout, clip, args.corpus, log,
-                          args.erase, args.rebalance)
+                          args.erase, not args.bounds_only)
               for seed, cls, thing in WORLDS[: args.worlds]]
 
-    erasing = (", erasing" if args.erase else "") + (", rebalancing" if args.rebalance else "")
+    erasing = (", erasing" if args.erase else "") + (", bounds only" if args.bounds_only else "")
     print(f"{len(worlds)} worlds, {args.corpus} corpus{erasing}, {args.train} training scenes (correlated) and "
           f"{args.heldout} held-out (half validation for the expert, half test); {time.time() - started:.0f} s")
     print("world            regime  class     iterations  student AP on validation  test: student before → after, "

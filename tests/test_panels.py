@@ -148,7 +148,8 @@ def test_thumbs_up_then_fine_tune_says_at_once_what_it_tunes_saves_one_entry_and
     requests = performance.event("on_click_chart", id=f"class|{other}")
     (shown,) = [p["state"] for p in find(requests, "patch_panel_state")
                 if p["panel_id"] == knowledge.id and "header" in p["state"]]
-    assert shown["header"].startswith(f"**{other}**") and shown["header"].endswith("revision 1")  # the tuned run
+    first_line = shown["header"].split("  \n")[0]  # the caveats follow it
+    assert first_line.startswith(f"**{other}**") and first_line.endswith("revision 1")  # the tuned run
 
     provenance.event("on_load")
     rows = provenance.data["entries"]
@@ -300,7 +301,8 @@ def test_a_ranking_with_no_rows_keeps_every_control_and_says_what_to_do(tuned_wo
     knowledge.event("on_change_by", value="positives")
     assert knowledge.state["ready"] and knowledge.state["n_rows"] == 0
     assert knowledge.state["message"].startswith("No concept ranks for this class by discrepancy among the teacher's")
-    assert knowledge.state["controls"] == {"cls": cls, "by": "positives", "n": knowledge.state["controls"]["n"]}
+    controls = knowledge.state["controls"]
+    assert controls == {"cls": cls, "by": "positives", "n": controls["n"], "budget": controls["budget"]}
     knowledge.event("on_change_by", value="weight")  # and the way out works
     assert knowledge.state["n_rows"] > 0 and not knowledge.state["message"].startswith("No concept")
 

@@ -69,13 +69,14 @@ def test_rebalanced_rows_weigh_the_four_groups_alike():
     assert sizes == [9, 9, 9, 9] and sorted(picked[:9]) == list(range(9))  # the largest group kept whole
 
 
-def test_a_rebalanced_thumbs_down_is_recorded_and_needs_ground_truth(distilled):
+def test_a_thumbs_down_rebalances_by_default_where_there_is_ground_truth_and_says_so(distilled):
     distilled.take(80, seed=0).tag_samples("train")
     run = train_students(distilled, key="r", train_tag="train", epochs=1, budget=None)
     concept, weight = run.uses("person")[0]
-    entry = run.tune(down={"person": [concept]}, epochs=1, rebalance=True)
+    entry = run.tune(down={"person": [concept]}, epochs=1)  # the default with ground truth
     after = run.weight[run.classes.index("person"), run.concepts.index(concept)]
     assert entry["rebalance"] and abs(after) < abs(weight)  # the 👎 holds on rebalanced rows too
     blind = train_students(distilled, key="blind", train_tag="train", gt_field=None, epochs=1, budget=None)
     with pytest.raises(InvalidRequest, match="has no ground truth to rebalance by"):
         blind.tune(down={"person": [blind.uses("person")[0][0]]}, rebalance=True)
+    assert blind.tune(down={"person": [blind.uses("person")[0][0]]}, epochs=1)["rebalance"] is False  # bounds only

@@ -195,7 +195,7 @@ class StudentRun(Evaluation, ConceptAnalyses, Constraints, Provenance):
         f"The database stopped answering while student run '{run.key}' was tuned: once it is back, reload the "
         f"run to see whether a revision after {run.revision} was saved, and tune again if not"))
     def tune(self, up=None, down=None, factor=1.5, epochs=DEFAULT_TUNING_EPOCHS, user=None, note=None, erase=False,
-             instructions=None, progress=None, budgets=None, rebalance=False):
+             instructions=None, progress=None, budgets=None, rebalance=None):
         """Up-tunes and down-tunes concepts, retrains the tuned classes and saves the iteration.
 
         Args:
@@ -216,7 +216,9 @@ class StudentRun(Evaluation, ConceptAnalyses, Constraints, Provenance):
             rebalance: retrain each class with a 👎 on training rows where the four groups its class
                 and the 👎'd concepts define weigh alike, towards the mean of the teacher's scores and
                 the ground truth (CBDebug's idea): for the group a shortcut hurt, e.g. cars without
-                clouds (needs ground truth; see :mod:`fiftyone_inficond.students.groups`)
+                clouds (see :mod:`fiftyone_inficond.students.groups`). ``None`` (the default): when
+                the run has ground truth, as it raised the held-out worst-group gain of the user
+                study's biased worlds over bounds alone (docs/user-study.md); ``False``: bounds only
 
         Returns:
             the new history entry
@@ -228,7 +230,7 @@ class StudentRun(Evaluation, ConceptAnalyses, Constraints, Provenance):
         epochs = whole_number(epochs, "retraining epochs", 1, MAX_EPOCHS)
         note = validation.note(note)
         erase = validation.flag(erase, "erase")
-        rebalance = validation.flag(rebalance, "rebalance")
+        rebalance = self.data.truth is not None if rebalance is None else validation.flag(rebalance, "rebalance")
         if rebalance and self.data.truth is None:
             raise InvalidRequest(f"Student run '{self.key}' has no ground truth to rebalance by: tune without "
                                  f"rebalance, or train it with a ground-truth field")

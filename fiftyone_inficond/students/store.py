@@ -5,7 +5,7 @@ changes and reads in a few lines: concept and teacher fields and what they held,
 sizes, and ``uid``, a fresh id per trained run. Every iteration (training, tuning, revert) is one
 document of the ``inficond_student_revisions`` collection with its exact weights, biases and
 bounds; the first also holds the run's samples and training split and its per-class and
-per-concept arrays (:data:`RUN_ARRAYS`: classes, standardization, budgets, synonyms).
+per-concept arrays (:data:`RUN_ARRAYS`: classes, standardization, budgets, synonyms, concepts left out).
 
 History is keyed by ``(dataset id, run uid, revision)``, never by the run key, so:
 
@@ -42,7 +42,8 @@ _ARRAYS = ("weight", "bias", "lower", "upper")
 # What only revision 0 holds: the run's samples and split, and its arrays.
 _FIRST = ("sample_ids", "train", "run_arrays", "cache")
 # The run's settings kept with its history rather than in its FiftyOne record, which stays readable.
-RUN_ARRAYS = ("classes", "synonyms", "values", "concept_mean", "concept_std", "class_budgets", "budget_path")
+RUN_ARRAYS = ("classes", "synonyms", "values", "concept_mean", "concept_std", "class_budgets", "budget_path",
+              "left_out")
 # Every class's metrics per split for the entry's state, read back instead of computed again
 # (a metrics pass over 1M samples takes seconds); not a part of what the history shows.
 METRICS = "per_class_metrics"
