@@ -24,11 +24,11 @@ def toggle_pending(workbench, concept, direction):
 
 def has_pending(workbench):
     """Whether Fine-tune has something to apply: a 👍/👎 or a class's new budget."""
-    return bool(workbench["pending"] or workbench.get("budgets"))
+    return bool(workbench["pending"] or workbench["budgets"])
 
 
 def pending_text(workbench, run):
-    pending, budgets = workbench["pending"], workbench.get("budgets") or {}
+    pending, budgets = workbench["pending"], workbench["budgets"]
     if not has_pending(workbench):
         return "No pending instructions: click 👍 or 👎 beside a concept."
     blocks = [
@@ -57,8 +57,8 @@ def start_fine_tune(panel, ctx):
     if _nothing_pending(panel, ctx, workbench):
         return
     settings = tuning_settings(ctx, workbench)
-    classes = sorted({item["class"] for item in workbench["pending"]} | set(workbench.get("budgets") or {}))
-    count = len(workbench["pending"]) + len(workbench.get("budgets") or {})
+    classes = sorted({item["class"] for item in workbench["pending"]} | set(workbench["budgets"]))
+    count = len(workbench["pending"]) + len(workbench["budgets"])
     ctx.panel.state.set({"has_pending": False, "message": (
         f"⏳ Fine-tuning {', '.join(classes)}: {count} instruction{'s' if count != 1 else ''}, "
         f"{settings['epochs']} epochs; the answer follows in a few seconds")})
@@ -112,13 +112,17 @@ def tuning_boxes(workbench, revision):
 def typed_budgets(ctx, workbench, run):
     """The pending budgets with the class's budget box as the acting panel holds it now: typing "48"
     sends "4" then "48", and the last may reach the server after the press of Fine-tune."""
-    budgets = dict(workbench.get("budgets") or {})
     typed, cls = (ctx.panel.state.get("controls") or {}).get("budget"), workbench["cls"]
     if isinstance(typed, int) and not isinstance(typed, bool) and cls in run.classes:
-        budgets.pop(cls, None)
-        if typed != (run.budget_of(cls) or len(run.concepts)):
-            budgets[cls] = typed
-    return budgets
+        return with_budget(workbench["budgets"], cls, typed, run)
+    return workbench["budgets"]
+
+
+def with_budget(budgets, cls, n, run):
+    """The pending ``budgets`` with class ``cls`` allowed ``n`` concepts: pending only where that
+    changes what its student may use now."""
+    return {**{other: b for other, b in budgets.items() if other != cls},
+            **({cls: n} if n != run.allowed(cls) else {})}
 
 
 def tuning_settings(ctx, workbench):

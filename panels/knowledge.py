@@ -22,7 +22,16 @@ from fiftyone_inficond.validation import whole_number
 from ..operators.ui import THUMBS, caveats, dropdown, pct
 from .base import TuningPanel, answers, select_concept
 from .display import CHART_CONFIG, choices, image_uri
-from .fine_tune import NOTE_HINT, has_pending, note_box, pending_text, toggle_pending, tuning_boxes, usage_text
+from .fine_tune import (
+    NOTE_HINT,
+    has_pending,
+    note_box,
+    pending_text,
+    toggle_pending,
+    tuning_boxes,
+    usage_text,
+    with_budget,
+)
 from .workarounds import draw_text, set_chart
 from .workbench import DEFAULTS, KNOWLEDGE, open_run, read_workbench, save_workbench_now, write_workbench
 
@@ -66,9 +75,7 @@ class KnowledgePanel(TuningPanel):
     @answers
     def on_change_n(self, ctx):
         workbench = read_workbench(ctx)
-        run = open_run(ctx, workbench)
-        used = len(run.uses(workbench["cls"])) if run and workbench["cls"] in run.classes else COUNTS[0]
-        self.choose(ctx, "n", sorted({*COUNTS, workbench["n"], used}))
+        self.choose(ctx, "n", _counts(workbench, open_run(ctx, workbench)))
 
     @answers
     def on_change_budget(self, ctx):
@@ -80,10 +87,7 @@ class KnowledgePanel(TuningPanel):
         if value is None:  # emptied while typing
             return
         n = whole_number(value, f"the number of concepts {workbench['cls']} may use", 1, len(run.concepts))
-        budgets = {cls: b for cls, b in workbench["budgets"].items() if cls != workbench["cls"]}
-        if n != (run.budget_of(workbench["cls"]) or len(run.concepts)):
-            budgets[workbench["cls"]] = n
-        workbench["budgets"] = budgets
+        workbench["budgets"] = with_budget(workbench["budgets"], workbench["cls"], n, run)
         write_workbench(ctx, workbench)
         ctx.panel.state.set({"pending": pending_text(workbench, run), "has_pending": has_pending(workbench)})
 
@@ -154,9 +158,9 @@ class KnowledgePanel(TuningPanel):
             "ready": True,
             "classes": run.classes,
             "controls": {"cls": cls, "by": by, "n": n,
-                         "budget": workbench["budgets"].get(cls, run.budget_of(cls) or len(run.concepts))},
+                         "budget": workbench["budgets"].get(cls, run.allowed(cls))},
             "n_concepts": len(run.concepts),
-            "counts": sorted({*COUNTS, n, len(run.uses(cls))}),  # one count shows every concept it uses
+            "counts": _counts(workbench, run),
             "tuning": tuning_boxes(workbench, run.revision),  # the boxes in the tuning row
             "revision": run.revision,
             "header": (
@@ -209,6 +213,13 @@ class KnowledgePanel(TuningPanel):
             config=CHART_CONFIG,
             on_click=self.on_click_chart,
         )
+
+
+def _counts(workbench, run):
+    """The choices of *Concepts shown*: the usual counts, the one shown, and how many the class's student
+    uses (so that one shows every concept it uses)."""
+    used = len(run.uses(workbench["cls"])) if run and workbench["cls"] in run.classes else COUNTS[0]
+    return sorted({*COUNTS, workbench["n"], used})
 
 
 def _typed_number(value, name):

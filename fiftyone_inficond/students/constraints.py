@@ -23,6 +23,10 @@ class Constraints:
         budgets = self._budgets()
         return None if budgets is None else int(budgets[self._class_index(cls)])
 
+    def allowed(self, cls):
+        """How many concepts a class's student may use now, every concept where it has no budget."""
+        return self.budget_of(cls) or len(self.concepts)
+
     def _budgets(self):
         """``(k,)`` each class's budget now: as tuned (:meth:`tune` ``budgets=``), else as trained."""
         if self.state is not None and self.state.budgets is not None:

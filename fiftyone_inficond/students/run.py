@@ -246,12 +246,12 @@ class StudentRun(Evaluation, ConceptAnalyses, Constraints, Provenance):
         tuned_classes = sorted({item.cls for item in parsed} | set(rebudgeted))
         budgets = self._budgets() if new_budgets is None else new_budgets
         weight, bias = self.weight.copy(), self.bias.copy()
-        downed = {item.cls: [] for item in parsed if item.direction == "down"} if rebalance else {}
+        downed = {}  # rebalanced: each class with a 👎, and its 👎'd concepts
         for item in parsed:
-            if item.cls in downed and item.direction == "down":
-                downed[item.cls].append(item.concept)
+            if rebalance and item.direction == "down":
+                downed.setdefault(item.cls, []).append(item.concept)
         together = [c for c in tuned_classes if c not in downed]  # fit as one; each rebalanced class apart
-        fits = (len(tuned_classes) if erase else len(downed) + bool(together))  # erased: one class at a time
+        fits = len(tuned_classes) if erase else len(downed) + bool(together)  # erased: one class at a time
         config = TrainingConfig(**{**self.config["training"], "epochs": epochs})
         retrainings = [(together, self._train_rows(), self.data.teacher[:, together])] if together else []
         retrainings += [([c], *self._rebalanced(c, downed[c])) for c in downed]
